@@ -1,0 +1,59 @@
+"""Writes to accounts: roles and shops."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from creatorcommerce.spine.events import emit
+
+from .exceptions import UnknownRole, UnknownUser
+from .models import Shop, User
+
+ROLES = ("creator", "staff")
+
+
+@transaction.atomic
+def user_grant_role(*, email: str, role: str, shop_name: str | None = None) -> User:
+    """Give ``role`` to the user with ``email``. ``creator`` also creates their shop.
+
+    Idempotent: granting a role the user already has changes nothing and emits nothing.
+    """
+    if role not in ROLES:
+        raise UnknownRole()
+    user = User.objects.select_for_update().filter(email__iexact=email.strip()).first()
+    if user is None:
+        raise UnknownUser()
+    changed = False
+    if role == "creator":
+        if not user.is_creator:
+            user.is_creator = True
+            user.save(update_fields=["is_creator"])
+            changed = True
+        if not Shop.objects.filter(owner=user).exists():
+            name = shop_name or f"{user.display_name or user.email.split('@')[0]}'s shop"
+            Shop.objects.create(owner=user, name=name, slug=Shop.unique_slug(name))
+            changed = True
+    elif role == "staff" and not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+        changed = True
+    if changed:
+        emit("role.granted", {"user": user.pk, "role": role})
+    return user
+
+
+@transaction.atomic
+def user_revoke_role(*, email: str, role: str) -> User:
+    """Take ``role`` away. A former creator's shop stays (orders refer to it) but they can no
+    longer manage it."""
+    if role not in ROLES:
+        raise UnknownRole()
+    user = User.objects.select_for_update().filter(email__iexact=email.strip()).first()
+    if user is None:
+        raise UnknownUser()
+    field = "is_creator" if role == "creator" else "is_staff"
+    if getattr(user, field):
+        setattr(user, field, False)
+        user.save(update_fields=[field])
+        emit("role.revoked", {"user": user.pk, "role": role})
+    return user

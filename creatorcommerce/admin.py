@@ -1,0 +1,143 @@
+"""The admin site, and the creator-scoped ModelAdmin every app's admin builds on.
+
+Staff (``is_staff``) see and edit everything. A creator logs into the same ``/admin/`` and
+sees only objects of their own shop: querysets, foreign-key choices and new objects are all
+scoped to it. Everyone else is refused.
+
+Models that belong to a shop say how with a ``SHOP_PATH`` class attribute: the ORM path to
+their Shop (``"shop"``, ``"product__shop"``); the Shop model itself uses ``"self"``.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+
+def user_shop(user):
+    """The shop a creator owns, or None."""
+    if not getattr(user, "is_authenticated", False) or not getattr(user, "is_creator", False):
+        return None
+    return getattr(user, "shop", None)
+
+
+def is_staff(user) -> bool:
+    return bool(user.is_active and user.is_staff)
+
+
+def shop_of(obj):
+    """The Shop ``obj`` belongs to, following its model's SHOP_PATH."""
+    path = getattr(type(obj), "SHOP_PATH", None)
+    if path is None:
+        return None
+    if path == "self":
+        return obj
+    target = obj
+    for part in path.split("__"):
+        target = getattr(target, part, None)
+        if target is None:
+            return None
+    return target
+
+
+def scoped_queryset(model, shop, queryset=None):
+    """``model``'s objects that belong to ``shop``; None when the model has no shop."""
+    path = getattr(model, "SHOP_PATH", None)
+    if path is None:
+        return None
+    qs = model._default_manager.all() if queryset is None else queryset
+    if shop is None:
+        return qs.none()
+    if path == "self":
+        return qs.filter(pk=shop.pk)
+    return qs.filter(**{path: shop})
+
+
+class AdminSite(admin.AdminSite):
+    site_header = "CreatorCommerce admin"
+    site_title = "CreatorCommerce"
+    index_title = "Shop administration"
+
+    def has_permission(self, request):
+        user = request.user
+        return user.is_active and (user.is_staff or user_shop(user) is not None)
+
+
+class _ScopedChoices:
+    """Foreign-key and many-to-many choices limited to the creator's own shop."""
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if not is_staff(request.user):
+            scoped = scoped_queryset(db_field.related_model, user_shop(request.user))
+            if scoped is not None:
+                kwargs["queryset"] = scoped
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if not is_staff(request.user):
+            scoped = scoped_queryset(db_field.related_model, user_shop(request.user))
+            if scoped is not None:
+                kwargs["queryset"] = scoped
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class ShopScopedAdmin(_ScopedChoices, admin.ModelAdmin):
+    """Full rights for staff; for a creator, full rights on their own shop's objects only."""
+
+    def _allowed(self, request, obj=None) -> bool:
+        if is_staff(request.user):
+            return True
+        shop = user_shop(request.user)
+        return shop is not None and (obj is None or shop_of(obj) == shop)
+
+    def has_module_permission(self, request):
+        return self._allowed(request)
+
+    def has_view_permission(self, request, obj=None):
+        return self._allowed(request, obj)
+
+    def has_add_permission(self, request):
+        return self._allowed(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._allowed(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._allowed(request, obj)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if is_staff(request.user):
+            return qs
+        return scoped_queryset(self.model, user_shop(request.user), qs)
+
+    def get_exclude(self, request, obj=None):
+        exclude = list(super().get_exclude(request, obj) or [])
+        if not is_staff(request.user) and self.model.SHOP_PATH == "shop":
+            exclude.append("shop")
+        return exclude
+
+    def save_model(self, request, obj, form, change):
+        if not is_staff(request.user) and self.model.SHOP_PATH == "shop":
+            obj.shop = user_shop(request.user)
+        super().save_model(request, obj, form, change)
+
+
+class ShopScopedInline(_ScopedChoices, admin.TabularInline):
+    """Rows edited inside a shop-scoped parent, whose admin already checked the shop."""
+
+    extra = 0
+
+    def _allowed(self, request) -> bool:
+        return is_staff(request.user) or user_shop(request.user) is not None
+
+    def has_view_permission(self, request, obj=None):
+        return self._allowed(request)
+
+    def has_add_permission(self, request, obj=None):
+        return self._allowed(request)
+
+    def has_change_permission(self, request, obj=None):
+        return self._allowed(request)
+
+    def has_delete_permission(self, request, obj=None):
+        return self._allowed(request)

@@ -1,0 +1,5 @@
+from django.conf import settings
+
+
+def site(request):
+    return {"NODE_ROLE": settings.NODE_ROLE, "NODE_ID": settings.NODE_ID}

@@ -1,0 +1,66 @@
+"""MQTT connection settings shared by the health check and the device transport."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from urllib.parse import urlparse
+
+import paho.mqtt.client as mqtt
+
+
+@dataclass(frozen=True)
+class MqttTarget:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls: bool
+
+
+def parse_mqtt_url(url: str) -> MqttTarget:
+    """``mqtt://user:pass@host:1883`` or ``mqtts://host:8883``."""
+    parsed = urlparse(url)
+    if parsed.scheme not in {"mqtt", "mqtts"} or not parsed.hostname:
+        raise ValueError(f"MQTT_URL must look like mqtt://host:1883, not {url!r}")
+    tls = parsed.scheme == "mqtts"
+    return MqttTarget(
+        host=parsed.hostname,
+        port=parsed.port or (8883 if tls else 1883),
+        username=parsed.username,
+        password=parsed.password,
+        tls=tls,
+    )
+
+
+def new_client(target: MqttTarget, client_id: str = "") -> mqtt.Client:
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+    if target.username:
+        client.username_pw_set(target.username, target.password)
+    if target.tls:
+        client.tls_set()
+    return client
+
+
+def mqtt_ping(url: str, timeout: float = 2.0) -> None:
+    """Connect, wait for the broker's CONNACK, disconnect; raise if that fails."""
+    target = parse_mqtt_url(url)
+    client = new_client(target)
+    connected = threading.Event()
+    result: dict = {}
+
+    def on_connect(client, userdata, flags, reason_code, properties):
+        result["rc"] = reason_code
+        connected.set()
+
+    client.on_connect = on_connect
+    client.connect(target.host, target.port, keepalive=10)
+    client.loop_start()
+    try:
+        if not connected.wait(timeout):
+            raise TimeoutError(f"no CONNACK from {target.host}:{target.port} within {timeout}s")
+        if result["rc"].is_failure:
+            raise ConnectionError(f"broker refused the connection: {result['rc']}")
+    finally:
+        client.disconnect()
+        client.loop_stop()

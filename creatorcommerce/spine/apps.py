@@ -1,0 +1,12 @@
+from django.apps import AppConfig
+from django.utils.module_loading import autodiscover_modules
+
+
+class SpineConfig(AppConfig):
+    name = "creatorcommerce.spine"
+    label = "spine"
+    verbose_name = "Event spine"
+
+    def ready(self):
+        # Each app declares its event handlers in `<app>/handlers.py`.
+        autodiscover_modules("handlers")

@@ -1,0 +1,88 @@
+"""``emit()``: record a domain event in the caller's transaction; deliver it after commit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+from .models import OutboxEvent
+from .registry import handlers_for
+
+log = logging.getLogger(__name__)
+
+EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+GROUP_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,99}$")
+
+
+class EventError(ValueError):
+    """An event that cannot be recorded: bad type, bad group name, payload not JSON."""
+
+
+def emit(event_type: str, payload: dict, *, groups: Iterable[str] = (), using: str = "default") -> OutboxEvent:
+    """Record ``event_type`` with ``payload`` in the outbox, inside the caller's transaction.
+
+    Precondition: called inside ``transaction.atomic()`` together with the writes the event
+    describes. After commit, and only then, the event is sent to each Channels group in
+    ``groups`` and enqueued to every handler registered for its type; a rollback sends and
+    enqueues nothing. The payload must serialize to JSON; if not, this raises at once.
+    """
+    if not EVENT_TYPE_RE.match(event_type):
+        raise EventError(f"event type {event_type!r} is not of the form '<noun>.<past_verb>'")
+    groups = list(dict.fromkeys(groups))
+    for group in groups:
+        if not GROUP_RE.match(group):
+            raise EventError(f"group name {group!r} may hold only letters, digits, '-', '_' and '.'")
+    if not transaction.get_connection(using).in_atomic_block:
+        raise EventError("emit() must be called inside transaction.atomic(), with the writes it describes")
+    try:
+        # Round-trip through JSON now, so that what the outbox stores, what sync replicates
+        # and what consumers receive are the same plain values (Decimal -> str, etc.).
+        plain = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+    except (TypeError, ValueError) as exc:
+        raise EventError(f"payload of {event_type} is not JSON-serializable: {exc}") from exc
+    if not isinstance(plain, dict):
+        raise EventError("an event payload is a JSON object")
+
+    event = OutboxEvent.objects.using(using).create(
+        type=event_type, payload=plain, groups=groups, node=settings.NODE_ID
+    )
+    transaction.on_commit(lambda: deliver(event), using=using, robust=True)
+    return event
+
+
+def deliver(event: OutboxEvent) -> None:
+    """Fan the committed event out to its groups and hand it to its handlers."""
+    fan_out(event)
+    enqueue_handlers(event)
+
+
+def fan_out(event: OutboxEvent) -> None:
+    if not event.groups:
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = event.as_message()
+    for group in event.groups:
+        try:
+            async_to_sync(layer.group_send)(group, message)
+        except Exception:  # the outbox keeps the event; a viewer resyncs from a snapshot
+            log.exception("fan-out of %s to %s failed", event.uuid, group)
+
+
+def enqueue_handlers(event: OutboxEvent) -> None:
+    from .tasks import run_handler
+
+    for name in handlers_for(event.type):
+        try:
+            run_handler.delay(event.pk, name)
+        except Exception:  # broker down: redeliver_pending picks it up from the outbox
+            log.exception("could not enqueue %s for event %s", name, event.uuid)

@@ -1,0 +1,53 @@
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class OutboxEvent(models.Model):
+    """A domain event, written in the same transaction as the change it describes.
+
+    The outbox is the durable log: fan-out and handlers run from it after commit, and edge
+    nodes replicate it to the cloud.
+    """
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    type = models.CharField(max_length=100, db_index=True)
+    payload = models.JSONField(default=dict)
+    groups = models.JSONField(default=list, blank=True)
+    node = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ("id",)
+
+    def __str__(self):
+        return f"{self.type} {self.uuid}"
+
+    def as_message(self) -> dict:
+        """The Channels message: its ``type`` is the event type (``stock.changed`` is
+        handled by a consumer's ``stock_changed`` method)."""
+        return {
+            "type": self.type,
+            "id": self.pk,
+            "event": str(self.uuid),
+            "node": self.node,
+            "payload": self.payload,
+            "created_at": self.created_at.isoformat(),
+        }
+
+
+class HandlerRun(models.Model):
+    """One handler applied to one event: the unique pair is what makes handlers idempotent."""
+
+    event = models.ForeignKey(OutboxEvent, on_delete=models.CASCADE, related_name="runs")
+    handler = models.CharField(max_length=200)
+    processed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("event", "handler"), name="spine_handlerrun_once"),
+        ]
+
+    def __str__(self):
+        return f"{self.handler} <- {self.event_id}"

@@ -1,0 +1,71 @@
+"""Celery tasks of the spine: run one handler for one event, exactly once in effect."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.db import IntegrityError, OperationalError, transaction
+from django.utils import timezone
+
+from .models import HandlerRun, OutboxEvent
+from .registry import get_handler, subscribed_types
+
+log = logging.getLogger(__name__)
+
+
+def apply_handler(event_id: int, handler_name: str) -> str:
+    """Apply one handler to one event unless it was applied before.
+
+    The HandlerRun row and the handler's own writes commit together: if the handler raises,
+    neither stays, and a retry starts clean. A concurrent duplicate blocks on the unique
+    (event, handler) index and then finds the pair taken.
+    """
+    fn = get_handler(handler_name)
+    if fn is None:
+        log.error("no handler registered as %s", handler_name)
+        return "unknown-handler"
+    event = OutboxEvent.objects.filter(pk=event_id).first()
+    if event is None:
+        return "missing-event"
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                HandlerRun.objects.create(event=event, handler=handler_name)
+        except IntegrityError:
+            return "duplicate"
+        fn(event)
+    return "applied"
+
+
+@shared_task(
+    name="creatorcommerce.spine.tasks.run_handler",
+    autoretry_for=(OperationalError, ConnectionError),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=10,
+)
+def run_handler(event_id: int, handler_name: str) -> str:
+    return apply_handler(event_id, handler_name)
+
+
+@shared_task(name="creatorcommerce.spine.tasks.redeliver_pending")
+def redeliver_pending(min_age_seconds: int = 30, max_age_hours: int = 24, limit: int = 500) -> int:
+    """Enqueue handlers that never ran for recent events (a broker that was down, a worker
+    that died). Duplicates are harmless: apply_handler dedupes."""
+    now = timezone.now()
+    window = (now - timedelta(hours=max_age_hours), now - timedelta(seconds=min_age_seconds))
+    sent = 0
+    for event_type, names in subscribed_types().items():
+        for name in names:
+            pending = (
+                OutboxEvent.objects.filter(type=event_type, created_at__range=window)
+                .exclude(runs__handler=name)
+                .values_list("pk", flat=True)[:limit]
+            )
+            for event_id in pending:
+                run_handler.delay(event_id, name)
+                sent += 1
+    return sent

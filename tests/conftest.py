@@ -1,0 +1,139 @@
+"""Test set-up shared by every test module.
+
+Tests that need a real service are marked ``postgres``, ``redis`` or ``mqtt``. Without the
+service configured they skip with the reason; with ``REQUIRE_SERVICES=1`` (CI) a missing
+service fails the test instead, so CI cannot go green on skipped service tests.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+
+REQUIRE_SERVICES = os.environ.get("REQUIRE_SERVICES") == "1"
+
+
+def _reachable(url: str, default_port: int) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or default_port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _service_problem(name: str) -> str | None:
+    if name == "postgres":
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            return "needs PostgreSQL: set DATABASE_URL=postgres://..."
+        return None
+    if name == "redis":
+        url = os.environ.get("REDIS_URL", "")
+        if not url:
+            return "needs Redis: set REDIS_URL=redis://127.0.0.1:6379/0"
+        return None if _reachable(url, 6379) else f"Redis at {url} is not reachable"
+    if name == "mqtt":
+        url = os.environ.get("MQTT_URL", "")
+        if not url:
+            return "needs an MQTT broker: set MQTT_URL=mqtt://127.0.0.1:1883"
+        return None if _reachable(url, 1883) else f"MQTT broker at {url} is not reachable"
+    if name == "browser":
+        if not os.path.exists("/usr/bin/chromium"):
+            return "needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)"
+        return None
+    return None
+
+
+def pytest_runtest_setup(item):
+    for marker in ("postgres", "redis", "mqtt", "browser"):
+        if item.get_closest_marker(marker) is None:
+            continue
+        problem = _service_problem(marker)
+        if problem:
+            if REQUIRE_SERVICES:
+                pytest.fail(f"REQUIRE_SERVICES=1 but this test {problem}", pytrace=False)
+            pytest.skip(problem)
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+@pytest.fixture
+def redis_url():
+    return os.environ["REDIS_URL"]
+
+
+@pytest.fixture
+def mqtt_url():
+    return os.environ["MQTT_URL"]
+
+
+@pytest.fixture
+def redis_channel_layer(settings, redis_url):
+    """Switch the default channel layer to channels-redis on the real Redis for one test."""
+    from channels.layers import channel_layers
+
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [redis_url], "prefix": f"test{os.getpid()}"},
+        }
+    }
+    channel_layers.backends.clear()
+    yield channel_layers["default"]
+    channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layers():
+    """Each test starts with fresh layer instances (the in-memory one keeps state)."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
+@pytest.fixture
+def api_client():
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager(settings):
+    """Tasks run in-process unless a test starts a real worker (see ``celery_worker``)."""
+    from creatorcommerce.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+async def close_db_after():
+    """Async tests reach the database from asgiref's sync thread; close that connection after
+    the test, or dropping the test database finds it still in use."""
+    yield
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    await sync_to_async(connections.close_all)()
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_storage(settings):
+    """Production settings want collected, hashed static files; tests render templates
+    without running collectstatic first."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }

@@ -1,0 +1,192 @@
+"""The event spine: outbox row in the caller's transaction, delivery only after commit."""
+
+from __future__ import annotations
+
+import asyncio
+import decimal
+import threading
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import close_old_connections, connection, transaction
+
+from creatorcommerce.spine.events import EventError, emit
+from creatorcommerce.spine.models import HandlerRun, OutboxEvent
+from creatorcommerce.spine.registry import handler, unregister
+from creatorcommerce.spine.tasks import apply_handler, redeliver_pending
+
+GROUP = "test.spine"
+applied: list[str] = []
+
+
+@pytest.fixture
+def counting_handler():
+    """A handler that records each application, on `test.pinged`."""
+    applied.clear()
+
+    @handler("test.pinged", name="tests.spine.count")
+    def count(event):
+        applied.append(str(event.uuid))
+
+    yield applied
+    unregister("tests.spine.count")
+
+
+@pytest.fixture
+def failing_handler():
+    @handler("test.failed", name="tests.spine.fail")
+    def fail(event):
+        HandlerRun.objects.create(event=event, handler="tests.spine.side-effect")
+        raise RuntimeError("boom")
+
+    yield
+    unregister("tests.spine.fail")
+
+
+def _emit_and_commit(payload=None, fail=False):
+    with transaction.atomic():
+        event = emit("test.pinged", payload or {"n": 1}, groups=[GROUP])
+        if fail:
+            raise RuntimeError("rollback")
+    return event
+
+
+async def _drain(layer, channel, wait=0.3):
+    got = []
+    while True:
+        try:
+            got.append(await asyncio.wait_for(layer.receive(channel), wait))
+        except TimeoutError:
+            return got
+
+
+async def _listen():
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(GROUP, channel)
+    return layer, channel
+
+
+@pytest.mark.anyio
+@pytest.mark.django_db(transaction=True)
+async def test_committed_event_is_sent_once_and_handled_once(counting_handler, close_db_after):
+    layer, channel = await _listen()
+    event = await sync_to_async(_emit_and_commit)({"n": 7})
+
+    messages = await _drain(layer, channel)
+    assert len(messages) == 1
+    msg = messages[0]
+    assert msg["type"] == "test.pinged"
+    assert msg["event"] == str(event.uuid)
+    assert msg["payload"] == {"n": 7}
+    assert counting_handler == [str(event.uuid)]
+    assert await OutboxEvent.objects.filter(uuid=event.uuid).acount() == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.django_db(transaction=True)
+async def test_rolled_back_transaction_sends_and_enqueues_nothing(counting_handler, close_db_after):
+    layer, channel = await _listen()
+    with pytest.raises(RuntimeError, match="rollback"):
+        await sync_to_async(_emit_and_commit)(fail=True)
+
+    assert await _drain(layer, channel) == []
+    assert counting_handler == []
+    assert await OutboxEvent.objects.acount() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_handler_delivered_twice_applies_once(counting_handler):
+    event = _emit_and_commit()
+    assert counting_handler == [str(event.uuid)]  # eager delivery on commit
+
+    assert apply_handler(event.pk, "tests.spine.count") == "duplicate"
+    assert apply_handler(event.pk, "tests.spine.count") == "duplicate"
+    assert counting_handler == [str(event.uuid)]
+    assert HandlerRun.objects.filter(event=event, handler="tests.spine.count").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_failing_handler_leaves_no_trace_and_can_be_retried(failing_handler):
+    with transaction.atomic():
+        event = emit("test.failed", {})
+    # The eager run raised: neither its side effect nor its run record stayed.
+    assert not HandlerRun.objects.filter(event=event).exists()
+    with pytest.raises(RuntimeError):
+        apply_handler(event.pk, "tests.spine.fail")
+    assert not HandlerRun.objects.filter(event=event).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redeliver_pending_runs_handlers_that_never_ran(counting_handler):
+    with transaction.atomic():
+        event = OutboxEvent.objects.create(type="test.pinged", payload={}, node="n")  # as if the broker was down
+    OutboxEvent.objects.filter(pk=event.pk).update(created_at=event.created_at - timedelta(minutes=5))
+
+    assert redeliver_pending() == 1
+    assert counting_handler == [str(event.uuid)]
+    assert redeliver_pending() == 0
+
+
+@pytest.mark.django_db
+def test_unserializable_payload_fails_at_the_call():
+    with transaction.atomic(), pytest.raises(EventError, match="not JSON-serializable"):
+        emit("test.pinged", {"lock": threading.Lock()})
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_payload_is_stored_as_plain_json():
+    with transaction.atomic():
+        event = emit("test.pinged", {"price": decimal.Decimal("9.90")})
+    event.refresh_from_db()
+    assert event.payload == {"price": "9.90"}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_emit_outside_a_transaction_is_refused():
+    with pytest.raises(EventError, match=r"inside transaction\.atomic"):
+        emit("test.pinged", {})
+    assert OutboxEvent.objects.count() == 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("bad", ["Order.Placed", "order", "order.placed.twice", "order placed"])
+def test_event_type_must_be_noun_dot_past_verb(bad):
+    with transaction.atomic(), pytest.raises(EventError):
+        emit(bad, {})
+
+
+@pytest.mark.django_db
+def test_group_names_are_validated():
+    with transaction.atomic(), pytest.raises(EventError, match="group name"):
+        emit("test.pinged", {}, groups=["stream 1"])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_duplicate_deliveries_apply_once_postgres(counting_handler):
+    """Two workers handed the same (event, handler) at once: the unique pair lets one win."""
+    assert connection.vendor == "postgresql"
+    with transaction.atomic():
+        event = OutboxEvent.objects.create(type="test.pinged", payload={}, node="n")
+    results = []
+    barrier = threading.Barrier(8)
+
+    def worker():
+        try:
+            barrier.wait()
+            results.append(apply_handler(event.pk, "tests.spine.count"))
+        finally:
+            close_old_connections()
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == ["applied"] + ["duplicate"] * 7
+    assert counting_handler == [str(event.uuid)]

@@ -1,0 +1,97 @@
+"""The spine on the real channels-redis layer: a connected consumer receives the event."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from channels.testing import WebsocketCommunicator
+from django.db import transaction
+
+from creatorcommerce.spine.events import emit
+
+GROUP = "test.spine.redis"
+
+
+class EventEcho(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        await self.channel_layer.group_add(GROUP, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        await self.channel_layer.group_discard(GROUP, self.channel_name)
+
+    async def test_pinged(self, message):
+        await self.send_json({"type": message["type"], "payload": message["payload"], "event": message["event"]})
+
+
+def _emit(n):
+    with transaction.atomic():
+        return emit("test.pinged", {"n": n}, groups=[GROUP])
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+@pytest.mark.django_db(transaction=True)
+async def test_consumer_on_channels_redis_receives_committed_event(redis_channel_layer, close_db_after):
+    assert type(redis_channel_layer).__name__ == "RedisChannelLayer"
+    communicator = WebsocketCommunicator(EventEcho.as_asgi(), "/ws/test/")
+    connected, _ = await communicator.connect()
+    assert connected
+    event = await sync_to_async(_emit)(3)
+    message = await communicator.receive_json_from(timeout=3)
+    assert message == {"type": "test.pinged", "payload": {"n": 3}, "event": str(event.uuid)}
+    assert await communicator.receive_nothing(timeout=0.3)
+    await communicator.disconnect()
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+@pytest.mark.django_db(transaction=True)
+async def test_rolled_back_event_never_reaches_redis_consumer(redis_channel_layer, close_db_after):
+    communicator = WebsocketCommunicator(EventEcho.as_asgi(), "/ws/test/")
+    await communicator.connect()
+
+    def rolled_back():
+        with transaction.atomic():
+            emit("test.pinged", {"n": 1}, groups=[GROUP])
+            raise RuntimeError("rollback")
+
+    with pytest.raises(RuntimeError):
+        await sync_to_async(rolled_back)()
+    assert await communicator.receive_nothing(timeout=0.5)
+    await communicator.disconnect()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_handler_runs_through_the_real_broker(settings):
+    """With a broker configured, on-commit enqueues to Redis and a real worker applies it."""
+    import time
+
+    from celery.contrib.testing.worker import start_worker
+
+    from creatorcommerce.celery import app
+    from creatorcommerce.spine.models import HandlerRun
+    from creatorcommerce.spine.registry import handler, unregister
+
+    assert settings.CELERY_BROKER_URL.startswith("redis://")
+    seen = []
+
+    @handler("test.brokered", name="tests.spine.brokered")
+    def brokered(event):
+        seen.append(event.pk)
+
+    app.conf.task_always_eager = False
+    app.control.purge()
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            with transaction.atomic():
+                event = emit("test.brokered", {})
+            deadline = time.monotonic() + 10
+            while not seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        unregister("tests.spine.brokered")
+    assert seen == [event.pk]
+    assert HandlerRun.objects.filter(event=event, handler="tests.spine.brokered").count() == 1
