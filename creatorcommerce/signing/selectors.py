@@ -1,0 +1,117 @@
+"""Reads from signing: the published key set and receipt verification."""
+
+from __future__ import annotations
+
+import json
+
+from django.conf import settings
+from django.db.models import F
+from joserfc import jws
+from joserfc.errors import JoseError
+from joserfc.jwk import OKPKey
+
+from .exceptions import InvalidReceipt
+from .models import SigningKey
+from .services import ALG, TYP
+
+#: Header ``alg`` values a receipt may carry. Both label an Ed25519 signature: the contract
+#: allows either, this node signs with ``Ed25519``. Everything else ("none", HS256, RS256...)
+#: is refused before any key is touched, which is what defeats algorithm-confusion forgeries.
+ACCEPTED_ALGS = frozenset({"Ed25519", "EdDSA"})
+
+# The contract fixes the header to these three. Refusing the rest also refuses ``crit`` and
+# ``b64`` (unencoded payloads) and keys carried in the token itself (``jwk``, ``jku``, ``x5c``),
+# none of which a receipt needs.
+_HEADER_FIELDS = frozenset({"alg", "kid", "typ"})
+
+_VERIFY_REGISTRY = jws.JWSRegistry(algorithms=sorted(ACCEPTED_ALGS))
+
+# Only these members are published, whatever the stored JWK holds, so a private "d" can
+# never reach the key set.
+_PUBLIC_MEMBERS = ("kid", "kty", "crv", "x", "use", "alg")
+
+
+def _public(jwk: dict) -> dict:
+    published = {name: jwk[name] for name in _PUBLIC_MEMBERS if name in jwk}
+    published.setdefault("use", "sig")
+    published.setdefault("alg", ALG)
+    return published
+
+
+def jwks_public(*, node: str | None = None) -> dict:
+    """The JWK Set (RFC 7517) of ``node`` (default: this node): the public halves of all its
+    keys, current first, then retired ones newest first. Retired keys stay listed so that
+    every receipt ever issued can still be verified."""
+    node = node or settings.NODE_ID
+    stored = (
+        SigningKey.objects.filter(node=node)
+        .order_by(F("retired_at").desc(nulls_first=True), "-created_at", "-id")
+        .values_list("public_jwk", flat=True)
+    )
+    return {"keys": [_public(jwk) for jwk in stored]}
+
+
+def receipt_open(*, token: str, node: str | None = None) -> tuple[dict, dict]:
+    """Verify ``token`` against the stored keys of ``node`` (default: this node) and return
+    ``(header, payload)``. Named after NaCl's ``crypto_sign_open``: nothing of the token is
+    returned unless its signature checks.
+
+    Raises ``InvalidReceipt`` (with ``details["reason"]``) for a malformed token, an ``alg``
+    other than Ed25519/EdDSA, a header other than alg/kid/typ, a ``typ`` other than
+    ``receipt+jws``, an unknown ``kid``, a bad signature, or a payload that is not a JSON
+    object. Offline: reads only this node's database.
+    """
+    node = node or settings.NODE_ID
+    if not isinstance(token, str) or not token:
+        raise InvalidReceipt("The receipt token is empty.", reason="malformed")
+    try:
+        obj = jws.extract_compact(token.encode("ascii"), registry=_VERIFY_REGISTRY)
+    except (JoseError, ValueError) as exc:
+        raise InvalidReceipt("The receipt is not a JWS compact token.", reason="malformed") from exc
+    header = obj.headers()
+
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ACCEPTED_ALGS:
+        raise InvalidReceipt(f"Receipts are signed with Ed25519; alg {alg!r} is refused.", reason="alg")
+    if set(header) != _HEADER_FIELDS:
+        raise InvalidReceipt("The receipt header must hold exactly alg, kid and typ.", reason="header")
+    if header["typ"] != TYP:
+        raise InvalidReceipt(f"The receipt typ must be {TYP!r}.", reason="typ")
+    kid = header["kid"]
+    jwk = (
+        SigningKey.objects.filter(node=node, kid=kid).values_list("public_jwk", flat=True).first()
+        if isinstance(kid, str)
+        else None
+    )
+    if jwk is None:
+        raise InvalidReceipt("The receipt was not signed with a key of this node.", reason="unknown_kid")
+
+    # The stored JWK says alg "Ed25519"; joserfc would refuse it for a token labelled
+    # "EdDSA". Both labels mean the same Ed25519 verification and the header alg is already
+    # restricted above, so the key is imported without its alg.
+    key = OKPKey.import_key({name: value for name, value in jwk.items() if name not in ("alg", "d")})
+    try:
+        # An "EdDSA" token makes joserfc emit its RFC 9864 deprecation SecurityWarning; it
+        # is left visible on purpose: it tells the operator that old-style receipts arrive.
+        valid = jws.validate_compact(obj, key, registry=_VERIFY_REGISTRY)
+    except JoseError:
+        valid = False
+    if not valid:
+        raise InvalidReceipt("The receipt signature does not match its content.", reason="signature")
+
+    try:
+        payload = json.loads(obj.payload)
+    except ValueError as exc:
+        raise InvalidReceipt("The receipt payload is not JSON.", reason="payload") from exc
+    if not isinstance(payload, dict):
+        raise InvalidReceipt("The receipt payload is not a JSON object.", reason="payload")
+    return dict(header), payload
+
+
+def receipt_verify(*, token: str, node: str | None = None) -> dict:
+    """Verify ``token`` against this node's keys and return its payload.
+
+    Raises ``InvalidReceipt`` when it does not verify; see ``receipt_open``.
+    """
+    _header, payload = receipt_open(token=token, node=node)
+    return payload
