@@ -10,8 +10,12 @@ import logging
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .errors import DomainError
@@ -97,3 +101,46 @@ def is_api_request(request) -> bool:
 
 
 __all__ = ["exception_handler", "status"]
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The body of every error under /api/v1/ (documentation only)."""
+
+    code = serializers.CharField(help_text="Stable, machine-readable error code.")
+    message = serializers.CharField(help_text="Human-readable explanation.")
+    errors = serializers.DictField(required=False, help_text="Per-field errors: {field: [{code, message}]}.")
+
+
+def error_responses(**by_status: str) -> dict:
+    """OpenAPI responses for error statuses: ``error_responses(**{"409": "sold_out, ..."})``."""
+    return {
+        int(code): OpenApiResponse(ErrorSerializer, description=f"codes: {codes}") for code, codes in by_status.items()
+    }
+
+
+class IsCreator(BasePermission):
+    """A signed-in creator with a shop."""
+
+    message = "Only creators can do this."
+
+    def has_permission(self, request, view):
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_creator and hasattr(user, "shop"))
+
+
+def validated(serializer_class, data, **kwargs) -> dict:
+    """Validate request data with a serializer; invalid data raises the 400 ValidationError."""
+    if not isinstance(data, dict):
+        raise exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]}, code="not_an_object")
+    serializer = serializer_class(data=data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
+class ScopedThrottle(ScopedRateThrottle):
+    """DRF's scoped throttle, reading the rates when used rather than at import, so that a
+    settings change (and a test's override) takes effect."""
+
+    @property
+    def THROTTLE_RATES(self):
+        return api_settings.DEFAULT_THROTTLE_RATES

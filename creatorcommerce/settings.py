@@ -65,7 +65,10 @@ INSTALLED_APPS = [
     "djgeojson",
     "creatorcommerce.apps.CoreConfig",
     "creatorcommerce.spine",
+    "creatorcommerce.signing",
     "apps.accounts",
+    "apps.catalog",
+    "apps.orders",
 ]
 
 MIDDLEWARE = [
@@ -150,7 +153,24 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "creatorcommerce.spine.tasks.redeliver_pending",
         "schedule": timedelta(seconds=60),
     },
+    "orders-release-expired-reservations": {
+        "task": "apps.orders.tasks.release_expired_reservations",
+        "schedule": timedelta(seconds=60),
+    },
+    "orders-prune-idempotency-keys": {
+        "task": "apps.orders.tasks.prune_idempotency_keys",
+        "schedule": timedelta(hours=1),
+    },
 }
+
+# --- Orders ----------------------------------------------------------------------------
+# The payment gateway class (apps/orders/payments.py explains how to plug in a real one).
+PAYMENT_GATEWAY = env.str("PAYMENT_GATEWAY", default="apps.orders.payments.TestGateway")
+# A reservation whose payment never completed (the process died) is released after this.
+ORDER_RESERVATION_TTL_SECONDS = env.int("ORDER_RESERVATION_TTL_SECONDS", default=600)
+# Idempotency keys are kept at least this long (the contract promises 24 h).
+IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
+ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=100)
 
 # --- MQTT (device cues) ----------------------------------------------------------------
 MQTT_URL = env.str("MQTT_URL", default="")
@@ -190,7 +210,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "creatorcommerce.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_RATES": {"anon": "120/min", "user": "600/min"},
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": "120/min",
+        "user": "600/min",
+        "buy": env.str("BUY_RATE_LIMIT", default="120/min"),
+    },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 SPECTACULAR_SETTINGS = {

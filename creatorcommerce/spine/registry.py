@@ -6,6 +6,11 @@
 A handler gets the OutboxEvent (re-fetched by id in a Celery task) and runs inside a
 transaction together with the record that it ran, so delivering an event twice applies it
 once. A handler that raises is rolled back and retried.
+
+A handler that talks to the outside world (a payment gateway, an MQTT broker) must not hold
+a transaction open while it does: declare it ``atomic=False``. It then runs outside any
+transaction, at least once, and must itself be idempotent (the run is recorded after it
+returns, so a crash in between repeats it).
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from collections.abc import Callable
 
 _by_type: dict[str, list[str]] = defaultdict(list)
 _by_name: dict[str, Callable] = {}
+_non_atomic: set[str] = set()
 
 
-def handler(*event_types: str, name: str | None = None):
+def handler(*event_types: str, name: str | None = None, atomic: bool = True):
     if not event_types:
         raise ValueError("handler() needs at least one event type")
 
@@ -27,6 +33,8 @@ def handler(*event_types: str, name: str | None = None):
         if existing is not None and existing is not fn:
             raise ValueError(f"two handlers are registered as {key!r}")
         _by_name[key] = fn
+        if not atomic:
+            _non_atomic.add(key)
         for event_type in event_types:
             if key not in _by_type[event_type]:
                 _by_type[event_type].append(key)
@@ -43,6 +51,10 @@ def get_handler(name: str) -> Callable | None:
     return _by_name.get(name)
 
 
+def is_atomic(name: str) -> bool:
+    return name not in _non_atomic
+
+
 def subscribed_types() -> dict[str, list[str]]:
     return {t: list(names) for t, names in _by_type.items() if names}
 
@@ -50,6 +62,7 @@ def subscribed_types() -> dict[str, list[str]]:
 def unregister(name: str) -> None:
     """Remove a handler (tests register throwaway handlers)."""
     _by_name.pop(name, None)
+    _non_atomic.discard(name)
     for names in _by_type.values():
         if name in names:
             names.remove(name)

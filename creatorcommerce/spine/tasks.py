@@ -10,7 +10,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from .models import HandlerRun, OutboxEvent
-from .registry import get_handler, subscribed_types
+from .registry import get_handler, is_atomic, subscribed_types
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +29,16 @@ def apply_handler(event_id: int, handler_name: str) -> str:
     event = OutboxEvent.objects.filter(pk=event_id).first()
     if event is None:
         return "missing-event"
+    if not is_atomic(handler_name):
+        if HandlerRun.objects.filter(event=event, handler=handler_name).exists():
+            return "duplicate"
+        fn(event)  # outside any transaction; the handler is idempotent by contract
+        try:
+            with transaction.atomic():
+                HandlerRun.objects.create(event=event, handler=handler_name)
+        except IntegrityError:
+            return "duplicate"
+        return "applied"
     with transaction.atomic():
         try:
             with transaction.atomic():

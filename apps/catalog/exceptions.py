@@ -1,0 +1,38 @@
+from creatorcommerce.errors import Conflict, DomainError, NotFound
+
+
+class SkuNotFound(NotFound):
+    code = "sku_not_found"
+    message = "No such SKU."
+
+
+class AmbiguousSku(Conflict):
+    code = "ambiguous_sku"
+    message = "Several shops use this SKU code; say which with 'shop' (the shop's slug)."
+
+
+class LocationNotFound(NotFound):
+    code = "location_not_found"
+    message = "No such location in your shop."
+
+
+class DuplicateSkuCode(Conflict):
+    code = "duplicate_sku_code"
+    message = "Your shop already has a SKU with this code."
+
+
+class InsufficientStock(Conflict):
+    """Raised when a conditional stock update finds fewer units than asked for."""
+
+    code = "sold_out"
+    message = "Not enough stock left."
+
+
+class BuyerLimitExceeded(Conflict):
+    code = "buyer_limit_exceeded"
+    message = "You have reached the per-buyer limit for this item."
+
+
+class InvalidStockChange(DomainError):
+    code = "invalid_stock_change"
+    message = "Give either 'set' or 'add'."

@@ -1,0 +1,144 @@
+from decimal import Decimal
+
+from django.core.validators import MinValueValidator, RegexValidator
+from django.db import models
+from django.db.models import Q
+
+from apps.accounts.models import Shop
+
+CURRENCY_VALIDATOR = RegexValidator(r"^[A-Z]{3}$", "Use a three-letter ISO 4217 code, e.g. USD.")
+SKU_CODE_VALIDATOR = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+    "Letters, digits, '.', '_' and '-' only (max 64), starting with a letter or digit.",
+)
+
+
+class Location(models.Model):
+    """Where stock is held: a warehouse, or a pop-up venue (venues get geofences later)."""
+
+    SHOP_PATH = "shop"
+
+    class Kind(models.TextChoices):
+        WAREHOUSE = "warehouse", "Warehouse"
+        VENUE = "venue", "Pop-up venue"
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="locations")
+    name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.WAREHOUSE)
+    is_default = models.BooleanField(default=False, help_text="Buys take stock from the shop's default location.")
+    address = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ("shop", "name")
+        constraints = [
+            models.UniqueConstraint(fields=("shop", "name"), name="catalog_location_name_per_shop"),
+            models.UniqueConstraint(
+                fields=("shop",), condition=Q(is_default=True), name="catalog_one_default_location_per_shop"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_kind_display()})"
+
+
+class Product(models.Model):
+    SHOP_PATH = "shop"
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="products")
+    title = models.CharField(max_length=200)
+    description = models.TextField(blank=True)
+    image_url = models.URLField(blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+
+    def __str__(self):
+        return self.title
+
+
+class SKU(models.Model):
+    """A sellable variant. ``code`` is unique within a shop."""
+
+    SHOP_PATH = "shop"
+
+    product = models.ForeignKey(Product, on_delete=models.CASCADE, related_name="skus")
+    # Denormalised from the product so that (shop, code) can be unique and looked up in one index.
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="skus")
+    code = models.CharField(max_length=64, validators=[SKU_CODE_VALIDATOR])
+    title = models.CharField(max_length=200, blank=True, help_text="Variant name; blank uses the product's title.")
+    price = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0.00"))])
+    currency = models.CharField(max_length=3, default="USD", validators=[CURRENCY_VALIDATOR])
+    per_buyer_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most units one buyer may buy in total; empty for no limit."
+    )
+    is_active = models.BooleanField(default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "SKU"
+        ordering = ("code",)
+        constraints = [
+            models.UniqueConstraint(fields=("shop", "code"), name="catalog_sku_code_per_shop"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="catalog_sku_price_not_negative"),
+            models.CheckConstraint(
+                condition=Q(per_buyer_limit__isnull=True) | Q(per_buyer_limit__gte=1),
+                name="catalog_sku_limit_positive",
+            ),
+        ]
+        indexes = [models.Index(fields=("code",), name="catalog_sku_code_idx")]
+
+    def __str__(self):
+        return self.code
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.product.title
+
+
+class StockLevel(models.Model):
+    """Units of one SKU at one location that can still be sold.
+
+    ``available`` only changes through conditional UPDATEs in ``apps.catalog.stock``
+    (``available >= n`` in the WHERE clause); the CHECK constraint makes a negative value
+    impossible even for a buggy writer. Units reserved by pending orders or set aside for a
+    flash deal are already subtracted.
+    """
+
+    SHOP_PATH = "sku__shop"
+
+    sku = models.ForeignKey(SKU, on_delete=models.CASCADE, related_name="stock_levels")
+    location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="stock_levels")
+    available = models.IntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("sku", "location"), name="catalog_stock_per_sku_location"),
+            models.CheckConstraint(condition=Q(available__gte=0), name="catalog_stock_never_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.sku.code} @ {self.location.name}: {self.available}"
+
+
+class BuyerAllowance(models.Model):
+    """Units one buyer holds of one SKU (reserved or bought), against its per-buyer limit.
+
+    Updated by one conditional upsert in the same transaction that takes the stock, so that
+    parallel requests from one buyer cannot pass the limit together.
+    """
+
+    buyer = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
+    sku = models.ForeignKey(SKU, on_delete=models.CASCADE, related_name="+")
+    units = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=("buyer", "sku"), name="catalog_allowance_per_buyer_sku"),
+            models.CheckConstraint(condition=Q(units__gte=0), name="catalog_allowance_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"{self.buyer_id} holds {self.units} of {self.sku_id}"

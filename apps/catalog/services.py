@@ -1,0 +1,232 @@
+"""Writes to the catalog: products, SKUs, prices and stock.
+
+Stock moves only through the functions in this module. Taking stock is one conditional
+UPDATE (``available >= n`` in its WHERE clause), never a read-modify-write in Python, so no
+interleaving of requests can oversell; the CHECK constraint on ``available`` backs it up.
+Each takes keyword arguments and must run inside the caller's transaction, next to the
+order rows that justify the change.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import IntegrityError, connection, transaction
+
+from apps.accounts.models import Shop
+from creatorcommerce.spine.events import emit
+
+from .exceptions import (
+    BuyerLimitExceeded,
+    DuplicateSkuCode,
+    InsufficientStock,
+    InvalidStockChange,
+    LocationNotFound,
+)
+from .models import SKU, Location, Product, StockLevel
+
+
+def sku_groups(sku_id: int) -> list[str]:
+    """Channels groups that follow one SKU (stream pages join the groups of their pins)."""
+    return [f"sku.{sku_id}"]
+
+
+def stock_changed_emit(
+    *,
+    sku_id: int,
+    sku_code: str,
+    shop_id: int,
+    available: int,
+    level_id: int | None = None,
+    location_id: int | None = None,
+) -> None:
+    """Emit ``stock.changed`` with the absolute count. Emitted after the UPDATE that took the
+    row lock, so for one stock row the outbox ids rise in commit order: consumers use the
+    event id as the version of a SKU's count."""
+    emit(
+        "stock.changed",
+        {
+            "sku": sku_code,
+            "sku_id": sku_id,
+            "shop": shop_id,
+            "level": level_id,
+            "location": location_id,
+            "available": available,
+        },
+        groups=sku_groups(sku_id),
+    )
+
+
+# -- hot path: plain SQL, one statement each ------------------------------------------------
+
+
+def stock_take(*, level_id: int, quantity: int) -> int:
+    """Take ``quantity`` units from a stock level; return what is left.
+
+    Precondition: inside ``transaction.atomic()``. The row lock taken by the UPDATE is held
+    until the caller commits, which orders concurrent takers of the same row.
+    Raises InsufficientStock (nothing changed) if fewer than ``quantity`` are available.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE catalog_stocklevel SET available = available - %s, updated_at = CURRENT_TIMESTAMP "
+            "WHERE id = %s AND available >= %s RETURNING available",
+            [quantity, level_id, quantity],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise InsufficientStock()
+    return row[0]
+
+
+def stock_return(*, level_id: int, quantity: int) -> int:
+    """Give ``quantity`` units back (declined payment, expired reservation). Precondition:
+    inside ``transaction.atomic()``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE catalog_stocklevel SET available = available + %s, updated_at = CURRENT_TIMESTAMP "
+            "WHERE id = %s RETURNING available",
+            [quantity, level_id],
+        )
+        return cursor.fetchone()[0]
+
+
+def allowance_take(*, buyer_id: int, sku_id: int, quantity: int, limit: int) -> int:
+    """Count ``quantity`` more units against a buyer's per-SKU ``limit``; return the new total.
+
+    One upsert whose UPDATE arm only applies while the total stays within the limit, so
+    parallel requests of one buyer serialise on the row and cannot pass it together.
+    Precondition: inside ``transaction.atomic()``.
+    """
+    if quantity > limit:
+        raise BuyerLimitExceeded(limit=limit)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO catalog_buyerallowance (buyer_id, sku_id, units) VALUES (%s, %s, %s) "
+            "ON CONFLICT (buyer_id, sku_id) DO UPDATE SET units = catalog_buyerallowance.units + EXCLUDED.units "
+            "WHERE catalog_buyerallowance.units + EXCLUDED.units <= %s RETURNING units",
+            [buyer_id, sku_id, quantity, limit],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise BuyerLimitExceeded(limit=limit)
+    return row[0]
+
+
+def allowance_return(*, buyer_id: int, sku_id: int, quantity: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE catalog_buyerallowance SET units = units - %s WHERE buyer_id = %s AND sku_id = %s AND units >= %s",
+            [quantity, buyer_id, sku_id, quantity],
+        )
+
+
+# -- creator operations -------------------------------------------------------------------
+
+
+def location_default(*, shop: Shop) -> Location:
+    """The shop's default location, created on first use."""
+    location = Location.objects.filter(shop=shop, is_default=True).first()
+    if location is not None:
+        return location
+    try:
+        with transaction.atomic():
+            return Location.objects.create(shop=shop, name="Main warehouse", is_default=True)
+    except IntegrityError:  # created concurrently
+        return Location.objects.get(shop=shop, is_default=True)
+
+
+@transaction.atomic
+def product_create(*, shop: Shop, title: str, description: str = "", skus: list[dict]) -> Product:
+    """Create a product with its SKUs and their opening stock at the default location.
+
+    ``skus``: ``[{"code", "price", "currency"?, "stock"?, "title"?, "per_buyer_limit"?}]``,
+    already validated for shape. Raises DuplicateSkuCode (nothing written) if a code is
+    taken in this shop or repeated in the request.
+    """
+    codes = [s["code"] for s in skus]
+    if len(set(codes)) != len(codes) or SKU.objects.filter(shop=shop, code__in=codes).exists():
+        raise DuplicateSkuCode()
+    location = location_default(shop=shop)
+    product = Product.objects.create(shop=shop, title=title, description=description)
+    for spec in skus:
+        sku = SKU.objects.create(
+            product=product,
+            shop=shop,
+            code=spec["code"],
+            title=spec.get("title", ""),
+            price=spec["price"],
+            currency=spec.get("currency") or shop.currency,
+            per_buyer_limit=spec.get("per_buyer_limit"),
+        )
+        level = StockLevel.objects.create(sku=sku, location=location, available=spec.get("stock", 0))
+        stock_changed_emit(
+            sku_id=sku.pk,
+            sku_code=sku.code,
+            shop_id=shop.pk,
+            available=level.available,
+            level_id=level.pk,
+            location_id=location.pk,
+        )
+    emit("product.created", {"product": product.pk, "shop": shop.pk, "skus": codes}, groups=[f"shop.{shop.pk}"])
+    return product
+
+
+@transaction.atomic
+def stock_adjust(*, sku: SKU, location: Location | None = None, set_to: int | None = None, add: int | None = None):
+    """A creator sets the available units (``set_to``) or adds/removes some (``add``).
+
+    Runs as conditional UPDATEs like the buy path, so it never races a buy into a negative
+    count: removing more than is available raises InsufficientStock and changes nothing.
+    """
+    if (set_to is None) == (add is None):
+        raise InvalidStockChange()
+    if location is None:
+        location = location_default(shop=sku.shop)
+    elif location.shop_id != sku.shop_id:
+        raise LocationNotFound()
+    level, _ = StockLevel.objects.get_or_create(sku=sku, location=location)
+    if set_to is not None:
+        StockLevel.objects.filter(pk=level.pk).update(available=set_to)
+        available = set_to
+    elif add >= 0:
+        available = stock_return(level_id=level.pk, quantity=add)
+    else:
+        available = stock_take(level_id=level.pk, quantity=-add)
+    stock_changed_emit(
+        sku_id=sku.pk,
+        sku_code=sku.code,
+        shop_id=sku.shop_id,
+        available=available,
+        level_id=level.pk,
+        location_id=location.pk,
+    )
+    level.available = available
+    return level
+
+
+@transaction.atomic
+def sku_set_price(*, sku_id: int, price: Decimal, currency: str | None = None, source: str = "creator") -> SKU:
+    """Change a SKU's price (a creator, or a price-tracking webhook) and emit price.changed."""
+    sku = SKU.objects.select_for_update().get(pk=sku_id)
+    if sku.price == price and (currency is None or currency == sku.currency):
+        return sku
+    old = sku.price
+    sku.price = price
+    if currency:
+        sku.currency = currency
+    sku.save(update_fields=["price", "currency", "updated_at"])
+    emit(
+        "price.changed",
+        {
+            "sku": sku.code,
+            "sku_id": sku.pk,
+            "shop": sku.shop_id,
+            "price": price,
+            "old_price": old,
+            "currency": sku.currency,
+            "source": source,
+        },
+        groups=sku_groups(sku.pk),
+    )
+    return sku

@@ -1,0 +1,181 @@
+"""Orders API: the one-tap buy, order history, and the buyer's checkout details."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.exceptions import NotFound
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from creatorcommerce.api import ScopedThrottle, error_responses, validated
+from creatorcommerce.fields import StrictCharField, StrictIntegerField
+
+from .exceptions import IdempotencyKeyInvalid, IdempotencyKeyMissing
+from .selectors import address_body, checkout_profile, order_body, order_of_buyer, orders_of_buyer
+from .services import address_set, order_place, payment_method_add, request_fingerprint
+
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{8,255}$")
+
+
+class BuySerializer(serializers.Serializer):
+    sku = StrictCharField(max_length=64)
+    quantity = StrictIntegerField(min_value=1, default=1)
+    stream = StrictIntegerField(min_value=1, required=False, allow_null=True)
+    shop = StrictCharField(max_length=140, required=False, help_text="shop slug, when several shops use the code")
+
+    def validate_quantity(self, value):
+        if value > settings.ORDER_MAX_QUANTITY:
+            raise serializers.ValidationError(f"At most {settings.ORDER_MAX_QUANTITY} per order.", code="max_value")
+        return value
+
+
+class LineSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    title = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+
+
+class OrderSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["reserved", "paid", "declined", "expired", "refunded"])
+    lines = LineSerializer(many=True)
+    total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    receipt = serializers.CharField(allow_null=True, help_text="JWS compact (EdDSA), see /.well-known/jwks.json")
+    created_at = serializers.DateTimeField()
+
+
+class PaymentMethodInSerializer(serializers.Serializer):
+    token = StrictCharField(max_length=255)
+
+
+class PaymentMethodOutSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    brand = serializers.CharField()
+    last4 = serializers.CharField()
+    is_default = serializers.BooleanField()
+
+
+class AddressSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=120)
+    line1 = StrictCharField(max_length=200)
+    line2 = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
+    city = StrictCharField(max_length=100)
+    region = StrictCharField(max_length=100, required=False, allow_blank=True, default="")
+    postal_code = StrictCharField(max_length=20)
+    country = StrictCharField(min_length=2, max_length=2)
+
+    def validate_country(self, value):
+        if not re.fullmatch(r"[A-Za-z]{2}", value):
+            raise serializers.ValidationError("Use an ISO 3166-1 alpha-2 code, e.g. DE.", code="invalid_country")
+        return value.upper()
+
+
+class OrdersView(APIView):
+    throttle_scope = "buy"
+
+    def get_throttles(self):
+        return [ScopedThrottle()] if self.request.method == "POST" else []
+
+    @extend_schema(responses={200: OrderSerializer(many=True)}, operation_id="orders_list")
+    def get(self, request):
+        orders = orders_of_buyer(buyer=request.user)[:100]
+        return Response([order_body(o) for o in orders])
+
+    @extend_schema(
+        request=BuySerializer,
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                required=True,
+                description="8-255 visible characters; a retry with the same key and body returns the first response",
+            )
+        ],
+        responses={
+            201: OrderSerializer,
+            **error_responses(
+                **{
+                    "400": "invalid, malformed_request, idempotency_key_missing, idempotency_key_invalid",
+                    "401": "not_authenticated",
+                    "402": "payment_declined (stock returned)",
+                    "404": "sku_not_found",
+                    "409": "sold_out, buyer_limit_exceeded, checkout_incomplete, idempotency_key_in_flight, "
+                    "ambiguous_sku, reservation_expired",
+                    "422": "idempotency_key_reused",
+                    "429": "rate_limited",
+                    "503": "payment_gateway_unavailable (nothing charged, key free to retry)",
+                }
+            ),
+        },
+        operation_id="orders_create",
+    )
+    def post(self, request):
+        key = request.headers.get("Idempotency-Key")
+        if not key:
+            raise IdempotencyKeyMissing()
+        if not IDEMPOTENCY_KEY_RE.match(key):
+            raise IdempotencyKeyInvalid()
+        data = validated(BuySerializer, request.data)
+        outcome = order_place(
+            buyer=request.user,
+            sku_code=data["sku"],
+            quantity=data["quantity"],
+            shop_slug=data.get("shop"),
+            idempotency_key=key,
+            fingerprint=request_fingerprint(data),
+        )
+        response = Response(outcome.body, status=outcome.status)
+        if outcome.replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class OrderDetailView(APIView):
+    @extend_schema(responses={200: OrderSerializer, **error_responses(**{"404": "not_found"})})
+    def get(self, request, pk: int):
+        order = order_of_buyer(buyer=request.user, order_id=pk)
+        if order is None:
+            raise NotFound()
+        return Response(order_body(order))
+
+
+class PaymentMethodsView(APIView):
+    @extend_schema(responses={200: PaymentMethodOutSerializer(many=True)}, operation_id="payment_methods_list")
+    def get(self, request):
+        return Response(checkout_profile(user=request.user)["payment_methods"])
+
+    @extend_schema(
+        request=PaymentMethodInSerializer,
+        responses={201: PaymentMethodOutSerializer, **error_responses(**{"400": "invalid, invalid_payment_token"})},
+        operation_id="payment_methods_create",
+    )
+    def post(self, request):
+        data = validated(PaymentMethodInSerializer, request.data)
+        method = payment_method_add(user=request.user, token=data["token"])
+        return Response(
+            {"id": method.pk, "brand": method.brand, "last4": method.last4, "is_default": method.is_default},
+            status=201,
+        )
+
+
+class AddressView(APIView):
+    @extend_schema(responses={200: AddressSerializer, **error_responses(**{"404": "not_found"})})
+    def get(self, request):
+        profile = checkout_profile(user=request.user)
+        if profile["address"] is None:
+            raise NotFound("No address saved yet.")
+        return Response(profile["address"])
+
+    @extend_schema(
+        request=AddressSerializer, responses={200: AddressSerializer, **error_responses(**{"400": "invalid"})}
+    )
+    def put(self, request):
+        data = validated(AddressSerializer, request.data)
+        return Response(address_body(address_set(user=request.user, **data)))

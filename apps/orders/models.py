@@ -1,0 +1,133 @@
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class PaymentMethod(models.Model):
+    """A gateway token saved once by a buyer, so later buys are one tap."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="payment_methods")
+    token = models.CharField(max_length=255, help_text="The gateway's reusable token; never card data.")
+    brand = models.CharField(max_length=32, blank=True)
+    last4 = models.CharField(max_length=4, blank=True)
+    is_default = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("-is_default", "-created_at")
+        constraints = [
+            models.UniqueConstraint(fields=("user",), condition=Q(is_default=True), name="orders_one_default_pm"),
+        ]
+
+    def __str__(self):
+        return f"{self.brand or 'card'} ···{self.last4}"
+
+
+class Address(models.Model):
+    """The buyer's shipping address (one per buyer)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="address")
+    name = models.CharField(max_length=120)
+    line1 = models.CharField(max_length=200)
+    line2 = models.CharField(max_length=200, blank=True)
+    city = models.CharField(max_length=100)
+    region = models.CharField(max_length=100, blank=True)
+    postal_code = models.CharField(max_length=20)
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "addresses"
+
+    def __str__(self):
+        return f"{self.name}, {self.city} ({self.country})"
+
+
+class Order(models.Model):
+    """A buy. Created as ``reserved`` (stock taken) and confirmed as ``paid`` once the
+    payment is authorised; ``declined`` and ``expired`` orders have given their stock back."""
+
+    SHOP_PATH = "shop"
+
+    class Status(models.TextChoices):
+        RESERVED = "reserved", "Reserved (payment pending)"
+        PAID = "paid", "Paid"
+        DECLINED = "declined", "Payment declined"
+        EXPIRED = "expired", "Reservation expired"
+        REFUNDED = "refunded", "Refunded"
+        # The gateway could not be reached: stock given back, the key free for a retry.
+        FAILED = "failed", "Payment failed (gateway unavailable)"
+
+    class PaymentStatus(models.TextChoices):
+        NONE = "none", "None"
+        AUTHORIZED = "authorized", "Authorized"
+        CAPTURED = "captured", "Captured"
+        VOIDED = "voided", "Voided"
+        REFUNDED = "refunded", "Refunded"
+
+    buyer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
+    shop = models.ForeignKey("accounts.Shop", on_delete=models.PROTECT, related_name="orders")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RESERVED, db_index=True)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    currency = models.CharField(max_length=3)
+    # The buyer's Idempotency-Key: unique per buyer, so a retry can never create a second order.
+    idempotency_key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    payment_method = models.ForeignKey(PaymentMethod, null=True, blank=True, on_delete=models.SET_NULL)
+    payment_status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.NONE)
+    payment_reference = models.CharField(max_length=128, blank=True)
+    capture_reference = models.CharField(max_length=128, blank=True)
+    receipt = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("buyer", "idempotency_key"), condition=~Q(status="failed"), name="orders_one_order_per_key"
+            ),
+            models.CheckConstraint(condition=Q(total__gte=0), name="orders_total_not_negative"),
+        ]
+
+    def __str__(self):
+        return f"Order {self.pk} ({self.status})"
+
+
+class OrderLine(models.Model):
+    SHOP_PATH = "order__shop"
+
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="lines")
+    sku = models.ForeignKey("catalog.SKU", on_delete=models.PROTECT, related_name="+")
+    stock_level = models.ForeignKey("catalog.StockLevel", on_delete=models.PROTECT, related_name="+")
+    sku_code = models.CharField(max_length=64)
+    title = models.CharField(max_length=200)
+    quantity = models.PositiveIntegerField()
+    unit_price = models.DecimalField(max_digits=12, decimal_places=2)
+    # Whether the units count against the SKU's per-buyer limit (given back with the stock).
+    counts_against_limit = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(quantity__gte=1), name="orders_line_quantity_positive")]
+
+    def __str__(self):
+        return f"{self.quantity} x {self.sku_code}"
+
+
+class IdempotencyRecord(models.Model):
+    """The stored answer to a keyed request that did not create an order (sold out, over
+    the limit, ...), so that a retry with the same key gets the same answer. Requests that
+    created an order are answered from the order itself."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    body = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("user", "key"), name="orders_one_record_per_key")]
+
+    def __str__(self):
+        return f"{self.key} -> {self.status_code}"

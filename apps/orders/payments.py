@@ -1,0 +1,116 @@
+"""The payment gateway interface, and the bundled test gateway.
+
+A gateway does four things: ``authorize`` (hold the amount on the buyer's saved token),
+``capture`` (take it), ``void`` (release a hold) and ``refund``. The buy path authorises
+outside any database transaction, after the stock is reserved; capture runs later, from
+the ``order.placed`` event. Every call must be idempotent per reference, because a retry
+after a crash may repeat it.
+
+Plugging in a real gateway (e.g. Stripe): write a class with these methods -
+``authorize`` -> ``PaymentIntent.create(amount, currency, customer, payment_method,
+capture_method="manual", confirm=True, idempotency_key=reference)``, ``capture`` ->
+``PaymentIntent.capture``, ``void`` -> ``PaymentIntent.cancel``, ``refund`` ->
+``Refund.create`` - and name it in ``PAYMENT_GATEWAY``. Saved tokens come from the
+gateway's client-side tokenisation; card data never reaches this server.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import lru_cache
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from creatorcommerce.errors import DomainError
+
+
+class PaymentDeclined(DomainError):
+    status = 402
+    code = "payment_declined"
+    message = "The payment was declined. Your card was not charged."
+
+
+class InvalidPaymentToken(DomainError):
+    code = "invalid_payment_token"
+    message = "The payment token is not valid for this gateway."
+
+
+class GatewayUnavailable(DomainError):
+    status = 503
+    code = "payment_gateway_unavailable"
+    message = "The payment provider did not answer; you were not charged. Try again."
+
+
+@dataclass(frozen=True)
+class CardInfo:
+    brand: str
+    last4: str
+
+
+class TestGateway:
+    """Accepts ``tok_ok``, declines ``tok_declined`` at authorisation; rejects other tokens.
+
+    It keeps a ledger of every operation in memory (per process), so tests can check that
+    nothing was captured twice. Operations are idempotent per reference, like a real one.
+    """
+
+    TOKENS = {"tok_ok": CardInfo("visa", "4242"), "tok_declined": CardInfo("visa", "0002")}
+    _lock = threading.Lock()
+    ledger: list[tuple[str, str, Decimal]] = []
+    _authorizations: dict[str, tuple[str, Decimal]] = {}
+    _captures: dict[str, str] = {}
+
+    def validate_token(self, token: str) -> CardInfo:
+        if token not in self.TOKENS:
+            raise InvalidPaymentToken()
+        return self.TOKENS[token]
+
+    def authorize(self, *, token: str, amount: Decimal, currency: str, reference: str) -> str:
+        if token == "tok_declined":
+            raise PaymentDeclined()
+        if token not in self.TOKENS:
+            raise InvalidPaymentToken()
+        with self._lock:
+            for auth_id, (ref, _amount) in self._authorizations.items():
+                if ref == reference:
+                    return auth_id
+            auth_id = f"auth_{uuid.uuid4().hex[:16]}"
+            self._authorizations[auth_id] = (reference, amount)
+            self.ledger.append(("authorize", auth_id, amount))
+        return auth_id
+
+    def capture(self, *, authorization_id: str, amount: Decimal) -> str:
+        with self._lock:
+            if authorization_id in self._captures:
+                return self._captures[authorization_id]
+            capture_id = f"cap_{uuid.uuid4().hex[:16]}"
+            self._captures[authorization_id] = capture_id
+            self.ledger.append(("capture", authorization_id, amount))
+        return capture_id
+
+    def void(self, *, authorization_id: str) -> None:
+        with self._lock:
+            if self._authorizations.pop(authorization_id, None) is not None:
+                self.ledger.append(("void", authorization_id, Decimal("0")))
+
+    def refund(self, *, capture_id: str, amount: Decimal) -> str:
+        with self._lock:
+            self.ledger.append(("refund", capture_id, amount))
+        return f"re_{uuid.uuid4().hex[:16]}"
+
+    @classmethod
+    def captures_of(cls, authorization_id: str) -> int:
+        return sum(1 for op, ref, _ in cls.ledger if op == "capture" and ref == authorization_id)
+
+
+@lru_cache(maxsize=1)
+def _gateway_class(path: str):
+    return import_string(path)
+
+
+def get_gateway():
+    return _gateway_class(settings.PAYMENT_GATEWAY)()

@@ -1,0 +1,319 @@
+"""The buy path, checkout details, and what happens to orders afterwards.
+
+A buy is three short steps, none of which holds a transaction across network I/O:
+
+1. **reserve** (one transaction): take the stock with a conditional UPDATE, count the units
+   against the buyer's limit, insert the order under the buyer's Idempotency-Key, and emit
+   ``stock.changed``;
+2. **authorize** the payment with the gateway (no transaction open), and sign the receipt;
+3. **confirm** (one transaction): mark the order paid - only if it is still reserved - and
+   emit ``order.placed``; capture follows from that event.
+
+A decline gives the stock back at once; a process that dies between 1 and 3 leaves a
+reservation that ``orders_release_expired`` gives back after the TTL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.catalog.exceptions import InsufficientStock
+from apps.catalog.selectors import sku_for_buy
+from apps.catalog.services import allowance_return, allowance_take, stock_changed_emit, stock_return, stock_take
+from creatorcommerce.errors import DomainError
+from creatorcommerce.signing.services import receipt_sign
+from creatorcommerce.spine.events import emit
+
+from .exceptions import CheckoutIncomplete, IdempotencyKeyInFlight, IdempotencyKeyReused, ReservationExpired
+from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
+from .payments import GatewayUnavailable, PaymentDeclined, get_gateway
+from .selectors import buy_context, order_body
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BuyOutcome:
+    """What the API answers: status and body, plus the order when there is one."""
+
+    status: int
+    body: dict
+    order: Order | None = None
+    replayed: bool = False
+
+
+def request_fingerprint(body: dict) -> str:
+    """A stable digest of the request body: same body, same fingerprint, whatever the key
+    order or whitespace."""
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def order_place(
+    *,
+    buyer,
+    sku_code: str,
+    quantity: int,
+    idempotency_key: str,
+    fingerprint: str,
+    shop_slug: str | None = None,
+) -> BuyOutcome:
+    """One-tap buy of ``quantity`` units of ``sku_code`` by ``buyer``.
+
+    Precondition: no transaction open (this function commits twice, and authorises the
+    payment between the two). Never raises for business outcomes: sold out, over the limit,
+    declined, an earlier answer under the same key... all come back as a BuyOutcome, and
+    those that did not create an order are stored so that a retry gets the same answer.
+    """
+    context = buy_context(buyer_id=buyer.pk, key=idempotency_key)
+    replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
+    if replay is not None:
+        return replay
+
+    try:
+        sku = sku_for_buy(code=sku_code, shop_slug=shop_slug)
+        if context["payment_method_id"] is None or not context["has_address"]:
+            raise CheckoutIncomplete()
+        if sku["level_id"] is None:
+            raise InsufficientStock()
+        order, line = _reserve(
+            buyer=buyer,
+            sku=sku,
+            quantity=quantity,
+            key=idempotency_key,
+            fingerprint=fingerprint,
+            payment_method_id=context["payment_method_id"],
+        )
+    except DomainError as exc:  # sold out, over the limit, unknown SKU, checkout incomplete
+        return _remember_failure(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, error=exc)
+    except IntegrityError:
+        # The same key committed a moment ago by a parallel request (the unique index made
+        # us wait for it): answer as a retry would.
+        context = buy_context(buyer_id=buyer.pk, key=idempotency_key)
+        replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
+        if replay is None:
+            raise
+        return replay
+
+    return _pay_and_confirm(order=order, lines=[line], token=context["payment_token"])
+
+
+def _replay(*, buyer, key: str, fingerprint: str, context: dict) -> BuyOutcome | None:
+    if context["prior_order_id"] is not None:
+        if context["prior_order_fingerprint"] != fingerprint:
+            return _error_outcome(IdempotencyKeyReused())
+        if context["prior_order_status"] == Order.Status.RESERVED:
+            return _error_outcome(IdempotencyKeyInFlight())
+        order = Order.objects.get(pk=context["prior_order_id"])
+        return BuyOutcome(*_order_answer(order), order=order, replayed=True)
+    if context["prior_record_id"] is not None:
+        record = IdempotencyRecord.objects.get(pk=context["prior_record_id"])
+        if record.request_fingerprint != fingerprint:
+            return _error_outcome(IdempotencyKeyReused())
+        return BuyOutcome(record.status_code, record.body, replayed=True)
+    return None
+
+
+def _order_answer(order: Order, lines=None) -> tuple[int, dict]:
+    if order.status == Order.Status.DECLINED:
+        error = PaymentDeclined()
+        return error.status, {"code": error.code, "message": error.message, "order": order.pk}
+    return 201, order_body(order, lines)
+
+
+def _error_outcome(error: DomainError) -> BuyOutcome:
+    return BuyOutcome(error.status, {"code": error.code, "message": error.message, **error.details})
+
+
+def _remember_failure(*, buyer, key: str, fingerprint: str, error: DomainError) -> BuyOutcome:
+    outcome = _error_outcome(error)
+    try:
+        with transaction.atomic():
+            IdempotencyRecord.objects.create(
+                user=buyer, key=key, request_fingerprint=fingerprint, status_code=outcome.status, body=outcome.body
+            )
+    except IntegrityError:
+        pass  # a parallel request with the same key stored the same answer
+    return outcome
+
+
+def _reserve(*, buyer, sku: dict, quantity: int, key: str, fingerprint: str, payment_method_id: int):
+    limit = sku["per_buyer_limit"]
+    with transaction.atomic():
+        available = stock_take(level_id=sku["level_id"], quantity=quantity)
+        if limit is not None:
+            allowance_take(buyer_id=buyer.pk, sku_id=sku["id"], quantity=quantity, limit=limit)
+        order = Order.objects.create(
+            buyer=buyer,
+            shop_id=sku["shop_id"],
+            total=sku["price"] * quantity,
+            currency=sku["currency"],
+            idempotency_key=key,
+            request_fingerprint=fingerprint,
+            payment_method_id=payment_method_id,
+        )
+        line = OrderLine.objects.create(
+            order=order,
+            sku_id=sku["id"],
+            stock_level_id=sku["level_id"],
+            sku_code=sku["code"],
+            title=sku["display_title"],
+            quantity=quantity,
+            unit_price=sku["price"],
+            counts_against_limit=limit is not None,
+        )
+        stock_changed_emit(
+            sku_id=sku["id"],
+            sku_code=sku["code"],
+            shop_id=sku["shop_id"],
+            available=available,
+            level_id=sku["level_id"],
+        )
+    return order, line
+
+
+def _pay_and_confirm(*, order: Order, lines: list[OrderLine], token: str) -> BuyOutcome:
+    gateway = get_gateway()
+    try:
+        authorization = gateway.authorize(
+            token=token, amount=order.total, currency=order.currency, reference=f"order-{order.pk}"
+        )
+    except PaymentDeclined:
+        order_release(order_id=order.pk, to_status=Order.Status.DECLINED)
+        order.status = Order.Status.DECLINED
+        return BuyOutcome(*_order_answer(order), order=order)
+    except Exception as exc:  # the gateway did not answer: give everything back
+        log.warning("payment gateway failed for order %s: %s", order.pk, exc)
+        order_release(order_id=order.pk, to_status=Order.Status.FAILED)
+        return _error_outcome(GatewayUnavailable())
+
+    receipt = receipt_sign(payload=_receipt_payload(order, lines))
+    now = timezone.now()
+    with transaction.atomic():
+        confirmed = Order.objects.filter(pk=order.pk, status=Order.Status.RESERVED).update(
+            status=Order.Status.PAID,
+            payment_status=Order.PaymentStatus.AUTHORIZED,
+            payment_reference=authorization,
+            receipt=receipt,
+            paid_at=now,
+        )
+        if confirmed:
+            emit(
+                "order.placed",
+                {
+                    "order": order.pk,
+                    "shop": order.shop_id,
+                    "buyer": order.buyer_id,
+                    "total": order.total,
+                    "currency": order.currency,
+                    "lines": [{"sku": ln.sku_code, "sku_id": ln.sku_id, "quantity": ln.quantity} for ln in lines],
+                },
+                groups=[f"shop.{order.shop_id}"],
+            )
+    if not confirmed:  # the sweeper released it first: nothing may be charged
+        gateway.void(authorization_id=authorization)
+        return _error_outcome(ReservationExpired())
+    order.status, order.receipt, order.paid_at = Order.Status.PAID, receipt, now
+    order.payment_status, order.payment_reference = Order.PaymentStatus.AUTHORIZED, authorization
+    return BuyOutcome(*_order_answer(order, lines), order=order)
+
+
+def _receipt_payload(order: Order, lines: list[OrderLine]) -> dict:
+    return {
+        "order": order.pk,
+        "node": settings.NODE_ID,
+        "seq": order.pk,
+        "items": [
+            {"sku": ln.sku_code, "title": ln.title, "quantity": ln.quantity, "unit_price": str(ln.unit_price)}
+            for ln in lines
+        ],
+        "total": str(order.total),
+        "currency": order.currency,
+        "buyer": order.buyer_id,
+        "iat": int(time.time()),
+    }
+
+
+def order_release(*, order_id: int, to_status: str) -> bool:
+    """Give a reserved order's stock (and per-buyer allowance) back and close it as
+    ``to_status`` (declined, expired or failed). Returns False if it was no longer
+    reserved (confirmed or released meanwhile). Opens its own transaction."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update().filter(pk=order_id, status=Order.Status.RESERVED).first()
+        if order is None:
+            return False
+        order.status = to_status
+        order.save(update_fields=["status"])
+        for line in order.lines.all():
+            available = stock_return(level_id=line.stock_level_id, quantity=line.quantity)
+            if line.counts_against_limit:
+                allowance_return(buyer_id=order.buyer_id, sku_id=line.sku_id, quantity=line.quantity)
+            stock_changed_emit(
+                sku_id=line.sku_id,
+                sku_code=line.sku_code,
+                shop_id=order.shop_id,
+                available=available,
+                level_id=line.stock_level_id,
+            )
+        emit(f"order.{to_status}", {"order": order.pk, "shop": order.shop_id}, groups=[f"shop.{order.shop_id}"])
+    return True
+
+
+def orders_release_expired(*, now=None, ttl_seconds: int | None = None, batch: int = 500) -> int:
+    """Release reservations older than the TTL (their process died mid-buy)."""
+    now = now or timezone.now()
+    ttl = settings.ORDER_RESERVATION_TTL_SECONDS if ttl_seconds is None else ttl_seconds
+    cutoff = now - timedelta(seconds=ttl)
+    stale = Order.objects.filter(status=Order.Status.RESERVED, created_at__lt=cutoff).values_list("pk", flat=True)
+    return sum(order_release(order_id=pk, to_status=Order.Status.EXPIRED) for pk in list(stale[:batch]))
+
+
+def order_capture(*, order_id: int) -> bool:
+    """Capture an authorised payment. Safe to repeat: the gateway captures an authorisation
+    once, and only an ``authorized`` order moves to ``captured``. Network I/O happens
+    outside any transaction."""
+    order = Order.objects.filter(pk=order_id, payment_status=Order.PaymentStatus.AUTHORIZED).first()
+    if order is None:
+        return False
+    capture = get_gateway().capture(authorization_id=order.payment_reference, amount=order.total)
+    return bool(
+        Order.objects.filter(pk=order_id, payment_status=Order.PaymentStatus.AUTHORIZED).update(
+            payment_status=Order.PaymentStatus.CAPTURED, capture_reference=capture
+        )
+    )
+
+
+def idempotency_records_prune(*, older_than_hours: int | None = None) -> int:
+    hours = settings.IDEMPOTENCY_KEY_TTL_HOURS if older_than_hours is None else older_than_hours
+    cutoff = timezone.now() - timedelta(hours=max(hours, 24))  # the contract promises 24 h
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+# -- checkout details ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def payment_method_add(*, user, token: str) -> PaymentMethod:
+    """Save a gateway token as the buyer's default payment method."""
+    card = get_gateway().validate_token(token)
+    PaymentMethod.objects.filter(user=user, is_default=True).update(is_default=False)
+    method = PaymentMethod.objects.create(user=user, token=token, brand=card.brand, last4=card.last4, is_default=True)
+    emit("payment_method.added", {"user": user.pk, "payment_method": method.pk})
+    return method
+
+
+@transaction.atomic
+def address_set(*, user, **fields) -> Address:
+    address, _ = Address.objects.update_or_create(user=user, defaults=fields)
+    emit("address.updated", {"user": user.pk})
+    return address

@@ -1,0 +1,36 @@
+"""Serializer fields that refuse wrong JSON types instead of coercing them.
+
+DRF's CharField turns 5 into "5" and IntegerField turns "5" into 5; the contract says wrong
+types are a 400, so API serializers use these.
+"""
+
+from rest_framework import serializers
+
+
+class StrictCharField(serializers.CharField):
+    default_error_messages = {"type": "Expected a string."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("type")
+        return super().to_internal_value(data)
+
+
+class StrictIntegerField(serializers.IntegerField):
+    default_error_messages = {"type": "Expected an integer."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("type")
+        return super().to_internal_value(data)
+
+
+class StrictDecimalField(serializers.DecimalField):
+    """Accepts a JSON number or a numeric string ("19.99"); refuses booleans and objects."""
+
+    default_error_messages = {"type": "Expected a decimal number or a numeric string."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float, str)):
+            self.fail("type")
+        return super().to_internal_value(data)
