@@ -157,6 +157,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "apps.orders.tasks.release_expired_reservations",
         "schedule": timedelta(seconds=60),
     },
+    "catalog-prune-webhook-deliveries": {
+        "task": "apps.catalog.tasks.prune_webhook_deliveries",
+        "schedule": timedelta(hours=6),
+    },
     "orders-prune-idempotency-keys": {
         "task": "apps.orders.tasks.prune_idempotency_keys",
         "schedule": timedelta(hours=1),

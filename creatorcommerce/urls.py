@@ -2,6 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from apps.catalog.views import PriceWebhookView
+
 from . import views
 
 api_v1 = [
@@ -16,6 +18,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("", include("creatorcommerce.signing.urls")),
+    path("hooks/price/", PriceWebhookView.as_view(), name="hook-price"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("_allauth/", include("allauth.headless.urls")),

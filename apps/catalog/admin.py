@@ -3,7 +3,7 @@ from django.db import transaction
 
 from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline
 
-from .models import SKU, Location, Product, StockLevel
+from .models import SKU, Location, PriceMapping, PriceSource, Product, StockLevel
 from .services import stock_adjust
 
 
@@ -64,3 +64,21 @@ class SkuAdmin(ShopScopedAdmin):
 
     def has_add_permission(self, request):
         return False  # SKUs are added on their product's page
+
+
+class PriceMappingInline(ShopScopedInline):
+    model = PriceMapping
+    fields = ("external_id", "sku")
+
+
+@admin.register(PriceSource)
+class PriceSourceAdmin(ShopScopedAdmin):
+    """Price trackers allowed to post to /hooks/price/?source=<public id>."""
+
+    list_display = ("name", "shop", "public_id", "is_active", "created_at")
+    readonly_fields = ("public_id", "secret", "webhook_url")
+    inlines = [PriceMappingInline]
+
+    @admin.display(description="Webhook URL")
+    def webhook_url(self, obj):
+        return f"/hooks/price/?source={obj.public_id}" if obj.pk else "(saved first)"

@@ -36,3 +36,14 @@ class BuyerLimitExceeded(Conflict):
 class InvalidStockChange(DomainError):
     code = "invalid_stock_change"
     message = "Give either 'set' or 'add'."
+
+
+class WebhookSignatureInvalid(DomainError):
+    status = 401
+    code = "invalid_signature"
+    message = "The webhook signature, timestamp or source is not valid."
+
+
+class WebhookPayloadInvalid(DomainError):
+    code = "invalid_payload"
+    message = "The webhook payload is not a valid price change."

@@ -1,3 +1,6 @@
+import base64
+import secrets
+import uuid
 from decimal import Decimal
 
 from django.core.validators import MinValueValidator, RegexValidator
@@ -142,3 +145,59 @@ class BuyerAllowance(models.Model):
 
     def __str__(self):
         return f"{self.buyer_id} holds {self.units} of {self.sku_id}"
+
+
+def _new_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+class PriceSource(models.Model):
+    """A price tracker that may change this shop's prices through ``POST /hooks/price/``.
+
+    Deliveries are signed per Standard Webhooks with ``secret``; the tracker names itself
+    with ``?source=<public_id>``.
+    """
+
+    SHOP_PATH = "shop"
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="price_sources")
+    name = models.CharField(max_length=120)
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    secret = models.CharField(max_length=100, default=_new_webhook_secret, help_text="whsec_... (base64)")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+
+class PriceMapping(models.Model):
+    """Which of our SKUs a tracker's item id stands for."""
+
+    SHOP_PATH = "source__shop"
+
+    source = models.ForeignKey(PriceSource, on_delete=models.CASCADE, related_name="mappings")
+    external_id = models.CharField(max_length=200)
+    sku = models.ForeignKey(SKU, on_delete=models.CASCADE, related_name="price_mappings")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=("source", "external_id"), name="catalog_mapping_per_source")]
+
+    def __str__(self):
+        return f"{self.external_id} -> {self.sku_id}"
+
+
+class WebhookDelivery(models.Model):
+    """A webhook-id already processed for a source: a repeat is answered 200 and ignored."""
+
+    source = models.ForeignKey(PriceSource, on_delete=models.CASCADE, related_name="deliveries")
+    webhook_id = models.CharField(max_length=200)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    outcome = models.CharField(max_length=32)
+
+    class Meta:
+        verbose_name_plural = "webhook deliveries"
+        constraints = [models.UniqueConstraint(fields=("source", "webhook_id"), name="catalog_delivery_once")]
+
+    def __str__(self):
+        return self.webhook_id

@@ -1,8 +1,10 @@
 """The node's public keys, for anyone who wants to check a receipt without asking us."""
 
-from django.http import JsonResponse
 from django.utils.cache import patch_cache_control
-from django.views.decorators.http import require_safe
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.decorators import api_view, authentication_classes, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
 
 from .selectors import jwks_public
 
@@ -11,13 +13,20 @@ from .selectors import jwks_public
 JWKS_MAX_AGE = 300
 
 
-@require_safe
+@extend_schema(
+    operation_id="jwks",
+    summary="Public receipt-signing keys (JWK Set, RFC 7517; OKP/Ed25519)",
+    responses={200: OpenApiResponse(description='{"keys": [{"kty": "OKP", "crv": "Ed25519", "x", "kid", ...}]}')},
+)
+@api_view(["GET", "HEAD"])
+@authentication_classes([])
+@permission_classes([AllowAny])
 def jwks(request):
     """``GET /.well-known/jwks.json``: the JWK Set, public, no authentication."""
     key_set = jwks_public()
     # application/json rather than application/jwk-set+json: every HTTP client parses it
     # without configuration, and RFC 7517 consumers accept it.
-    response = JsonResponse(key_set)
+    response = Response(key_set)
     if key_set["keys"]:
         patch_cache_control(response, public=True, max_age=JWKS_MAX_AGE)
     else:
