@@ -114,6 +114,9 @@ class StockLevel(models.Model):
     sku = models.ForeignKey(SKU, on_delete=models.CASCADE, related_name="stock_levels")
     location = models.ForeignKey(Location, on_delete=models.CASCADE, related_name="stock_levels")
     available = models.IntegerField(default=0)
+    # Bumped by every change, in the same UPDATE: consumers keep the highest version of a
+    # count, so a late message can never overwrite a newer value.
+    version = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

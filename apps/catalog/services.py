@@ -10,6 +10,7 @@ order rows that justify the change.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.db import IntegrityError, connection, transaction
 
@@ -31,37 +32,36 @@ def sku_groups(sku_id: int) -> list[str]:
     return [f"sku.{sku_id}"]
 
 
-def stock_changed_emit(
-    *,
-    sku_id: int,
-    sku_code: str,
-    shop_id: int,
-    available: int,
-    level_id: int | None = None,
-    location_id: int | None = None,
-) -> None:
-    """Emit ``stock.changed`` with the absolute count. Emitted after the UPDATE that took the
-    row lock, so for one stock row the outbox ids rise in commit order: consumers use the
-    event id as the version of a SKU's count."""
-    emit(
-        "stock.changed",
-        {
-            "sku": sku_code,
-            "sku_id": sku_id,
-            "shop": shop_id,
-            "level": level_id,
-            "location": location_id,
-            "available": available,
-        },
-        groups=sku_groups(sku_id),
-    )
+def stock_changed_event(*, sku_id: int, sku_code: str, shop_id: int, level: StockCount) -> tuple[str, dict, list]:
+    """The ``stock.changed`` event for a count: absolute ``available`` and the row's
+    ``version``, so consumers can drop anything older than what they hold."""
+    payload = {
+        "sku": sku_code,
+        "sku_id": sku_id,
+        "shop": shop_id,
+        "level": level.level_id,
+        "available": level.available,
+        "version": level.version,
+    }
+    return "stock.changed", payload, sku_groups(sku_id)
+
+
+def stock_changed_emit(*, sku_id: int, sku_code: str, shop_id: int, level: StockCount) -> None:
+    event_type, payload, groups = stock_changed_event(sku_id=sku_id, sku_code=sku_code, shop_id=shop_id, level=level)
+    emit(event_type, payload, groups=groups)
 
 
 # -- hot path: plain SQL, one statement each ------------------------------------------------
 
 
-def stock_take(*, level_id: int, quantity: int) -> int:
-    """Take ``quantity`` units from a stock level; return what is left.
+class StockCount(NamedTuple):
+    level_id: int
+    available: int
+    version: int
+
+
+def stock_take(*, level_id: int, quantity: int) -> StockCount:
+    """Take ``quantity`` units from a stock level; return what is left and its version.
 
     Precondition: inside ``transaction.atomic()``. The row lock taken by the UPDATE is held
     until the caller commits, which orders concurrent takers of the same row.
@@ -69,26 +69,39 @@ def stock_take(*, level_id: int, quantity: int) -> int:
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE catalog_stocklevel SET available = available - %s, updated_at = CURRENT_TIMESTAMP "
-            "WHERE id = %s AND available >= %s RETURNING available",
+            "UPDATE catalog_stocklevel SET available = available - %s, version = version + 1, "
+            "updated_at = CURRENT_TIMESTAMP WHERE id = %s AND available >= %s RETURNING available, version",
             [quantity, level_id, quantity],
         )
         row = cursor.fetchone()
     if row is None:
         raise InsufficientStock()
-    return row[0]
+    return StockCount(level_id, row[0], row[1])
 
 
-def stock_return(*, level_id: int, quantity: int) -> int:
+def stock_return(*, level_id: int, quantity: int) -> StockCount:
     """Give ``quantity`` units back (declined payment, expired reservation). Precondition:
     inside ``transaction.atomic()``."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE catalog_stocklevel SET available = available + %s, updated_at = CURRENT_TIMESTAMP "
-            "WHERE id = %s RETURNING available",
+            "UPDATE catalog_stocklevel SET available = available + %s, version = version + 1, "
+            "updated_at = CURRENT_TIMESTAMP WHERE id = %s RETURNING available, version",
             [quantity, level_id],
         )
-        return cursor.fetchone()[0]
+        row = cursor.fetchone()
+    return StockCount(level_id, row[0], row[1])
+
+
+def stock_set(*, level_id: int, available: int) -> StockCount:
+    """Set the count outright (a creator's stock take). Precondition: inside a transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE catalog_stocklevel SET available = %s, version = version + 1, "
+            "updated_at = CURRENT_TIMESTAMP WHERE id = %s RETURNING available, version",
+            [available, level_id],
+        )
+        row = cursor.fetchone()
+    return StockCount(level_id, row[0], row[1])
 
 
 def allowance_take(*, buyer_id: int, sku_id: int, quantity: int, limit: int) -> int:
@@ -160,14 +173,8 @@ def product_create(*, shop: Shop, title: str, description: str = "", skus: list[
             per_buyer_limit=spec.get("per_buyer_limit"),
         )
         level = StockLevel.objects.create(sku=sku, location=location, available=spec.get("stock", 0))
-        stock_changed_emit(
-            sku_id=sku.pk,
-            sku_code=sku.code,
-            shop_id=shop.pk,
-            available=level.available,
-            level_id=level.pk,
-            location_id=location.pk,
-        )
+        count = StockCount(level.pk, level.available, level.version)
+        stock_changed_emit(sku_id=sku.pk, sku_code=sku.code, shop_id=shop.pk, level=count)
     emit("product.created", {"product": product.pk, "shop": shop.pk, "skus": codes}, groups=[f"shop.{shop.pk}"])
     return product
 
@@ -187,21 +194,13 @@ def stock_adjust(*, sku: SKU, location: Location | None = None, set_to: int | No
         raise LocationNotFound()
     level, _ = StockLevel.objects.get_or_create(sku=sku, location=location)
     if set_to is not None:
-        StockLevel.objects.filter(pk=level.pk).update(available=set_to)
-        available = set_to
+        count = stock_set(level_id=level.pk, available=set_to)
     elif add >= 0:
-        available = stock_return(level_id=level.pk, quantity=add)
+        count = stock_return(level_id=level.pk, quantity=add)
     else:
-        available = stock_take(level_id=level.pk, quantity=-add)
-    stock_changed_emit(
-        sku_id=sku.pk,
-        sku_code=sku.code,
-        shop_id=sku.shop_id,
-        available=available,
-        level_id=level.pk,
-        location_id=location.pk,
-    )
-    level.available = available
+        count = stock_take(level_id=level.pk, quantity=-add)
+    stock_changed_emit(sku_id=sku.pk, sku_code=sku.code, shop_id=sku.shop_id, level=count)
+    level.available, level.version = count.available, count.version
     return level
 
 

@@ -2,43 +2,87 @@
 
 from __future__ import annotations
 
-from django.db.models import Exists, OuterRef, Subquery
+from decimal import Decimal
 
-from apps.accounts.models import User
+from django.db import connection
 
-from .models import Address, IdempotencyRecord, Order, PaymentMethod
+from .models import Address, Order, PaymentMethod
+
+# One round trip for everything a buy needs to know before it writes: the SKU (with its
+# stock row at the shop's default location) and the buyer's state (an earlier order or
+# stored answer under this Idempotency-Key, default payment method, address). This is the
+# hottest read in the product, so it is one SQL statement rather than several ORM queries
+# (which cost 3.4 ms of Python per buy in the profile). The ORM form of the SKU part is
+# apps.catalog.selectors.sku_for_buy.
+_BUY_CONTEXT_SQL = """
+SELECT
+  (SELECT o.id FROM orders_order o WHERE o.buyer_id = u.id AND o.idempotency_key = %(key)s
+     AND o.status <> 'failed' LIMIT 1),
+  (SELECT o.status FROM orders_order o WHERE o.buyer_id = u.id AND o.idempotency_key = %(key)s
+     AND o.status <> 'failed' LIMIT 1),
+  (SELECT o.request_fingerprint FROM orders_order o WHERE o.buyer_id = u.id AND o.idempotency_key = %(key)s
+     AND o.status <> 'failed' LIMIT 1),
+  (SELECT r.id FROM orders_idempotencyrecord r WHERE r.user_id = u.id AND r.key = %(key)s),
+  pm.id, pm.token,
+  EXISTS (SELECT 1 FROM orders_address a WHERE a.user_id = u.id),
+  s.id, s.code, s.title, p.title, s.price, s.currency, s.per_buyer_limit, s.shop_id, l.id
+FROM accounts_user u
+LEFT JOIN orders_paymentmethod pm ON pm.id = (
+  SELECT m.id FROM orders_paymentmethod m WHERE m.user_id = u.id ORDER BY m.is_default DESC, m.created_at DESC LIMIT 1)
+LEFT JOIN (catalog_sku s JOIN catalog_product p ON p.id = s.product_id AND p.is_active)
+  ON s.code = %(code)s AND s.is_active
+  AND (%(shop)s IS NULL OR s.shop_id = (SELECT sh.id FROM accounts_shop sh WHERE sh.slug = %(shop)s))
+LEFT JOIN catalog_location loc ON loc.shop_id = s.shop_id AND loc.is_default
+LEFT JOIN catalog_stocklevel l ON l.sku_id = s.id AND l.location_id = loc.id
+WHERE u.id = %(buyer)s
+LIMIT 2
+"""
 
 
-def buy_context(*, buyer_id: int, key: str) -> dict:
-    """Everything the buy path needs to know about the buyer, in one query: an earlier
-    order or stored answer under this Idempotency-Key, the default payment method, and
-    whether an address is saved."""
-    prior_order = Order.objects.filter(buyer=OuterRef("pk"), idempotency_key=key).exclude(status=Order.Status.FAILED)
-    prior_record = IdempotencyRecord.objects.filter(user=OuterRef("pk"), key=key)
-    payment = PaymentMethod.objects.filter(user=OuterRef("pk")).order_by("-is_default", "-created_at")
-    row = (
-        User.objects.filter(pk=buyer_id)
-        .annotate(
-            prior_order_id=Subquery(prior_order.values("pk")[:1]),
-            prior_order_status=Subquery(prior_order.values("status")[:1]),
-            prior_order_fingerprint=Subquery(prior_order.values("request_fingerprint")[:1]),
-            prior_record_id=Subquery(prior_record.values("pk")[:1]),
-            payment_method_id=Subquery(payment.values("pk")[:1]),
-            payment_token=Subquery(payment.values("token")[:1]),
-            has_address=Exists(Address.objects.filter(user=OuterRef("pk"))),
+CENTS = Decimal("0.01")
+
+
+def buy_context(*, buyer_id: int, key: str, sku_code: str, shop_slug: str | None = None) -> dict:
+    """Everything the buy path reads, in one query (see _BUY_CONTEXT_SQL).
+
+    ``skus`` lists the matching active SKUs: none (unknown code), one, or two (the code is
+    used by several shops and no shop was named).
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_BUY_CONTEXT_SQL, {"key": key, "code": sku_code, "shop": shop_slug, "buyer": buyer_id})
+        rows = cursor.fetchall()
+    first = rows[0]
+    context = dict(
+        zip(
+            (
+                "prior_order_id",
+                "prior_order_status",
+                "prior_order_fingerprint",
+                "prior_record_id",
+                "payment_method_id",
+                "payment_token",
+                "has_address",
+            ),
+            first[:7],
+            strict=True,
         )
-        .values(
-            "prior_order_id",
-            "prior_order_status",
-            "prior_order_fingerprint",
-            "prior_record_id",
-            "payment_method_id",
-            "payment_token",
-            "has_address",
-        )
-        .get()
     )
-    return row
+    context["has_address"] = bool(context["has_address"])
+    context["skus"] = [
+        {
+            "id": row[7],
+            "code": row[8],
+            "display_title": row[9] or row[10],
+            "price": Decimal(str(row[11])).quantize(CENTS),
+            "currency": row[12],
+            "per_buyer_limit": row[13],
+            "shop_id": row[14],
+            "level_id": row[15],
+        }
+        for row in rows
+        if row[7] is not None
+    ]
+    return context
 
 
 def order_body(order: Order, lines=None) -> dict:

@@ -26,12 +26,19 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.catalog.exceptions import InsufficientStock
-from apps.catalog.selectors import sku_for_buy
-from apps.catalog.services import allowance_return, allowance_take, stock_changed_emit, stock_return, stock_take
+from apps.catalog.exceptions import AmbiguousSku, InsufficientStock, SkuNotFound
+from apps.catalog.services import (
+    StockCount,
+    allowance_return,
+    allowance_take,
+    stock_changed_emit,
+    stock_changed_event,
+    stock_return,
+    stock_take,
+)
 from creatorcommerce.errors import DomainError
 from creatorcommerce.signing.services import receipt_sign
-from creatorcommerce.spine.events import emit
+from creatorcommerce.spine.events import emit, emit_many
 
 from .exceptions import CheckoutIncomplete, IdempotencyKeyInFlight, IdempotencyKeyReused, ReservationExpired
 from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
@@ -74,18 +81,22 @@ def order_place(
     declined, an earlier answer under the same key... all come back as a BuyOutcome, and
     those that did not create an order are stored so that a retry gets the same answer.
     """
-    context = buy_context(buyer_id=buyer.pk, key=idempotency_key)
+    context = buy_context(buyer_id=buyer.pk, key=idempotency_key, sku_code=sku_code, shop_slug=shop_slug)
     replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
     if replay is not None:
         return replay
 
     try:
-        sku = sku_for_buy(code=sku_code, shop_slug=shop_slug)
+        if not context["skus"]:
+            raise SkuNotFound()
+        if len(context["skus"]) > 1:
+            raise AmbiguousSku()
+        sku = context["skus"][0]
         if context["payment_method_id"] is None or not context["has_address"]:
             raise CheckoutIncomplete()
         if sku["level_id"] is None:
             raise InsufficientStock()
-        order, line = _reserve(
+        order, line, count = _reserve(
             buyer=buyer,
             sku=sku,
             quantity=quantity,
@@ -98,13 +109,13 @@ def order_place(
     except IntegrityError:
         # The same key committed a moment ago by a parallel request (the unique index made
         # us wait for it): answer as a retry would.
-        context = buy_context(buyer_id=buyer.pk, key=idempotency_key)
+        context = buy_context(buyer_id=buyer.pk, key=idempotency_key, sku_code=sku_code, shop_slug=shop_slug)
         replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
         if replay is None:
             raise
         return replay
 
-    return _pay_and_confirm(order=order, lines=[line], token=context["payment_token"])
+    return _pay_and_confirm(order=order, lines=[(line, count)], token=context["payment_token"])
 
 
 def _replay(*, buyer, key: str, fingerprint: str, context: dict) -> BuyOutcome | None:
@@ -149,7 +160,7 @@ def _remember_failure(*, buyer, key: str, fingerprint: str, error: DomainError) 
 def _reserve(*, buyer, sku: dict, quantity: int, key: str, fingerprint: str, payment_method_id: int):
     limit = sku["per_buyer_limit"]
     with transaction.atomic():
-        available = stock_take(level_id=sku["level_id"], quantity=quantity)
+        count = stock_take(level_id=sku["level_id"], quantity=quantity)
         if limit is not None:
             allowance_take(buyer_id=buyer.pk, sku_id=sku["id"], quantity=quantity, limit=limit)
         order = Order.objects.create(
@@ -171,17 +182,13 @@ def _reserve(*, buyer, sku: dict, quantity: int, key: str, fingerprint: str, pay
             unit_price=sku["price"],
             counts_against_limit=limit is not None,
         )
-        stock_changed_emit(
-            sku_id=sku["id"],
-            sku_code=sku["code"],
-            shop_id=sku["shop_id"],
-            available=available,
-            level_id=sku["level_id"],
-        )
-    return order, line
+    return order, line, count
 
 
-def _pay_and_confirm(*, order: Order, lines: list[OrderLine], token: str) -> BuyOutcome:
+def _pay_and_confirm(*, order: Order, lines: list[tuple[OrderLine, StockCount]], token: str) -> BuyOutcome:
+    """Authorise (no transaction open), sign, then confirm. ``stock.changed`` is emitted here,
+    with the count and version the reservation produced, together with ``order.placed``:
+    viewers see completed sales, and a declined card never blips the counter."""
     gateway = get_gateway()
     try:
         authorization = gateway.authorize(
@@ -196,7 +203,8 @@ def _pay_and_confirm(*, order: Order, lines: list[OrderLine], token: str) -> Buy
         order_release(order_id=order.pk, to_status=Order.Status.FAILED)
         return _error_outcome(GatewayUnavailable())
 
-    receipt = receipt_sign(payload=_receipt_payload(order, lines))
+    order_lines = [line for line, _ in lines]
+    receipt = receipt_sign(payload=_receipt_payload(order, order_lines))
     now = timezone.now()
     with transaction.atomic():
         confirmed = Order.objects.filter(pk=order.pk, status=Order.Status.RESERVED).update(
@@ -207,24 +215,32 @@ def _pay_and_confirm(*, order: Order, lines: list[OrderLine], token: str) -> Buy
             paid_at=now,
         )
         if confirmed:
-            emit(
-                "order.placed",
-                {
-                    "order": order.pk,
-                    "shop": order.shop_id,
-                    "buyer": order.buyer_id,
-                    "total": order.total,
-                    "currency": order.currency,
-                    "lines": [{"sku": ln.sku_code, "sku_id": ln.sku_id, "quantity": ln.quantity} for ln in lines],
-                },
-                groups=[f"shop.{order.shop_id}"],
+            emit_many(
+                [
+                    *(
+                        stock_changed_event(sku_id=ln.sku_id, sku_code=ln.sku_code, shop_id=order.shop_id, level=count)
+                        for ln, count in lines
+                    ),
+                    ("order.placed", _order_placed_payload(order, order_lines), [f"shop.{order.shop_id}"]),
+                ]
             )
     if not confirmed:  # the sweeper released it first: nothing may be charged
         gateway.void(authorization_id=authorization)
         return _error_outcome(ReservationExpired())
     order.status, order.receipt, order.paid_at = Order.Status.PAID, receipt, now
     order.payment_status, order.payment_reference = Order.PaymentStatus.AUTHORIZED, authorization
-    return BuyOutcome(*_order_answer(order, lines), order=order)
+    return BuyOutcome(*_order_answer(order, order_lines), order=order)
+
+
+def _order_placed_payload(order: Order, lines: list[OrderLine]) -> dict:
+    return {
+        "order": order.pk,
+        "shop": order.shop_id,
+        "buyer": order.buyer_id,
+        "total": order.total,
+        "currency": order.currency,
+        "lines": [{"sku": ln.sku_code, "sku_id": ln.sku_id, "quantity": ln.quantity} for ln in lines],
+    }
 
 
 def _receipt_payload(order: Order, lines: list[OrderLine]) -> dict:
@@ -254,16 +270,10 @@ def order_release(*, order_id: int, to_status: str) -> bool:
         order.status = to_status
         order.save(update_fields=["status"])
         for line in order.lines.all():
-            available = stock_return(level_id=line.stock_level_id, quantity=line.quantity)
+            count = stock_return(level_id=line.stock_level_id, quantity=line.quantity)
             if line.counts_against_limit:
                 allowance_return(buyer_id=order.buyer_id, sku_id=line.sku_id, quantity=line.quantity)
-            stock_changed_emit(
-                sku_id=line.sku_id,
-                sku_code=line.sku_code,
-                shop_id=order.shop_id,
-                available=available,
-                level_id=line.stock_level_id,
-            )
+            stock_changed_emit(sku_id=line.sku_id, sku_code=line.sku_code, shop_id=order.shop_id, level=count)
         emit(f"order.{to_status}", {"order": order.pk, "shop": order.shop_id}, groups=[f"shop.{order.shop_id}"])
     return True
 

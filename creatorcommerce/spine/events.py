@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
@@ -34,14 +36,30 @@ def emit(event_type: str, payload: dict, *, groups: Iterable[str] = (), using: s
     ``groups`` and enqueued to every handler registered for its type; a rollback sends and
     enqueues nothing. The payload must serialize to JSON; if not, this raises at once.
     """
+    return emit_many([(event_type, payload, groups)], using=using)[0]
+
+
+def emit_many(events: Iterable[tuple[str, dict, Iterable[str]]], *, using: str = "default") -> list[OutboxEvent]:
+    """``emit()`` for several events of one transaction, stored with one INSERT (the buy
+    path emits two). Same preconditions and guarantees as ``emit()``, in the given order."""
+    rows = [_outbox_row(event_type, payload, groups) for event_type, payload, groups in events]
+    if not transaction.get_connection(using).in_atomic_block:
+        raise EventError("emit() must be called inside transaction.atomic(), with the writes it describes")
+    if len(rows) == 1:
+        rows[0].save(using=using, force_insert=True)
+    else:
+        OutboxEvent.objects.using(using).bulk_create(rows)
+    transaction.on_commit(lambda: [deliver(row) for row in rows], using=using, robust=True)
+    return rows
+
+
+def _outbox_row(event_type: str, payload: dict, groups: Iterable[str]) -> OutboxEvent:
     if not EVENT_TYPE_RE.match(event_type):
         raise EventError(f"event type {event_type!r} is not of the form '<noun>.<past_verb>'")
     groups = list(dict.fromkeys(groups))
     for group in groups:
         if not GROUP_RE.match(group):
             raise EventError(f"group name {group!r} may hold only letters, digits, '-', '_' and '.'")
-    if not transaction.get_connection(using).in_atomic_block:
-        raise EventError("emit() must be called inside transaction.atomic(), with the writes it describes")
     try:
         # Round-trip through JSON now, so that what the outbox stores, what sync replicates
         # and what consumers receive are the same plain values (Decimal -> str, etc.).
@@ -50,12 +68,7 @@ def emit(event_type: str, payload: dict, *, groups: Iterable[str] = (), using: s
         raise EventError(f"payload of {event_type} is not JSON-serializable: {exc}") from exc
     if not isinstance(plain, dict):
         raise EventError("an event payload is a JSON object")
-
-    event = OutboxEvent.objects.using(using).create(
-        type=event_type, payload=plain, groups=groups, node=settings.NODE_ID
-    )
-    transaction.on_commit(lambda: deliver(event), using=using, robust=True)
-    return event
+    return OutboxEvent(type=event_type, payload=plain, groups=groups, node=settings.NODE_ID)
 
 
 def deliver(event: OutboxEvent) -> None:
@@ -65,17 +78,51 @@ def deliver(event: OutboxEvent) -> None:
 
 
 def fan_out(event: OutboxEvent) -> None:
+    """Send the event to its groups.
+
+    Inside the ASGI server (a sync view runs in a worker thread beside the server's event
+    loop) the sends are scheduled on that loop and the request does not wait for them; the
+    layer is then only ever used from its own loop. Elsewhere (Celery, commands) they run
+    to completion here.
+    """
     if not event.groups:
         return
     layer = get_channel_layer()
     if layer is None:
         return
     message = event.as_message()
+    loop = _server_loop()
+    if loop is not None:
+        future = asyncio.run_coroutine_threadsafe(_send_all(layer, event, message), loop)
+        future.add_done_callback(_log_failure)
+    else:
+        async_to_sync(_send_all)(layer, event, message)
+
+
+def _server_loop():
+    """The ASGI server's event loop when called from a thread asgiref runs sync code in."""
+    try:
+        asyncio.get_running_loop()
+        return None  # called on a loop (not from a worker thread): await-free path below
+    except RuntimeError:
+        pass
+    if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    return loop if loop is not None and loop.is_running() else None
+
+
+async def _send_all(layer, event: OutboxEvent, message: dict) -> None:
     for group in event.groups:
         try:
-            async_to_sync(layer.group_send)(group, message)
+            await layer.group_send(group, message)
         except Exception:  # the outbox keeps the event; a viewer resyncs from a snapshot
             log.exception("fan-out of %s to %s failed", event.uuid, group)
+
+
+def _log_failure(future) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("fan-out failed", exc_info=future.exception())
 
 
 def enqueue_handlers(event: OutboxEvent) -> None:

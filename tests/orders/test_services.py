@@ -160,8 +160,8 @@ def test_prune_keeps_keys_for_at_least_24_hours():
 
 
 def test_queries_per_buy(monkeypatch):
-    """The request path of a buy: buyer context, SKU, reserve (stock, order, line, event),
-    confirm (order, event). Handlers (capture) run later in a worker and are not counted."""
+    """The request path of a buy: one read (buyer and SKU), reserve (stock, order, line),
+    confirm (order, both events in one INSERT). Handlers (capture) run later in a worker."""
     from creatorcommerce.spine import events
 
     sku = make_sku(stock=50)
@@ -174,7 +174,7 @@ def test_queries_per_buy(monkeypatch):
     statements = [
         q["sql"] for q in ctx.captured_queries if q["sql"].split()[0] in {"SELECT", "INSERT", "UPDATE", "DELETE"}
     ]
-    assert len(statements) == 8, "\n".join(statements)
+    assert len(statements) == 6, "\n".join(statements)
     assert [e.type for e in deferred] == ["stock.changed", "order.placed"]
 
 
@@ -184,7 +184,7 @@ def _reserve_and_die(buyer, sku, quantity):
     from apps.orders.services import _reserve
 
     row = sku_for_buy(code=sku.code)
-    order, _ = _reserve(
+    order, _, _ = _reserve(
         buyer=buyer,
         sku=row,
         quantity=quantity,
