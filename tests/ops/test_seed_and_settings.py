@@ -61,3 +61,17 @@ def test_production_check_deploy_passes_with_production_variables():
 def test_no_missing_migrations():
     result = _manage("makemigrations", "--check", "--dry-run", DEBUG="1")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.django_db
+def test_seed_demo_creates_catalog_once_and_a_ready_buyer():
+    from apps.catalog.models import SKU, StockLevel
+    from apps.orders.models import PaymentMethod
+
+    call_command("seed_demo")
+    call_command("seed_demo")
+    creator = User.objects.get(email=DEMO_USERS["creator"][0])
+    assert SKU.objects.filter(shop=creator.shop).count() == 5
+    assert StockLevel.objects.get(sku__code="TEE-M").available == 60
+    viewer = User.objects.get(email=DEMO_USERS["viewer"][0])
+    assert PaymentMethod.objects.filter(user=viewer).count() == 1
