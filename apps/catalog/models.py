@@ -138,11 +138,13 @@ class BuyerAllowance(models.Model):
 
     buyer = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
     sku = models.ForeignKey(SKU, on_delete=models.CASCADE, related_name="+")
+    # "" for the SKU's own limit; "deal:<id>" for a flash deal's per-buyer limit.
+    scope = models.CharField(max_length=40, default="", blank=True)
     units = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=("buyer", "sku"), name="catalog_allowance_per_buyer_sku"),
+            models.UniqueConstraint(fields=("buyer", "sku", "scope"), name="catalog_allowance_per_buyer_sku_scope"),
             models.CheckConstraint(condition=Q(units__gte=0), name="catalog_allowance_not_negative"),
         ]
 

@@ -104,7 +104,7 @@ def stock_set(*, level_id: int, available: int) -> StockCount:
     return StockCount(level_id, row[0], row[1])
 
 
-def allowance_take(*, buyer_id: int, sku_id: int, quantity: int, limit: int) -> int:
+def allowance_take(*, buyer_id: int, sku_id: int, quantity: int, limit: int, scope: str = "") -> int:
     """Count ``quantity`` more units against a buyer's per-SKU ``limit``; return the new total.
 
     One upsert whose UPDATE arm only applies while the total stays within the limit, so
@@ -115,10 +115,10 @@ def allowance_take(*, buyer_id: int, sku_id: int, quantity: int, limit: int) -> 
         raise BuyerLimitExceeded(limit=limit)
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO catalog_buyerallowance (buyer_id, sku_id, units) VALUES (%s, %s, %s) "
-            "ON CONFLICT (buyer_id, sku_id) DO UPDATE SET units = catalog_buyerallowance.units + EXCLUDED.units "
+            "INSERT INTO catalog_buyerallowance (buyer_id, sku_id, scope, units) VALUES (%s, %s, %s, %s) "
+            "ON CONFLICT (buyer_id, sku_id, scope) DO UPDATE SET units = catalog_buyerallowance.units + EXCLUDED.units "
             "WHERE catalog_buyerallowance.units + EXCLUDED.units <= %s RETURNING units",
-            [buyer_id, sku_id, quantity, limit],
+            [buyer_id, sku_id, scope, quantity, limit],
         )
         row = cursor.fetchone()
     if row is None:
@@ -126,11 +126,12 @@ def allowance_take(*, buyer_id: int, sku_id: int, quantity: int, limit: int) -> 
     return row[0]
 
 
-def allowance_return(*, buyer_id: int, sku_id: int, quantity: int) -> None:
+def allowance_return(*, buyer_id: int, sku_id: int, quantity: int, scope: str = "") -> None:
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE catalog_buyerallowance SET units = units - %s WHERE buyer_id = %s AND sku_id = %s AND units >= %s",
-            [quantity, buyer_id, sku_id, quantity],
+            "UPDATE catalog_buyerallowance SET units = units - %s "
+            "WHERE buyer_id = %s AND sku_id = %s AND scope = %s AND units >= %s",
+            [quantity, buyer_id, sku_id, scope, quantity],
         )
 
 
