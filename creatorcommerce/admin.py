@@ -11,6 +11,7 @@ their Shop (``"shop"``, ``"product__shop"``); the Shop model itself uses ``"self
 from __future__ import annotations
 
 from django.contrib import admin
+from django.core.exceptions import NON_FIELD_ERRORS
 
 
 def user_shop(user):
@@ -80,6 +81,34 @@ class _ScopedChoices:
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
+class _ShopAssignedForm:
+    """Mixed into a creator's model form when ``shop`` is not a field of it.
+
+    The instance gets the creator's shop before model validation, and ``shop`` stays in
+    that validation, so the model's own unique checks and constraints that involve the shop
+    (``(shop, code)``, one default per shop, ...) become form errors instead of an
+    IntegrityError when the admin saves.
+    """
+
+    assigned_shop = None  # set on the subclass made per request
+
+    def _post_clean(self):
+        self.instance.shop = self.assigned_shop
+        super()._post_clean()
+
+    def _get_validation_exclusions(self):
+        exclude = super()._get_validation_exclusions()
+        exclude.discard("shop")
+        return exclude
+
+    def _update_errors(self, errors):
+        # The form has no "shop" field to hang an error on: show it for the whole form.
+        error_dict = getattr(errors, "error_dict", None)
+        if error_dict and "shop" in error_dict and "shop" not in self.fields:
+            error_dict.setdefault(NON_FIELD_ERRORS, []).extend(error_dict.pop("shop"))
+        super()._update_errors(errors)
+
+
 class ShopScopedAdmin(_ScopedChoices, admin.ModelAdmin):
     """Full rights for staff; for a creator, full rights on their own shop's objects only."""
 
@@ -115,6 +144,13 @@ class ShopScopedAdmin(_ScopedChoices, admin.ModelAdmin):
         if not is_staff(request.user) and self.model.SHOP_PATH == "shop":
             exclude.append("shop")
         return exclude
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        shop = user_shop(request.user)
+        if not is_staff(request.user) and self.model.SHOP_PATH == "shop" and shop is not None:
+            form = type(form.__name__, (_ShopAssignedForm, form), {"assigned_shop": shop})
+        return form
 
     def save_model(self, request, obj, form, change):
         if not is_staff(request.user) and self.model.SHOP_PATH == "shop":

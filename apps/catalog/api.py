@@ -146,7 +146,8 @@ class SkuStockView(APIView):
                     "400": "invalid",
                     "403": "permission_denied",
                     "404": "sku_not_found, location_not_found",
-                    "409": "sold_out (removing more than is available)",
+                    "409": "sold_out (removing more than is available), "
+                    "stock_limit_exceeded (more units than a stock level may hold)",
                 }
             ),
         },

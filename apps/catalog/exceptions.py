@@ -47,3 +47,10 @@ class WebhookSignatureInvalid(DomainError):
 class WebhookPayloadInvalid(DomainError):
     code = "invalid_payload"
     message = "The webhook payload is not a valid price change."
+
+
+class StockLimitExceeded(Conflict):
+    """Raised when a creator's change would put more units on one stock level than allowed."""
+
+    code = "stock_limit_exceeded"
+    message = "That would put more units on this stock level than it may hold."

@@ -23,8 +23,13 @@ from .exceptions import (
     InsufficientStock,
     InvalidStockChange,
     LocationNotFound,
+    StockLimitExceeded,
 )
 from .models import SKU, Location, Product, StockLevel
+
+# The most units a creator may put on one stock level (by ``set`` or ``add``). Well below the
+# column's 2**31 - 1, leaving headroom for units given back by releases, which are never refused.
+MAX_STOCK_PER_LEVEL = 1_000_000_000
 
 
 def sku_groups(sku_id: int) -> list[str]:
@@ -79,16 +84,35 @@ def stock_take(*, level_id: int, quantity: int) -> StockCount:
     return StockCount(level_id, row[0], row[1])
 
 
-def stock_return(*, level_id: int, quantity: int) -> StockCount:
-    """Give ``quantity`` units back (declined payment, expired reservation). Precondition:
-    inside ``transaction.atomic()``."""
-    with connection.cursor() as cursor:
-        cursor.execute(
+def stock_return(*, level_id: int, quantity: int, limit: int | None = None) -> StockCount:
+    """Give ``quantity`` units back (declined payment, expired reservation), or add new units.
+
+    Without ``limit`` (releases) this never refuses: the units came out of this row. With
+    ``limit`` (a creator adding stock) the UPDATE only applies while the new count stays
+    within it; otherwise StockLimitExceeded is raised and nothing changes.
+    Precondition: inside ``transaction.atomic()``.
+    """
+    if limit is None:
+        sql = (
             "UPDATE catalog_stocklevel SET available = available + %s, version = version + 1, "
-            "updated_at = CURRENT_TIMESTAMP WHERE id = %s RETURNING available, version",
-            [quantity, level_id],
+            "updated_at = CURRENT_TIMESTAMP WHERE id = %s RETURNING available, version"
         )
+        params = [quantity, level_id]
+    else:
+        if quantity > limit:
+            raise StockLimitExceeded(limit=limit)
+        # ``available <= limit - quantity``, not ``available + quantity <= limit``: the sum
+        # itself could be out of the column's range.
+        sql = (
+            "UPDATE catalog_stocklevel SET available = available + %s, version = version + 1, "
+            "updated_at = CURRENT_TIMESTAMP WHERE id = %s AND available <= %s RETURNING available, version"
+        )
+        params = [quantity, level_id, limit - quantity]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
         row = cursor.fetchone()
+    if row is None and limit is not None:
+        raise StockLimitExceeded(limit=limit)
     return StockCount(level_id, row[0], row[1])
 
 
@@ -156,28 +180,51 @@ def product_create(*, shop: Shop, title: str, description: str = "", skus: list[
 
     ``skus``: ``[{"code", "price", "currency"?, "stock"?, "title"?, "per_buyer_limit"?}]``,
     already validated for shape. Raises DuplicateSkuCode (nothing written) if a code is
-    taken in this shop or repeated in the request.
+    taken in this shop or repeated in the request, also when a concurrent request takes it
+    first; StockLimitExceeded if an opening stock is above MAX_STOCK_PER_LEVEL.
     """
     codes = [s["code"] for s in skus]
     if len(set(codes)) != len(codes) or SKU.objects.filter(shop=shop, code__in=codes).exists():
         raise DuplicateSkuCode()
+    if any(s.get("stock", 0) > MAX_STOCK_PER_LEVEL for s in skus):
+        raise StockLimitExceeded(limit=MAX_STOCK_PER_LEVEL)
     location = location_default(shop=shop)
     product = Product.objects.create(shop=shop, title=title, description=description)
-    for spec in skus:
-        sku = SKU.objects.create(
-            product=product,
-            shop=shop,
-            code=spec["code"],
-            title=spec.get("title", ""),
-            price=spec["price"],
-            currency=spec.get("currency") or shop.currency,
-            per_buyer_limit=spec.get("per_buyer_limit"),
-        )
-        level = StockLevel.objects.create(sku=sku, location=location, available=spec.get("stock", 0))
-        count = StockCount(level.pk, level.available, level.version)
-        stock_changed_emit(sku_id=sku.pk, sku_code=sku.code, shop_id=shop.pk, level=count)
+    try:
+        # The check above is only a fast path: a concurrent request can insert the same
+        # code after it. The unique constraint decides; its savepoint keeps the error clean.
+        with transaction.atomic():
+            for spec in skus:
+                sku = SKU.objects.create(
+                    product=product,
+                    shop=shop,
+                    code=spec["code"],
+                    title=spec.get("title", ""),
+                    price=spec["price"],
+                    currency=spec.get("currency") or shop.currency,
+                    per_buyer_limit=spec.get("per_buyer_limit"),
+                )
+                level = StockLevel.objects.create(sku=sku, location=location, available=spec.get("stock", 0))
+                count = StockCount(level.pk, level.available, level.version)
+                stock_changed_emit(sku_id=sku.pk, sku_code=sku.code, shop_id=shop.pk, level=count)
+    except IntegrityError as exc:
+        if _violates(exc, "catalog_sku_code_per_shop", sqlite_columns="catalog_sku.shop_id, catalog_sku.code"):
+            raise DuplicateSkuCode() from exc
+        raise
     emit("product.created", {"product": product.pk, "shop": shop.pk, "skus": codes}, groups=[f"shop.{shop.pk}"])
     return product
+
+
+def _violates(exc: IntegrityError, constraint: str, *, sqlite_columns: str) -> bool:
+    """Whether ``exc`` is a violation of the unique constraint named ``constraint``.
+
+    PostgreSQL names the constraint (``diag.constraint_name``); SQLite only lists the
+    columns of the violated unique index: "UNIQUE constraint failed: <sqlite_columns>".
+    """
+    diag = getattr(exc.__cause__, "diag", None)
+    if diag is not None and getattr(diag, "constraint_name", None):
+        return diag.constraint_name == constraint
+    return str(exc) == f"UNIQUE constraint failed: {sqlite_columns}"
 
 
 @transaction.atomic
@@ -185,10 +232,13 @@ def stock_adjust(*, sku: SKU, location: Location | None = None, set_to: int | No
     """A creator sets the available units (``set_to``) or adds/removes some (``add``).
 
     Runs as conditional UPDATEs like the buy path, so it never races a buy into a negative
-    count: removing more than is available raises InsufficientStock and changes nothing.
+    count: removing more than is available raises InsufficientStock and changes nothing;
+    going above MAX_STOCK_PER_LEVEL raises StockLimitExceeded and changes nothing.
     """
     if (set_to is None) == (add is None):
         raise InvalidStockChange()
+    if set_to is not None and set_to > MAX_STOCK_PER_LEVEL:
+        raise StockLimitExceeded(limit=MAX_STOCK_PER_LEVEL)
     if location is None:
         location = location_default(shop=sku.shop)
     elif location.shop_id != sku.shop_id:
@@ -197,7 +247,7 @@ def stock_adjust(*, sku: SKU, location: Location | None = None, set_to: int | No
     if set_to is not None:
         count = stock_set(level_id=level.pk, available=set_to)
     elif add >= 0:
-        count = stock_return(level_id=level.pk, quantity=add)
+        count = stock_return(level_id=level.pk, quantity=add, limit=MAX_STOCK_PER_LEVEL)
     else:
         count = stock_take(level_id=level.pk, quantity=-add)
     stock_changed_emit(sku_id=sku.pk, sku_code=sku.code, shop_id=sku.shop_id, level=count)

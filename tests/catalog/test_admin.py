@@ -2,9 +2,7 @@
 products, SKUs, stock levels and locations; staff see every shop."""
 
 import pytest
-from django.db import IntegrityError
 
-from apps.catalog.exceptions import LocationNotFound
 from apps.catalog.models import SKU, Location, Product, StockLevel
 from creatorcommerce.spine.models import OutboxEvent
 from tests.factories import CreatorFactory, StaffFactory, make_sku
@@ -244,12 +242,6 @@ def test_reusing_a_sku_code_of_another_shop_is_fine(client, two_shops):
     assert SKU.objects.get(code="THEIRS-SKU", shop=two_shops["shop"]).product.title == "Copycat"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IntegrityError,
-    reason="BUG: the SKU inline excludes 'shop', so the (shop, code) unique constraint is not "
-    "validated by the form and a taken code crashes with IntegrityError (500) instead of a form error",
-)
 def test_reusing_an_own_sku_code_is_a_form_error_not_a_crash(client, two_shops):
     before = snapshot()
     response = product_add_post(client, title="Twin", code="MINE-SKU")
@@ -257,12 +249,6 @@ def test_reusing_an_own_sku_code_is_a_form_error_not_a_crash(client, two_shops):
     assert snapshot() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IntegrityError,
-    reason="BUG: ShopScopedAdmin.get_exclude drops 'shop' from the creator's SKU form, so the "
-    "(shop, code) unique constraint is not validated and renaming to a taken code crashes (500)",
-)
 def test_renaming_a_sku_to_a_taken_code_is_a_form_error_not_a_crash(client, two_shops):
     mine = two_shops["mine"]
     other = make_sku(shop=two_shops["shop"], code="MINE-OTHER")
@@ -420,12 +406,6 @@ def test_creator_adds_a_location_in_their_own_shop(client, two_shops):
     assert Location.objects.get(name="Pop-up Berlin").shop == two_shops["shop"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=IntegrityError,
-    reason="BUG: 'shop' is excluded from the creator's Location form, so the per-shop unique "
-    "constraints (name; one default) are not validated and a clash crashes with IntegrityError (500)",
-)
 @pytest.mark.parametrize(
     "fields",
     [
@@ -440,12 +420,6 @@ def test_location_clash_in_own_shop_is_a_form_error_not_a_crash(client, two_shop
     assert snapshot() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=LocationNotFound,
-    reason="BUG: StockLevelAdmin.save_model lets stock_adjust's LocationNotFound escape (500) "
-    "when staff pair a SKU with another shop's location; it should be a form error",
-)
 def test_staff_pairing_sku_and_location_of_different_shops_is_a_form_error(client, two_shops):
     client.force_login(StaffFactory())
     mine, theirs = two_shops["mine"], two_shops["theirs"]
@@ -455,4 +429,152 @@ def test_staff_pairing_sku_and_location_of_different_shops_is_a_form_error(clien
         {"sku": str(mine["sku"].pk), "location": str(theirs["location"].pk), "available": "3"},
     )
     assert response.status_code == 200 and response.context["adminform"].form.errors
+    assert snapshot() == before
+
+
+# -- SKU codes, currency and opening stock in the product form -------------------------------
+
+
+def sku_row(prefix, i, *, code, sku=None, product=None, delete=False, currency="USD"):
+    row = {
+        f"{prefix}-{i}-code": code,
+        f"{prefix}-{i}-title": "",
+        f"{prefix}-{i}-price": "10.00",
+        f"{prefix}-{i}-currency": currency,
+        f"{prefix}-{i}-per_buyer_limit": "",
+        f"{prefix}-{i}-is_active": "on",
+    }
+    if sku is not None:
+        row.update({f"{prefix}-{i}-id": str(sku.pk), f"{prefix}-{i}-product": str(product.pk)})
+    if delete:
+        row[f"{prefix}-{i}-DELETE"] = "on"
+    return row
+
+
+def product_change_post(client, product, rows):
+    """Post the product's change form with the given SKU rows (existing ones first)."""
+    page = client.get(f"{ADMIN}/product/{product.pk}/change/")
+    assert page.status_code == 200
+    prefix, data = management_form(page)
+    data.update({f"{prefix}-TOTAL_FORMS": str(len(rows)), "title": product.title, "description": ""})
+    data.update({"image_url": "", "is_active": "on"})
+    for i, row in enumerate(rows):
+        data.update(sku_row(prefix, i, **row))
+    return client.post(f"{ADMIN}/product/{product.pk}/change/", data)
+
+
+def inline_errors(response):
+    (inline,) = response.context["inline_admin_formsets"]
+    return [form.errors for form in inline.formset.forms]
+
+
+def test_one_code_twice_in_one_submission_is_a_form_error(client, two_shops):
+    mine = two_shops["mine"]
+    before = snapshot()
+    response = product_change_post(
+        client,
+        mine["product"],
+        [{"code": mine["sku"].code, "sku": mine["sku"], "product": mine["product"]}, {"code": "NEW"}, {"code": "NEW"}],
+    )
+    assert response.status_code == 200
+    errors = inline_errors(response)
+    assert not errors[0] and "code" in errors[1] and "code" in errors[2]
+    assert snapshot() == before
+
+
+def test_a_code_of_a_sku_deleted_in_the_same_submission_can_be_reused(client, two_shops):
+    mine = two_shops["mine"]
+    old = mine["sku"]
+    response = product_change_post(
+        client,
+        mine["product"],
+        [{"code": old.code, "sku": old, "product": mine["product"], "delete": True}, {"code": old.code}],
+    )
+    assert response.status_code == 302, inline_errors(response)
+    (sku,) = SKU.objects.filter(shop=two_shops["shop"], code=old.code)
+    assert sku.pk != old.pk
+
+
+def test_staff_adding_a_code_taken_in_the_chosen_shop_is_a_form_error(client, two_shops):
+    client.force_login(StaffFactory())
+    before = snapshot()
+    response = product_add_post(
+        client, title="Twin", code="THEIRS-SKU", extra={"shop": str(two_shops["their_shop"].pk)}
+    )
+    assert response.status_code == 200 and "code" in inline_errors(response)[0]
+    assert snapshot() == before
+
+
+def test_a_sku_added_in_the_admin_gets_a_stock_row_at_the_default_location(client, two_shops):
+    response = product_add_post(client, title="Admin hoodie", code="HOODIE")
+    assert response.status_code == 302
+    sku = SKU.objects.get(code="HOODIE")
+    level = StockLevel.objects.get(sku=sku)
+    assert level.location == two_shops["mine"]["default_location"] and level.available == 0
+    event = OutboxEvent.objects.filter(type="stock.changed").latest("id")
+    assert (event.payload["sku_id"], event.payload["level"], event.payload["available"]) == (sku.pk, level.pk, 0)
+    # Renaming it later adds no second row.
+    response = product_change_post(client, sku.product, [{"code": "HOODIE-2", "sku": sku, "product": sku.product}])
+    assert response.status_code == 302
+    assert StockLevel.objects.filter(sku=sku).count() == 1
+
+
+def test_new_sku_rows_start_in_the_shops_currency(client, two_shops):
+    shop = two_shops["shop"]
+    shop.currency = "EUR"
+    shop.save()
+    (inline,) = client.get(f"{ADMIN}/product/add/").context["inline_admin_formsets"]
+    assert inline.formset.empty_form["currency"].value() == "EUR"
+    client.force_login(StaffFactory())
+    product = two_shops["mine"]["product"]
+    (inline,) = client.get(f"{ADMIN}/product/{product.pk}/change/").context["inline_admin_formsets"]
+    assert inline.formset.empty_form["currency"].value() == "EUR"
+
+
+# -- the creator's shop takes part in model validation ----------------------------------------
+
+
+def test_saving_a_sku_with_its_own_code_unchanged_works(client, two_shops):
+    sku = two_shops["mine"]["sku"]
+    response = client.post(
+        f"{ADMIN}/sku/{sku.pk}/change/",
+        {
+            "product": str(sku.product_id),
+            "code": sku.code,
+            "title": "",
+            "price": "9.00",
+            "currency": "USD",
+            "per_buyer_limit": "",
+            "is_active": "on",
+        },
+    )
+    assert response.status_code == 302
+    sku.refresh_from_db()
+    assert str(sku.price) == "9.00" and sku.shop == two_shops["shop"]
+
+
+def test_creator_can_edit_own_default_location(client, two_shops):
+    default = two_shops["mine"]["default_location"]
+    response = client.post(
+        f"{ADMIN}/location/{default.pk}/change/",
+        {"name": "Renamed warehouse", "kind": "warehouse", "address": "", "is_default": "on"},
+    )
+    assert response.status_code == 302
+    default.refresh_from_db()
+    assert default.name == "Renamed warehouse" and default.is_default and default.shop == two_shops["shop"]
+
+
+def test_a_location_name_used_by_another_shop_is_fine(client, two_shops):
+    response = client.post(f"{ADMIN}/location/add/", {"name": "THEIRS depot", "kind": "warehouse", "address": ""})
+    assert response.status_code == 302
+    assert Location.objects.get(name="THEIRS depot", shop=two_shops["shop"])
+
+
+def test_stock_above_the_limit_in_the_admin_is_a_form_error(client, two_shops):
+    from apps.catalog.services import MAX_STOCK_PER_LEVEL
+
+    level = two_shops["mine"]["level"]
+    before = snapshot()
+    response = client.post(f"{ADMIN}/stocklevel/{level.pk}/change/", {"available": str(MAX_STOCK_PER_LEVEL + 1)})
+    assert response.status_code == 200 and "available" in response.context["adminform"].form.errors
     assert snapshot() == before

@@ -699,12 +699,6 @@ def test_stock_endpoint_only_accepts_post(creator_client, own_sku):
     assert_error(creator_client.get("/api/v1/skus/MUG/stock/"), 405, "method_not_allowed")
 
 
-@pytest.mark.xfail(
-    ON_POSTGRES,
-    strict=True,
-    reason="BUG: repeated {'add': n} has no upper bound; past 2**31-1 PostgreSQL raises "
-    "'integer out of range' and the API answers 500 instead of a 4xx",
-)
 def test_adding_past_the_integer_range_is_refused_not_a_500(creator_client, own_sku):
     # Reachable with about 215 requests of {"add": 10_000_000}; start near the top instead.
     StockLevel.objects.filter(sku=own_sku).update(available=2**31 - 1_000)
@@ -715,6 +709,16 @@ def test_adding_past_the_integer_range_is_refused_not_a_500(creator_client, own_
     if response.status_code >= 400:
         assert response.json()["code"]
         assert db_state() == before
+
+
+def test_adding_past_the_stock_limit_is_409_and_changes_nothing(creator_client, own_sku):
+    from apps.catalog.services import MAX_STOCK_PER_LEVEL
+
+    StockLevel.objects.filter(sku=own_sku).update(available=MAX_STOCK_PER_LEVEL - 5)
+    before = db_state()
+    assert_error(post_stock(creator_client, "MUG", {"add": 6}), 409, "stock_limit_exceeded")
+    assert db_state() == before
+    assert post_stock(creator_client, "MUG", {"add": 5}).json()["available"] == MAX_STOCK_PER_LEVEL
 
 
 def test_cookie_session_writes_need_the_csrf_token():

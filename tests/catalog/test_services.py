@@ -18,10 +18,12 @@ from apps.catalog.exceptions import (
     InsufficientStock,
     InvalidStockChange,
     LocationNotFound,
+    StockLimitExceeded,
 )
 from apps.catalog.models import SKU, BuyerAllowance, Location, Product, StockLevel
 from apps.catalog.selectors import sku_for_buy, sku_public
 from apps.catalog.services import (
+    MAX_STOCK_PER_LEVEL,
     allowance_return,
     allowance_take,
     location_default,
@@ -101,6 +103,25 @@ def test_stock_return_gives_units_back():
         assert count(stock_return(level_id=level.pk, quantity=4)) == 5
     level.refresh_from_db()
     assert level.available == 5
+
+
+def test_stock_return_for_a_release_is_never_refused_even_above_the_limit():
+    """Units given back by an order release came out of the row; refusing them would lose them."""
+    level = level_of(make_sku(stock=0))
+    StockLevel.objects.filter(pk=level.pk).update(available=MAX_STOCK_PER_LEVEL)
+    with transaction.atomic():
+        assert count(stock_return(level_id=level.pk, quantity=3)) == MAX_STOCK_PER_LEVEL + 3
+
+
+def test_stock_return_with_a_limit_refuses_going_over_it_and_changes_nothing():
+    level = level_of(make_sku(stock=5))
+    with transaction.atomic():
+        assert count(stock_return(level_id=level.pk, quantity=5, limit=10)) == 10  # exactly up to it
+    for quantity in (1, 11, 2**40):
+        with pytest.raises(StockLimitExceeded), transaction.atomic():
+            stock_return(level_id=level.pk, quantity=quantity, limit=10)
+    level.refresh_from_db()
+    assert (level.available, level.version) == (10, 1)
 
 
 def test_stock_never_negative_constraint():
@@ -285,6 +306,42 @@ def test_product_create_is_all_or_nothing(monkeypatch):
     assert catalog_rows() == before
 
 
+def test_product_create_turns_a_lost_race_on_the_code_into_duplicate_sku_code(monkeypatch):
+    """The "code taken?" check can pass while a concurrent request inserts the code (here:
+    the check is made to miss it); the unique constraint still refuses it, as DuplicateSkuCode."""
+    sku = make_sku(code="RACE")
+    real_filter = SKU.objects.filter
+    calls = {"n": 0}
+
+    def filter_missing_once(*args, **kwargs):
+        calls["n"] += 1
+        qs = real_filter(*args, **kwargs)
+        return qs.none() if calls["n"] == 1 else qs
+
+    monkeypatch.setattr(SKU.objects, "filter", filter_missing_once)
+    before = catalog_rows()
+    with pytest.raises(DuplicateSkuCode):
+        product_create(shop=sku.shop, title="x", skus=[{"code": "FRESH", "price": 1}, {"code": "RACE", "price": 1}])
+    assert calls["n"] == 1
+    assert catalog_rows() == before
+
+
+def test_product_create_lets_other_integrity_errors_through():
+    shop = CreatorFactory().shop
+    before = catalog_rows()
+    with pytest.raises(IntegrityError):  # the per-buyer limit CHECK, not a taken code
+        product_create(shop=shop, title="x", skus=[{"code": "A", "price": 1, "per_buyer_limit": 0}])
+    assert catalog_rows() == before
+
+
+def test_product_create_refuses_opening_stock_above_the_limit():
+    shop = CreatorFactory().shop
+    before = catalog_rows()
+    with pytest.raises(StockLimitExceeded):
+        product_create(shop=shop, title="x", skus=[{"code": "A", "price": 1, "stock": MAX_STOCK_PER_LEVEL + 1}])
+    assert catalog_rows() == before
+
+
 # -- stock_adjust ---------------------------------------------------------------------------
 
 
@@ -344,6 +401,29 @@ def test_stock_adjust_set_to_a_negative_count_is_refused_by_the_database():
     with pytest.raises(IntegrityError), transaction.atomic():
         stock_adjust(sku=sku, set_to=-1)
     assert level_of(sku).available == 2
+
+
+def test_stock_adjust_adds_up_to_the_limit_and_no_further():
+    sku = make_sku(stock=0)
+    assert stock_adjust(sku=sku, add=MAX_STOCK_PER_LEVEL - 1).available == MAX_STOCK_PER_LEVEL - 1
+    assert stock_adjust(sku=sku, add=1).available == MAX_STOCK_PER_LEVEL
+    before = catalog_rows()
+    for add in (1, MAX_STOCK_PER_LEVEL, 2**31):
+        with pytest.raises(StockLimitExceeded) as raised:
+            stock_adjust(sku=sku, add=add)
+        assert raised.value.code == "stock_limit_exceeded" and raised.value.status == 409
+    assert catalog_rows() == before
+    assert level_of(sku).available == MAX_STOCK_PER_LEVEL
+
+
+def test_stock_adjust_refuses_setting_above_the_limit():
+    sku = make_sku(stock=2)
+    assert stock_adjust(sku=sku, set_to=MAX_STOCK_PER_LEVEL).available == MAX_STOCK_PER_LEVEL
+    before = catalog_rows()
+    with pytest.raises(StockLimitExceeded):
+        stock_adjust(sku=sku, set_to=MAX_STOCK_PER_LEVEL + 1)
+    assert catalog_rows() == before
+    assert level_of(sku).available == MAX_STOCK_PER_LEVEL
 
 
 # -- sku_set_price ---------------------------------------------------------------------------
@@ -435,12 +515,6 @@ def test_stock_never_negative_under_concurrent_removals():
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: product_create checks for a taken code with exists() before inserting; two "
-    "concurrent creates of the same new code both pass the check and the loser hits the unique "
-    "constraint (IntegrityError -> 500) instead of DuplicateSkuCode (409)",
-)
 def test_concurrent_creates_of_one_code_give_one_product_and_one_duplicate_error(monkeypatch):
     shop = CreatorFactory().shop
     location_default(shop=shop)  # exists already, so only the SKU insert races
