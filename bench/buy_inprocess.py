@@ -49,13 +49,13 @@ def main():
 
     call_command("migrate", verbosity=0)
     celery_app.conf.task_always_eager = False  # capture runs in a worker, not on the buy path
-    from creatorcommerce.spine import events
+    from creatorcommerce.spine import events, fanout
 
     # Handlers run in a Celery worker and fan-out is scheduled on the server's event loop
     # without the request waiting (creatorcommerce/spine/events.py); neither is on the
     # request path in production, so neither is timed here (bench/ measures fan-out).
     events.enqueue_handlers = lambda event: None
-    events.fan_out = lambda event: None
+    fanout.fan_out = lambda event: None
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     creator = User.objects.create_user(email=f"bench-creator-{stamp}@example.test", password="x")

@@ -81,12 +81,64 @@ def seed_catalog(context: dict) -> dict:
     }
 
 
-STEPS = [seed_accounts, seed_catalog]
+DEMO_STREAM_TITLE = "Friday night drop"
+
+
+def seed_stream(context: dict) -> dict:
+    """A live stream with the demo products pinned and a flash deal on the poster, open for
+    the next two hours (a fresh deal is opened when the last one has ended)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.catalog.models import SKU
+    from apps.streams.models import FlashDeal, Stream
+    from apps.streams.services import deal_open, pin_add, stream_start
+
+    shop = context["users"]["creator"].shop
+    now = timezone.now()
+    stream = Stream.objects.filter(shop=shop, title=DEMO_STREAM_TITLE).exclude(status=Stream.Status.ENDED).first()
+    if stream is None:
+        stream = Stream.objects.create(
+            shop=shop,
+            title=DEMO_STREAM_TITLE,
+            starts_at=now,
+            description="Tonight's tee drop, signed posters and a flash deal.",
+        )
+    if stream.status == Stream.Status.SCHEDULED:
+        stream = stream_start(stream=stream, now=now)
+    for position, code in enumerate(["TEE-S", "TEE-M", "TEE-L", "POSTER", "STICKERS"], start=1):
+        pin_add(stream=stream, sku=SKU.objects.get(shop=shop, code=code), position=position)
+    if not FlashDeal.objects.filter(stream=stream, status=FlashDeal.Status.OPEN).exists():
+        deal = FlashDeal.objects.create(
+            stream=stream,
+            sku=SKU.objects.get(shop=shop, code="POSTER"),
+            price="35.00",
+            quantity=10,
+            per_buyer_limit=1,
+            opens_at=now,
+            closes_at=now + timedelta(hours=2),
+        )
+        deal_open(deal=deal, now=now)
+    return {
+        "stream": stream,
+        "summary": [
+            f"live stream {stream.title!r}: http://127.0.0.1:8000/streams/{stream.pk}/ "
+            f"(control room: /streams/{stream.pk}/control/)"
+        ],
+    }
+
+
+STEPS = [seed_accounts, seed_catalog, seed_stream]
 
 
 @transaction.atomic
 def seed() -> dict:
     context: dict = {}
+    summary: list[str] = []
     for step in STEPS:
-        context.update(step(context))
+        result = step(context)
+        summary += result.pop("summary", [])
+        context.update(result)
+    context["summary"] = summary
     return context

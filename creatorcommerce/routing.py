@@ -1,3 +1,5 @@
 """WebSocket routes of every app, gathered in one list for the ASGI router."""
 
-websocket_urlpatterns: list = []
+from apps.streams.routing import websocket_urlpatterns as stream_routes
+
+websocket_urlpatterns: list = [*stream_routes]

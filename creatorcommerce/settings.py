@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.catalog",
     "apps.orders",
+    "apps.streams",
 ]
 
 MIDDLEWARE = [
@@ -121,12 +122,21 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, channel layer, cache -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
+# Which channels-redis layer: "core" (RedisChannelLayer, lists per channel) or "pubsub"
+# (RedisPubSubChannelLayer, Redis pub/sub). The benchmarks compare them (docs/performance.md).
+CHANNEL_LAYER_BACKEND = env.str("CHANNEL_LAYER_BACKEND", default="core")
+if CHANNEL_LAYER_BACKEND not in {"core", "pubsub"}:
+    raise ImproperlyConfigured("CHANNEL_LAYER_BACKEND must be 'core' or 'pubsub'.")
 if REDIS_URL:
     CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 10},
-        }
+        "default": (
+            {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 10},
+            }
+            if CHANNEL_LAYER_BACKEND == "core"
+            else {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        )
     }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
@@ -156,6 +166,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "creatorcommerce.spine.tasks.redeliver_pending",
         "schedule": timedelta(seconds=60),
     },
+    "streams-tick": {
+        "task": "apps.streams.tasks.tick",
+        "schedule": timedelta(seconds=1),
+    },
     "orders-release-expired-reservations": {
         "task": "apps.orders.tasks.release_expired_reservations",
         "schedule": timedelta(seconds=60),
@@ -178,6 +192,20 @@ ORDER_RESERVATION_TTL_SECONDS = env.int("ORDER_RESERVATION_TTL_SECONDS", default
 # Idempotency keys are kept at least this long (the contract promises 24 h).
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=100)
+
+# --- Streams ---------------------------------------------------------------------------
+# Counter events (stock, deals) leave a process at most once per this many seconds per
+# group and SKU; the newest value always goes (creatorcommerce/spine/fanout.py).
+SPINE_COALESCE_SECONDS = env.float("SPINE_COALESCE_SECONDS", default=0.05)
+# Viewer tokens only open a WebSocket; pages fetch a fresh one for every (re)connect.
+VIEWER_TOKEN_TTL_SECONDS = env.int("VIEWER_TOKEN_TTL_SECONDS", default=300)
+# Stock and deal counters reach a viewer at most this many times a second.
+STREAM_PUSHES_PER_SECOND = env.int("STREAM_PUSHES_PER_SECOND", default=10)
+# A client sending more than this many messages in 10 seconds is disconnected (4029).
+STREAM_CLIENT_MESSAGES_PER_10S = env.int("STREAM_CLIENT_MESSAGES_PER_10S", default=50)
+
+# Without a broker, the web process runs the beat schedule itself (creatorcommerce/scheduler.py).
+EMBEDDED_SCHEDULER = env.bool("EMBEDDED_SCHEDULER", default=CELERY_TASK_ALWAYS_EAGER)
 
 # --- MQTT (device cues) ----------------------------------------------------------------
 MQTT_URL = env.str("MQTT_URL", default="")
@@ -267,7 +295,7 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$"]
 
 LOGGING = {
     "version": 1,

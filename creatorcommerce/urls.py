@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from apps.catalog.views import PriceWebhookView
+from apps.streams.views import MediaAuthView
 
 from . import views
 
@@ -10,15 +11,18 @@ api_v1 = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.catalog.urls")),
     path("", include("apps.orders.urls")),
+    path("", include("apps.streams.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
 
 urlpatterns = [
-    path("", views.home, name="home"),
+    path("", include("apps.streams.page_urls")),
     path("healthz", views.healthz, name="healthz"),
+    path("livez", views.livez, name="livez"),
     path("", include("creatorcommerce.signing.urls")),
     path("hooks/price/", PriceWebhookView.as_view(), name="hook-price"),
+    path("hooks/media/auth", MediaAuthView.as_view(), name="hook-media-auth"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("_allauth/", include("allauth.headless.urls")),

@@ -10,6 +10,14 @@ from .health import run_checks
 
 @never_cache
 @require_GET
+def livez(request):
+    """Liveness: the process answers (no service checks; those are /healthz). Also the
+    benchmarks' framework ceiling: the full middleware stack and nothing else."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+@require_GET
 def healthz(request):
     report, down = run_checks()
     body = {**report, "node": settings.NODE_ID, "role": settings.NODE_ROLE}
@@ -40,7 +48,3 @@ def permission_denied(request, exception=None):
     if is_api_request(request):
         return json_error(request, "permission_denied", "You are not allowed to do this.", 403)
     return render(request, "403.html", status=403)
-
-
-def home(request):
-    return render(request, "storefront/home.html", {})

@@ -143,3 +143,14 @@ def _plain_static_storage(settings):
 def _fast_password_hashing(settings):
     """PBKDF2 costs ~200 ms per user on purpose; tests create hundreds of users."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_signing_key_cache():
+    """The signing key is cached per process; a test database flushed between tests must not
+    leave a cached key that no longer exists."""
+    from creatorcommerce.signing.services import signing_key_cache_clear
+
+    signing_key_cache_clear()
+    yield
+    signing_key_cache_clear()

@@ -107,7 +107,7 @@ class OrdersView(APIView):
                     "402": "payment_declined (stock returned)",
                     "404": "sku_not_found",
                     "409": "sold_out, buyer_limit_exceeded, checkout_incomplete, idempotency_key_in_flight, "
-                    "ambiguous_sku, reservation_expired",
+                    "ambiguous_sku, reservation_expired, deal_not_open",
                     "422": "idempotency_key_reused",
                     "429": "rate_limited",
                     "503": "payment_gateway_unavailable (nothing charged, key free to retry)",
@@ -128,6 +128,7 @@ class OrdersView(APIView):
             sku_code=data["sku"],
             quantity=data["quantity"],
             shop_slug=data.get("shop"),
+            stream_id=data.get("stream"),
             idempotency_key=key,
             fingerprint=request_fingerprint(data),
         )

@@ -73,6 +73,9 @@ class Order(models.Model):
     # The buyer's Idempotency-Key: unique per buyer, so a retry can never create a second order.
     idempotency_key = models.CharField(max_length=255)
     request_fingerprint = models.CharField(max_length=64)
+    stream = models.ForeignKey(
+        "streams.Stream", null=True, blank=True, on_delete=models.SET_NULL, related_name="orders"
+    )
     payment_method = models.ForeignKey(PaymentMethod, null=True, blank=True, on_delete=models.SET_NULL)
     payment_status = models.CharField(max_length=16, choices=PaymentStatus.choices, default=PaymentStatus.NONE)
     payment_reference = models.CharField(max_length=128, blank=True)
@@ -104,8 +107,12 @@ class OrderLine(models.Model):
     title = models.CharField(max_length=200)
     quantity = models.PositiveIntegerField()
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
-    # Whether the units count against the SKU's per-buyer limit (given back with the stock).
+    # The flash deal the units were bought in (its price, stock and limit applied).
+    deal = models.ForeignKey("streams.FlashDeal", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Whether the units count against a per-buyer limit (given back with the stock), and
+    # which one: "" for the SKU's own, "deal:<id>" for a flash deal's.
     counts_against_limit = models.BooleanField(default=False)
+    limit_scope = models.CharField(max_length=40, blank=True, default="")
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(quantity__gte=1), name="orders_line_quantity_positive")]

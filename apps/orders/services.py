@@ -21,6 +21,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -31,11 +32,13 @@ from apps.catalog.services import (
     StockCount,
     allowance_return,
     allowance_take,
-    stock_changed_emit,
     stock_changed_event,
     stock_return,
     stock_take,
 )
+from apps.streams.exceptions import StreamNotFound
+from apps.streams.models import FlashDeal, Stream
+from apps.streams.services import DealCount, deal_changed_event, deal_return, deal_take, stream_groups
 from creatorcommerce.errors import DomainError
 from creatorcommerce.signing.services import receipt_sign
 from creatorcommerce.spine.events import emit, emit_many
@@ -73,8 +76,12 @@ def order_place(
     idempotency_key: str,
     fingerprint: str,
     shop_slug: str | None = None,
+    stream_id: int | None = None,
 ) -> BuyOutcome:
     """One-tap buy of ``quantity`` units of ``sku_code`` by ``buyer``.
+
+    With ``stream_id``, the SKU is looked up in the stream's shop, and if a flash deal is
+    open on it in that stream, the deal's price, stock and per-buyer limit apply.
 
     Precondition: no transaction open (this function commits twice, and authorises the
     payment between the two). Never raises for business outcomes: sold out, over the limit,
@@ -87,24 +94,21 @@ def order_place(
         return replay
 
     try:
-        if not context["skus"]:
-            raise SkuNotFound()
-        if len(context["skus"]) > 1:
-            raise AmbiguousSku()
-        sku = context["skus"][0]
+        purchase = _purchase(context=context, quantity=quantity, stream_id=stream_id)
         if context["payment_method_id"] is None or not context["has_address"]:
             raise CheckoutIncomplete()
-        if sku["level_id"] is None:
-            raise InsufficientStock()
         order, line, count = _reserve(
             buyer=buyer,
-            sku=sku,
-            quantity=quantity,
+            purchase=purchase,
             key=idempotency_key,
             fingerprint=fingerprint,
             payment_method_id=context["payment_method_id"],
         )
-    except DomainError as exc:  # sold out, over the limit, unknown SKU, checkout incomplete
+    except CheckoutIncomplete as exc:
+        # Not remembered: the buyer saves a card and an address and retries with the same
+        # key, and that retry must buy (nothing was written the first time).
+        return _error_outcome(exc)
+    except DomainError as exc:  # sold out, over the limit, unknown SKU
         return _remember_failure(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, error=exc)
     except IntegrityError:
         # The same key committed a moment ago by a parallel request (the unique index made
@@ -157,16 +161,65 @@ def _remember_failure(*, buyer, key: str, fingerprint: str, error: DomainError) 
     return outcome
 
 
-def _reserve(*, buyer, sku: dict, quantity: int, key: str, fingerprint: str, payment_method_id: int):
-    limit = sku["per_buyer_limit"]
+@dataclass(frozen=True)
+class _Purchase:
+    sku: dict
+    quantity: int
+    unit_price: Decimal
+    stream_id: int | None = None
+    deal_id: int | None = None
+    limit: int | None = None  # per-buyer limit that applies, counted under ``scope``
+    scope: str = ""
+
+
+def _purchase(*, context: dict, quantity: int, stream_id: int | None) -> _Purchase:
+    """What exactly is being bought: which SKU, at which price, out of which stock, under
+    which per-buyer limit (the deal's if it has one, else the SKU's)."""
+    skus = context["skus"]
+    if stream_id is not None:
+        stream = Stream.objects.filter(pk=stream_id).values("shop_id").first()
+        if stream is None:
+            raise StreamNotFound()
+        skus = [s for s in skus if s["shop_id"] == stream["shop_id"]]
+    if not skus:
+        raise SkuNotFound()
+    if len(skus) > 1:
+        raise AmbiguousSku()
+    sku = skus[0]
+    if sku["level_id"] is None:
+        raise InsufficientStock()
+    if stream_id is not None:
+        deal = (
+            FlashDeal.objects.filter(
+                stream_id=stream_id, sku_id=sku["id"], status=FlashDeal.Status.OPEN, closes_at__gt=timezone.now()
+            )
+            .values("id", "price", "per_buyer_limit")
+            .first()
+        )
+        if deal is not None:
+            if deal["per_buyer_limit"] is not None:
+                limit, scope = deal["per_buyer_limit"], f"deal:{deal['id']}"
+            else:
+                limit, scope = sku["per_buyer_limit"], ""
+            return _Purchase(sku, quantity, deal["price"], stream_id, deal["id"], limit, scope)
+    return _Purchase(sku, quantity, sku["price"], stream_id, None, sku["per_buyer_limit"], "")
+
+
+def _reserve(*, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_method_id: int):
+    sku, quantity = purchase.sku, purchase.quantity
     with transaction.atomic():
-        count = stock_take(level_id=sku["level_id"], quantity=quantity)
+        if purchase.deal_id is not None:
+            count = deal_take(deal_id=purchase.deal_id, quantity=quantity)
+        else:
+            count = stock_take(level_id=sku["level_id"], quantity=quantity)
+        limit, scope = purchase.limit, purchase.scope
         if limit is not None:
-            allowance_take(buyer_id=buyer.pk, sku_id=sku["id"], quantity=quantity, limit=limit)
+            allowance_take(buyer_id=buyer.pk, sku_id=sku["id"], quantity=quantity, limit=limit, scope=scope)
         order = Order.objects.create(
             buyer=buyer,
             shop_id=sku["shop_id"],
-            total=sku["price"] * quantity,
+            stream_id=purchase.stream_id,
+            total=purchase.unit_price * quantity,
             currency=sku["currency"],
             idempotency_key=key,
             request_fingerprint=fingerprint,
@@ -176,13 +229,22 @@ def _reserve(*, buyer, sku: dict, quantity: int, key: str, fingerprint: str, pay
             order=order,
             sku_id=sku["id"],
             stock_level_id=sku["level_id"],
+            deal_id=purchase.deal_id,
             sku_code=sku["code"],
             title=sku["display_title"],
             quantity=quantity,
-            unit_price=sku["price"],
+            unit_price=purchase.unit_price,
             counts_against_limit=limit is not None,
+            limit_scope=scope,
         )
     return order, line, count
+
+
+def _count_event(*, line: OrderLine, shop_id: int, count) -> tuple[str, dict, list]:
+    """``deal.changed`` for units of a flash deal, ``stock.changed`` otherwise."""
+    if isinstance(count, DealCount):
+        return deal_changed_event(deal_id=count.deal_id, count=count)
+    return stock_changed_event(sku_id=line.sku_id, sku_code=line.sku_code, shop_id=shop_id, level=count)
 
 
 def _pay_and_confirm(*, order: Order, lines: list[tuple[OrderLine, StockCount]], token: str) -> BuyOutcome:
@@ -215,13 +277,11 @@ def _pay_and_confirm(*, order: Order, lines: list[tuple[OrderLine, StockCount]],
             paid_at=now,
         )
         if confirmed:
+            groups = [f"shop.{order.shop_id}"] + (stream_groups(order.stream_id) if order.stream_id else [])
             emit_many(
                 [
-                    *(
-                        stock_changed_event(sku_id=ln.sku_id, sku_code=ln.sku_code, shop_id=order.shop_id, level=count)
-                        for ln, count in lines
-                    ),
-                    ("order.placed", _order_placed_payload(order, order_lines), [f"shop.{order.shop_id}"]),
+                    *(_count_event(line=ln, shop_id=order.shop_id, count=count) for ln, count in lines),
+                    ("order.placed", _order_placed_payload(order, order_lines), groups),
                 ]
             )
     if not confirmed:  # the sweeper released it first: nothing may be charged
@@ -233,13 +293,19 @@ def _pay_and_confirm(*, order: Order, lines: list[tuple[OrderLine, StockCount]],
 
 
 def _order_placed_payload(order: Order, lines: list[OrderLine]) -> dict:
+    """``order.placed``. ``buyer_name`` is only what the buyer chose to show (their display
+    name) or null; stream pages show it in the purchase ticker."""
     return {
         "order": order.pk,
         "shop": order.shop_id,
+        "stream": order.stream_id,
         "buyer": order.buyer_id,
+        "buyer_name": order.buyer.display_name or None,
         "total": order.total,
         "currency": order.currency,
-        "lines": [{"sku": ln.sku_code, "sku_id": ln.sku_id, "quantity": ln.quantity} for ln in lines],
+        "lines": [
+            {"sku": ln.sku_code, "sku_id": ln.sku_id, "quantity": ln.quantity, "deal": ln.deal_id} for ln in lines
+        ],
     }
 
 
@@ -270,10 +336,15 @@ def order_release(*, order_id: int, to_status: str) -> bool:
         order.status = to_status
         order.save(update_fields=["status"])
         for line in order.lines.all():
-            count = stock_return(level_id=line.stock_level_id, quantity=line.quantity)
+            if line.deal_id is not None:
+                count = deal_return(deal_id=line.deal_id, quantity=line.quantity)
+            else:
+                count = stock_return(level_id=line.stock_level_id, quantity=line.quantity)
+            scope = line.limit_scope
             if line.counts_against_limit:
-                allowance_return(buyer_id=order.buyer_id, sku_id=line.sku_id, quantity=line.quantity)
-            stock_changed_emit(sku_id=line.sku_id, sku_code=line.sku_code, shop_id=order.shop_id, level=count)
+                allowance_return(buyer_id=order.buyer_id, sku_id=line.sku_id, quantity=line.quantity, scope=scope)
+            event_type, payload, groups = _count_event(line=line, shop_id=order.shop_id, count=count)
+            emit(event_type, payload, groups=groups)
         emit(f"order.{to_status}", {"order": order.pk, "shop": order.shop_id}, groups=[f"shop.{order.shop_id}"])
     return True
 

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-import os
 import re
 from collections.abc import Iterable
 
-from asgiref.sync import SyncToAsync, async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -73,56 +69,10 @@ def _outbox_row(event_type: str, payload: dict, groups: Iterable[str]) -> Outbox
 
 def deliver(event: OutboxEvent) -> None:
     """Fan the committed event out to its groups and hand it to its handlers."""
+    from .fanout import fan_out
+
     fan_out(event)
     enqueue_handlers(event)
-
-
-def fan_out(event: OutboxEvent) -> None:
-    """Send the event to its groups.
-
-    Inside the ASGI server (a sync view runs in a worker thread beside the server's event
-    loop) the sends are scheduled on that loop and the request does not wait for them; the
-    layer is then only ever used from its own loop. Elsewhere (Celery, commands) they run
-    to completion here.
-    """
-    if not event.groups:
-        return
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    message = event.as_message()
-    loop = _server_loop()
-    if loop is not None:
-        future = asyncio.run_coroutine_threadsafe(_send_all(layer, event, message), loop)
-        future.add_done_callback(_log_failure)
-    else:
-        async_to_sync(_send_all)(layer, event, message)
-
-
-def _server_loop():
-    """The ASGI server's event loop when called from a thread asgiref runs sync code in."""
-    try:
-        asyncio.get_running_loop()
-        return None  # called on a loop (not from a worker thread): await-free path below
-    except RuntimeError:
-        pass
-    if getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
-        return None
-    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
-    return loop if loop is not None and loop.is_running() else None
-
-
-async def _send_all(layer, event: OutboxEvent, message: dict) -> None:
-    for group in event.groups:
-        try:
-            await layer.group_send(group, message)
-        except Exception:  # the outbox keeps the event; a viewer resyncs from a snapshot
-            log.exception("fan-out of %s to %s failed", event.uuid, group)
-
-
-def _log_failure(future) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.error("fan-out failed", exc_info=future.exception())
 
 
 def enqueue_handlers(event: OutboxEvent) -> None:

@@ -58,3 +58,9 @@ def test_healthz_on_real_mqtt(client, settings, mqtt_url):
     settings.MQTT_URL = mqtt_url
     body = client.get("/healthz").json()
     assert body["mqtt"] == "ok"
+
+
+def test_livez_answers_without_checking_services(client, settings):
+    settings.MQTT_URL = "mqtt://127.0.0.1:1"  # a dead broker does not make the process dead
+    response = client.get("/livez")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}

@@ -204,3 +204,16 @@ def test_rate_limit_is_429(buyer_client, settings):
     assert codes == [201, 201, 429]
     assert post_buy(buyer_client, {"sku": sku.code}, key="rate-limit-9").json()["code"] == "rate_limited"
     cache.clear()
+
+
+def test_retry_with_same_key_after_completing_checkout_buys(client):
+    """checkout_incomplete is not remembered: the page saves the card and the address and
+    retries the same request with the same key."""
+    sku = make_sku(stock=3)
+    client.force_login(UserFactory())
+    first = post_buy(client, {"sku": sku.code}, key="checkout-then-buy")
+    assert first.status_code == 409 and first.json()["code"] == "checkout_incomplete"
+    client.post("/api/v1/me/payment-methods/", {"token": "tok_ok"}, content_type="application/json")
+    address = {"name": "Ada", "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE"}
+    client.put("/api/v1/me/address/", address, content_type="application/json")
+    assert post_buy(client, {"sku": sku.code}, key="checkout-then-buy").status_code == 201

@@ -180,14 +180,13 @@ def test_queries_per_buy(monkeypatch):
 
 def _reserve_and_die(buyer, sku, quantity):
     """Run only the reserve step of a buy, as if the process died before paying."""
-    from apps.catalog.selectors import sku_for_buy
-    from apps.orders.services import _reserve
+    from apps.orders.selectors import buy_context
+    from apps.orders.services import _purchase, _reserve
 
-    row = sku_for_buy(code=sku.code)
+    context = buy_context(buyer_id=buyer.pk, key="died-1234", sku_code=sku.code)
     order, _, _ = _reserve(
         buyer=buyer,
-        sku=row,
-        quantity=quantity,
+        purchase=_purchase(context=context, quantity=quantity, stream_id=None),
         key="died-1234",
         fingerprint="f",
         payment_method_id=buyer.payment_methods.get().pk,

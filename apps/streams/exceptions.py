@@ -1,0 +1,32 @@
+from creatorcommerce.errors import Conflict, DomainError, NotFound
+
+
+class StreamNotFound(NotFound):
+    code = "stream_not_found"
+    message = "No such stream."
+
+
+class InvalidStreamTransition(Conflict):
+    code = "invalid_stream_transition"
+    message = "The stream cannot go to that status from its current one."
+
+
+class DealNotOpen(Conflict):
+    code = "deal_not_open"
+    message = "This deal is not open."
+
+
+class DealNotFound(NotFound):
+    code = "deal_not_found"
+    message = "No such deal in this stream."
+
+
+class SkuNotInShop(DomainError):
+    code = "sku_not_in_shop"
+    message = "That SKU does not belong to this stream's shop."
+
+
+class InvalidViewerToken(DomainError):
+    status = 401
+    code = "invalid_viewer_token"
+    message = "The viewer token is missing, expired or not for this stream."

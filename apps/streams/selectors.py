@@ -1,0 +1,139 @@
+"""Reads of streams: the snapshot a viewer gets first, lists for the storefront."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+
+from apps.catalog.models import StockLevel
+
+from .exceptions import StreamNotFound
+from .models import FlashDeal, Pin, Stream
+
+
+def stream_get(*, stream_id: int) -> Stream:
+    stream = Stream.objects.select_related("shop").filter(pk=stream_id).first()
+    if stream is None:
+        raise StreamNotFound()
+    return stream
+
+
+def deal_body(deal: FlashDeal | None) -> dict | None:
+    if deal is None:
+        return None
+    return {
+        "id": deal.pk,
+        "price": str(deal.price),
+        "ends_at": deal.closes_at.isoformat().replace("+00:00", "Z"),
+        "per_buyer_limit": deal.per_buyer_limit,
+        "remaining": deal.remaining,
+        "version": deal.version,
+    }
+
+
+def stream_pins(*, stream: Stream) -> list[dict]:
+    """The pins in order, each with its price, default-location stock and open deal."""
+    pins = list(
+        Pin.objects.filter(stream=stream)
+        .select_related("sku__product")
+        .prefetch_related(
+            Prefetch(
+                "sku__stock_levels",
+                queryset=StockLevel.objects.filter(location__is_default=True),
+                to_attr="default_levels",
+            )
+        )
+    )
+    deals = {d.sku_id: d for d in FlashDeal.objects.filter(stream=stream, status=FlashDeal.Status.OPEN)}
+    out = []
+    for pin in pins:
+        sku = pin.sku
+        level = sku.default_levels[0] if sku.default_levels else None
+        out.append(
+            {
+                "sku": sku.code,
+                "sku_id": sku.pk,
+                "title": sku.display_title,
+                "image_url": sku.product.image_url,
+                "price": str(sku.price),
+                "currency": sku.currency,
+                "per_buyer_limit": sku.per_buyer_limit,
+                "available": level.available if level else 0,
+                "version": level.version if level else 0,
+                "deal": deal_body(deals.get(sku.pk)),
+            }
+        )
+    return out
+
+
+def stream_body(*, stream: Stream, pins: list[dict] | None = None) -> dict:
+    """``GET /api/v1/streams/{id}/`` (contract): the stream with its pins."""
+    return {
+        "id": stream.pk,
+        "title": stream.title,
+        "description": stream.description,
+        "creator": stream.shop.name,
+        "shop": stream.shop.slug,
+        "status": stream.status,
+        "starts_at": stream.starts_at.isoformat().replace("+00:00", "Z"),
+        "hls_url": stream.hls_url or None,
+        "poster_url": stream.poster_url or None,
+        "pins": stream_pins(stream=stream) if pins is None else pins,
+    }
+
+
+def stream_pinned_skus(*, stream_id: int) -> list[dict]:
+    """``[{"sku": code, "sku_id": id}]`` of a stream's pins: enough to join their groups."""
+    if not Stream.objects.filter(pk=stream_id).exists():
+        raise StreamNotFound()
+    return [
+        {"sku": code, "sku_id": pk}
+        for code, pk in Pin.objects.filter(stream_id=stream_id).values_list("sku__code", "sku_id")
+    ]
+
+
+def stream_snapshot(*, stream_id: int) -> dict:
+    """The first WebSocket message: pins and absolute stock, by SKU code."""
+    stream = stream_get(stream_id=stream_id)
+    pins = stream_pins(stream=stream)
+    return {
+        "stream": stream_body(stream=stream, pins=pins),
+        "pins": pins,
+        "stock": {p["sku"]: p["available"] for p in pins},
+    }
+
+
+def streams_list(*, status: str | None = None, limit: int = 50):
+    qs = Stream.objects.select_related("shop")
+    qs = qs.filter(status=status) if status else qs.exclude(status=Stream.Status.ENDED)
+    order = "-started_at" if status == Stream.Status.LIVE else "starts_at"
+    return list(qs.order_by(order, "pk")[:limit])
+
+
+def stream_sales(*, stream: Stream) -> dict:
+    """For the control room: units and revenue so far, per minute."""
+    from django.db.models import Count, Sum
+    from django.db.models.functions import TruncMinute
+
+    from apps.orders.models import Order
+
+    paid = Order.objects.filter(stream=stream, status=Order.Status.PAID)
+    series = (
+        paid.annotate(minute=TruncMinute("paid_at"))
+        .values("minute")
+        .annotate(orders=Count("id"), revenue=Sum("total"))
+        .order_by("minute")
+    )
+    totals = paid.aggregate(orders=Count("id"), revenue=Sum("total"))
+    return {
+        "orders": totals["orders"] or 0,
+        "revenue": str(totals["revenue"] or 0),
+        "series": [
+            {
+                "minute": row["minute"].isoformat().replace("+00:00", "Z"),
+                "orders": row["orders"],
+                "revenue": str(row["revenue"]),
+            }
+            for row in series
+            if row["minute"]
+        ],
+    }

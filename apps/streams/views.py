@@ -1,0 +1,167 @@
+import json
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.db.models import Prefetch
+from django.http import Http404
+from django.shortcuts import render
+from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.decorators.http import require_safe
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.catalog.models import SKU, StockLevel
+from creatorcommerce.admin import is_staff
+from creatorcommerce.api import error_body
+
+from .exceptions import StreamNotFound
+from .media import MediaDecision, media_authorize
+from .models import FlashDeal, Stream
+from .selectors import stream_body, stream_get, stream_sales, streams_list
+
+
+class MediaAuthView(APIView):
+    """``POST /hooks/media/auth``: MediaMTX-compatible HTTP authorisation."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    parser_classes: list = []  # the body is read here: a malformed one is a denial, not a 400
+
+    @extend_schema(
+        operation_id="media_auth",
+        request={
+            "application/json": {
+                "type": "object",
+                "example": {
+                    "user": "",
+                    "password": "",
+                    "token": "<ingest or viewer token>",
+                    "ip": "203.0.113.5",
+                    "action": "publish",
+                    "path": "live/1",
+                    "protocol": "rtmp",
+                    "id": None,
+                    "query": "",
+                },
+            }
+        },
+        responses={
+            200: OpenApiResponse(description="allowed"),
+            401: OpenApiResponse(description="no or bad token"),
+            403: OpenApiResponse(description="not allowed on this path or for this action"),
+        },
+    )
+    def post(self, request):
+        try:
+            body = json.loads(request.body or b"null")
+        except ValueError:
+            body = None
+        decision = media_authorize(body)
+        if decision == MediaDecision.ALLOW:
+            return Response({"allowed": True})
+        code = "invalid_token" if decision == MediaDecision.UNAUTHENTICATED else "forbidden"
+        return Response(error_body(code, "Not allowed."), status=decision)
+
+
+# -- HTML pages: the storefront, the stream page and the creator's control room -------------
+
+
+def _stream_or_404(pk: int) -> Stream:
+    try:
+        return stream_get(stream_id=pk)
+    except StreamNotFound as exc:
+        raise Http404("No such stream.") from exc
+
+
+def may_control(user, stream: Stream) -> bool:
+    """The same rule as the control API and the control-room socket: owner or staff."""
+    return is_staff(user) or bool(user.is_creator and stream.shop.owner_id == user.pk)
+
+
+@require_safe
+def home(request):
+    """The storefront: live streams first, then what is coming up."""
+    return render(
+        request,
+        "streams/home.html",
+        {
+            "live": streams_list(status=Stream.Status.LIVE, limit=24),
+            "upcoming": streams_list(status=Stream.Status.SCHEDULED, limit=24),
+        },
+    )
+
+
+@ensure_csrf_cookie
+@require_safe
+def stream_page(request, pk: int):
+    """A stream: video, pinned products with live stock, one-tap buy. The page's script
+    asks for a viewer token (a POST: it needs the CSRF cookie set here) and opens the socket."""
+    stream = _stream_or_404(pk)
+    return render(
+        request,
+        "streams/stream.html",
+        {
+            "stream": stream,
+            "initial": stream_body(stream=stream),
+            "can_control": request.user.is_authenticated and may_control(request.user, stream),
+        },
+    )
+
+
+@ensure_csrf_cookie
+@login_required
+@require_safe
+def control_room(request, pk: int):
+    """The creator's live control room (the stream's shop owner, or staff)."""
+    stream = _stream_or_404(pk)
+    if not may_control(request.user, stream):
+        raise PermissionDenied("Only this stream's creator (or staff) can open its control room.")
+    skus = (
+        SKU.objects.filter(shop=stream.shop, is_active=True)
+        .select_related("product")
+        .prefetch_related(
+            Prefetch(
+                "stock_levels",
+                queryset=StockLevel.objects.filter(location__is_default=True),
+                to_attr="default_levels",
+            )
+        )
+        .order_by("product__title", "code")
+    )
+    catalog = [
+        {
+            "sku": sku.code,
+            "title": sku.display_title,
+            "price": str(sku.price),
+            "currency": sku.currency,
+            "available": sku.default_levels[0].available if sku.default_levels else 0,
+        }
+        for sku in skus
+    ]
+    deals = [
+        {
+            "id": deal.pk,
+            "sku": deal.sku.code,
+            "price": str(deal.price),
+            "quantity": deal.quantity,
+            "per_buyer_limit": deal.per_buyer_limit,
+            "status": deal.status,
+            "opens_at": deal.opens_at.isoformat().replace("+00:00", "Z"),
+            "closes_at": deal.closes_at.isoformat().replace("+00:00", "Z"),
+        }
+        for deal in FlashDeal.objects.filter(stream=stream).select_related("sku").order_by("opens_at", "pk")
+    ]
+    return render(
+        request,
+        "streams/control.html",
+        {
+            "stream": stream,
+            "initial": stream_body(stream=stream),
+            "catalog": catalog,
+            "deals": deals,
+            "sales": stream_sales(stream=stream),
+        },
+    )

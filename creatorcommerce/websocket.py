@@ -1,0 +1,41 @@
+"""ASGI guard for WebSockets: browsers' cross-site connections are refused with 4403."""
+
+from urllib.parse import urlparse
+
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.security.websocket import OriginValidator
+from django.conf import settings
+
+
+class _Refuse4403(AsyncWebsocketConsumer):
+    async def connect(self):
+        # Accept, then close with the code: a refusal before accept reaches the client as a
+        # bare HTTP 403 without the protocol's close code.
+        await self.accept()
+        await self.close(code=4403)
+
+
+class OriginGuard(OriginValidator):
+    """Channels' origin check against ALLOWED_HOSTS, with two differences: a refused
+    connection closes with 4403 (contract.md), and a connection without an Origin header
+    (an app client, not a browser) is let through; viewer tokens bind it further."""
+
+    def __init__(self, application):
+        super().__init__(application, settings.ALLOWED_HOSTS)
+
+    def valid_origin(self, parsed_origin):
+        return parsed_origin is None or self.validate_origin(parsed_origin)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "websocket":
+            raise ValueError("OriginGuard is for WebSocket connections")
+        origin = None
+        for name, value in scope.get("headers", []):
+            if name == b"origin":
+                try:
+                    origin = urlparse(value.decode("latin1"))
+                except (UnicodeDecodeError, ValueError):
+                    return await _Refuse4403()(scope, receive, send)
+        if self.valid_origin(origin):
+            return await self.application(scope, receive, send)
+        return await _Refuse4403()(scope, receive, send)

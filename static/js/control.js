@@ -1,0 +1,431 @@
+// The creator's control room: viewers, live sales, totals, a sales chart, stock per pin,
+// and the stream's controls (go live, end, pin, unpin, open and close flash deals).
+import { LiveSocket, api, countdown, h, money, wsUrl } from "./live.js";
+
+const SVG = "http://www.w3.org/2000/svg";
+const FEED_MAX = 30;
+const CHART_MINUTES = 30;
+
+const root = document.getElementById("control");
+const streamId = Number(root.dataset.streamId);
+const shopCurrency = root.dataset.currency || "USD";
+const read = (id) => JSON.parse(document.getElementById(id).textContent);
+
+const els = {
+  banner: document.getElementById("conn-banner"),
+  statusPill: document.getElementById("status-pill"),
+  start: document.getElementById("start-btn"),
+  end: document.getElementById("end-btn"),
+  viewers: document.getElementById("kpi-viewers"),
+  orders: document.getElementById("kpi-orders"),
+  revenue: document.getElementById("kpi-revenue"),
+  chart: document.getElementById("chart"),
+  feed: document.getElementById("sales-feed"),
+  pinsBody: document.getElementById("pins-body"),
+  pinForm: document.getElementById("pin-form"),
+  pinSelect: document.getElementById("pin-sku"),
+  deals: document.getElementById("deals"),
+  status: document.getElementById("control-status"),
+};
+
+const state = {
+  stream: read("control-initial"),
+  catalog: read("control-catalog"),
+  deals: read("control-deals"),
+  sales: null, // {orders, revenue: Number, perMinute: Map(minuteMs -> {orders, revenue})}
+  seq: 0,
+  socketLive: false,
+  everLive: false,
+};
+state.pins = state.stream.pins;
+
+function setSales(sales) {
+  const perMinute = new Map();
+  for (const row of sales.series || []) {
+    perMinute.set(Date.parse(row.minute), { orders: row.orders, revenue: Number(row.revenue) });
+  }
+  state.sales = { orders: sales.orders, revenue: Number(sales.revenue), perMinute };
+}
+setSales(read("control-sales"));
+
+// -- messages -----------------------------------------------------------------------------------
+
+let statusTimer = null;
+function announce(text, tone = "info") {
+  clearTimeout(statusTimer);
+  els.status.className = `buy-status toast ${tone}`;
+  els.status.replaceChildren(
+    h("span", {}, text),
+    h("button", { type: "button", class: "icon-button", "aria-label": "Dismiss", onclick: clear }, "×"),
+  );
+  statusTimer = setTimeout(clear, tone === "error" ? 12_000 : 5_000);
+  function clear() {
+    els.status.replaceChildren();
+    els.status.className = "buy-status";
+  }
+}
+
+function updateBanner() {
+  const offline = !navigator.onLine;
+  let text = "";
+  if (offline) text = "You are offline. Figures are frozen until the connection is back.";
+  else if (!state.socketLive && state.everLive) text = "Live feed interrupted — reconnecting…";
+  els.banner.hidden = !text;
+  els.banner.className = `conn-banner ${offline ? "offline" : "reconnecting"}`;
+  els.banner.textContent = text;
+}
+
+// -- rendering -----------------------------------------------------------------------------------
+
+function renderStatus() {
+  const status = state.stream.status;
+  els.statusPill.dataset.status = status;
+  els.statusPill.textContent = { live: "Live", scheduled: "Scheduled", ended: "Ended" }[status] || status;
+  els.start.disabled = status !== "scheduled";
+  els.end.disabled = status === "ended";
+}
+
+function renderTotals() {
+  els.orders.textContent = String(state.sales.orders);
+  els.revenue.textContent = money(state.sales.revenue, shopCurrency);
+}
+
+function dealFor(sku) {
+  return state.pins.find((p) => p.sku === sku)?.deal || null;
+}
+
+function renderPins() {
+  const rows = state.pins.map((pin) => {
+    const deal = pin.deal;
+    const stockCell = h("td", { class: "num", dataset: { label: "Stock" } });
+    stockCell.append(h("span", { class: `stock ${pin.available <= 0 ? "out" : pin.available <= 5 ? "low" : "ok"}` }, String(pin.available)));
+    if (deal) stockCell.append(h("span", { class: "muted small" }, ` + ${deal.remaining} in deal`));
+    return h(
+      "tr",
+      { dataset: { sku: pin.sku } },
+      h("th", { scope: "row" }, h("span", { class: "cell-title" }, pin.title), h("span", { class: "muted small mono" }, pin.sku)),
+      h("td", { class: "num", dataset: { label: "Price" } }, money(pin.price, pin.currency)),
+      stockCell,
+      h(
+        "td",
+        { dataset: { label: "Deal" } },
+        deal
+          ? h("span", { class: "deal-tag" }, `${money(deal.price, pin.currency)} · ${deal.remaining} left · `,
+              h("span", { class: "deal-timer", dataset: { endsAt: deal.ends_at } }, timerText(deal.ends_at)))
+          : h("span", { class: "muted" }, "—"),
+      ),
+      h(
+        "td",
+        { class: "actions" },
+        h("button", { type: "button", class: "secondary small", onclick: () => unpin(pin.sku) }, "Unpin",
+          h("span", { class: "visually-hidden" }, ` ${pin.title}`)),
+      ),
+    );
+  });
+  if (!rows.length) rows.push(h("tr", {}, h("td", { colspan: 5, class: "muted" }, "Nothing pinned yet. Pin a product to show it to viewers.")));
+  els.pinsBody.replaceChildren(...rows);
+
+  const pinned = new Set(state.pins.map((p) => p.sku));
+  const options = state.catalog
+    .filter((item) => !pinned.has(item.sku))
+    .map((item) => h("option", { value: item.sku }, `${item.title} (${item.sku}) · ${money(item.price, item.currency)}`));
+  if (!options.length) options.push(h("option", { value: "" }, "Everything is pinned"));
+  els.pinSelect.replaceChildren(...options);
+  els.pinForm.querySelector("button").disabled = !state.catalog.some((item) => !pinned.has(item.sku));
+}
+
+function renderDeals() {
+  const items = state.deals.map((deal) => {
+    const title = state.catalog.find((c) => c.sku === deal.sku)?.title || deal.sku;
+    const live = dealFor(deal.sku);
+    const remaining = live && live.id === deal.id ? live.remaining : null;
+    const actions = [];
+    if (deal.status === "scheduled") {
+      actions.push(h("button", { type: "button", class: "small", onclick: () => dealAction(deal, "open") }, "Open now",
+        h("span", { class: "visually-hidden" }, `: ${title}`)));
+    }
+    if (deal.status !== "closed") {
+      actions.push(h("button", { type: "button", class: "secondary small", onclick: () => dealAction(deal, "close") },
+        deal.status === "open" ? "Close" : "Cancel", h("span", { class: "visually-hidden" }, `: ${title}`)));
+    }
+    return h(
+      "li",
+      { class: `deal deal--${deal.status}` },
+      h("div", {},
+        h("strong", {}, title), " ",
+        h("span", { class: `status-pill`, dataset: { status: deal.status === "open" ? "live" : deal.status } }, deal.status),
+        h("p", { class: "muted small" },
+          `${money(deal.price, shopCurrency)} · ${deal.quantity} units${deal.per_buyer_limit ? ` · max ${deal.per_buyer_limit} per buyer` : ""}`,
+          remaining !== null ? ` · ${remaining} left` : "",
+          deal.status === "open" ? h("span", {}, " · ", h("span", { class: "deal-timer", dataset: { endsAt: deal.closes_at } }, timerText(deal.closes_at))) : "",
+        ),
+      ),
+      h("div", { class: "deal__actions" }, actions),
+    );
+  });
+  if (!items.length) items.push(h("li", { class: "muted" }, "No flash deals for this stream."));
+  els.deals.replaceChildren(...items);
+}
+
+function addSale(sale, { count = true } = {}) {
+  const when = sale.at ? new Date(sale.at) : new Date();
+  const total = Number(sale.total);
+  if (count) {
+    state.sales.orders += 1;
+    state.sales.revenue += total;
+    const minute = Math.floor(when.getTime() / 60_000) * 60_000;
+    const bucket = state.sales.perMinute.get(minute) || { orders: 0, revenue: 0 };
+    bucket.orders += 1;
+    bucket.revenue += total;
+    state.sales.perMinute.set(minute, bucket);
+  }
+  const items = (sale.lines || []).map((l) => {
+    const title = state.catalog.find((c) => c.sku === l.sku)?.title || l.sku;
+    return `${l.quantity} × ${title}`;
+  });
+  els.feed.querySelector(".empty")?.remove();
+  els.feed.prepend(
+    h("li", { class: "sale enter" },
+      h("span", { class: "sale__items" }, items.join(", ") || `Order #${sale.order}`),
+      h("span", { class: "sale__total" }, money(total, sale.currency || shopCurrency)),
+      h("time", { class: "muted small", datetime: when.toISOString() }, when.toLocaleTimeString()),
+    ),
+  );
+  while (els.feed.children.length > FEED_MAX) els.feed.lastElementChild.remove();
+  renderTotals();
+  renderChart();
+}
+
+/** Revenue per minute over the last CHART_MINUTES minutes, as bars in an inline SVG. */
+function renderChart() {
+  const now = Math.floor(Date.now() / 60_000) * 60_000;
+  const from = now - (CHART_MINUTES - 1) * 60_000;
+  const buckets = [];
+  for (let t = from; t <= now; t += 60_000) buckets.push({ t, ...(state.sales.perMinute.get(t) || { orders: 0, revenue: 0 }) });
+  // Drawn at the box's real width, so the text stays legible on a phone.
+  const W = Math.max(280, Math.round(els.chart.clientWidth || 600));
+  const H = W < 500 ? 170 : 210;
+  const left = 40, bottom = 24, top = 12;
+  const max = Math.max(1, ...buckets.map((b) => b.revenue));
+  const step = niceStep(max);
+  const yMax = Math.ceil(max / step) * step;
+  const plotW = W - left - 8, plotH = H - top - bottom;
+  const bw = plotW / buckets.length;
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
+  svg.setAttribute("role", "img");
+  const recent = buckets.reduce((s, b) => s + b.orders, 0);
+  svg.setAttribute("aria-label", `Sales per minute, last ${CHART_MINUTES} minutes: ${recent} orders, peak ${money(max === 1 && !recent ? 0 : max, shopCurrency)} a minute.`);
+  const add = (tag, attrs, text) => {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+    if (text !== undefined) node.textContent = text;
+    svg.append(node);
+    return node;
+  };
+  for (let v = 0; v <= yMax; v += step) {
+    const y = top + plotH - (v / yMax) * plotH;
+    add("line", { x1: left, x2: W - 8, y1: y, y2: y, class: "grid" });
+    add("text", { x: left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, compact(v));
+  }
+  buckets.forEach((b, i) => {
+    const bh = (b.revenue / yMax) * plotH;
+    if (b.revenue > 0) {
+      const bar = add("rect", { x: left + i * bw + 1.5, y: top + plotH - bh, width: Math.max(1, bw - 3), height: bh, rx: 2, class: i === buckets.length - 1 ? "bar now" : "bar" });
+      const title = document.createElementNS(SVG, "title");
+      title.textContent = `${new Date(b.t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}: ${b.orders} orders, ${money(b.revenue, shopCurrency)}`;
+      bar.append(title);
+    }
+    const every = W < 500 ? 10 : 5;
+    if ((i % every === 0 && buckets.length - 1 - i >= every / 2) || i === buckets.length - 1) {
+      const label = i === buckets.length - 1 ? "now" : `-${buckets.length - 1 - i}m`;
+      add("text", { x: left + i * bw + bw / 2, y: H - 6, class: "axis", "text-anchor": "middle" }, label);
+    }
+  });
+  els.chart.replaceChildren(svg);
+}
+
+function timerText(iso) {
+  const left = countdown(iso);
+  return left ? `ends in ${left}` : "ending";
+}
+
+function niceStep(max) {
+  const raw = max / 4;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  return [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
+}
+
+function compact(v) {
+  return v >= 1000 ? `${(v / 1000).toFixed(v % 1000 ? 1 : 0)}k` : String(Math.round(v * 100) / 100);
+}
+
+// -- socket -------------------------------------------------------------------------------------
+
+function applyStream(body) {
+  state.stream = body;
+  state.pins = body.pins;
+  syncDealsFromPins();
+  renderStatus();
+  renderPins();
+  renderDeals();
+}
+
+/** A deal shown on a pin is open; one we believed open that is not there any more is closed. */
+function syncDealsFromPins() {
+  const open = new Map(state.pins.filter((p) => p.deal).map((p) => [p.deal.id, p.deal]));
+  const pinned = new Set(state.pins.map((p) => p.sku));
+  for (const deal of state.deals) {
+    if (open.has(deal.id)) deal.status = "open";
+    else if (deal.status === "open" && pinned.has(deal.sku)) deal.status = "closed"; // unpinned: unknown
+  }
+}
+
+function handle(message) {
+  switch (message.type) {
+    case "snapshot":
+      state.seq = message.seq || 0;
+      applyStream({ ...message.stream, pins: message.pins });
+      if (message.sales) setSales(message.sales);
+      if (typeof message.viewers === "number") els.viewers.textContent = String(message.viewers);
+      renderTotals();
+      renderChart();
+      break;
+    case "stock":
+      if (typeof message.seq === "number") {
+        if (message.seq <= state.seq) return;
+        state.seq = message.seq;
+      }
+      for (const [sku, available] of Object.entries(message.stock || {})) {
+        const pin = state.pins.find((p) => p.sku === sku);
+        if (pin) pin.available = available;
+        const item = state.catalog.find((c) => c.sku === sku);
+        if (item) item.available = available;
+      }
+      renderPins();
+      break;
+    case "deal": {
+      const pin = state.pins.find((p) => p.sku === message.sku);
+      if (pin) pin.deal = message.deal;
+      if (message.deal) {
+        const known = state.deals.find((d) => d.id === message.deal.id);
+        if (known) known.status = "open";
+      } else {
+        for (const d of state.deals) if (d.sku === message.sku && d.status === "open") d.status = "closed";
+      }
+      renderPins();
+      renderDeals();
+      break;
+    }
+    case "price": {
+      const pin = state.pins.find((p) => p.sku === message.sku);
+      if (pin) pin.price = message.price;
+      renderPins();
+      break;
+    }
+    case "pin":
+      state.pins = message.pins;
+      renderPins();
+      renderDeals();
+      break;
+    case "presence":
+      els.viewers.textContent = String(message.viewers);
+      break;
+    case "sale":
+      addSale(message);
+      break;
+    case "stream":
+      state.stream.status = message.status;
+      renderStatus();
+      break;
+    default:
+      break; // interaction (the sale feed covers purchases), pong
+  }
+}
+
+const socket = new LiveSocket({
+  connectUrl: async () => wsUrl(`/ws/streams/${streamId}/control/`), // cookie auth
+  onMessage: handle,
+  onState(live) {
+    state.socketLive = live === "live";
+    if (state.socketLive) state.everLive = true;
+    updateBanner();
+  },
+});
+window.addEventListener("online", updateBanner);
+window.addEventListener("offline", updateBanner);
+
+// -- controls -------------------------------------------------------------------------------------
+
+async function control(path, { method = "POST", body, done, button } = {}) {
+  if (button) button.disabled = true;
+  const result = await api(`/api/v1/streams/${streamId}/${path}`, { method, body });
+  if (button) button.disabled = false;
+  if (result.ok) {
+    applyStream(result.data);
+    if (done) announce(done, "success");
+    return result;
+  }
+  announce(
+    result.network ? "You're offline — nothing was changed." : result.data?.message || `That didn't work (HTTP ${result.status}).`,
+    "error",
+  );
+  renderStatus();
+  return result;
+}
+
+els.start.addEventListener("click", () => control("start", { done: "You're live.", button: els.start }));
+els.end.addEventListener("click", () => {
+  if (!window.confirm("End the stream for everyone? Open deals close and their stock goes back.")) return;
+  control("end", { done: "Stream ended.", button: els.end });
+});
+
+els.pinForm.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const sku = els.pinSelect.value;
+  if (!sku) return;
+  control("pins/", { body: { sku }, done: `Pinned ${sku}.`, button: els.pinForm.querySelector("button") });
+});
+
+function unpin(sku) {
+  control(`pins/${encodeURIComponent(sku)}/`, { method: "DELETE", done: `Unpinned ${sku}.` });
+}
+
+async function dealAction(deal, action) {
+  const result = await control(`deals/${deal.id}/${action}`, {});
+  if (!result.ok) return;
+  const pinned = state.pins.some((p) => p.sku === deal.sku);
+  const openNow = pinned ? state.pins.some((p) => p.deal && p.deal.id === deal.id) : action === "open";
+  deal.status = openNow ? "open" : "closed";
+  renderDeals();
+  announce(
+    action === "open"
+      ? openNow ? "Deal open." : "The deal could not open (its window has passed)."
+      : "Deal closed; unsold units are back in stock.",
+    action === "open" && !openNow ? "error" : "success",
+  );
+}
+
+// -- go -----------------------------------------------------------------------------------------------
+
+renderStatus();
+renderTotals();
+renderPins();
+renderDeals();
+renderChart();
+setInterval(() => {
+  document.querySelectorAll(".deal-timer").forEach((el) => {
+    el.textContent = timerText(el.dataset.endsAt);
+  });
+}, 1_000);
+setInterval(renderChart, 30_000); // the window slides
+if ("ResizeObserver" in window) {
+  let lastWidth = 0;
+  new ResizeObserver(() => {
+    const width = Math.round(els.chart.clientWidth);
+    if (Math.abs(width - lastWidth) < 8) return;
+    lastWidth = width;
+    renderChart();
+  }).observe(els.chart);
+}
+socket.start();

@@ -1,0 +1,640 @@
+// The stream page: pinned products with live stock, flash deals, one-tap buy, the
+// purchase ticker; realtime over the viewer WebSocket, polling while it is down.
+import { LiveSocket, api, countdown, h, money, reducedMotion, wsUrl } from "./live.js";
+
+const LOW_STOCK = 5;
+const POLL_EVERY_MS = 3_000;
+const TICKER_MAX = 4;
+
+const root = document.getElementById("stream-page");
+const streamId = Number(root.dataset.streamId);
+const signedIn = root.dataset.authenticated === "1";
+const loginUrl = root.dataset.loginUrl;
+
+const els = {
+  banner: document.getElementById("conn-banner"),
+  pins: document.getElementById("pins"),
+  status: document.getElementById("buy-status"),
+  ticker: document.getElementById("ticker"),
+  viewers: document.getElementById("viewers"),
+  video: document.getElementById("video"),
+  fallback: document.getElementById("player-fallback"),
+  liveBadge: document.getElementById("live-badge"),
+  statusBadge: document.getElementById("status-badge"),
+  statusText: document.getElementById("player-status-text"),
+  statusSub: document.getElementById("player-status-sub"),
+  sheet: document.getElementById("checkout-sheet"),
+  form: document.getElementById("checkout-form"),
+  formError: document.getElementById("checkout-error"),
+  formItem: document.getElementById("checkout-item"),
+  formSubmit: document.getElementById("checkout-submit"),
+};
+
+const state = {
+  stream: JSON.parse(document.getElementById("stream-initial").textContent),
+  pins: [],
+  seq: 0,
+  socketLive: false,
+  everLive: false,
+  lastPoll: "ok", // "ok" | "network" | "error"
+  viewerToken: null,
+};
+state.pins = state.stream.pins;
+
+const nodes = new Map(); // sku -> {li, ...parts}
+const busy = new Set(); // skus with a buy in progress
+const unsettledKeys = new Map(); // sku -> Idempotency-Key whose outcome we never learned
+
+// -- helpers ------------------------------------------------------------------------------
+
+function idempotencyKey() {
+  if (window.crypto && typeof window.crypto.randomUUID === "function") return window.crypto.randomUUID();
+  // randomUUID needs a secure context; an edge node served over plain http on a LAN is not one.
+  const bytes = window.crypto.getRandomValues(new Uint8Array(16));
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = [...bytes].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function pinBySku(sku) {
+  return state.pins.find((p) => p.sku === sku);
+}
+
+function titleOf(sku) {
+  const pin = pinBySku(sku);
+  return pin ? pin.title : sku;
+}
+
+/** What a buyer here can get: the deal's own stock while a deal is open. */
+function availableOf(pin) {
+  return pin.deal ? pin.deal.remaining : pin.available;
+}
+
+function stockLabel(n) {
+  if (n <= 0) return { text: "Sold out", tone: "out" };
+  if (n <= LOW_STOCK) return { text: `${n} left`, tone: "low" };
+  return { text: `In stock: ${n}`, tone: "ok" };
+}
+
+function isOffline() {
+  return !navigator.onLine || (!state.socketLive && state.lastPoll === "network");
+}
+
+// -- messages to the buyer --------------------------------------------------------------------
+
+let statusTimer = null;
+function announce(text, tone = "info", { link = null, sticky = false } = {}) {
+  clearTimeout(statusTimer);
+  els.status.replaceChildren();
+  els.status.className = `buy-status toast ${tone}`;
+  els.status.append(h("span", {}, text));
+  if (link) els.status.append(" ", h("a", { href: link.href }, link.text));
+  els.status.append(
+    h("button", { type: "button", class: "icon-button", "aria-label": "Dismiss", onclick: clearStatus }, "×"),
+  );
+  if (!sticky) statusTimer = setTimeout(clearStatus, tone === "success" ? 6_000 : 12_000);
+}
+
+function clearStatus() {
+  clearTimeout(statusTimer);
+  els.status.replaceChildren();
+  els.status.className = "buy-status";
+}
+
+function updateBanner() {
+  const banner = els.banner;
+  let text = "";
+  let tone = "";
+  if (isOffline()) {
+    text = "You are offline. Stock shown may be out of date; buying is paused until you're back online.";
+    tone = "offline";
+  } else if (!state.socketLive && state.everLive) {
+    text = "Live updates interrupted — reconnecting… Stock refreshes every 3 seconds meanwhile.";
+    tone = "reconnecting";
+  } else if (!state.socketLive && state.lastPoll !== "ok") {
+    text = "Can't reach the live feed — reconnecting…";
+    tone = "reconnecting";
+  }
+  banner.hidden = !text;
+  banner.dataset.state = tone || "live";
+  banner.className = `conn-banner ${tone}`;
+  if (banner.textContent !== text) banner.textContent = text;
+  root.classList.toggle("is-offline", tone === "offline");
+}
+
+// -- rendering -------------------------------------------------------------------------------
+
+function pinNode(pin) {
+  const title = h("h3", { class: "pin__title" });
+  const priceNow = h("span", { class: "price-now" });
+  const priceWas = h("s", { class: "price-was", hidden: true });
+  const dealRow = h("p", { class: "pin__deal", hidden: true });
+  const dealTimer = h("span", { class: "deal-timer" });
+  const dealLimit = h("span", { class: "deal-limit" });
+  dealRow.append(h("span", { class: "deal-tag" }, "Flash deal"), h("span", { class: "deal-when" }, dealTimer, dealLimit));
+  const stock = h("p", { class: "stock", "aria-live": "polite", "aria-atomic": "true" });
+  const art = h("div", { class: "pin__art", "aria-hidden": "true" });
+  let action;
+  if (signedIn) {
+    action = h("button", { type: "button", class: "buy", onclick: () => buy(pin.sku) });
+  } else {
+    action = h("a", { class: "button buy", href: loginUrl });
+  }
+  const li = h(
+    "li",
+    { class: "pin", dataset: { sku: pin.sku } },
+    art,
+    h("div", { class: "pin__info" }, title, h("p", { class: "pin__price" }, priceNow, " ", priceWas), dealRow, stock),
+    action,
+  );
+  return { li, art, title, priceNow, priceWas, dealRow, dealTimer, dealLimit, stock, action, image: null, label: null };
+}
+
+function updatePinNode(node, pin) {
+  if (node.title.textContent !== pin.title) node.title.textContent = pin.title;
+  if (node.image !== (pin.image_url || "")) {
+    node.image = pin.image_url || "";
+    node.art.replaceChildren(
+      node.image
+        ? h("img", { src: node.image, alt: "", loading: "lazy" })
+        : h("span", {}, (pin.title || pin.sku).slice(0, 1).toUpperCase()),
+    );
+  }
+  const deal = pin.deal;
+  node.priceNow.textContent = money(deal ? deal.price : pin.price, pin.currency);
+  node.priceWas.hidden = !deal || Number(deal.price) >= Number(pin.price);
+  node.priceWas.textContent = deal ? money(pin.price, pin.currency) : "";
+  node.dealRow.hidden = !deal;
+  node.li.classList.toggle("has-deal", Boolean(deal));
+  if (deal) {
+    node.dealTimer.dataset.endsAt = deal.ends_at;
+    node.dealLimit.textContent = deal.per_buyer_limit ? ` · limit ${deal.per_buyer_limit} per buyer` : "";
+  } else {
+    delete node.dealTimer.dataset.endsAt;
+  }
+  tickTimer(node.dealTimer);
+
+  const left = availableOf(pin);
+  const { text, tone } = stockLabel(left);
+  if (node.stock.textContent !== text) node.stock.textContent = text;
+  node.stock.className = `stock ${tone}`;
+  node.li.classList.toggle("sold-out", left <= 0);
+
+  if (signedIn) {
+    const button = node.action;
+    if (button.classList.contains("bought")) return; // the confirmation finishes first
+    button.disabled = left <= 0 || busy.has(pin.sku);
+    const label = busy.has(pin.sku) ? "Buying…" : left <= 0 ? "Sold out" : "Buy";
+    setButtonLabel(node, label, pin);
+  } else {
+    setButtonLabel(node, "Log in to buy", pin);
+  }
+}
+
+function setButtonLabel(node, label, pin) {
+  if (node.label === label) return;
+  node.label = label;
+  node.action.replaceChildren(label, h("span", { class: "visually-hidden" }, `: ${pin.title}`));
+}
+
+function renderPins() {
+  const seen = new Set();
+  state.pins.forEach((pin, index) => {
+    let node = nodes.get(pin.sku);
+    if (!node) {
+      node = pinNode(pin);
+      nodes.set(pin.sku, node);
+    }
+    seen.add(pin.sku);
+    updatePinNode(node, pin);
+    if (els.pins.children[index] !== node.li) els.pins.insertBefore(node.li, els.pins.children[index] || null);
+  });
+  for (const [sku, node] of nodes) {
+    if (!seen.has(sku)) {
+      node.li.remove();
+      nodes.delete(sku);
+    }
+  }
+  if (!state.pins.length) {
+    if (!els.pins.querySelector(".pins-empty"))
+      els.pins.append(h("li", { class: "pins-empty muted" }, "No products pinned yet — stay tuned."));
+  } else {
+    els.pins.querySelector(".pins-empty")?.remove();
+  }
+}
+
+function renderPin(sku) {
+  const pin = pinBySku(sku);
+  const node = nodes.get(sku);
+  if (pin && node) updatePinNode(node, pin);
+}
+
+function tickTimer(el) {
+  const endsAt = el.dataset.endsAt;
+  if (!endsAt) return;
+  const left = countdown(endsAt);
+  el.textContent = left ? `Ends in ${left}` : "Ending now";
+}
+
+function renderStatus() {
+  const status = state.stream.status;
+  els.liveBadge.hidden = status !== "live";
+  els.statusBadge.hidden = status === "live";
+  els.statusBadge.textContent = status === "scheduled" ? "UPCOMING" : status.toUpperCase();
+  if (status === "ended") {
+    els.statusText.textContent = "This stream has ended";
+    els.statusSub.textContent = "Thanks for watching.";
+    els.viewers.hidden = true;
+  } else if (status === "live") {
+    els.statusText.textContent = `${state.stream.creator} is live`;
+    els.statusSub.textContent = "Video plays in browsers with HLS support — shop along below.";
+  }
+  setupVideo();
+}
+
+/** Native HLS only (Safari, iOS, some Android): no player library is shipped. */
+function setupVideo() {
+  const { hls_url: hls, status } = state.stream;
+  const canPlay = hls && els.video.canPlayType("application/vnd.apple.mpegurl");
+  if (!canPlay || status !== "live" || !state.viewerToken) {
+    if (status !== "live" && !els.video.hidden) {
+      els.video.pause();
+      els.video.hidden = true;
+      els.fallback.hidden = false;
+    }
+    return;
+  }
+  if (els.video.dataset.src === hls) return;
+  const url = new URL(hls, window.location.href);
+  // The media server lets a viewer read with their viewer token (MediaMTX auth hook).
+  if (!url.searchParams.has("token")) url.searchParams.set("token", state.viewerToken);
+  els.video.dataset.src = hls;
+  els.video.src = url.toString();
+  els.video.hidden = false;
+  els.fallback.hidden = true;
+}
+
+function setViewers(n) {
+  els.viewers.hidden = state.stream.status === "ended";
+  els.viewers.textContent = `${n} watching`;
+}
+
+function addTicker(text) {
+  const item = h("li", { class: reducedMotion() ? "" : "enter" }, text);
+  els.ticker.prepend(item);
+  while (els.ticker.children.length > TICKER_MAX) els.ticker.lastElementChild.remove();
+  setTimeout(() => item.classList.add("old"), 8_000);
+}
+
+// -- state changes ----------------------------------------------------------------------------
+
+function applyStream(body) {
+  state.stream = body;
+  state.pins = body.pins;
+  renderPins();
+  renderStatus();
+}
+
+function handle(message) {
+  switch (message.type) {
+    case "snapshot":
+      state.seq = message.seq || 0;
+      applyStream({ ...message.stream, pins: message.pins });
+      for (const [sku, available] of Object.entries(message.stock || {})) {
+        const pin = pinBySku(sku);
+        if (pin) pin.available = available;
+      }
+      renderPins();
+      if (typeof message.viewers === "number") setViewers(message.viewers);
+      break;
+    case "stock":
+      if (typeof message.seq === "number") {
+        if (message.seq <= state.seq) return; // older than what the page shows
+        state.seq = message.seq;
+      }
+      for (const [sku, available] of Object.entries(message.stock || {})) {
+        const pin = pinBySku(sku);
+        if (!pin) continue;
+        pin.available = available;
+        renderPin(sku);
+      }
+      break;
+    case "deal": {
+      const pin = pinBySku(message.sku);
+      if (!pin) return;
+      pin.deal = message.deal;
+      renderPin(message.sku);
+      break;
+    }
+    case "price": {
+      const pin = pinBySku(message.sku);
+      if (!pin) return;
+      pin.price = message.price;
+      if (message.currency) pin.currency = message.currency;
+      renderPin(message.sku);
+      break;
+    }
+    case "pin":
+      state.pins = message.pins;
+      renderPins();
+      break;
+    case "interaction":
+      if (message.kind === "purchase") {
+        addTicker(`${message.name || "Someone"} bought ${message.quantity || 1} × ${titleOf(message.sku)}`);
+      } else if (message.text) {
+        addTicker(message.text);
+      }
+      break;
+    case "presence":
+      setViewers(message.viewers);
+      break;
+    case "stream":
+      state.stream.status = message.status;
+      renderStatus();
+      break;
+    case "pong":
+      break;
+    default:
+      if (message.type === "error") console.warn("stream socket:", message.code, message.message);
+  }
+}
+
+// -- realtime, with polling while the socket is down -----------------------------------------------
+
+let pollTimer = null;
+
+async function poll() {
+  const result = await api(`/api/v1/streams/${streamId}/`);
+  if (state.socketLive) return; // the socket came back meanwhile: its snapshot is newer
+  if (result.ok && result.data) {
+    state.lastPoll = "ok";
+    applyStream(result.data);
+  } else {
+    state.lastPoll = result.network ? "network" : "error";
+  }
+  updateBanner();
+}
+
+function startPolling() {
+  if (pollTimer) return;
+  poll();
+  pollTimer = setInterval(poll, POLL_EVERY_MS);
+}
+
+function stopPolling() {
+  clearInterval(pollTimer);
+  pollTimer = null;
+}
+
+const socket = new LiveSocket({
+  async connectUrl() {
+    // A fresh viewer token for every (re)connect: they are short-lived.
+    const result = await api(`/api/v1/streams/${streamId}/viewer-token`, { method: "POST" });
+    if (!result.ok || !result.data?.token) {
+      if (result.network) state.lastPoll = "network";
+      return null;
+    }
+    state.viewerToken = result.data.token;
+    setupVideo();
+    return wsUrl(`/ws/streams/${streamId}/?token=${encodeURIComponent(result.data.token)}`);
+  },
+  onMessage: handle,
+  onState(live) {
+    state.socketLive = live === "live";
+    if (state.socketLive) {
+      state.everLive = true;
+      state.lastPoll = "ok";
+      stopPolling();
+    } else {
+      startPolling();
+    }
+    root.dataset.realtime = state.socketLive ? "socket" : "polling";
+    updateBanner();
+  },
+});
+
+window.addEventListener("online", () => {
+  updateBanner();
+  if (!state.socketLive) poll();
+});
+window.addEventListener("offline", updateBanner);
+
+// -- buying ---------------------------------------------------------------------------------------
+
+const BUY_ERRORS = {
+  sold_out: "Sold out — someone was faster. Nothing was charged.",
+  buyer_limit_exceeded: "You've reached the per-buyer limit for this item.",
+  deal_not_open: "This flash deal isn't open any more. Nothing was charged.",
+  payment_declined: "Your payment was declined. Your card was not charged.",
+  idempotency_key_in_flight: "Your previous tap is still being processed — one moment.",
+  payment_gateway_unavailable: "Payments are unavailable right now. Nothing was charged; please try again.",
+  reservation_expired: "That took too long and your reservation expired. Nothing was charged; please try again.",
+  rate_limited: "Too many taps — wait a moment and try again.",
+};
+
+function nodeButton(sku) {
+  const node = nodes.get(sku);
+  return node && signedIn ? node.action : null;
+}
+
+function setBusy(sku, on) {
+  if (on) busy.add(sku);
+  else busy.delete(sku);
+  renderPin(sku);
+}
+
+async function buy(sku) {
+  const pin = pinBySku(sku);
+  if (!pin || busy.has(sku)) return;
+  if (isOffline()) {
+    announce("You're offline — your order was not sent.", "error");
+    return;
+  }
+  // A key whose outcome we never heard (the connection broke mid-request) is reused: a
+  // retry then answers the first attempt's result instead of buying twice.
+  const key = unsettledKeys.get(sku) || idempotencyKey();
+  unsettledKeys.set(sku, key);
+  setBusy(sku, true);
+  await attemptBuy(pin, key);
+}
+
+async function attemptBuy(pin, key, { afterCheckout = false } = {}) {
+  const { sku } = pin;
+  const body = { sku, quantity: 1, stream: streamId };
+  const result = await api("/api/v1/orders/", { method: "POST", body, headers: { "Idempotency-Key": key } });
+  const code = result.data?.code;
+
+  if (result.network) {
+    setBusy(sku, false);
+    announce(
+      isOffline()
+        ? "You're offline — we couldn't confirm your order. Tap Buy again once you're back: you won't be charged twice."
+        : "The connection dropped before we heard back. Tap Buy again: you won't be charged twice.",
+      "error",
+    );
+    updateBanner();
+    return;
+  }
+  if (code !== "idempotency_key_in_flight") unsettledKeys.delete(sku);
+
+  if (result.status === 201) {
+    setBusy(sku, false);
+    confirmBuy(sku, result.data);
+    return;
+  }
+  if (result.status === 409 && code === "checkout_incomplete") {
+    if (afterCheckout && result.headers.get("Idempotent-Replayed") === "true") {
+      // The API answers a repeated key with its first answer, and that first answer was
+      // "checkout incomplete" (nothing was ordered under it): buy under a new key.
+      await attemptBuy(pin, idempotencyKey(), { afterCheckout: true });
+      return;
+    }
+    if (!afterCheckout) {
+      openCheckout(pin, key);
+      return;
+    }
+  }
+  setBusy(sku, false);
+  if (result.status === 401) {
+    announce("Log in to buy.", "error", { link: { href: loginUrl, text: "Log in" } });
+  } else if (result.status === 403) {
+    announce("This buy wasn't allowed — your session may have expired. Reload the page and try again.", "error", {
+      link: { href: loginUrl, text: "Log in again" },
+    });
+  } else if (BUY_ERRORS[code]) {
+    let text = BUY_ERRORS[code];
+    if (code === "buyer_limit_exceeded" && pin.deal?.per_buyer_limit) {
+      text = `You've reached the limit of ${pin.deal.per_buyer_limit} per buyer for this deal.`;
+    }
+    announce(text, "error");
+  } else {
+    announce(result.data?.message || `Something went wrong (HTTP ${result.status}). Nothing was charged.`, "error");
+  }
+}
+
+function confirmBuy(sku, order) {
+  const node = nodes.get(sku);
+  const pin = pinBySku(sku);
+  const total = order?.total ? money(order.total, order.currency) : "";
+  announce(`Order #${order?.id ?? ""} confirmed — ${pin ? pin.title : sku}${total ? `, ${total}` : ""}.`, "success");
+  if (!node || !signedIn) return;
+  const button = node.action;
+  button.classList.add("bought");
+  button.disabled = true;
+  node.label = "Bought";
+  button.replaceChildren(h("span", { class: "check", "aria-hidden": "true" }, "✓"), " Bought");
+  if (!reducedMotion()) {
+    node.li.classList.remove("celebrate");
+    void node.li.offsetWidth; // restart the animation
+    node.li.classList.add("celebrate");
+  }
+  setTimeout(() => {
+    button.classList.remove("bought");
+    node.li.classList.remove("celebrate");
+    node.label = null;
+    renderPin(sku);
+  }, 2_500);
+}
+
+// -- express checkout (first buy) ------------------------------------------------------------
+
+let checkout = null; // {pin, key, savedCard}
+
+function openCheckout(pin, key) {
+  checkout = { pin, key, savedCard: checkout?.savedCard || false };
+  els.formItem.textContent = `Then we buy 1 × ${pin.title}.`;
+  els.formError.textContent = "";
+  els.form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+  if (typeof els.sheet.showModal === "function") els.sheet.showModal();
+  else els.sheet.setAttribute("open", "");
+  const firstEmpty = [...els.form.querySelectorAll("input[required]")].find((el) => !el.value.trim());
+  (firstEmpty || els.formSubmit).focus();
+}
+
+function closeCheckout() {
+  if (els.sheet.open) els.sheet.close();
+}
+
+els.sheet.addEventListener("close", () => {
+  if (!checkout) return;
+  const { pin } = checkout;
+  checkout = null;
+  if (busy.has(pin.sku)) {
+    setBusy(pin.sku, false);
+    announce("Checkout cancelled — nothing was ordered.", "info");
+  }
+});
+els.form.querySelectorAll("[data-close]").forEach((b) => b.addEventListener("click", closeCheckout));
+
+function fieldError(errors) {
+  if (!errors) return "";
+  return Object.entries(errors)
+    .map(([field, list]) => {
+      const input = els.form.elements.namedItem(field);
+      if (input) input.setAttribute("aria-invalid", "true");
+      const label = input ? els.form.querySelector(`label[for="${input.id}"]`)?.firstChild?.textContent.trim() : field;
+      return `${label || field}: ${(list || []).map((e) => e.message).join(" ")}`;
+    })
+    .join(" ");
+}
+
+els.form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!checkout) return;
+  els.formError.textContent = "";
+  els.form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
+  const data = Object.fromEntries(new FormData(els.form).entries());
+  for (const key of Object.keys(data)) data[key] = data[key].trim();
+  const missing = [...els.form.querySelectorAll("input[required]")].filter((el) => !el.value.trim());
+  if (missing.length) {
+    missing.forEach((el) => el.setAttribute("aria-invalid", "true"));
+    els.formError.textContent = "Please fill in the highlighted fields.";
+    missing[0].focus();
+    return;
+  }
+  if (!/^[A-Za-z]{2}$/.test(data.country)) {
+    els.form.elements.namedItem("country").setAttribute("aria-invalid", "true");
+    els.formError.textContent = "Country: use a two-letter code such as DE or US.";
+    return;
+  }
+  if (isOffline()) {
+    els.formError.textContent = "You're offline — nothing was saved or ordered.";
+    return;
+  }
+  els.formSubmit.disabled = true;
+  els.formSubmit.textContent = "Saving…";
+  try {
+    if (!checkout.savedCard) {
+      const card = await api("/api/v1/me/payment-methods/", { method: "POST", body: { token: data.token } });
+      if (!card.ok) {
+        els.formError.textContent =
+          fieldError(card.data?.errors) || card.data?.message || "We couldn't save this card.";
+        return;
+      }
+      checkout.savedCard = true;
+    }
+    const { token, ...address } = data;
+    const saved = await api("/api/v1/me/address/", { method: "PUT", body: address });
+    if (!saved.ok) {
+      els.formError.textContent =
+        fieldError(saved.data?.errors) || saved.data?.message || "We couldn't save this address.";
+      return;
+    }
+    const { pin, key } = checkout;
+    checkout = null; // the sheet's close handler must not cancel the buy
+    closeCheckout();
+    // The same Idempotency-Key as the first tap: it is still the same purchase.
+    await attemptBuy(pin, key, { afterCheckout: true });
+  } finally {
+    els.formSubmit.disabled = false;
+    els.formSubmit.textContent = "Save and buy";
+  }
+});
+
+// -- go -----------------------------------------------------------------------------------------
+
+renderPins();
+renderStatus();
+setInterval(() => document.querySelectorAll(".deal-timer").forEach(tickTimer), 1_000);
+socket.start();

@@ -1,0 +1,429 @@
+"""The stream page in a real browser (Debian's Chromium through Playwright) against a real
+daphne serving the ASGI app: live stock moves across viewers without a reload, the page
+falls back to polling when its WebSocket is cut, and refuses to buy while offline.
+
+Nothing here touches the pytest database: the server runs on its own temporary SQLite
+file, migrated and seeded through ``manage.py`` like a fresh install.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+TIMES = "\u00d7"  # MULTIPLICATION SIGN, as in "1 x Sticker pack" on the pages
+MOBILE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+# Runs inside `manage.py shell` on the server's database, after `seed_demo`: make sure there
+# is a live demo stream (seed_demo adds one once streams have a demo step; until then the
+# stream, its pins and an open flash deal are made here, through the streams services),
+# pick a pinned SKU the test can buy several times, and add two more viewers: one ready to
+# buy in one tap, one who has never bought (express checkout).
+SETUP = r"""
+import json
+from datetime import timedelta
+
+from allauth.account.models import EmailAddress
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.catalog.models import SKU
+from apps.orders.models import Address, PaymentMethod
+from apps.orders.services import address_set, payment_method_add
+from apps.streams.models import FlashDeal, Stream
+from apps.streams.selectors import stream_pins
+from apps.streams.services import pin_add, stream_start
+from creatorcommerce.demo import DEMO_PASSWORD, DEMO_USERS
+
+shop = User.objects.get(email=DEMO_USERS["creator"][0]).shop
+stream = Stream.objects.filter(shop=shop, status=Stream.Status.LIVE).order_by("pk").first()
+if stream is None:
+    now = timezone.now()
+    stream = Stream.objects.create(
+        shop=shop, title="Friday night drop", description="Tees, posters, stickers.",
+        starts_at=now - timedelta(minutes=2),
+    )
+    for code in ("TEE-M", "POSTER", "STICKERS"):
+        pin_add(stream=stream, sku=SKU.objects.get(shop=shop, code=code))
+    FlashDeal.objects.create(
+        stream=stream, sku=SKU.objects.get(shop=shop, code="TEE-M"), price="19.00", quantity=12,
+        per_buyer_limit=2, opens_at=now - timedelta(seconds=30), closes_at=now + timedelta(hours=1),
+    )
+    stream = stream_start(stream=stream, now=now)
+
+# A SKU the test can buy three times: pinned, no flash deal, no per-buyer limit below 3.
+pins = {p["sku"]: p for p in stream_pins(stream=stream)}
+candidates = SKU.objects.filter(shop=shop, is_active=True).order_by("pk")
+target = next(
+    (s for s in candidates if s.code in pins and not pins[s.code]["deal"]
+     and (s.per_buyer_limit is None or s.per_buyer_limit >= 3) and pins[s.code]["available"] >= 10),
+    None,
+)
+if target is None:
+    target = next(
+        s for s in candidates
+        if (s.per_buyer_limit is None or s.per_buyer_limit >= 3) and not FlashDeal.objects.filter(
+            stream=stream, sku=s, status="open").exists()
+    )
+    pin_add(stream=stream, sku=target)
+pins = {p["sku"]: p for p in stream_pins(stream=stream)}
+
+
+def viewer(email, name):
+    user = User.objects.filter(email=email).first() or User.objects.create_user(
+        email=email, password=DEMO_PASSWORD, display_name=name)
+    EmailAddress.objects.get_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
+    return user
+
+
+second = viewer("viewer2@demo.local", "Second Viewer")
+if not PaymentMethod.objects.filter(user=second).exists():
+    payment_method_add(user=second, token="tok_ok")
+if not Address.objects.filter(user=second).exists():
+    address_set(user=second, name="Second Viewer", line1="2 Market Street", city="Berlin",
+                postal_code="10115", country="DE")
+viewer("first-timer@demo.local", "")
+
+print("SETUP=" + json.dumps({
+    "stream": stream.pk,
+    "sku": target.code,
+    "title": target.display_title,
+    "available": pins[target.code]["available"],
+    "password": DEMO_PASSWORD,
+    "buyer": DEMO_USERS["viewer"][0],
+    "buyer_name": DEMO_USERS["viewer"][1],
+    "creator": DEMO_USERS["creator"][0],
+    "second": second.email,
+    "first_timer": "first-timer@demo.local",
+}))
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _manage(env: dict, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, f"manage.py {' '.join(args[:1])} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def _wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daphne exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers (healthz may be 503 for a missing optional service)
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"daphne did not answer on {url}")
+
+
+@pytest.fixture(scope="module")
+def server():
+    """daphne on a free port, over a fresh SQLite file with the demo data."""
+    port = _free_port()
+    db_dir = tempfile.mkdtemp(prefix="cc-browser-")
+    db_path = Path(db_dir) / "db.sqlite3"
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL"}}
+    env.update(
+        DJANGO_SETTINGS_MODULE="creatorcommerce.settings",
+        DATABASE_URL=f"sqlite:///{db_path}",
+        DEBUG="1",  # static files through WhiteNoise's finders, no collectstatic
+        SECRET_KEY="browser-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        CSRF_TRUSTED_ORIGINS=f"http://127.0.0.1:{port}",
+        PYTHONUNBUFFERED="1",
+    )
+    _manage(env, "migrate", "--noinput", "-v", "0")
+    _manage(env, "seed_demo")
+    out = _manage(env, "shell", "-c", SETUP)
+    data = json.loads(next(line for line in out.splitlines() if line.startswith("SETUP="))[len("SETUP=") :])
+    log = open(Path(db_dir) / "daphne.log", "w+")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "creatorcommerce.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        _wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
+        yield {"base": f"http://127.0.0.1:{port}", **data}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.seek(0)
+        tail = log.read()[-4000:]
+        log.close()
+        for path in Path(db_dir).iterdir():
+            path.unlink()
+        os.rmdir(db_dir)
+        if proc.returncode not in (0, -signal.SIGTERM):
+            print("daphne log tail:\n" + tail)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+NETWORK_NOISE = re.compile(r"Failed to load resource|ERR_INTERNET_DISCONNECTED|WebSocket connection")
+
+
+def _watch_errors(page, errors: list) -> None:
+    """Script errors on the page fail the test; the network errors the test causes do not."""
+    page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"{page.url}: {msg.text}")
+            if msg.type == "error" and not NETWORK_NOISE.search(msg.text)
+            else None
+        ),
+    )
+
+
+def _login(context, server, email: str, next_path: str, errors: list | None = None):
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    if errors is not None:
+        _watch_errors(page, errors)
+    page.goto(f"{server['base']}/accounts/login/?next={next_path}")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", server["password"])
+    page.locator("form").filter(has=page.locator("input[name=password]")).locator("[type=submit]").click()
+    page.wait_for_url(f"**{next_path}")
+    return page
+
+
+class SocketSwitch:
+    """Cuts a page's WebSockets from the outside, without test hooks in the page's code.
+
+    Playwright's ``route_web_socket`` hands every WebSocket the page opens to ``handle``:
+    while the switch is on, it is proxied to daphne untouched (``connect_to_server``);
+    ``cut()`` closes the open ones and refuses every new one at once, so the page sees
+    exactly what a dead network path looks like to its socket (close, reconnect, close...)
+    while plain HTTP still works: the case the page must cover by polling. Routing is
+    installed on the context before the page exists, so the very first socket goes
+    through it too.
+    """
+
+    def __init__(self):
+        self.blocked = False
+        self.open = []
+        self.refused = 0
+
+    def handle(self, ws):
+        if self.blocked:
+            self.refused += 1
+            ws.close(code=4500, reason="cut by the test")
+            return
+        ws.connect_to_server()
+        self.open.append(ws)
+
+    def cut(self):
+        self.blocked = True
+        for ws in self.open:
+            ws.close(code=4500, reason="cut by the test")
+        self.open.clear()
+
+
+def _pin(page, sku: str):
+    return page.locator(f'li.pin[data-sku="{sku}"]')
+
+
+def test_live_stock_ws_fallback_and_offline(server, browser):
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    stream_path = f"/streams/{server['stream']}/"
+    sku, start = server["sku"], server["available"]
+
+    buyer_ctx = browser.new_context(viewport=DESKTOP)
+    creator_ctx = browser.new_context(viewport=DESKTOP)
+    watcher_ctx = browser.new_context(viewport=MOBILE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    switch = SocketSwitch()
+    errors: list[str] = []
+    watcher_ctx.route_web_socket(re.compile(r"/ws/streams/"), switch.handle)
+    try:
+        control = _login(creator_ctx, server, server["creator"], f"{stream_path}control/", errors)
+        expect(control.locator("#status-pill")).to_have_text("Live")
+        orders_before = int(control.locator("#kpi-orders").inner_text())
+        buyer = _login(buyer_ctx, server, server["buyer"], stream_path, errors)
+        watcher = _login(watcher_ctx, server, server["second"], stream_path, errors)
+        for page in (buyer, watcher):
+            # The snapshot arrived over the socket: live updates are on.
+            expect(page.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
+            expect(_pin(page, sku).locator(".stock")).to_have_text(f"In stock: {start}")
+
+        # 1. A buy in one context: the other one's counter drops without a reload.
+        _pin(buyer, sku).get_by_role("button", name=re.compile(r"^Buy")).click()
+        expect(buyer.locator("#buy-status")).to_contain_text("confirmed")
+        expect(_pin(buyer, sku).locator("button.buy")).to_contain_text("Bought")
+        expect(_pin(watcher, sku).locator(".stock")).to_have_text(f"In stock: {start - 1}")
+        expect(watcher.locator("#ticker")).to_contain_text(f"bought 1 {TIMES} {server['title']}")
+        buyer.screenshot(path=str(ARTIFACTS / "stream-page.png"), animations="disabled")
+        watcher.screenshot(path=str(ARTIFACTS / "stream-page-mobile.png"), animations="disabled")
+        # The creator's control room counts the sale live.
+        expect(control.locator("#kpi-orders")).to_have_text(str(orders_before + 1))
+        expect(control.locator("#sales-feed")).to_contain_text(f"1 {TIMES} {server['title']}")
+        expect(control.locator(f'#pins-body tr[data-sku="{sku}"]')).to_contain_text(str(start - 1))
+        control.screenshot(path=str(ARTIFACTS / "control-room.png"), full_page=True, animations="disabled")
+
+        # 2. Cut the watcher's socket: the page says so, polls, and still follows the stock.
+        tokens = []
+        watcher.on("request", lambda r: tokens.append(r.url) if r.url.endswith("/viewer-token") else None)
+        switch.cut()
+        expect(watcher.locator("#conn-banner")).to_be_visible()
+        expect(watcher.locator("#conn-banner")).to_contain_text("reconnecting")
+        expect(watcher.locator("#stream-page")).to_have_attribute("data-realtime", "polling")
+        _pin(buyer, sku).get_by_role("button", name=re.compile(r"^Buy")).click()
+        expect(_pin(watcher, sku).locator(".stock")).to_have_text(f"In stock: {start - 2}", timeout=10_000)
+        assert switch.refused >= 1  # it kept trying to reconnect...
+        assert len(tokens) >= switch.refused  # ...asking for a fresh viewer token each time
+        expect(watcher.locator("#stream-page")).to_have_attribute("data-realtime", "polling")
+
+        # 3. Network down: the buy is refused on the page, nothing is sent.
+        posted = []
+        watcher.on("request", lambda r: posted.append(r.url) if "/api/v1/orders/" in r.url else None)
+        watcher_ctx.set_offline(True)
+        expect(watcher.locator("#conn-banner")).to_contain_text("You are offline")
+        _pin(watcher, sku).get_by_role("button", name=re.compile(r"^Buy")).click()
+        expect(watcher.locator("#buy-status")).to_contain_text("You're offline — your order was not sent")
+        assert posted == []
+        watcher.screenshot(path=str(ARTIFACTS / "stream-page-offline-mobile.png"), animations="disabled")
+        expect(_pin(buyer, sku).locator(".stock")).to_have_text(f"In stock: {start - 2}")
+        expect(control.locator("#kpi-orders")).to_have_text(str(orders_before + 2))
+        control.set_viewport_size(MOBILE)
+        control.screenshot(path=str(ARTIFACTS / "control-room-mobile.png"), full_page=True, animations="disabled")
+        buyer.goto(server["base"] + "/")
+        buyer.screenshot(path=str(ARTIFACTS / "home.png"), animations="disabled")
+        assert errors == []
+    finally:
+        watcher_ctx.close()
+        buyer_ctx.close()
+        creator_ctx.close()
+
+
+def test_first_buy_opens_express_checkout_then_buys(server, browser):
+    from playwright.sync_api import expect
+
+    stream_path = f"/streams/{server['stream']}/"
+    sku = server["sku"]
+    # This viewer prefers reduced motion: the confirmation is shown without the animation.
+    context = browser.new_context(viewport=MOBILE, is_mobile=True, has_touch=True, reduced_motion="reduce")
+    errors: list[str] = []
+    try:
+        # Anonymous viewers watch live too (their session holds the viewer token); buying
+        # sends them to log in first.
+        anonymous = context.new_page()
+        _watch_errors(anonymous, errors)
+        anonymous.goto(server["base"] + stream_path)
+        expect(anonymous.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
+        login_link = _pin(anonymous, sku).get_by_role("link", name=re.compile(r"^Log in to buy"))
+        expect(login_link).to_have_attribute("href", f"/accounts/login/?next={stream_path}")
+        anonymous.close()
+
+        page = _login(context, server, server["first_timer"], stream_path, errors)
+        expect(page.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
+        before = int(re.search(r"\d+", _pin(page, sku).locator(".stock").inner_text()).group())
+        _pin(page, sku).get_by_role("button", name=re.compile(r"^Buy")).click()
+        sheet = page.locator("#checkout-sheet")
+        expect(sheet).to_be_visible()
+        expect(sheet.locator("input[name=token]")).to_have_value("tok_ok")
+        sheet.locator("input[name=name]").fill("First Timer")
+        sheet.locator("input[name=line1]").fill("3 Market Street")
+        sheet.locator("input[name=city]").fill("Berlin")
+        sheet.locator("input[name=postal_code]").fill("10115")
+        sheet.locator("input[name=country]").fill("de")
+        page.screenshot(path=str(ARTIFACTS / "stream-checkout-mobile.png"), animations="disabled")
+        sheet.get_by_role("button", name="Save and buy").click()
+        expect(sheet).to_be_hidden()
+        expect(page.locator("#buy-status")).to_contain_text("confirmed")
+        expect(_pin(page, sku).locator("button.buy")).to_contain_text("Bought")
+        assert page.locator("li.pin.celebrate").count() == 0
+        expect(_pin(page, sku).locator(".stock")).to_have_text(f"In stock: {before - 1}")
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_control_room_controls_reach_viewers(server, browser):
+    """Unpin, pin and close a deal from the control room: a viewer's page follows live."""
+    from playwright.sync_api import expect
+
+    stream_path = f"/streams/{server['stream']}/"
+    sku = server["sku"]
+    creator_ctx = browser.new_context(viewport=DESKTOP)
+    viewer_ctx = browser.new_context(viewport=MOBILE, is_mobile=True, has_touch=True)
+    errors: list[str] = []
+    try:
+        control = _login(creator_ctx, server, server["creator"], f"{stream_path}control/", errors)
+        viewer = viewer_ctx.new_page()
+        _watch_errors(viewer, errors)
+        viewer.goto(server["base"] + stream_path)
+        expect(viewer.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
+        expect(_pin(viewer, sku)).to_be_visible()
+
+        control.locator(f'#pins-body tr[data-sku="{sku}"]').get_by_role("button", name=re.compile("^Unpin")).click()
+        expect(_pin(viewer, sku)).to_have_count(0)
+        expect(control.locator(f'#pins-body tr[data-sku="{sku}"]')).to_have_count(0)
+
+        control.locator("#pin-sku").select_option(sku)
+        control.locator("#pin-form").get_by_role("button", name="Pin").click()
+        expect(_pin(viewer, sku)).to_be_visible()
+        expect(control.locator(f'#pins-body tr[data-sku="{sku}"]')).to_be_visible()
+
+        deal = viewer.locator("li.pin.has-deal")
+        if deal.count():  # the demo stream has an open flash deal: close it
+            deal_sku = deal.first.get_attribute("data-sku")
+            control.locator("#deals").get_by_role("button", name=re.compile("^Close")).first.click()
+            expect(_pin(viewer, deal_sku)).not_to_have_class(re.compile("has-deal"))
+            expect(control.locator("#deals")).to_contain_text("closed")
+        expect(control.locator("#start-btn")).to_be_disabled()
+        assert errors == []
+    finally:
+        viewer_ctx.close()
+        creator_ctx.close()

@@ -1,0 +1,321 @@
+"""The viewer and control-room WebSockets, through the real ASGI application (origin guard,
+session auth, routing), on the in-memory layer and on channels-redis with the real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.db import transaction
+from django.utils import timezone
+
+from apps.catalog.models import StockLevel
+from apps.catalog.services import stock_adjust
+from apps.streams.models import FlashDeal, Stream
+from apps.streams.services import deal_open, pin_add, presence_count, presence_publish, stream_start
+from apps.streams.tokens import viewer_token_issue
+from creatorcommerce.asgi import application
+from tests.factories import CreatorFactory, StaffFactory, make_buyer, make_sku
+
+ORIGIN = "http://testserver"
+
+pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def layer(request):
+    """Each test runs on the in-memory layer and on channels-redis against the real Redis."""
+    if request.param == "redis":
+        return request.getfixturevalue("redis_channel_layer")
+    return None
+
+
+@pytest.fixture
+def stream_setup(db):
+    creator = CreatorFactory()
+    shop = creator.shop
+    skus = [make_sku(shop, code=f"PIN-{i}", stock=50, price="10.00") for i in range(2)]
+    stream = Stream.objects.create(shop=shop, title="Live now", starts_at=timezone.now())
+    stream_start(stream=stream)
+    for sku in skus:
+        pin_add(stream=stream, sku=sku)
+    return {
+        "creator": creator,
+        "shop": shop,
+        "stream": Stream.objects.select_related("shop").get(pk=stream.pk),
+        "skus": skus,
+    }
+
+
+def new_session() -> str:
+    """A real anonymous session (the socket's session must exist to be bound to)."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
+    store.create()
+    return store.session_key
+
+
+@pytest.fixture
+def session_key(db):
+    return new_session()
+
+
+def token_for(stream, *, session_key, user_id=None, origin=ORIGIN, stream_id=None):
+    token, _ = viewer_token_issue(
+        stream_id=stream_id or stream.pk, user_id=user_id, session_key=None if user_id else session_key, origin=origin
+    )
+    return token
+
+
+async def open_socket(stream, token, *, session_key, origin=ORIGIN, path=None):
+    headers = [(b"cookie", f"sessionid={session_key}".encode())]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    comm = WebsocketCommunicator(application, path or f"/ws/streams/{stream.pk}/?token={token}", headers=headers)
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    return comm
+
+
+async def close_code(comm) -> int:
+    message = await comm.receive_output(timeout=3)
+    assert message["type"] == "websocket.close"
+    return message["code"]
+
+
+async def collect(comm, seconds: float) -> list[dict]:
+    """Everything the socket sends within ``seconds``. (A receive that times out would cancel
+    the consumer, so poll with receive_nothing, which does not.)"""
+    out = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if await comm.receive_nothing(timeout=0.02, interval=0.005):
+            continue
+        out.append(await comm.receive_json_from(timeout=1))
+    return out
+
+
+async def test_snapshot_comes_first_with_pins_and_stock(layer, stream_setup, session_key, close_db_after):
+    stream = stream_setup["stream"]
+    comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
+    snapshot = await comm.receive_json_from(timeout=3)
+    assert snapshot["type"] == "snapshot"
+    assert snapshot["seq"] == 0
+    assert snapshot["stream"]["id"] == stream.pk and snapshot["stream"]["status"] == "live"
+    assert [p["sku"] for p in snapshot["pins"]] == ["PIN-0", "PIN-1"]
+    assert snapshot["stock"] == {"PIN-0": 50, "PIN-1": 50}
+    assert snapshot["viewers"] == 1  # this socket counts itself
+    assert {"sku", "title", "price", "available", "deal"} <= set(snapshot["pins"][0])
+    await comm.disconnect()
+
+
+def _burst(sku, n):
+    for _ in range(n):
+        with transaction.atomic():
+            stock_adjust(sku=sku, add=-1)
+
+
+async def test_burst_of_stock_changes_is_coalesced_and_ends_exact(
+    layer, stream_setup, session_key, settings, close_db_after
+):
+    stream, sku = stream_setup["stream"], stream_setup["skus"][0]
+    await sync_to_async(StockLevel.objects.filter(sku=sku).update)(available=600)
+    comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
+    await comm.receive_json_from(timeout=3)  # snapshot
+
+    started = time.monotonic()
+    await sync_to_async(_burst)(sku, 500)
+    elapsed = time.monotonic() - started
+    messages = [m for m in await collect(comm, 1.0) if m["type"] == "stock"]
+
+    assert messages, "no stock message arrived"
+    # At most 10 a second (plus the leading one), however many changes happened.
+    assert len(messages) <= int((elapsed + 1.0) * settings.STREAM_PUSHES_PER_SECOND) + 2
+    assert len(messages) < 500
+    seqs = [m["seq"] for m in messages]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert messages[-1]["stock"] == {"PIN-0": 100}  # the final state, exactly
+    await comm.disconnect()
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("expired", 4401),
+        ("other_stream", 4401),
+        ("garbage", 4401),
+        ("other_session", 4401),
+        ("other_origin", 4403),
+        ("foreign_origin", 4403),
+    ],
+)
+async def test_refused_handshakes(layer, stream_setup, session_key, settings, case, expected, close_db_after):
+    stream = stream_setup["stream"]
+    token = token_for(stream, session_key=session_key)
+    kwargs = {"session_key": session_key}
+    if case == "expired":
+        settings.VIEWER_TOKEN_TTL_SECONDS = -1
+    elif case == "other_stream":
+        other = await sync_to_async(Stream.objects.create)(shop=stream.shop, title="Other", starts_at=timezone.now())
+        token = token_for(stream, stream_id=other.pk, session_key=session_key)
+    elif case == "garbage":
+        token = "not-a-token"
+    elif case == "other_session":
+        kwargs["session_key"] = await sync_to_async(new_session)()
+    elif case == "other_origin":
+        kwargs["origin"] = "http://localhost"  # an allowed host, but not the page the token was issued to
+    elif case == "foreign_origin":
+        kwargs["origin"] = "https://evil.example"
+    comm = await open_socket(stream, token, **kwargs)
+    assert await close_code(comm) == expected
+
+
+async def test_ping_pong_and_flood_is_closed_with_4029(layer, stream_setup, session_key, settings, close_db_after):
+    settings.STREAM_CLIENT_MESSAGES_PER_10S = 20
+    stream = stream_setup["stream"]
+    comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
+    await comm.receive_json_from(timeout=3)
+    await comm.send_json_to({"type": "ping"})
+    assert await comm.receive_json_from(timeout=3) == {"type": "pong"}
+    for _ in range(25):
+        await comm.send_json_to({"type": "ping"})
+    codes = []
+    while True:
+        message = await comm.receive_output(timeout=3)
+        if message["type"] == "websocket.close":
+            codes.append(message["code"])
+            break
+    assert codes == [4029]
+
+
+async def test_presence_counts_viewers(layer, stream_setup, session_key, close_db_after):
+    stream = stream_setup["stream"]
+    key_a, key_b = await sync_to_async(new_session)(), await sync_to_async(new_session)()
+    a = await open_socket(stream, token_for(stream, session_key=key_a), session_key=key_a)
+    b = await open_socket(stream, token_for(stream, session_key=key_b), session_key=key_b)
+    await a.receive_json_from(timeout=3)
+    await b.receive_json_from(timeout=3)
+    assert await sync_to_async(presence_count)(stream_id=stream.pk) == 2
+    await sync_to_async(presence_publish)(stream_ids=[stream.pk])
+    assert await a.receive_json_from(timeout=3) == {"type": "presence", "viewers": 2}
+    await b.disconnect()
+    await asyncio.sleep(0.1)
+    assert await sync_to_async(presence_count)(stream_id=stream.pk) == 1
+    await sync_to_async(presence_publish)(stream_ids=[stream.pk])
+    assert await a.receive_json_from(timeout=3) == {"type": "presence", "viewers": 1}
+    await a.disconnect()
+
+
+async def test_pinning_sends_pins_and_follows_the_new_skus_stock(layer, stream_setup, session_key, close_db_after):
+    stream = stream_setup["stream"]
+    comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
+    await comm.receive_json_from(timeout=3)
+    new = await sync_to_async(make_sku)(stream.shop, code="PIN-NEW", stock=7)
+    await sync_to_async(pin_add)(stream=stream, sku=new)
+    pin = await comm.receive_json_from(timeout=3)
+    assert pin["type"] == "pin" and [p["sku"] for p in pin["pins"]][-1] == "PIN-NEW"
+    await sync_to_async(_burst)(new, 1)
+    stock = await comm.receive_json_from(timeout=3)
+    assert stock["type"] == "stock" and stock["stock"] == {"PIN-NEW": 6}
+    await comm.disconnect()
+
+
+def _buy_in_stream(buyer, sku, stream, key):
+    from apps.orders.services import order_place, request_fingerprint
+
+    return order_place(
+        buyer=buyer,
+        sku_code=sku.code,
+        quantity=1,
+        idempotency_key=key,
+        stream_id=stream.pk,
+        fingerprint=request_fingerprint({"sku": sku.code, "stream": stream.pk, "key": key}),
+    )
+
+
+async def test_purchase_in_stream_sends_deal_and_interaction_without_personal_data(
+    layer, stream_setup, session_key, close_db_after
+):
+    stream, sku = stream_setup["stream"], stream_setup["skus"][1]
+    now = timezone.now()
+    deal = await sync_to_async(FlashDeal.objects.create)(
+        stream=stream,
+        sku=sku,
+        price="7.00",
+        quantity=5,
+        per_buyer_limit=1,
+        opens_at=now - timedelta(seconds=1),
+        closes_at=now + timedelta(minutes=5),
+    )
+    await sync_to_async(deal_open)(deal=deal)
+    comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
+    snapshot = await comm.receive_json_from(timeout=3)
+    assert snapshot["pins"][1]["deal"]["remaining"] == 5 and snapshot["pins"][1]["deal"]["price"] == "7.00"
+
+    buyer = await sync_to_async(make_buyer)(email="shy@example.test", display_name="")
+    outcome = await sync_to_async(_buy_in_stream)(buyer, sku, stream, "stream-buy-001")
+    assert outcome.status == 201 and outcome.body["total"] == "7.00"
+    messages = await collect(comm, 0.6)
+    interactions = [m for m in messages if m["type"] == "interaction"]
+    assert interactions == [{"type": "interaction", "kind": "purchase", "sku": "PIN-1", "quantity": 1, "name": None}]
+    deals = [m for m in messages if m["type"] == "deal"]
+    assert deals[-1]["sku"] == "PIN-1" and deals[-1]["deal"]["remaining"] == 4
+    assert "shy@example.test" not in str(messages)
+    await comm.disconnect()
+
+
+async def _control_socket(stream, user):
+    from django.test import Client
+
+    client = Client()
+    await sync_to_async(client.force_login)(user)
+    cookie = client.cookies["sessionid"].value
+    comm = WebsocketCommunicator(
+        application,
+        f"/ws/streams/{stream.pk}/control/",
+        headers=[(b"cookie", f"sessionid={cookie}".encode()), (b"origin", ORIGIN.encode())],
+    )
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    return comm
+
+
+async def test_control_room_admits_owner_and_staff_only(layer, stream_setup, session_key, close_db_after):
+    stream = stream_setup["stream"]
+    owner = await _control_socket(stream, stream_setup["creator"])
+    snapshot = await owner.receive_json_from(timeout=3)
+    assert snapshot["type"] == "snapshot" and snapshot["sales"]["orders"] == 0 and "viewers" in snapshot
+    await owner.disconnect()
+
+    staff = await _control_socket(stream, await sync_to_async(StaffFactory)())
+    assert (await staff.receive_json_from(timeout=3))["type"] == "snapshot"
+    await staff.disconnect()
+
+    other = await _control_socket(stream, await sync_to_async(CreatorFactory)())
+    assert await close_code(other) == 4403
+
+    anonymous = WebsocketCommunicator(
+        application, f"/ws/streams/{stream.pk}/control/", headers=[(b"origin", ORIGIN.encode())]
+    )
+    await anonymous.connect(timeout=5)
+    assert await close_code(anonymous) == 4401
+
+
+async def test_control_room_gets_sales(layer, stream_setup, session_key, close_db_after):
+    stream, sku = stream_setup["stream"], stream_setup["skus"][0]
+    owner = await _control_socket(stream, stream_setup["creator"])
+    await owner.receive_json_from(timeout=3)
+    buyer = await sync_to_async(make_buyer)()
+    await sync_to_async(_buy_in_stream)(buyer, sku, stream, "control-buy-01")
+    messages = await collect(owner, 0.6)
+    sales = [m for m in messages if m["type"] == "sale"]
+    assert len(sales) == 1 and sales[0]["total"] == "10.00"
+    assert [m["stock"] for m in messages if m["type"] == "stock"][-1] == {"PIN-0": 49}
+    await owner.disconnect()

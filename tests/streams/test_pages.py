@@ -1,0 +1,98 @@
+"""The HTML pages: the storefront lists streams, anyone can watch a stream, and only its
+creator (or staff) opens the control room."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.utils.html import escape
+
+from apps.streams.models import Stream
+
+pytestmark = pytest.mark.django_db
+
+
+def test_home_lists_live_and_upcoming_streams(client, make_stream, creator):
+    live = make_stream(creator.shop, title="Sneaker drop", status=Stream.Status.LIVE)
+    upcoming = make_stream(creator.shop, title="Poster signing")
+    make_stream(creator.shop, title="Old show", status=Stream.Status.ENDED)
+    response = client.get("/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    live_at, upcoming_at = html.index('id="live-h"'), html.index('id="upcoming-h"')
+    assert live_at < html.index("Sneaker drop") < upcoming_at < html.index("Poster signing")
+    assert f'href="/streams/{live.pk}/"' in html
+    assert f'href="/streams/{upcoming.pk}/"' in html
+    assert "Old show" not in html
+
+
+def test_home_without_streams_says_so(client, db):
+    html = client.get("/").content.decode()
+    assert "Nothing live right now" in html and "No drops scheduled yet" in html
+
+
+def test_stream_page_for_anyone_sets_csrf_cookie_and_embeds_the_stream(client, live_stream):
+    response = client.get(f"/streams/{live_stream.pk}/")
+    assert response.status_code == 200
+    assert "csrftoken" in response.cookies  # the page's script POSTs for a viewer token
+    html = response.content.decode()
+    assert escape(live_stream.title) in html
+    assert "js/stream.js" in html
+    assert 'data-authenticated="0"' in html
+    assert "/accounts/login/?next=/streams/" in html
+    start = html.index('<script id="stream-initial" type="application/json">') + len(
+        '<script id="stream-initial" type="application/json">'
+    )
+    initial = json.loads(html[start : html.index("</script>", start)])
+    assert initial["id"] == live_stream.pk and initial["status"] == "live"
+    assert [p["sku"] for p in initial["pins"]] == [p.sku.code for p in live_stream.pins.all()]
+    assert initial["pins"][0]["deal"] is not None
+
+
+def test_stream_page_signed_in_viewer(client, live_stream, viewer):
+    client.force_login(viewer)
+    html = client.get(f"/streams/{live_stream.pk}/").content.decode()
+    assert 'data-authenticated="1"' in html
+    assert "Control room" not in html
+
+
+def test_unknown_stream_is_404(client, db):
+    assert client.get("/streams/999999/").status_code == 404
+
+
+def test_control_room_for_the_owner(client, live_stream, creator):
+    client.force_login(creator)
+    response = client.get(f"/streams/{live_stream.pk}/control/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "js/control.js" in html and "csrftoken" in response.cookies
+    for sku in creator.shop.skus.all():
+        assert sku.code in html  # the shop's SKUs, for pinning
+    assert 'id="control-deals"' in html
+    # The owner also gets a link to it from the stream page.
+    assert "Control room" in client.get(f"/streams/{live_stream.pk}/").content.decode()
+
+
+def test_control_room_for_staff(client, live_stream, staff_user):
+    client.force_login(staff_user)
+    assert client.get(f"/streams/{live_stream.pk}/control/").status_code == 200
+
+
+def test_control_room_refuses_another_creator(client, live_stream, other_creator):
+    client.force_login(other_creator)
+    response = client.get(f"/streams/{live_stream.pk}/control/")
+    assert response.status_code == 403
+    assert "not allowed" in response.content.decode()
+
+
+def test_control_room_refuses_a_viewer(client, live_stream, viewer):
+    client.force_login(viewer)
+    assert client.get(f"/streams/{live_stream.pk}/control/").status_code == 403
+
+
+def test_control_room_sends_anonymous_to_login(client, live_stream):
+    response = client.get(f"/streams/{live_stream.pk}/control/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/?next=")
+    assert f"/streams/{live_stream.pk}/control/" in response["Location"]

@@ -1,0 +1,312 @@
+"""Stream services: the lifecycle on the scheduler's clock, pins and presence, and the
+events each change sends (checked in the outbox, with their groups)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.catalog.models import StockLevel
+from apps.streams.exceptions import InvalidStreamTransition, SkuNotInShop
+from apps.streams.models import FlashDeal, Pin, Stream
+from apps.streams.services import (
+    pin_add,
+    pin_remove,
+    presence_count,
+    presence_join,
+    presence_leave,
+    presence_publish,
+    stream_end,
+    stream_start,
+    streams_tick,
+)
+from creatorcommerce.spine.models import OutboxEvent
+from tests.factories import make_sku
+
+pytestmark = pytest.mark.django_db
+
+
+def last_event_id() -> int:
+    last = OutboxEvent.objects.order_by("-id").first()
+    return last.pk if last else 0
+
+
+def events_since(mark: int, *types: str) -> list[OutboxEvent]:
+    qs = OutboxEvent.objects.filter(pk__gt=mark).order_by("id")
+    return list(qs.filter(type__in=types) if types else qs)
+
+
+def available(sku) -> int:
+    return StockLevel.objects.get(sku=sku, location__is_default=True).available
+
+
+@pytest.fixture
+def t0():
+    """A start time in the future, whole seconds: the tick is driven by the test's clock."""
+    return (timezone.now() + timedelta(days=1)).replace(microsecond=0)
+
+
+# -- lifecycle -----------------------------------------------------------------------------
+
+
+def test_tick_starts_a_scheduled_stream_at_starts_at_and_not_before(creator, make_stream, t0):
+    stream = make_stream(creator.shop, starts_at=t0)
+    mark = last_event_id()
+
+    assert streams_tick(now=t0 - timedelta(seconds=1))["started"] == 0
+    stream.refresh_from_db()
+    assert stream.status == Stream.Status.SCHEDULED and stream.started_at is None
+    assert events_since(mark) == []
+
+    assert streams_tick(now=t0)["started"] == 1
+    stream.refresh_from_db()
+    assert stream.status == Stream.Status.LIVE
+    assert stream.started_at == t0
+    [started] = events_since(mark, "stream.started")
+    assert started.payload == {"stream": stream.pk, "shop": creator.shop.pk, "status": "live"}
+    assert started.groups == [f"stream.{stream.pk}", f"shop.{creator.shop.pk}"]
+
+    # The next second's tick finds nothing to do: no second event.
+    assert streams_tick(now=t0 + timedelta(seconds=1)) == {"started": 0, "ended": 0, "opened": 0, "closed": 0}
+    assert len(events_since(mark, "stream.started")) == 1
+
+
+def test_tick_ends_a_live_stream_at_ends_at(creator, make_stream, t0):
+    stream = make_stream(creator.shop, starts_at=t0, ends_at=t0 + timedelta(hours=1))
+    streams_tick(now=t0)
+    mark = last_event_id()
+
+    assert streams_tick(now=t0 + timedelta(hours=1) - timedelta(seconds=1))["ended"] == 0
+    stream.refresh_from_db()
+    assert stream.status == Stream.Status.LIVE
+
+    assert streams_tick(now=t0 + timedelta(hours=1))["ended"] == 1
+    stream.refresh_from_db()
+    assert stream.status == Stream.Status.ENDED
+    assert stream.ended_at == t0 + timedelta(hours=1)
+    [ended] = events_since(mark, "stream.ended")
+    assert ended.payload == {"stream": stream.pk, "shop": creator.shop.pk, "status": "ended"}
+    assert ended.groups == [f"stream.{stream.pk}", f"shop.{creator.shop.pk}"]
+
+    assert streams_tick(now=t0 + timedelta(hours=2))["ended"] == 0
+    assert len(events_since(mark, "stream.ended")) == 1
+
+
+def test_stream_whose_window_passed_before_any_tick_ends_without_going_live(creator, make_stream, t0):
+    stream = make_stream(creator.shop, starts_at=t0, ends_at=t0 + timedelta(minutes=30))
+    mark = last_event_id()
+    done = streams_tick(now=t0 + timedelta(hours=1))
+    assert done["started"] == 0 and done["ended"] == 1
+    stream.refresh_from_db()
+    assert stream.status == Stream.Status.ENDED and stream.started_at is None
+    assert [e.type for e in events_since(mark)] == ["stream.ended"]
+
+
+def test_tick_leaves_streams_of_the_future_alone(creator, make_stream, t0):
+    later = make_stream(creator.shop, starts_at=t0 + timedelta(hours=3))
+    streams_tick(now=t0)
+    later.refresh_from_db()
+    assert later.status == Stream.Status.SCHEDULED
+
+
+def test_ended_stream_cannot_start_again(scheduled_stream):
+    stream_end(stream=scheduled_stream)
+    mark = last_event_id()
+    with pytest.raises(InvalidStreamTransition) as caught:
+        stream_start(stream=scheduled_stream)
+    assert caught.value.status == 409 and caught.value.code == "invalid_stream_transition"
+    scheduled_stream.refresh_from_db()
+    assert scheduled_stream.status == Stream.Status.ENDED
+    assert events_since(mark) == []
+
+
+def test_start_and_end_are_idempotent(scheduled_stream):
+    stream_start(stream=scheduled_stream)
+    mark = last_event_id()
+    assert stream_start(stream=scheduled_stream).status == Stream.Status.LIVE
+    assert events_since(mark) == []
+    stream_end(stream=scheduled_stream)
+    mark = last_event_id()
+    assert stream_end(stream=scheduled_stream).status == Stream.Status.ENDED
+    assert events_since(mark) == []
+
+
+def test_a_scheduled_stream_can_be_called_off(scheduled_stream):
+    stream_end(stream=scheduled_stream)
+    scheduled_stream.refresh_from_db()
+    assert scheduled_stream.status == Stream.Status.ENDED
+
+
+def test_manual_start_opens_the_deals_that_are_due(creator, scheduled_stream, make_deal):
+    sku = make_sku(creator.shop, stock=10)
+    now = timezone.now()
+    due = make_deal(scheduled_stream, sku, opens_at=now - timedelta(minutes=1), quantity=4)
+    later = make_deal(
+        scheduled_stream, make_sku(creator.shop, stock=10), opens_at=now + timedelta(minutes=10), quantity=4
+    )
+    stream_start(stream=scheduled_stream, now=now)
+    due.refresh_from_db()
+    later.refresh_from_db()
+    assert due.status == FlashDeal.Status.OPEN and due.remaining == 4
+    assert later.status == FlashDeal.Status.SCHEDULED and later.remaining == 0
+    assert available(sku) == 6
+
+
+def test_ending_a_stream_closes_its_deals_and_gives_the_units_back(
+    creator, live_stream, open_deal, deal_sku, make_deal
+):
+    assert available(deal_sku) == 25
+    other = make_sku(creator.shop, stock=10)
+    not_yet = make_deal(live_stream, other, opens_at=timezone.now() + timedelta(minutes=30))
+    mark = last_event_id()
+
+    stream_end(stream=live_stream)
+
+    open_deal.refresh_from_db()
+    not_yet.refresh_from_db()
+    assert open_deal.status == FlashDeal.Status.CLOSED and open_deal.remaining == 0
+    assert not_yet.status == FlashDeal.Status.CLOSED
+    assert available(deal_sku) == 30
+    assert available(other) == 10  # the deal that never opened never touched stock
+    types = [e.type for e in events_since(mark)]
+    assert types == ["stock.changed", "deal.closed", "stream.ended"]
+
+
+# -- pins ----------------------------------------------------------------------------------
+
+
+def test_pins_are_appended_in_order_and_each_change_sends_the_whole_list(creator, scheduled_stream):
+    first, second, third = (make_sku(creator.shop, stock=n) for n in (1, 2, 3))
+    mark = last_event_id()
+    pin_add(stream=scheduled_stream, sku=first)
+    pin_add(stream=scheduled_stream, sku=second)
+    pin_add(stream=scheduled_stream, sku=third, position=0)  # explicitly to the front
+
+    changes = events_since(mark, "pins.changed")
+    assert len(changes) == 3
+    assert all(e.groups == [f"stream.{scheduled_stream.pk}"] for e in changes)
+    assert [p["sku"] for p in changes[0].payload["pins"]] == [first.code]
+    assert [p["sku"] for p in changes[1].payload["pins"]] == [first.code, second.code]
+    assert [p["sku"] for p in changes[2].payload["pins"]] == [third.code, first.code, second.code]
+    assert changes[2].payload["stream"] == scheduled_stream.pk
+
+    entry = changes[2].payload["pins"][1]
+    assert entry["title"] == first.display_title
+    assert entry["price"] == str(first.price)
+    assert entry["available"] == 1
+    assert entry["deal"] is None
+
+    removed_mark = last_event_id()
+    assert pin_remove(stream=scheduled_stream, sku=first) is True
+    [removed] = events_since(removed_mark, "pins.changed")
+    assert [p["sku"] for p in removed.payload["pins"]] == [third.code, second.code]
+    assert list(Pin.objects.filter(stream=scheduled_stream).values_list("sku__code", flat=True)) == [
+        third.code,
+        second.code,
+    ]
+
+
+def test_pinning_twice_is_a_no_op(creator, scheduled_stream):
+    sku = make_sku(creator.shop)
+    pin = pin_add(stream=scheduled_stream, sku=sku)
+    mark = last_event_id()
+    assert pin_add(stream=scheduled_stream, sku=sku, position=9) == pin
+    assert Pin.objects.filter(stream=scheduled_stream).count() == 1
+    assert Pin.objects.get().position == pin.position
+    assert events_since(mark) == []
+
+
+def test_unpinning_what_is_not_pinned_is_a_no_op(creator, scheduled_stream):
+    mark = last_event_id()
+    assert pin_remove(stream=scheduled_stream, sku=make_sku(creator.shop)) is False
+    assert events_since(mark, "pins.changed") == []
+
+
+def test_pinning_another_shops_sku_is_refused(scheduled_stream, other_creator):
+    foreign = make_sku(other_creator.shop)
+    mark = last_event_id()
+    with pytest.raises(SkuNotInShop) as caught:
+        pin_add(stream=scheduled_stream, sku=foreign)
+    assert caught.value.code == "sku_not_in_shop" and 400 <= caught.value.status < 500
+    assert not Pin.objects.exists()
+    assert events_since(mark) == []
+
+
+def test_pins_carry_the_open_deal(live_stream, open_deal, deal_sku, plain_sku):
+    mark = last_event_id()
+    pin_remove(stream=live_stream, sku=plain_sku)
+    [change] = events_since(mark, "pins.changed")
+    [entry] = change.payload["pins"]
+    assert entry["sku"] == deal_sku.code
+    assert entry["available"] == 25
+    assert entry["deal"]["price"] == "12.00"
+    assert entry["deal"]["remaining"] == 5
+    assert entry["deal"]["per_buyer_limit"] == 2
+    assert entry["deal"]["ends_at"] == open_deal.closes_at.isoformat().replace("+00:00", "Z")
+
+
+# -- presence ------------------------------------------------------------------------------
+
+
+def test_presence_counts_joins_and_leaves_and_never_goes_negative(live_stream):
+    sid = live_stream.pk
+    assert presence_count(stream_id=sid) == 0
+    presence_join(stream_id=sid)
+    presence_join(stream_id=sid)
+    presence_join(stream_id=sid)
+    assert presence_count(stream_id=sid) == 3
+    presence_leave(stream_id=sid)
+    assert presence_count(stream_id=sid) == 2
+    for _ in range(4):
+        presence_leave(stream_id=sid)
+    assert presence_count(stream_id=sid) == 0
+    presence_join(stream_id=sid)
+    assert presence_count(stream_id=sid) == 1
+
+
+def test_presence_of_a_stream_nobody_counted_yet(scheduled_stream):
+    assert presence_count(stream_id=scheduled_stream.pk) == 0
+    presence_leave(stream_id=scheduled_stream.pk)  # a leave without a join does not fail
+    presence_join(stream_id=scheduled_stream.pk)
+    assert presence_count(stream_id=scheduled_stream.pk) == 1
+
+
+def test_presence_is_published_only_when_the_count_changed(live_stream):
+    sid = live_stream.pk
+    presence_join(stream_id=sid)
+    presence_join(stream_id=sid)
+    mark = last_event_id()
+
+    assert presence_publish() == 1
+    [counted] = events_since(mark, "presence.counted")
+    assert counted.payload == {"stream": sid, "viewers": 2}
+    assert counted.groups == [f"stream.{sid}"]
+
+    mark = last_event_id()
+    assert presence_publish() == 0
+    assert events_since(mark) == []
+
+    presence_join(stream_id=sid)
+    presence_leave(stream_id=sid)  # back to 2 before the next beat: nothing to say
+    assert presence_publish() == 0
+
+    presence_leave(stream_id=sid)
+    assert presence_publish() == 1
+    [counted] = events_since(mark, "presence.counted")
+    assert counted.payload["viewers"] == 1
+
+
+def test_presence_is_published_for_live_streams_only(live_stream, scheduled_stream):
+    presence_join(stream_id=scheduled_stream.pk)
+    mark = last_event_id()
+    presence_publish()
+    assert {e.payload["stream"] for e in events_since(mark, "presence.counted")} == {live_stream.pk}
+
+
+def test_viewers_waiting_before_the_start_are_still_counted_after_it(scheduled_stream):
+    presence_join(stream_id=scheduled_stream.pk)
+    presence_join(stream_id=scheduled_stream.pk)
+    stream_start(stream=scheduled_stream)
+    assert presence_count(stream_id=scheduled_stream.pk) == 2
