@@ -177,3 +177,23 @@ class ShopScopedInline(_ScopedChoices, admin.TabularInline):
 
     def has_delete_permission(self, request, obj=None):
         return self._allowed(request)
+
+
+class ReadOnlyStaffAdmin(admin.ModelAdmin):
+    """Records that only services write (the outbox, signing keys): staff may look, nobody
+    may add, change or delete them here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def has_view_permission(self, request, obj=None):
+        return is_staff(request.user)
+
+    def has_module_permission(self, request):
+        return is_staff(request.user)

@@ -85,6 +85,11 @@ def buy_context(*, buyer_id: int, key: str, sku_code: str, shop_slug: str | None
     return context
 
 
+def line_body(line) -> dict:
+    """An order line as the API and the receipt show it."""
+    return {"sku": line.sku_code, "title": line.title, "quantity": line.quantity, "unit_price": str(line.unit_price)}
+
+
 def order_body(order: Order, lines=None) -> dict:
     """The API representation of an order; the same order always gives the same body, so a
     replayed request gets the first response again."""
@@ -92,10 +97,7 @@ def order_body(order: Order, lines=None) -> dict:
     return {
         "id": order.pk,
         "status": order.status,
-        "lines": [
-            {"sku": line.sku_code, "title": line.title, "quantity": line.quantity, "unit_price": str(line.unit_price)}
-            for line in lines
-        ],
+        "lines": [line_body(line) for line in lines],
         "total": str(order.total),
         "currency": order.currency,
         "receipt": order.receipt or None,

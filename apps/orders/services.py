@@ -46,7 +46,7 @@ from creatorcommerce.spine.events import emit, emit_many
 from .exceptions import CheckoutIncomplete, IdempotencyKeyInFlight, IdempotencyKeyReused, ReservationExpired
 from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
 from .payments import GatewayUnavailable, PaymentDeclined, get_gateway
-from .selectors import buy_context, order_body
+from .selectors import buy_context, line_body, order_body
 
 log = logging.getLogger(__name__)
 
@@ -314,10 +314,7 @@ def _receipt_payload(order: Order, lines: list[OrderLine]) -> dict:
         "order": order.pk,
         "node": settings.NODE_ID,
         "seq": order.pk,
-        "items": [
-            {"sku": ln.sku_code, "title": ln.title, "quantity": ln.quantity, "unit_price": str(ln.unit_price)}
-            for ln in lines
-        ],
+        "items": [line_body(ln) for ln in lines],
         "total": str(order.total),
         "currency": order.currency,
         "buyer": order.buyer_id,

@@ -3,14 +3,10 @@ hold when many requests arrive at once. Each thread has its own database connect
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import random
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 from django.test import Client
 
@@ -18,27 +14,11 @@ from apps.catalog.models import StockLevel
 from apps.orders.models import Order, OrderLine
 from apps.orders.services import order_place, request_fingerprint
 from tests.factories import make_buyer, make_sku
+from tests.helpers import run_concurrently
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
-WORKERS = 40
 _keys = itertools.count()
-
-
-def run_concurrently(fn, args_list):
-    """Run fn(*args) for every args in parallel threads, released together by a barrier."""
-    barrier = threading.Barrier(min(WORKERS, len(args_list)))
-
-    def call(args):
-        try:
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait(timeout=10)
-            return fn(*args)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        return list(pool.map(call, args_list))
 
 
 def service_buy(buyer, sku_code, quantity, key=None):

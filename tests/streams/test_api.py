@@ -18,6 +18,7 @@ from apps.streams.services import stream_end
 from apps.streams.tokens import viewer_token_check
 from creatorcommerce.spine.models import OutboxEvent
 from tests.factories import make_sku
+from tests.helpers import last_event_id
 
 pytestmark = pytest.mark.django_db
 
@@ -50,11 +51,6 @@ def assert_error(response, status, code=None):
     if code is not None:
         assert body["code"] == code, body
     return body
-
-
-def last_event_id() -> int:
-    last = OutboxEvent.objects.order_by("-id").first()
-    return last.pk if last else 0
 
 
 # -- public reads --------------------------------------------------------------------------

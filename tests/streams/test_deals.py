@@ -4,15 +4,11 @@ and the invariants hold under real concurrency (PostgreSQL)."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 from django.test import Client
 from django.utils import timezone
@@ -23,20 +19,10 @@ from apps.orders.payments import TestGateway
 from apps.orders.services import order_place, order_release, request_fingerprint
 from apps.streams.models import FlashDeal, Stream
 from apps.streams.services import deal_close, deal_open, stream_start, streams_tick
-from creatorcommerce.spine.models import OutboxEvent
 from tests.factories import CreatorFactory, make_buyer, make_sku
+from tests.helpers import events_since, last_event_id, run_concurrently
 
 _keys = itertools.count()
-
-
-def last_event_id() -> int:
-    last = OutboxEvent.objects.order_by("-id").first()
-    return last.pk if last else 0
-
-
-def events_since(mark: int, *types: str) -> list[OutboxEvent]:
-    qs = OutboxEvent.objects.filter(pk__gt=mark).order_by("id")
-    return list(qs.filter(type__in=types) if types else qs)
 
 
 def available(sku) -> int:
@@ -504,25 +490,6 @@ def test_buy_in_stream_over_http(client, live_stream, open_deal, deal_sku, buyer
 
 
 # -- under concurrency (PostgreSQL) --------------------------------------------------------
-
-WORKERS = 40
-
-
-def run_concurrently(fn, args_list):
-    """Run fn(*args) for every args in parallel threads, released together by a barrier;
-    each thread closes its own database connection (copied from tests/orders/test_races.py)."""
-    barrier = threading.Barrier(min(WORKERS, len(args_list)))
-
-    def call(args):
-        try:
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait(timeout=10)
-            return fn(*args)
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        return list(pool.map(call, args_list))
 
 
 def service_stream_buy(buyer, sku_code, stream_id):

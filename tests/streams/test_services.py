@@ -22,20 +22,10 @@ from apps.streams.services import (
     stream_start,
     streams_tick,
 )
-from creatorcommerce.spine.models import OutboxEvent
 from tests.factories import make_sku
+from tests.helpers import events_since, last_event_id
 
 pytestmark = pytest.mark.django_db
-
-
-def last_event_id() -> int:
-    last = OutboxEvent.objects.order_by("-id").first()
-    return last.pk if last else 0
-
-
-def events_since(mark: int, *types: str) -> list[OutboxEvent]:
-    qs = OutboxEvent.objects.filter(pk__gt=mark).order_by("id")
-    return list(qs.filter(type__in=types) if types else qs)
 
 
 def available(sku) -> int:

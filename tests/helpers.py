@@ -1,0 +1,40 @@
+"""Helpers shared by test modules (fixtures live in conftest.py files)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import connection
+
+from creatorcommerce.spine.models import OutboxEvent
+
+WORKERS = 40
+
+
+def run_concurrently(fn, args_list, *, workers: int = WORKERS):
+    """Run ``fn(*args)`` for every args in parallel threads, released together by a barrier;
+    each thread has, and closes, its own database connection."""
+    barrier = threading.Barrier(min(workers, len(args_list)))
+
+    def call(args):
+        try:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                barrier.wait(timeout=10)
+            return fn(*args)
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(call, args_list))
+
+
+def last_event_id() -> int:
+    last = OutboxEvent.objects.order_by("-id").first()
+    return last.pk if last else 0
+
+
+def events_since(mark: int, *types: str) -> list[OutboxEvent]:
+    qs = OutboxEvent.objects.filter(pk__gt=mark).order_by("id")
+    return list(qs.filter(type__in=types) if types else qs)
