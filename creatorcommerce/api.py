@@ -14,8 +14,6 @@ from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from .errors import DomainError
@@ -135,12 +133,3 @@ def validated(serializer_class, data, **kwargs) -> dict:
     serializer = serializer_class(data=data, **kwargs)
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
-
-
-class ScopedThrottle(ScopedRateThrottle):
-    """DRF's scoped throttle, reading the rates when used rather than at import, so that a
-    settings change (and a test's override) takes effect."""
-
-    @property
-    def THROTTLE_RATES(self):
-        return api_settings.DEFAULT_THROTTLE_RATES

@@ -17,13 +17,13 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from creatorcommerce.routing import websocket_urlpatterns  # noqa: E402
 from creatorcommerce.scheduler import EmbeddedScheduler  # noqa: E402
-from creatorcommerce.websocket import OriginGuard  # noqa: E402
+from creatorcommerce.websocket import OriginGuard, SessionTokenAuth  # noqa: E402
 
 application = EmbeddedScheduler(
     ProtocolTypeRouter(
         {
             "http": django_asgi_app,
-            "websocket": OriginGuard(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+            "websocket": OriginGuard(AuthMiddlewareStack(SessionTokenAuth(URLRouter(websocket_urlpatterns)))),
         }
     )
 )

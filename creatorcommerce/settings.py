@@ -115,9 +115,16 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
-else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI every request's sync code runs in a thread of its own, so persistent
+    # connections (CONN_MAX_AGE) would pile up (Django ticket #33497); a psycopg pool per
+    # process reuses connections instead and saves a connect per request on the buy path.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+        "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+        "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis, channel layer, cache -------------------------------------------------------
@@ -245,9 +252,13 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "creatorcommerce.api.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "creatorcommerce.throttling.AnonThrottle",
+        "creatorcommerce.throttling.UserThrottle",
+    ],
     "DEFAULT_THROTTLE_RATES": {
-        "anon": "120/min",
-        "user": "600/min",
+        "anon": env.str("API_ANON_RATE", default="300/min"),
+        "user": env.str("API_USER_RATE", default="1200/min"),
         "buy": env.str("BUY_RATE_LIMIT", default="120/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

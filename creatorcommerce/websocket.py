@@ -2,6 +2,7 @@
 
 from urllib.parse import urlparse
 
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from django.conf import settings
@@ -39,3 +40,31 @@ class OriginGuard(OriginValidator):
         if self.valid_origin(origin):
             return await self.application(scope, receive, send)
         return await _Refuse4403()(scope, receive, send)
+
+
+class SessionTokenAuth:
+    """App clients authenticate WebSockets like their API calls: an ``X-Session-Token``
+    header (allauth headless). Browsers keep using the session cookie (AuthMiddlewareStack,
+    inside this one); a cookie-authenticated user is never replaced."""
+
+    def __init__(self, application):
+        self.application = application
+
+    async def __call__(self, scope, receive, send):
+        token = None
+        for name, value in scope.get("headers", []):
+            if name == b"x-session-token":
+                token = value.decode("latin1")
+        user = scope.get("user")
+        if token and (user is None or not user.is_authenticated):
+            resolved = await database_sync_to_async(_user_for_session_token)(token)
+            if resolved is not None:
+                scope = {**scope, "user": resolved}
+        return await self.application(scope, receive, send)
+
+
+def _user_for_session_token(token: str):
+    from allauth.headless.internal.sessionkit import authenticate_by_x_session_token
+
+    result = authenticate_by_x_session_token(token)
+    return result[0] if result else None

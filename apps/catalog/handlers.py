@@ -2,6 +2,6 @@
 
 from creatorcommerce.spine.fanout import coalesce
 
-# Stock counts are absolute and versioned: during a sell-out only the newest per SKU needs
-# to reach the viewers' sockets.
-coalesce("stock.changed", key=lambda payload: payload["sku_id"])
+# Stock counts are absolute and versioned per stock row: during a sell-out only the newest
+# count of each row needs to reach the viewers' sockets.
+coalesce("stock.changed", key=lambda payload: payload["level"])

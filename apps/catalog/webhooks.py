@@ -28,6 +28,8 @@ def price_webhook_verify(*, source_id: str | None, body: bytes, headers) -> tupl
     if source is None or len(body) > MAX_BODY:
         raise WebhookSignatureInvalid()
     signed = {k: headers.get(k, "") for k in ("webhook-id", "webhook-timestamp", "webhook-signature")}
+    if len(signed["webhook-id"]) > 200:  # what WebhookDelivery stores; no sender uses longer ids
+        raise WebhookSignatureInvalid(reason="webhook-id too long")
     try:
         Webhook(source.secret).verify(body, signed, json_parse=False)
     except (WebhookVerificationError, ValueError) as exc:  # ValueError: malformed b64 / signature list

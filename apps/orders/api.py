@@ -11,8 +11,9 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from creatorcommerce.api import ScopedThrottle, error_responses, validated
+from creatorcommerce.api import error_responses, validated
 from creatorcommerce.fields import StrictCharField, StrictIntegerField
+from creatorcommerce.throttling import ScopedThrottle
 
 from .exceptions import IdempotencyKeyInvalid, IdempotencyKeyMissing
 from .selectors import address_body, checkout_profile, order_body, order_of_buyer, orders_of_buyer

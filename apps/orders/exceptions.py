@@ -29,3 +29,8 @@ class CheckoutIncomplete(Conflict):
 class ReservationExpired(Conflict):
     code = "reservation_expired"
     message = "Your reservation expired before the payment completed; you were not charged."
+
+
+class AmountTooLarge(DomainError):
+    code = "amount_too_large"
+    message = "The order total is larger than can be charged in one order."

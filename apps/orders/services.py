@@ -43,7 +43,13 @@ from creatorcommerce.errors import DomainError
 from creatorcommerce.signing.services import receipt_sign
 from creatorcommerce.spine.events import emit, emit_many
 
-from .exceptions import CheckoutIncomplete, IdempotencyKeyInFlight, IdempotencyKeyReused, ReservationExpired
+from .exceptions import (
+    AmountTooLarge,
+    CheckoutIncomplete,
+    IdempotencyKeyInFlight,
+    IdempotencyKeyReused,
+    ReservationExpired,
+)
 from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
 from .payments import GatewayUnavailable, PaymentDeclined, get_gateway
 from .selectors import buy_context, line_body, order_body
@@ -139,8 +145,9 @@ def _replay(*, buyer, key: str, fingerprint: str, context: dict) -> BuyOutcome |
 
 
 def _order_answer(order: Order, lines=None) -> tuple[int, dict]:
-    if order.status == Order.Status.DECLINED:
-        error = PaymentDeclined()
+    """The answer an order's buy got, and gets again on a replay."""
+    if order.status in (Order.Status.DECLINED, Order.Status.EXPIRED):
+        error = PaymentDeclined() if order.status == Order.Status.DECLINED else ReservationExpired()
         return error.status, {"code": error.code, "message": error.message, "order": order.pk}
     return 201, order_body(order, lines)
 
@@ -205,8 +212,13 @@ def _purchase(*, context: dict, quantity: int, stream_id: int | None) -> _Purcha
     return _Purchase(sku, quantity, sku["price"], stream_id, None, sku["per_buyer_limit"], "")
 
 
+MAX_ORDER_TOTAL = Decimal("9999999999.99")  # Order.total is numeric(12, 2)
+
+
 def _reserve(*, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_method_id: int):
     sku, quantity = purchase.sku, purchase.quantity
+    if purchase.unit_price * quantity > MAX_ORDER_TOTAL:
+        raise AmountTooLarge()
     with transaction.atomic():
         if purchase.deal_id is not None:
             count = deal_take(deal_id=purchase.deal_id, quantity=quantity)
@@ -254,7 +266,7 @@ def _pay_and_confirm(*, order: Order, lines: list[tuple[OrderLine, StockCount]],
     gateway = get_gateway()
     try:
         authorization = gateway.authorize(
-            token=token, amount=order.total, currency=order.currency, reference=f"order-{order.pk}"
+            token=token, amount=order.total, currency=order.currency, reference=payment_reference(order)
         )
     except PaymentDeclined:
         order_release(order_id=order.pk, to_status=Order.Status.DECLINED)
@@ -286,10 +298,19 @@ def _pay_and_confirm(*, order: Order, lines: list[tuple[OrderLine, StockCount]],
             )
     if not confirmed:  # the sweeper released it first: nothing may be charged
         gateway.void(authorization_id=authorization)
-        return _error_outcome(ReservationExpired())
+        order.status = Order.Status.EXPIRED
+        return BuyOutcome(*_order_answer(order), order=order)
     order.status, order.receipt, order.paid_at = Order.Status.PAID, receipt, now
     order.payment_status, order.payment_reference = Order.PaymentStatus.AUTHORIZED, authorization
     return BuyOutcome(*_order_answer(order, order_lines), order=order)
+
+
+def payment_reference(order: Order) -> str:
+    """The gateway's idempotency reference of a buy: the buyer and their Idempotency-Key,
+    not the order id, so that a retry after a gateway timeout (which frees the key and makes
+    a new order) finds the hold the first attempt may have placed instead of adding one."""
+    digest = hashlib.sha256(f"{order.buyer_id}:{order.idempotency_key}".encode()).hexdigest()[:32]
+    return f"buy-{order.buyer_id}-{digest}"
 
 
 def _order_placed_payload(order: Order, lines: list[OrderLine]) -> dict:
@@ -380,13 +401,16 @@ def idempotency_records_prune(*, older_than_hours: int | None = None) -> int:
 # -- checkout details ------------------------------------------------------------------------
 
 
-@transaction.atomic
 def payment_method_add(*, user, token: str) -> PaymentMethod:
-    """Save a gateway token as the buyer's default payment method."""
+    """Save a gateway token as the buyer's default payment method. The gateway is asked
+    first, outside the transaction."""
     card = get_gateway().validate_token(token)
-    PaymentMethod.objects.filter(user=user, is_default=True).update(is_default=False)
-    method = PaymentMethod.objects.create(user=user, token=token, brand=card.brand, last4=card.last4, is_default=True)
-    emit("payment_method.added", {"user": user.pk, "payment_method": method.pk})
+    with transaction.atomic():
+        PaymentMethod.objects.filter(user=user, is_default=True).update(is_default=False)
+        method = PaymentMethod.objects.create(
+            user=user, token=token, brand=card.brand, last4=card.last4, is_default=True
+        )
+        emit("payment_method.added", {"user": user.pk, "payment_method": method.pk})
     return method
 
 

@@ -18,7 +18,7 @@ from creatorcommerce.fields import StrictCharField, StrictIntegerField
 
 from .exceptions import DealNotFound, DealNotOpen
 from .models import FlashDeal, Stream
-from .selectors import stream_body, stream_get, streams_list
+from .selectors import stream_body, stream_get, streams_list, streams_pins
 from .services import deal_close, deal_open, pin_add, pin_remove, stream_end, stream_start
 from .tokens import viewer_token_issue
 
@@ -70,7 +70,9 @@ class StreamsView(APIView):
         status = request.query_params.get("status")
         if status not in (None, "", Stream.Status.LIVE, Stream.Status.SCHEDULED):
             raise ValidationError({"status": ["Use 'live' or 'scheduled'."]}, code="invalid_status")
-        return Response([stream_body(stream=s) for s in streams_list(status=status or None)])
+        streams = streams_list(status=status or None)
+        pins = streams_pins(streams=streams)
+        return Response([stream_body(stream=s, pins=pins[s.pk]) for s in streams])
 
 
 class StreamDetailView(APIView):

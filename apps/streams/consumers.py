@@ -54,7 +54,8 @@ class _StreamSocket(AsyncWebsocketConsumer):
         self.groups_joined: set[str] = set()
         self.sku_groups: dict[str, str] = {}
         self.stock_versions: dict[str, int] = {}
-        self.deal_versions: dict[str, int] = {}
+        self.pin_levels: dict[str, int | None] = {}
+        self.deal_versions: dict[int, int] = {}
         self.pending_stock: dict[str, int] = {}
         self.pending_ts = 0.0
         self.pending_deals: dict[str, dict | None] = {}
@@ -86,9 +87,12 @@ class _StreamSocket(AsyncWebsocketConsumer):
             await self._group_add(group)
             self.sku_groups[code] = group
         for pin in pins:
+            if "level" in pin:
+                self.pin_levels[pin["sku"]] = pin["level"]
             self.stock_versions[pin["sku"]] = max(self.stock_versions.get(pin["sku"], -1), pin.get("version", 0))
-            if pin.get("deal"):
-                self.deal_versions[pin["sku"]] = max(self.deal_versions.get(pin["sku"], -1), pin["deal"]["version"])
+            deal = pin.get("deal")
+            if deal:
+                self.deal_versions[deal["id"]] = max(self.deal_versions.get(deal["id"], -1), deal["version"])
 
     async def disconnect(self, code):
         if getattr(self, "flush_handle", None) is not None:
@@ -126,8 +130,10 @@ class _StreamSocket(AsyncWebsocketConsumer):
     async def stock_changed(self, message):
         payload = message["payload"]
         sku, version = payload["sku"], payload.get("version", 0)
-        if sku not in self.sku_groups or version <= self.stock_versions.get(sku, -1):
-            return  # not pinned here, or older than what this socket already holds
+        if sku not in self.sku_groups or payload.get("level") != self.pin_levels.get(sku):
+            return  # not pinned here, or another location than the one buys take from
+        if version <= self.stock_versions.get(sku, -1):
+            return  # older than what this socket already holds (versions are per stock row)
         self.stock_versions[sku] = version
         self.pending_stock[sku] = payload["available"]
         self.pending_ts = max(self.pending_ts, message.get("committed_at", 0.0))
@@ -135,10 +141,10 @@ class _StreamSocket(AsyncWebsocketConsumer):
 
     async def _deal(self, message):
         payload = message["payload"]
-        sku, version = payload["sku"], payload.get("version", 0)
-        if version <= self.deal_versions.get(sku, -1):
-            return
-        self.deal_versions[sku] = version
+        sku, deal_id, version = payload["sku"], payload["deal_id"], payload.get("version", 0)
+        if version <= self.deal_versions.get(deal_id, -1):
+            return  # versions are per deal: a later deal on the same SKU starts again at 1
+        self.deal_versions[deal_id] = version
         self.pending_deals[sku] = payload["deal"]
         self._schedule_flush()
 

@@ -32,8 +32,14 @@ def deal_body(deal: FlashDeal | None) -> dict | None:
 
 def stream_pins(*, stream: Stream) -> list[dict]:
     """The pins in order, each with its price, default-location stock and open deal."""
+    return streams_pins(streams=[stream])[stream.pk]
+
+
+def streams_pins(*, streams) -> dict[int, list[dict]]:
+    """``stream_pins`` for several streams in three queries (the public list shows many)."""
+    ids = [s.pk for s in streams]
     pins = list(
-        Pin.objects.filter(stream=stream)
+        Pin.objects.filter(stream_id__in=ids)
         .select_related("sku__product")
         .prefetch_related(
             Prefetch(
@@ -43,12 +49,15 @@ def stream_pins(*, stream: Stream) -> list[dict]:
             )
         )
     )
-    deals = {d.sku_id: d for d in FlashDeal.objects.filter(stream=stream, status=FlashDeal.Status.OPEN)}
-    out = []
+    deals = {
+        (d.stream_id, d.sku_id): d
+        for d in FlashDeal.objects.filter(stream_id__in=ids, status=FlashDeal.Status.OPEN).select_related("sku")
+    }
+    out: dict[int, list[dict]] = {pk: [] for pk in ids}
     for pin in pins:
         sku = pin.sku
         level = sku.default_levels[0] if sku.default_levels else None
-        out.append(
+        out[pin.stream_id].append(
             {
                 "sku": sku.code,
                 "sku_id": sku.pk,
@@ -58,8 +67,9 @@ def stream_pins(*, stream: Stream) -> list[dict]:
                 "currency": sku.currency,
                 "per_buyer_limit": sku.per_buyer_limit,
                 "available": level.available if level else 0,
+                "level": level.pk if level else None,
                 "version": level.version if level else 0,
-                "deal": deal_body(deals.get(sku.pk)),
+                "deal": deal_body(deals.get((pin.stream_id, sku.pk))),
             }
         )
     return out

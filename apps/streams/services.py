@@ -6,6 +6,7 @@ nothing any other way.
 
 from __future__ import annotations
 
+import logging
 from typing import NamedTuple
 
 from django.core.cache import cache
@@ -21,6 +22,8 @@ from creatorcommerce.spine.events import emit
 from .exceptions import DealNotOpen, InvalidStreamTransition, SkuNotInShop
 from .models import FlashDeal, Pin, Stream
 from .selectors import deal_body, stream_pins
+
+log = logging.getLogger(__name__)
 
 
 def stream_groups(stream_id: int) -> list[str]:
@@ -279,22 +282,28 @@ def presence_publish(*, stream_ids=None) -> int:
 
 def streams_tick(*, now=None) -> dict:
     """Start, end, open and close whatever is due. Beat runs it every second; each step is
-    its own transaction and idempotent, so overlapping ticks are harmless."""
+    its own transaction and idempotent, so overlapping ticks are harmless, and one broken
+    stream or deal is logged and skipped rather than stopping every other shop's drop."""
     now = now or timezone.now()
-    done = {"started": 0, "ended": 0, "opened": 0, "closed": 0}
+    done = {"started": 0, "ended": 0, "opened": 0, "closed": 0, "failed": 0}
+
+    def attempt(kind: str, fn, **kwargs) -> None:
+        try:
+            fn(now=now, **kwargs)
+            done[kind] += 1
+        except Exception:
+            log.exception("streams tick: %s failed for %s", kind, kwargs)
+            done["failed"] += 1
+
     for stream in Stream.objects.filter(status=Stream.Status.SCHEDULED, starts_at__lte=now):
         if stream.ends_at is None or stream.ends_at > now:
-            stream_start(stream=stream, now=now)
-            done["started"] += 1
+            attempt("started", stream_start, stream=stream)
     for stream in Stream.objects.filter(status__in=[Stream.Status.LIVE, Stream.Status.SCHEDULED], ends_at__lte=now):
-        stream_end(stream=stream, now=now)
-        done["ended"] += 1
+        attempt("ended", stream_end, stream=stream)
     for deal in FlashDeal.objects.filter(status=FlashDeal.Status.OPEN, closes_at__lte=now):
-        deal_close(deal=deal, now=now)
-        done["closed"] += 1
+        attempt("closed", deal_close, deal=deal)
     for deal in FlashDeal.objects.filter(
         status=FlashDeal.Status.SCHEDULED, opens_at__lte=now, stream__status=Stream.Status.LIVE
     ):
-        deal_open(deal=deal, now=now)
-        done["opened"] += 1
+        attempt("opened", deal_open, deal=deal)
     return done

@@ -147,3 +147,8 @@ def test_old_deliveries_are_pruned(client, source):
     deliver(client, source, change())
     WebhookDelivery.objects.update(received_at=datetime.now(tz=UTC) - timedelta(days=8))
     assert prune_webhook_deliveries() == 1
+
+
+def test_overlong_webhook_id_is_401_not_500(client, source):
+    response = deliver(client, source, change(), msg_id="m" * 201)
+    assert response.status_code == 401 and not WebhookDelivery.objects.exists()

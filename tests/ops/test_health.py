@@ -64,3 +64,11 @@ def test_livez_answers_without_checking_services(client, settings):
     settings.MQTT_URL = "mqtt://127.0.0.1:1"  # a dead broker does not make the process dead
     response = client.get("/livez")
     assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+def test_healthz_does_not_leak_connection_details(client, settings):
+    settings.MQTT_URL = "tcp://cues:S3cretPass@broker.internal:1883"
+    response = client.get("/healthz")
+    assert response.status_code == 503
+    assert "S3cretPass" not in response.content.decode() and "broker.internal" not in response.content.decode()
+    assert response.json()["mqtt"] == "down: ValueError"

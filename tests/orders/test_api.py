@@ -217,3 +217,35 @@ def test_retry_with_same_key_after_completing_checkout_buys(client):
     address = {"name": "Ada", "line1": "1 Main St", "city": "Berlin", "postal_code": "10115", "country": "DE"}
     client.put("/api/v1/me/address/", address, content_type="application/json")
     assert post_buy(client, {"sku": sku.code}, key="checkout-then-buy").status_code == 201
+
+
+def test_a_total_too_large_to_charge_is_400(buyer_client):
+    sku = make_sku(stock=200, price="9999999999.00")
+    response = post_buy(buyer_client, {"sku": sku.code, "quantity": 100}, key="too-much-money")
+    assert response.status_code == 400 and response.json()["code"] == "amount_too_large"
+    assert not Order.objects.exists()
+
+
+def test_replay_of_an_expired_reservation_gives_the_same_409(buyer_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.orders import services
+
+    sku = make_sku(stock=2)
+    real_sign = services.receipt_sign
+
+    def slow_sign(*, payload):  # the sweeper releases the reservation while we sign
+        Order.objects.filter(pk=payload["order"]).update(created_at=timezone.now() - timedelta(hours=1))
+        services.orders_release_expired()
+        return real_sign(payload=payload)
+
+    services.receipt_sign = slow_sign
+    try:
+        first = post_buy(buyer_client, {"sku": sku.code}, key="expired-key-1")
+    finally:
+        services.receipt_sign = real_sign
+    again = post_buy(buyer_client, {"sku": sku.code}, key="expired-key-1")
+    assert first.status_code == again.status_code == 409
+    assert first.json() == again.json() and first.json()["code"] == "reservation_expired"

@@ -352,3 +352,28 @@ def test_opening_a_deal_before_the_stream_is_live_is_409(creator, scheduled_stre
     assert response.status_code == 409 and response.json()["code"] == "stream_not_live"
     deal.refresh_from_db()
     assert deal.status == "scheduled"
+
+
+def test_anonymous_viewer_tokens_are_rate_limited(live_stream, settings):
+    from django.core.cache import cache
+
+    cache.clear()
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "3/min"},
+    }
+    client = Client()
+    codes = [client.post(f"/api/v1/streams/{live_stream.pk}/viewer-token").status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    cache.clear()
+
+
+def test_stream_list_queries_do_not_grow_with_streams(django_assert_max_num_queries, creator, make_stream, deal_sku):
+    from apps.streams.services import pin_add
+
+    for i in range(12):
+        stream = make_stream(creator.shop, title=f"S{i}")
+        pin_add(stream=stream, sku=deal_sku)
+    with django_assert_max_num_queries(6):
+        response = Client().get("/api/v1/streams/")
+    assert response.status_code == 200 and len(response.json()) == 12

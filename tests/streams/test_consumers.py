@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from apps.catalog.models import StockLevel
@@ -319,3 +319,83 @@ async def test_control_room_gets_sales(layer, stream_setup, session_key, close_d
     assert len(sales) == 1 and sales[0]["total"] == "10.00"
     assert [m["stock"] for m in messages if m["type"] == "stock"][-1] == {"PIN-0": 49}
     await owner.disconnect()
+
+
+async def test_app_client_opens_the_socket_with_its_session_token(layer, stream_setup, close_db_after):
+    """An app client: signs up headless, asks for a viewer token with X-Session-Token, and
+    opens the socket with the same header and no Origin."""
+    from django.test import Client
+
+    stream = stream_setup["stream"]
+    client = Client()
+    signup = await sync_to_async(client.post)(
+        "/_allauth/app/v1/auth/signup",
+        {"email": "app@example.test", "password": "Str0ng-pass-phrase"},
+        content_type="application/json",
+    )
+    session_token = signup.json()["meta"]["session_token"]
+    issued = await sync_to_async(Client().post)(
+        f"/api/v1/streams/{stream.pk}/viewer-token", headers={"X-Session-Token": session_token}
+    )
+    assert issued.status_code == 200
+    comm = WebsocketCommunicator(
+        application,
+        f"/ws/streams/{stream.pk}/?token={issued.json()['token']}",
+        headers=[(b"x-session-token", session_token.encode())],
+    )
+    connected, _ = await comm.connect(timeout=5)
+    assert connected
+    assert (await comm.receive_json_from(timeout=3))["type"] == "snapshot"
+    await comm.disconnect()
+
+    stranger = WebsocketCommunicator(application, f"/ws/streams/{stream.pk}/?token={issued.json()['token']}")
+    await stranger.connect(timeout=5)
+    assert await close_code(stranger) == 4401  # the token is bound to that user
+
+
+async def test_other_locations_do_not_touch_the_counter(layer, stream_setup, session_key, close_db_after):
+    """Viewers see the default location's count (what buys take); a venue's stock moving does
+    not overwrite it, and does not block later default-location updates."""
+    from apps.catalog.models import Location
+
+    stream, sku = stream_setup["stream"], stream_setup["skus"][0]
+    venue = await sync_to_async(Location.objects.create)(shop=stream_setup["shop"], name="Venue", kind="venue")
+    comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
+    await comm.receive_json_from(timeout=3)
+
+    def venue_then_default():
+        for n in (500, 501, 502):
+            with transaction.atomic():
+                stock_adjust(sku=sku, location=venue, set_to=n)
+        with transaction.atomic():
+            stock_adjust(sku=sku, add=-1)
+
+    await sync_to_async(venue_then_default)()
+    stock = [m for m in await collect(comm, 0.6) if m["type"] == "stock"]
+    assert [m["stock"] for m in stock] == [{"PIN-0": 49}]
+    await comm.disconnect()
+
+
+async def test_a_second_deal_on_the_same_sku_reaches_viewers(layer, stream_setup, session_key, close_db_after):
+    from apps.streams.services import deal_close
+
+    stream, sku = stream_setup["stream"], stream_setup["skus"][1]
+    now = timezone.now()
+
+    def deal(price):
+        return FlashDeal.objects.create(
+            stream=stream, sku=sku, price=price, quantity=3, opens_at=now, closes_at=now + timedelta(minutes=5)
+        )
+
+    first = await sync_to_async(deal)("8.00")
+    await sync_to_async(deal_open)(deal=first)
+    for _ in range(3):  # push the first deal's version up
+        await sync_to_async(lambda: FlashDeal.objects.filter(pk=first.pk).update(version=models.F("version") + 10))()
+    comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
+    await comm.receive_json_from(timeout=3)
+    await sync_to_async(deal_close)(deal=first)
+    second = await sync_to_async(deal)("7.00")
+    await sync_to_async(deal_open)(deal=second)
+    deals = [m for m in await collect(comm, 0.6) if m["type"] == "deal"]
+    assert deals[-1]["deal"] is not None and deals[-1]["deal"]["price"] == "7.00"
+    await comm.disconnect()

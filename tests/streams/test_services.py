@@ -59,7 +59,13 @@ def test_tick_starts_a_scheduled_stream_at_starts_at_and_not_before(creator, mak
     assert started.groups == [f"stream.{stream.pk}", f"shop.{creator.shop.pk}"]
 
     # The next second's tick finds nothing to do: no second event.
-    assert streams_tick(now=t0 + timedelta(seconds=1)) == {"started": 0, "ended": 0, "opened": 0, "closed": 0}
+    assert streams_tick(now=t0 + timedelta(seconds=1)) == {
+        "started": 0,
+        "ended": 0,
+        "opened": 0,
+        "closed": 0,
+        "failed": 0,
+    }
     assert len(events_since(mark, "stream.started")) == 1
 
 
@@ -300,3 +306,29 @@ def test_viewers_waiting_before_the_start_are_still_counted_after_it(scheduled_s
     presence_join(stream_id=scheduled_stream.pk)
     stream_start(stream=scheduled_stream)
     assert presence_count(stream_id=scheduled_stream.pk) == 2
+
+
+@pytest.mark.django_db
+def test_one_broken_deal_does_not_stop_the_tick(live_stream, make_deal, plain_sku, deal_sku, monkeypatch):
+    """A deal whose closing fails is logged and skipped; the rest of the tick still runs."""
+    from apps.streams import services
+
+    now = timezone.now()
+    broken = make_deal(live_stream, plain_sku, opens_at=now - timedelta(hours=2), closes_at=now - timedelta(hours=1))
+    FlashDeal.objects.filter(pk=broken.pk).update(status=FlashDeal.Status.OPEN)
+    due = make_deal(live_stream, deal_sku, opens_at=now - timedelta(minutes=1), closes_at=now + timedelta(hours=1))
+    FlashDeal.objects.filter(stream=live_stream, status=FlashDeal.Status.OPEN).exclude(pk=broken.pk).update(
+        status=FlashDeal.Status.CLOSED
+    )
+    real_close = services.deal_close
+
+    def failing_close(*, deal, now=None):
+        if deal.pk == broken.pk:
+            raise RuntimeError("corrupt deal")
+        return real_close(deal=deal, now=now)
+
+    monkeypatch.setattr(services, "deal_close", failing_close)
+    done = services.streams_tick(now=now)
+    assert done["failed"] == 1
+    due.refresh_from_db()
+    assert due.status == FlashDeal.Status.OPEN
