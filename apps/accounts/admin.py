@@ -28,7 +28,15 @@ class UserAdmin(DjangoUserAdmin):
         return request.user.is_active and request.user.is_staff
 
     def has_change_permission(self, request, obj=None):
-        return request.user.is_active and request.user.is_staff
+        user = request.user
+        if not (user.is_active and user.is_staff):
+            return False
+        if user.is_superuser or obj is None:
+            return True
+        # A staff member who is not a superuser may not change (nor set the password of,
+        # since Django's password view asks this too) a superuser or another staff member:
+        # that would let them take the account over. They still see them (view permission).
+        return not (obj.is_superuser or (obj.is_staff and obj.pk != user.pk))
 
     def get_readonly_fields(self, request, obj=None):
         if request.user.is_superuser:

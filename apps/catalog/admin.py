@@ -1,13 +1,48 @@
 from collections import Counter
 
 from django import forms
-from django.contrib import admin
-from django.db import transaction
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 
 from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline, is_staff, user_shop
 
+from .exceptions import InsufficientStock, StockLimitExceeded
 from .models import SKU, Location, PriceMapping, PriceSource, Product, StockLevel
-from .services import MAX_STOCK_PER_LEVEL, stock_adjust
+from .services import MAX_STOCK_PER_LEVEL, sku_set_price, stock_adjust
+
+# A SKU's price and currency change only through sku_set_price, which emits price.changed
+# (stream pages show prices from those events); the admin saves a SKU's other fields itself.
+PRICE_FIELDS = ("price", "currency")
+_SKU_COLUMNS = frozenset(field.name for field in SKU._meta.concrete_fields if not field.primary_key)
+_INT_MAX = 2**31 - 1  # the stock column's range
+
+
+def sku_save_changed(*, sku: SKU, changed, also=()) -> None:
+    """Save an existing SKU edited in the admin: the changed columns other than price and
+    currency with an UPDATE of those columns only (so nothing is written back from a stale
+    row), then a price or currency change through sku_set_price."""
+    fields = [name for name in (*changed, *also) if name in _SKU_COLUMNS and name not in PRICE_FIELDS]
+    if fields:
+        sku.save(update_fields=[*dict.fromkeys(fields), "updated_at"])
+    if "price" in changed or "currency" in changed:
+        price = sku.price if "price" in changed else SKU.objects.values_list("price", flat=True).get(pk=sku.pk)
+        fresh = sku_set_price(
+            sku_id=sku.pk, price=price, currency=sku.currency if "currency" in changed else None, source="admin"
+        )
+        sku.price, sku.currency = fresh.price, fresh.currency
+
+
+class PriceSeenAsLoaded:
+    """Price and currency inputs carry the value the page was loaded with (a hidden
+    ``initial-<name>`` input), so ``changed_data`` holds only what the user changed, not a
+    price the webhook changed while the page was open. A POST without them counts as a change."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if field is not None and db_field.name in PRICE_FIELDS:
+            field.show_hidden_initial = True
+        return field
 
 
 class SkuInlineFormSet(forms.BaseInlineFormSet):
@@ -40,7 +75,7 @@ class SkuInlineFormSet(forms.BaseInlineFormSet):
                 form.add_error("code", "Another SKU of this shop already has this code.")
 
 
-class SkuInline(ShopScopedInline):
+class SkuInline(PriceSeenAsLoaded, ShopScopedInline):
     model = SKU
     formset = SkuInlineFormSet
     fields = ("code", "title", "price", "currency", "per_buyer_limit", "is_active")
@@ -68,17 +103,19 @@ class ProductAdmin(ShopScopedAdmin):
             return super().save_formset(request, form, formset, change)
         # SKUs belong to the product's shop; creators never pick it. Deletions go first so a
         # code freed by one can be reused by another row of the same submission.
-        objs = formset.save(commit=False)
+        formset.save(commit=False)
         for obj in formset.deleted_objects:
             obj.delete()
-        for obj in objs:
-            is_new = obj.pk is None
+        for obj, changed in formset.changed_objects:
+            moved = obj.shop_id != form.instance.shop_id
+            obj.shop = form.instance.shop
+            sku_save_changed(sku=obj, changed=changed, also=("shop",) if moved else ())
+        for obj in formset.new_objects:
             obj.shop = form.instance.shop
             obj.save()
-            if is_new:
-                # A stock row (0 units) at the default location, so the SKU is buyable once
-                # stocked; through the service, which also emits stock.changed.
-                stock_adjust(sku=obj, add=0)
+            # A stock row (0 units) at the default location, so the SKU is buyable once
+            # stocked; through the service, which also emits stock.changed.
+            stock_adjust(sku=obj, add=0)
         formset.save_m2m()
 
 
@@ -89,6 +126,26 @@ class LocationAdmin(ShopScopedAdmin):
 
 
 class StockLevelForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and "available" in self.fields:
+            # The count the page showed goes back with the POST (``initial-available``): an
+            # edit is applied as the difference from it, keeping sales made meanwhile.
+            self.fields["available"].show_hidden_initial = True
+
+    def loaded_available(self) -> int:
+        """The count the user saw: the page's hidden initial value when it was posted (and
+        is a count), else the count as this request loaded it."""
+        field = self.fields["available"]
+        raw = field.hidden_widget().value_from_datadict(self.data, self.files, self.add_initial_prefix("available"))
+        try:
+            value = field.to_python(raw)
+        except ValidationError:
+            value = None
+        if value is not None and 0 <= value <= _INT_MAX:
+            return value
+        return self.initial.get("available") or 0
+
     def clean_available(self):
         available = self.cleaned_data["available"]
         if available is not None and available > MAX_STOCK_PER_LEVEL:
@@ -120,13 +177,42 @@ class StockLevelAdmin(ShopScopedAdmin):
         return ("sku", "location") if obj else ()
 
     def save_model(self, request, obj, form, change):
-        with transaction.atomic():
+        if not change:  # a new row: the typed count is the count
             level = stock_adjust(sku=obj.sku, location=obj.location, set_to=obj.available)
-        obj.pk = level.pk
+            obj.pk, obj.version = level.pk, level.version
+            return
+        # An edit adds or removes the difference from what the page showed, as one
+        # conditional UPDATE: units sold since the page loaded stay sold.
+        delta = form.cleaned_data["available"] - form.loaded_available()
+        if delta == 0:
+            obj.available = StockLevel.objects.values_list("available", flat=True).get(pk=obj.pk)
+            return
+        try:
+            level = stock_adjust(sku=obj.sku, location=obj.location, add=delta)
+        except (InsufficientStock, StockLimitExceeded) as exc:
+            now = StockLevel.objects.values_list("available", flat=True).get(pk=obj.pk)
+            reason = (
+                f"only {now} left now (some sold since the page loaded), so {-delta} cannot be removed"
+                if isinstance(exc, InsufficientStock)
+                else f"adding {delta} to the {now} there are now would exceed {MAX_STOCK_PER_LEVEL}"
+            )
+            messages.error(request, f"Nothing was changed: {reason}.")
+            obj.available, obj._stock_refused = now, True
+            return
+        obj.available, obj.version = level.available, level.version
+
+    def log_change(self, request, obj, message):
+        if not getattr(obj, "_stock_refused", False):
+            return super().log_change(request, obj, message)
+
+    def response_change(self, request, obj):
+        if getattr(obj, "_stock_refused", False):
+            return HttpResponseRedirect(request.path)  # the page again, with the count as it is
+        return super().response_change(request, obj)
 
 
 @admin.register(SKU)
-class SkuAdmin(ShopScopedAdmin):
+class SkuAdmin(PriceSeenAsLoaded, ShopScopedAdmin):
     list_display = ("code", "product", "price", "currency", "per_buyer_limit", "is_active")
     list_select_related = ("product",)
     search_fields = ("code", "product__title")
@@ -134,6 +220,13 @@ class SkuAdmin(ShopScopedAdmin):
 
     def has_add_permission(self, request):
         return False  # SKUs are added on their product's page
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        # A creator's SKUs come from their own shop only (get_queryset), so their ``shop``
+        # is already the creator's; staff may change it, and then it is in changed_data.
+        sku_save_changed(sku=obj, changed=form.changed_data)
 
 
 class PriceMappingInline(ShopScopedInline):

@@ -27,6 +27,7 @@ class OrderAdmin(ShopScopedAdmin):
     readonly_fields = (
         "buyer",
         "shop",
+        "stream",
         "status",
         "payment_status",
         "total",
@@ -43,5 +44,14 @@ class OrderAdmin(ShopScopedAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_change_permission(self, request, obj=None):
+        # The change page is a view page: a save would write status and payment_status back
+        # from the object as loaded, over whatever the buy path or a webhook wrote since.
+        # Django answers a POST to it with 403.
+        return False
+
     def has_delete_permission(self, request, obj=None):
         return False
+
+    def save_model(self, request, obj, form, change):
+        pass  # never reached (no change permission); a guard should that ever change

@@ -6,13 +6,24 @@ with the actions; deals are scheduled here and opened and closed by the schedule
 hand in the control room).
 """
 
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import ProtectedError
 
+from apps.orders.models import OrderLine
 from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline
 
 from .models import Annotation, FlashDeal, Pin, Stream
-from .services import pin_add, pin_remove, stream_end, stream_start
+from .services import deal_close_at_set, pin_add, pin_remove, stream_end, stream_start
+
+# What the admin writes of a scheduled deal; everything else (status, remaining, version) is
+# the scheduler's and the buy path's.
+DEAL_FORM_FIELDS = ("sku", "location", "price", "quantity", "per_buyer_limit", "opens_at", "closes_at")
+# What may still change once a deal is open (its units are set aside at its price): nothing
+# else, and nothing at all once it is closed.
+OPEN_DEAL_FIELDS = ("closes_at",)
 
 
 class PinInline(ShopScopedInline):
@@ -21,9 +32,39 @@ class PinInline(ShopScopedInline):
     ordering = ("position",)
 
 
+class FlashDealInlineFormSet(forms.BaseInlineFormSet):
+    """The deals of one stream. An open deal holds units taken out of its location's stock:
+    deleting it would lose them (and leave deal_close nothing to give them back to), so it
+    must be closed first. Order lines keep their deal (PROTECT): a deal with orders stays."""
+
+    def clean(self):
+        # Before super().clean(): its unique checks validate every form, and the admin's
+        # inline form then reports protected objects in its own words.
+        ids = [
+            form.instance.pk
+            for form in self.forms
+            if self.can_delete and self._should_delete_form(form) and form.instance.pk is not None
+        ]
+        if ids:
+            self._check_deletions(ids)
+        super().clean()
+
+    def _check_deletions(self, ids):
+        with_orders = set(OrderLine.objects.filter(deal_id__in=ids).values_list("deal_id", flat=True))
+        problems = []
+        for deal in FlashDeal.objects.filter(pk__in=ids).select_related("sku").order_by("pk"):
+            if deal.status == FlashDeal.Status.OPEN:
+                problems.append(f"The deal on {deal.sku} is open. Close the deal first, then delete it.")
+            elif deal.pk in with_orders:
+                problems.append(f"The deal on {deal.sku} has orders, so it cannot be deleted.")
+        if problems:
+            raise ValidationError(problems)
+
+
 class FlashDealInline(ShopScopedInline):
     model = FlashDeal
-    fields = ("sku", "location", "price", "quantity", "per_buyer_limit", "opens_at", "closes_at", "status", "remaining")
+    formset = FlashDealInlineFormSet
+    fields = (*DEAL_FORM_FIELDS, "status", "remaining")
     readonly_fields = ("status", "remaining")
 
 
@@ -72,7 +113,16 @@ class StreamAdmin(ShopScopedAdmin):
 
         return format_html('<a href="/streams/{}/control/">Open the control room</a>', obj.pk) if obj.pk else "-"
 
+    def get_deleted_objects(self, objs, request):
+        # Deleting a stream deletes its deals; an open one would take its units with it.
+        deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
+        open_deals = FlashDeal.objects.filter(stream__in=objs, status=FlashDeal.Status.OPEN).select_related("sku")
+        protected = [*protected, *(f"Open flash deal on {deal.sku} (close it first)" for deal in open_deals)]
+        return deleted, model_count, perms_needed, protected
+
     def save_formset(self, request, form, formset, change):
+        if formset.model is FlashDeal:
+            return self._save_deals(request, formset)
         if formset.model is not Pin:
             return super().save_formset(request, form, formset, change)
         stream = form.instance
@@ -91,6 +141,56 @@ class StreamAdmin(ShopScopedAdmin):
                 else:
                     Pin.objects.filter(pk=pin.pk).update(position=pin_form.cleaned_data.get("position") or 0)
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def _save_deals(self, request, formset):
+        """Save the deal rows without ever writing ``status``, ``remaining`` or ``version``
+        from the form: units sold, and ticks that opened or closed a deal, while the page was
+        open (or while this request ran) stay as they are. Each row is re-read under its lock,
+        so the scheduler's deal_open / deal_close and this save take turns."""
+        formset.save(commit=False)
+        saved_changes, deleted = [], []
+        for deal, changed in formset.changed_objects:
+            current = FlashDeal.objects.select_for_update().get(pk=deal.pk)
+            deal.status, deal.remaining, deal.version = current.status, current.remaining, current.version
+            if current.status == FlashDeal.Status.SCHEDULED:
+                allowed = DEAL_FORM_FIELDS
+            elif current.status == FlashDeal.Status.OPEN:
+                allowed = OPEN_DEAL_FIELDS
+            else:
+                allowed = ()
+            fields = [name for name in changed if name in allowed]
+            dropped = [name for name in changed if name in DEAL_FORM_FIELDS and name not in allowed]
+            if dropped:
+                # The form was valid for the deal as it was a moment ago; the scheduler has
+                # opened or closed it since.
+                messages.warning(
+                    request,
+                    f"The deal on {current.sku} is {current.status} now; not saved: {', '.join(dropped)}.",
+                )
+            if fields == ["closes_at"] and current.status == FlashDeal.Status.OPEN:
+                deal_close_at_set(deal=current, closes_at=deal.closes_at)  # viewers' countdowns follow
+                saved_changes.append((deal, fields))
+            elif fields:
+                deal.save(update_fields=fields)
+                saved_changes.append((deal, fields))
+        for deal in formset.deleted_objects:
+            current = FlashDeal.objects.select_for_update().select_related("sku").filter(pk=deal.pk).first()
+            if current is None:
+                continue
+            if current.status == FlashDeal.Status.OPEN:  # opened since the form was checked
+                messages.error(request, f"The deal on {current.sku} is open. Close the deal first, then delete it.")
+                continue
+            try:
+                with transaction.atomic():
+                    current.delete()
+            except ProtectedError:
+                messages.error(request, f"The deal on {current.sku} has orders, so it cannot be deleted.")
+                continue
+            deleted.append(deal)
+        for deal in formset.new_objects:
+            deal.save()
+        formset.save_m2m()
+        formset.changed_objects, formset.deleted_objects = saved_changes, deleted
 
     @admin.action(description="Start the selected streams now")
     def start_now(self, request, queryset):

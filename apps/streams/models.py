@@ -128,6 +128,8 @@ class FlashDeal(models.Model):
         return f"{self.sku} at {self.price} ({self.status})"
 
     def clean(self):
+        import datetime
+
         errors = {}
         if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
             errors["closes_at"] = "A deal cannot close before it opens."
@@ -136,17 +138,28 @@ class FlashDeal(models.Model):
         if self.price is not None and self.price < 0:
             errors["price"] = "The price cannot be negative."
         if self.pk:
-            before = FlashDeal.objects.filter(pk=self.pk).values("status", "price", "quantity", "sku_id").first()
-            if (
-                before
-                and before["status"] != self.Status.SCHEDULED
-                and (
-                    before["price"] != self.price
-                    or before["quantity"] != self.quantity
-                    or before["sku_id"] != self.sku_id
-                )
-            ):
-                errors["__all__"] = "An open or closed deal cannot be changed; close it and schedule a new one."
+
+            def _same(before, after) -> bool:
+                # Times to the second: the admin's date and time inputs drop microseconds.
+                if isinstance(before, datetime.datetime) and isinstance(after, datetime.datetime):
+                    return before.replace(microsecond=0) == after.replace(microsecond=0)
+                return before == after
+
+            fixed = ("price", "quantity", "sku_id", "location_id", "opens_at", "per_buyer_limit")
+            before = FlashDeal.objects.filter(pk=self.pk).values("status", "closes_at", *fixed).first()
+            if before and before["status"] != self.Status.SCHEDULED:
+                # Its units are set aside (or given back) at its location at its price: only
+                # an open deal's closing time may still move. The admin saves nothing else
+                # of a deal that is not scheduled, so refuse rather than drop the change.
+                moved = [name for name in fixed if not _same(before[name], getattr(self, name))]
+                if before["status"] == self.Status.CLOSED and not _same(before["closes_at"], self.closes_at):
+                    moved.append("closes_at")
+                if moved:
+                    errors["__all__"] = (
+                        "An open deal can only get a new closing time, and a closed deal cannot be changed "
+                        f"({', '.join(name.removesuffix('_id') for name in moved)}); "
+                        "close it and schedule a new one."
+                    )
         if self.stream_id and self.sku_id and self.opens_at and self.closes_at:
             overlapping = (
                 FlashDeal.objects.filter(

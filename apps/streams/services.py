@@ -189,6 +189,21 @@ def deal_close(*, deal: FlashDeal, now=None) -> FlashDeal:
     return deal
 
 
+@transaction.atomic
+def deal_close_at_set(*, deal: FlashDeal, closes_at) -> FlashDeal:
+    """Move an open (or scheduled) deal's end; viewers' countdowns follow (``deal.changed``)."""
+    deal = FlashDeal.objects.select_for_update().select_related("sku").get(pk=deal.pk)
+    if deal.status == FlashDeal.Status.CLOSED or closes_at <= deal.opens_at:
+        raise DealNotOpen("A closed deal cannot be moved, and a deal cannot close before it opens.")
+    deal.closes_at = closes_at
+    deal.version += 1
+    deal.save(update_fields=["closes_at", "version"])
+    if deal.status == FlashDeal.Status.OPEN:
+        event_type, payload, groups = deal_event(deal=deal, kind="changed")
+        emit(event_type, payload, groups=groups)
+    return deal
+
+
 def deal_take(*, deal_id: int, quantity: int, now=None) -> DealCount:
     """Take ``quantity`` units of an open deal, in one conditional UPDATE (the deal must be
     open and not past its closing time). Precondition: inside ``transaction.atomic()``."""

@@ -332,3 +332,14 @@ def test_one_broken_deal_does_not_stop_the_tick(live_stream, make_deal, plain_sk
     assert done["failed"] == 1
     due.refresh_from_db()
     assert due.status == FlashDeal.Status.OPEN
+
+
+@pytest.mark.django_db
+def test_moving_an_open_deals_end_emits_deal_changed(live_stream, open_deal):
+    from apps.streams.services import deal_close_at_set
+
+    mark = last_event_id()
+    later = open_deal.closes_at + timedelta(minutes=30)
+    deal_close_at_set(deal=open_deal, closes_at=later)
+    (event,) = events_since(mark, "deal.changed")
+    assert event.payload["deal"]["ends_at"] == later.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,85 @@
+"""The benchmark suite runs end to end: ``bench/run.py --smoke`` (tiny counts, every scenario)
+exits 0 and writes well-formed results. No timing is asserted: the benchmarks measure, they
+never fail on a figure.
+
+It needs the real services (the servers it starts use PostgreSQL and Redis) but not the test
+database: the run creates its own ``cc_bench_*`` database on the same PostgreSQL server and
+drops it, and uses an empty Redis database index that it flushes afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = [pytest.mark.postgres, pytest.mark.redis]
+
+
+def _numbers(*values) -> bool:
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def test_bench_smoke_runs_every_scenario_and_writes_results(tmp_path):
+    out = tmp_path / "smoke.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=150,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    data = json.loads(out.read_text())
+
+    assert data["profile"] == "smoke"
+    assert "error" not in data
+    assert {"machine", "settings", "parameters", "scenarios", "ratios", "duration_seconds"} <= data.keys()
+    machine = data["machine"]
+    assert _numbers(machine["nproc"], machine["memory_gb"])
+    expected_versions = {"python", "django", "daphne", "uvicorn", "channels-redis", "postgresql", "redis"}
+    assert expected_versions <= machine["versions"].keys()
+    assert data["settings"]["DEBUG"] == "0"
+    assert data["settings"]["SECRET_KEY"] != os.environ.get("SECRET_KEY")
+
+    scenarios = data["scenarios"]
+    assert {"ceiling", "buy", "pgbench", "fanout", "baseline"} <= scenarios.keys()
+    for server in ("daphne", "uvicorn"):
+        ceiling = scenarios["ceiling"][server]
+        assert _numbers(ceiling["rps"], *ceiling["latency_ms"].values())
+        rates = scenarios["buy"][server]["rates"]
+        assert rates
+        for rate in rates:
+            assert _numbers(rate["offered_rps"], rate["ok_rps"], rate["sent"])
+            assert set(rate["latency_ms"]) == {"p50", "p95", "p99"}
+            assert isinstance(rate["statuses"], dict)
+            check = rate["check"]
+            assert {"units_sold_total", "paid_units_total", "available", "sold_equals_paid"} <= check.keys()
+            assert check["available"] >= 0  # never oversold: a correctness check, not a timing one
+
+    assert all(_numbers(run["tps"]) for run in scenarios["pgbench"]["runs"])
+    steps = [s for layer in ("core", "pubsub") for s in scenarios["fanout"][layer]["steps"]]
+    steps += scenarios["baseline"]["steps"]
+    assert len(steps) == 3
+    for step in steps:
+        assert _numbers(step["viewers"], step["open_at_end"], step["messages"], step["on_final"])
+        assert set(step["latency_ms"]) == {"p50", "p95", "p99"}
+        assert "rss_kb_per_connection" in step
+    assert isinstance(data["ratios"], dict)
+
+    # Everything it made is gone: its database is dropped.
+    import psycopg
+
+    database = data["settings"]["DATABASE_URL"].rsplit("/", 1)[1]
+    admin_url = data["settings"]["DATABASE_URL"].rsplit("/", 1)[0] + "/postgres"
+    if "***" not in admin_url:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
+        assert left is None
