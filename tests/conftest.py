@@ -74,19 +74,14 @@ def mqtt_url():
     return os.environ["MQTT_URL"]
 
 
-@pytest.fixture
-def redis_channel_layer(settings, redis_url):
-    """Switch the default channel layer to channels-redis on the real Redis for one test."""
+@pytest.fixture(params=["pubsub", "core"])
+def redis_channel_layer(request, settings, redis_url):
+    """channels-redis on the real Redis: each test using it runs on both of its layers."""
     from channels.layers import channel_layers
 
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_url], "prefix": f"test{os.getpid()}"},
-        }
-    }
-    channel_layers.backends.clear()
-    yield channel_layers["default"]
+    from tests.helpers import use_redis_layer
+
+    yield use_redis_layer(settings, redis_url, request.param)
     channel_layers.backends.clear()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,3 +39,19 @@ def last_event_id() -> int:
 def events_since(mark: int, *types: str) -> list[OutboxEvent]:
     qs = OutboxEvent.objects.filter(pk__gt=mark).order_by("id")
     return list(qs.filter(type__in=types) if types else qs)
+
+
+def use_redis_layer(settings, redis_url: str, kind: str):
+    """Make the default channel layer channels-redis (``kind``: "pubsub" or "core") on the
+    real Redis for one test; returns the layer."""
+    from channels.layers import channel_layers
+
+    backend = {
+        "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "core": "channels_redis.core.RedisChannelLayer",
+    }[kind]
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": backend, "CONFIG": {"hosts": [redis_url], "prefix": f"test{os.getpid()}"}}
+    }
+    channel_layers.backends.clear()
+    return channel_layers["default"]

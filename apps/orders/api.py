@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from creatorcommerce.api import error_responses, validated
 from creatorcommerce.fields import StrictCharField, StrictIntegerField
-from creatorcommerce.throttling import ScopedThrottle
+from creatorcommerce.throttling import FixedWindowThrottle
 
 from .exceptions import IdempotencyKeyInvalid, IdempotencyKeyMissing
 from .selectors import address_body, checkout_profile, order_body, order_of_buyer, orders_of_buyer
@@ -81,7 +81,7 @@ class OrdersView(APIView):
     throttle_scope = "buy"
 
     def get_throttles(self):
-        return [ScopedThrottle()] if self.request.method == "POST" else []
+        return [FixedWindowThrottle()] if self.request.method == "POST" else []
 
     @extend_schema(responses={200: OrderSerializer(many=True)}, operation_id="orders_list")
     def get(self, request):

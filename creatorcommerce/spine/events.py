@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 
+from celery import current_app
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
@@ -68,11 +71,33 @@ def _outbox_row(event_type: str, payload: dict, groups: Iterable[str]) -> Outbox
 
 
 def deliver(event: OutboxEvent) -> None:
-    """Fan the committed event out to its groups and hand it to its handlers."""
+    """Fan the committed event out to its groups and hand it to its handlers.
+
+    Neither keeps the request waiting: fan-out is scheduled on an event loop, and with a
+    broker the enqueueing (a network round trip per handler) runs on a background thread;
+    if it fails, redeliver_pending finds the event in the outbox. Without a broker,
+    handlers run right here, eagerly, as the embedded mode promises.
+    """
     from .fanout import fan_out
 
     fan_out(event)
-    enqueue_handlers(event)
+    if not handlers_for(event.type):
+        return
+    if current_app.conf.task_always_eager:
+        enqueue_handlers(event)
+    else:
+        _enqueuer().submit(enqueue_handlers, event)
+
+
+_executors: dict[int, ThreadPoolExecutor] = {}
+
+
+def _enqueuer() -> ThreadPoolExecutor:
+    """One background thread per process (re-created after a fork) for enqueueing."""
+    pid = os.getpid()
+    if pid not in _executors:
+        _executors[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spine-enqueue")
+    return _executors[pid]
 
 
 def enqueue_handlers(event: OutboxEvent) -> None:

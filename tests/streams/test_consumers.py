@@ -4,6 +4,7 @@ session auth, routing), on the in-memory layer and on channels-redis with the re
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from datetime import timedelta
 
@@ -20,18 +21,22 @@ from apps.streams.services import deal_open, pin_add, presence_count, presence_p
 from apps.streams.tokens import viewer_token_issue
 from creatorcommerce.asgi import application
 from tests.factories import CreatorFactory, StaffFactory, make_buyer, make_sku
+from tests.helpers import use_redis_layer
 
 ORIGIN = "http://testserver"
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
-def layer(request):
-    """Each test runs on the in-memory layer and on channels-redis against the real Redis."""
-    if request.param == "redis":
-        return request.getfixturevalue("redis_channel_layer")
-    return None
+@pytest.fixture(
+    params=["memory", pytest.param("pubsub", marks=pytest.mark.redis), pytest.param("core", marks=pytest.mark.redis)]
+)
+def layer(request, settings):
+    """Each test runs on the in-memory layer and on both channels-redis layers against the
+    real Redis."""
+    if request.param == "memory":
+        return None
+    return use_redis_layer(settings, os.environ["REDIS_URL"], request.param)
 
 
 @pytest.fixture
