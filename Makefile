@@ -1,4 +1,4 @@
-.PHONY: demo test ci lint
+.PHONY: demo test ci lint bench bench-quick bench-tools
 PY := .venv/bin/python
 
 .venv/installed: requirements.txt requirements-dev.txt
@@ -15,3 +15,16 @@ lint: .venv/installed
 
 ci:
 	bash .ci/run
+
+# Benchmarks (bench/run.py; README, "Performance"): PostgreSQL and Redis must be running.
+# BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--only buy --servers uvicorn".
+bench: .venv/installed bench-tools
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-quick: .venv/installed bench-tools
+	$(PY) bench/run.py --quick $(BENCH_ARGS)
+
+# wrk for the framework ceiling (bench/run.py falls back to a Python load generator without it).
+bench-tools:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk >/dev/null; } || \
+		echo "wrk not installed (apt-get install wrk): the ceiling uses the Python load generator"
