@@ -105,12 +105,17 @@ class _StreamSocket(AsyncWebsocketConsumer):
 
     # -- coalescing ----------------------------------------------------------------------
 
-    def _schedule_flush(self) -> None:
+    async def _push_or_schedule(self) -> None:
+        """Send now if the last push is at least one interval old (the common case once
+        counters are coalesced at the source: no timer, no task); else once, later."""
         if self.flush_handle is not None:
             return
         loop = asyncio.get_running_loop()
-        delay = max(0.0, self.last_push + self.interval - loop.time())
-        self.flush_handle = loop.call_later(delay, lambda: asyncio.ensure_future(self._flush()))
+        delay = self.last_push + self.interval - loop.time()
+        if delay <= 0:
+            await self._flush()
+        else:
+            self.flush_handle = loop.call_later(delay, lambda: asyncio.ensure_future(self._flush()))
 
     async def _flush(self) -> None:
         self.flush_handle = None
@@ -137,7 +142,7 @@ class _StreamSocket(AsyncWebsocketConsumer):
         self.stock_versions[sku] = version
         self.pending_stock[sku] = payload["available"]
         self.pending_ts = max(self.pending_ts, message.get("committed_at", 0.0))
-        self._schedule_flush()
+        await self._push_or_schedule()
 
     async def _deal(self, message):
         payload = message["payload"]
@@ -146,7 +151,7 @@ class _StreamSocket(AsyncWebsocketConsumer):
             return  # versions are per deal: a later deal on the same SKU starts again at 1
         self.deal_versions[deal_id] = version
         self.pending_deals[sku] = payload["deal"]
-        self._schedule_flush()
+        await self._push_or_schedule()
 
     deal_opened = deal_changed = deal_closed = _deal
 

@@ -48,6 +48,11 @@ def stream_setup(db):
     stream_start(stream=stream)
     for sku in skus:
         pin_add(stream=stream, sku=sku)
+    # The set-up's own events leave through the background fan-out loop; let them go before
+    # a test's socket subscribes, or it may receive them late.
+    from creatorcommerce.spine.fanout import drain
+
+    drain()
     return {
         "creator": creator,
         "shop": shop,
