@@ -186,7 +186,7 @@ class Started:
         self.groups.pop(pid, None)
 
     def stop_all(self) -> None:
-        for pid in list(self.groups):
+        for pid in reversed(list(self.groups)):  # clients before the servers they talk to
             self.stop(pid, timeout=5.0)
 
 
@@ -261,22 +261,29 @@ async def run_cmd(cmd: list[str], *, env: dict | None = None, timeout: float = 1
 # -- environment --------------------------------------------------------------------------
 
 
-def bench_env(base: dict, *, database: str, redis_url: str, layer: str = "core") -> dict:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if k not in {"DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "MQTT_URL", "DJANGO_SETTINGS_MODULE"}
+def bench_env(base: dict, *, database: str, redis_url: str, layer: str | None = None) -> dict:
+    """The servers' environment. ``layer``: CHANNEL_LAYER_BACKEND, or None for the app's
+    default. Service URLs and settings of the caller's environment are not passed on."""
+    dropped = {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "CELERY_BROKER_URL",
+        "MQTT_URL",
+        "DJANGO_SETTINGS_MODULE",
+        "CHANNEL_LAYER_BACKEND",
     }
+    env = {k: v for k, v in os.environ.items() if k not in dropped}
     env.update(base)
     env.update(
         {
             "DATABASE_URL": pg_url(database),
             "REDIS_URL": redis_url,
-            "CHANNEL_LAYER_BACKEND": layer,
             "DJANGO_SETTINGS_MODULE": "creatorcommerce.settings",
             "PYTHONUNBUFFERED": "1",
         }
     )
+    if layer is not None:
+        env["CHANNEL_LAYER_BACKEND"] = layer
     return env
 
 
@@ -286,7 +293,7 @@ def public_settings(secret_free_base: dict, database: str, redis_url: str) -> di
         {
             "DATABASE_URL": pg_url(database, masked=True),
             "REDIS_URL": redis_url,
-            "CHANNEL_LAYER_BACKEND": "core for ceiling/buy; core and pubsub for fan-out",
+            "CHANNEL_LAYER_BACKEND": "the app's default for ceiling/buy; core and pubsub for fan-out",
             "CELERY_BROKER_URL": "= REDIS_URL (no worker runs: handlers queue up, as on a web-only node)",
         }
     )
@@ -1243,7 +1250,7 @@ def machine(redis_url: str, database: str) -> dict:
                 "httptools",
                 "twisted",
                 "psycopg",
-                "redis",
+                "psycopg-pool",
             )
         },
     }
@@ -1252,6 +1259,7 @@ def machine(redis_url: str, database: str) -> dict:
     with contextlib.suppress(Exception):
         import redis
 
+        versions["redis-py"] = version("redis")
         versions["redis"] = redis.Redis.from_url(redis_url).info("server")["redis_version"]
     if shutil.which("wrk"):
         with contextlib.suppress(Exception):
@@ -1340,7 +1348,7 @@ async def run_all(args, profile: dict, stamp: str, results: dict, logs: Path) ->
 
     if only & {"ceiling", "buy"}:
         for kind in args.servers:
-            env = bench_env(base, database=database, redis_url=redis_url, layer="core")
+            env = bench_env(base, database=database, redis_url=redis_url)
             note_load(kind)
             async with Server(kind, env, logs) as server:
                 print(f"[{kind}] pid {server.pid}, port {server.port}", flush=True)

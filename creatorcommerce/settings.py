@@ -141,7 +141,9 @@ if REDIS_URL:
         "default": (
             {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 10},
+                # socket_timeout above channels-redis's 5 s blocking pop: redis-py's own 5 s
+                # default made idle consumers die with TimeoutError (close 1011).
+                "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1500, "expiry": 10},
             }
             if CHANNEL_LAYER_BACKEND == "core"
             else {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}

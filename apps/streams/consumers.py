@@ -16,6 +16,7 @@ from collections import deque
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -44,6 +45,17 @@ class _StreamSocket(AsyncWebsocketConsumer):
     """What viewer and control-room sockets share: groups, coalesced counters, events."""
 
     stream_id: int
+
+    async def dispatch(self, message):
+        """Spine events (every message type but ``websocket.*``) never touch the database,
+        so they skip the per-message hop to a thread that Channels makes to close stale DB
+        connections: a third of the server's time at 500 viewers (py-spy)."""
+        if message["type"].startswith("websocket."):
+            return await super().dispatch(message)
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def refuse(self, code: int) -> None:
         # Accept first: a close before accept is an HTTP 403 and the client never sees the code.

@@ -95,3 +95,20 @@ def test_handler_runs_through_the_real_broker(settings):
         unregister("tests.spine.brokered")
     assert seen == [event.pk]
     assert HandlerRun.objects.filter(event=event, handler="tests.spine.brokered").count() == 1
+
+
+@pytest.mark.redis
+@pytest.mark.anyio
+@pytest.mark.django_db(transaction=True)
+async def test_idle_consumer_survives_past_the_redis_timeouts(redis_channel_layer, close_db_after):
+    """A viewer watching a quiet stream must not be dropped: with redis-py's default 5 s
+    socket timeout the core layer's 5 s blocking pop killed idle consumers (close 1011)."""
+    import asyncio
+
+    communicator = WebsocketCommunicator(EventEcho.as_asgi(), "/ws/test/")
+    await communicator.connect()
+    await asyncio.sleep(6.5)
+    event = await sync_to_async(_emit)(9)
+    message = await communicator.receive_json_from(timeout=3)
+    assert message["event"] == str(event.uuid)
+    await communicator.disconnect()
