@@ -6,6 +6,7 @@ import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from html.parser import HTMLParser
 
 from django.db import connection
 
@@ -58,3 +59,80 @@ def use_redis_layer(settings, redis_url: str, kind: str):
     }
     channel_layers.backends.clear()
     return channel_layers["default"]
+
+
+# -- admin pages posted as a browser would ----------------------------------------------
+
+
+class _FormInputs(HTMLParser):
+    """The name/value pairs a browser would submit from the page's change form."""
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.data: dict[str, str] = {}
+        self._in_form = False
+        self._select: str | None = None
+        self._select_value: str | None = None
+        self._first_option: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and (a.get("id") or "").endswith("_form"):
+            self._in_form = True
+        if not self._in_form:
+            return
+        name = a.get("name")
+        if tag == "input" and name and "__prefix__" not in name:
+            kind = a.get("type", "text")
+            if kind in ("submit", "button", "file"):
+                return
+            if kind in ("checkbox", "radio"):
+                if "checked" in a:
+                    self.data[name] = a.get("value") or "on"
+                return
+            self.data[name] = a.get("value") or ""
+        elif tag == "select" and name and "__prefix__" not in name:
+            self._select, self._select_value, self._first_option = name, None, None
+        elif tag == "option" and self._select:
+            value = a.get("value") or ""
+            if self._first_option is None:
+                self._first_option = value
+            if "selected" in a:
+                self._select_value = value
+        elif tag == "textarea" and name and "__prefix__" not in name:
+            self._textarea = name
+            self.data[name] = ""
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.data[self._textarea] += data
+
+    def handle_endtag(self, tag):
+        if tag == "form":
+            self._in_form = False
+        elif tag == "select" and self._select:
+            chosen = self._select_value if self._select_value is not None else self._first_option
+            self.data[self._select] = chosen or ""
+            self._select = None
+        elif tag == "textarea":
+            if self._textarea:
+                self.data[self._textarea] = self.data[self._textarea].removeprefix("\n")
+            self._textarea = None
+
+
+def page_form(client, url) -> dict[str, str]:
+    response = client.get(url)
+    assert response.status_code == 200, response.status_code
+    parser = _FormInputs()
+    parser.feed(response.content.decode())
+    assert parser.data, "no change form on the page"
+    return parser.data
+
+
+def inline_row(data, prefix: str, obj) -> str:
+    """The ``<prefix>-<n>`` prefix of ``obj``'s row of an inline formset in the posted data."""
+    for key, value in data.items():
+        if key.startswith(f"{prefix}-") and key.endswith("-id") and value == str(obj.pk):
+            return key[: -len("-id")]
+    raise AssertionError(f"{obj!r} is not on the page")

@@ -10,7 +10,6 @@ forms, hidden ids and ``initial-*`` values included), with the edits a test make
 from __future__ import annotations
 
 from decimal import Decimal
-from html.parser import HTMLParser
 
 import pytest
 from django.contrib.messages import get_messages
@@ -20,83 +19,15 @@ from apps.catalog.models import SKU, StockLevel
 from apps.catalog.services import MAX_STOCK_PER_LEVEL, sku_set_price, stock_adjust, stock_take
 from creatorcommerce.spine.models import OutboxEvent
 from tests.factories import CreatorFactory, StaffFactory, make_sku
+from tests.helpers import inline_row, page_form
 
 pytestmark = pytest.mark.django_db
 
 ADMIN = "/admin/catalog"
 
 
-class _FormInputs(HTMLParser):
-    """The name/value pairs a browser would submit from the page's change form."""
-
-    def __init__(self):
-        super().__init__(convert_charrefs=True)
-        self.data: dict[str, str] = {}
-        self._in_form = False
-        self._select: str | None = None
-        self._select_value: str | None = None
-        self._first_option: str | None = None
-        self._textarea: str | None = None
-
-    def handle_starttag(self, tag, attrs):
-        a = dict(attrs)
-        if tag == "form" and (a.get("id") or "").endswith("_form"):
-            self._in_form = True
-        if not self._in_form:
-            return
-        name = a.get("name")
-        if tag == "input" and name and "__prefix__" not in name:
-            kind = a.get("type", "text")
-            if kind in ("submit", "button", "file"):
-                return
-            if kind in ("checkbox", "radio"):
-                if "checked" in a:
-                    self.data[name] = a.get("value") or "on"
-                return
-            self.data[name] = a.get("value") or ""
-        elif tag == "select" and name and "__prefix__" not in name:
-            self._select, self._select_value, self._first_option = name, None, None
-        elif tag == "option" and self._select:
-            value = a.get("value") or ""
-            if self._first_option is None:
-                self._first_option = value
-            if "selected" in a:
-                self._select_value = value
-        elif tag == "textarea" and name and "__prefix__" not in name:
-            self._textarea = name
-            self.data[name] = ""
-
-    def handle_data(self, data):
-        if self._textarea:
-            self.data[self._textarea] += data
-
-    def handle_endtag(self, tag):
-        if tag == "form":
-            self._in_form = False
-        elif tag == "select" and self._select:
-            chosen = self._select_value if self._select_value is not None else self._first_option
-            self.data[self._select] = chosen or ""
-            self._select = None
-        elif tag == "textarea":
-            if self._textarea:
-                self.data[self._textarea] = self.data[self._textarea].removeprefix("\n")
-            self._textarea = None
-
-
-def page_form(client, url) -> dict[str, str]:
-    response = client.get(url)
-    assert response.status_code == 200, response.status_code
-    parser = _FormInputs()
-    parser.feed(response.content.decode())
-    assert parser.data, "no change form on the page"
-    return parser.data
-
-
 def sku_row(data, sku) -> str:
-    for key, value in data.items():
-        if key.startswith("skus-") and key.endswith("-id") and value == str(sku.pk):
-            return key.removesuffix("-id")
-    raise AssertionError(f"SKU {sku.pk} is not on the page")
+    return inline_row(data, "skus", sku)
 
 
 def prices_changed():
