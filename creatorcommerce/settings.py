@@ -141,9 +141,11 @@ if REDIS_URL:
         "default": (
             {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                # socket_timeout above channels-redis's 5 s blocking pop: redis-py's own 5 s
-                # default made idle consumers die with TimeoutError (close 1011).
-                "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 1500, "expiry": 10},
+                # Known issue: with redis-py 8's 5 s socket timeout racing channels-redis's 5 s
+                # blocking pop, idle consumers on this layer can die with 1011; a longer
+                # socket_timeout fixes that but makes every disconnect wait for the pop.
+                # Another reason the pub/sub layer is the default.
+                "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 10},
             }
             if CHANNEL_LAYER_BACKEND == "core"
             else {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}

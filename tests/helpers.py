@@ -51,11 +51,8 @@ def use_redis_layer(settings, redis_url: str, kind: str):
         "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "core": "channels_redis.core.RedisChannelLayer",
     }[kind]
-    # Hosts as creatorcommerce/settings.py configures them (core: a socket timeout above its
-    # 5 s blocking pop).
-    hosts = [{"address": redis_url, "socket_timeout": 30}] if kind == "core" else [redis_url]
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": backend, "CONFIG": {"hosts": hosts, "prefix": f"test{os.getpid()}"}}
+        "default": {"BACKEND": backend, "CONFIG": {"hosts": [redis_url], "prefix": f"test{os.getpid()}"}}
     }
     channel_layers.backends.clear()
     return channel_layers["default"]
