@@ -65,7 +65,7 @@ def main() -> None:
         request = HttpRequest()
         request.META["REMOTE_ADDR"] = "127.0.0.1"
         request.session = session_store()
-        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        login(request, user, backend="apps.accounts.backends.ModelBackend")
         request.session.save()
         return request.session.session_key
 

@@ -153,7 +153,7 @@ if REDIS_URL:
     }
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "creatorcommerce.cache.RedisCache",
             "LOCATION": REDIS_URL,
             "OPTIONS": {"pool_class": "creatorcommerce.cache.SharedConnectionPool"},
         }
@@ -232,8 +232,8 @@ MQTT_URL = env.str("MQTT_URL", default="")
 # --- Auth and allauth ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
-    "allauth.account.auth_backends.AuthenticationBackend",
+    "apps.accounts.backends.ModelBackend",
+    "apps.accounts.backends.AuthenticationBackend",
 ]
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

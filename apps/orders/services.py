@@ -24,7 +24,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.catalog.exceptions import AmbiguousSku, InsufficientStock, SkuNotFound
@@ -42,6 +42,7 @@ from apps.streams.services import DealCount, deal_changed_event, deal_return, de
 from creatorcommerce.errors import DomainError
 from creatorcommerce.signing.services import receipt_sign
 from creatorcommerce.spine.events import emit, emit_many
+from creatorcommerce.sql import insert
 
 from .exceptions import (
     AmountTooLarge,
@@ -227,7 +228,8 @@ def _reserve(*, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_
         limit, scope = purchase.limit, purchase.scope
         if limit is not None:
             allowance_take(buyer_id=buyer.pk, sku_id=sku["id"], quantity=quantity, limit=limit, scope=scope)
-        order = Order.objects.create(
+        # creatorcommerce.sql.insert: the ORM's INSERT without its per-call cost (hot path).
+        order = Order(
             buyer=buyer,
             shop_id=sku["shop_id"],
             stream_id=purchase.stream_id,
@@ -237,7 +239,8 @@ def _reserve(*, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_
             request_fingerprint=fingerprint,
             payment_method_id=payment_method_id,
         )
-        line = OrderLine.objects.create(
+        insert([order])
+        line = OrderLine(
             order=order,
             sku_id=sku["id"],
             stock_level_id=sku["level_id"],
@@ -249,6 +252,7 @@ def _reserve(*, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_
             counts_against_limit=limit is not None,
             limit_scope=scope,
         )
+        insert([line])
     return order, line, count
 
 
@@ -281,13 +285,7 @@ def _pay_and_confirm(*, order: Order, lines: list[tuple[OrderLine, StockCount]],
     receipt = receipt_sign(payload=_receipt_payload(order, order_lines))
     now = timezone.now()
     with transaction.atomic():
-        confirmed = Order.objects.filter(pk=order.pk, status=Order.Status.RESERVED).update(
-            status=Order.Status.PAID,
-            payment_status=Order.PaymentStatus.AUTHORIZED,
-            payment_reference=authorization,
-            receipt=receipt,
-            paid_at=now,
-        )
+        confirmed = _confirm(order_id=order.pk, authorization=authorization, receipt=receipt, now=now)
         if confirmed:
             groups = [f"shop.{order.shop_id}"] + (stream_groups(order.stream_id) if order.stream_id else [])
             emit_many(
@@ -303,6 +301,26 @@ def _pay_and_confirm(*, order: Order, lines: list[tuple[OrderLine, StockCount]],
     order.status, order.receipt, order.paid_at = Order.Status.PAID, receipt, now
     order.payment_status, order.payment_reference = Order.PaymentStatus.AUTHORIZED, authorization
     return BuyOutcome(*_order_answer(order, order_lines), order=order)
+
+
+def _confirm(*, order_id: int, authorization: str, receipt: str, now) -> bool:
+    """Mark a reserved order paid, only if it is still reserved (the sweeper may have
+    released it). One UPDATE in plain SQL: the ORM's update() cost ~500 Python calls."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE orders_order SET status = %s, payment_status = %s, payment_reference = %s, receipt = %s, "
+            "paid_at = %s WHERE id = %s AND status = %s",
+            [
+                Order.Status.PAID,
+                Order.PaymentStatus.AUTHORIZED,
+                authorization,
+                receipt,
+                connection.ops.adapt_datetimefield_value(now),
+                order_id,
+                Order.Status.RESERVED,
+            ],
+        )
+        return cursor.rowcount == 1
 
 
 def payment_reference(order: Order) -> str:

@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from creatorcommerce.sql import insert
+
 from .models import OutboxEvent
 from .registry import handlers_for
 
@@ -44,10 +46,7 @@ def emit_many(events: Iterable[tuple[str, dict, Iterable[str]]], *, using: str =
     rows = [_outbox_row(event_type, payload, groups) for event_type, payload, groups in events]
     if not transaction.get_connection(using).in_atomic_block:
         raise EventError("emit() must be called inside transaction.atomic(), with the writes it describes")
-    if len(rows) == 1:
-        rows[0].save(using=using, force_insert=True)
-    else:
-        OutboxEvent.objects.using(using).bulk_create(rows)
+    insert(rows, using=using)
     transaction.on_commit(lambda: [deliver(row) for row in rows], using=using, robust=True)
     return rows
 
