@@ -6,9 +6,10 @@ Runs unchanged under daphne (`daphne creatorcommerce.asgi:application`) and uvic
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "creatorcommerce.settings")
+
+from creatorcommerce.handlers import get_asgi_application
+
 # Django must be set up before anything imports models (consumers, auth middleware).
 django_asgi_app = get_asgi_application()
 

@@ -1,0 +1,114 @@
+"""The HTTP side of creatorcommerce.asgi.application, driven in process as an ASGI server
+would drive it: the middleware chain and the view run in one thread hop
+(creatorcommerce/handlers.py), and everything the chain does still happens."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from asgiref.sync import SyncToAsync
+
+from creatorcommerce.asgi import application
+from tests.factories import make_buyer, make_sku
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
+
+
+async def call(path: str, method: str = "GET", *, headers: dict | None = None, body: bytes = b"") -> tuple:
+    raw_headers = [(b"host", b"testserver")]
+    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    if body:
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    inbox = [{"type": "http.request", "body": body, "more_body": False}]
+    sent = []
+
+    async def receive():
+        if inbox:
+            return inbox.pop(0)
+        await asyncio.Event().wait()  # the client stays connected (Django listens for a disconnect)
+
+    async def send(message):
+        sent.append(message)
+
+    await application(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, payload
+
+
+@pytest.fixture
+def hops(monkeypatch):
+    """Counts sync_to_async calls (each is a hop from the event loop to a thread and back)."""
+    counter = {"n": 0}
+    original = SyncToAsync.__call__
+
+    async def counting(self, *args, **kwargs):
+        counter["n"] += 1
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counting)
+    return counter
+
+
+async def test_a_request_crosses_to_a_thread_for_the_chain_and_view_once(hops):
+    status, headers, body = await call("/livez")
+    assert status == 200 and json.loads(body) == {"status": "ok"}
+    # the chain ran: SecurityMiddleware's and the clickjacking middleware's headers
+    assert headers["x-content-type-options"] == "nosniff"
+    assert headers["x-frame-options"] == "DENY"
+    # request_started, the chain with the view, response.close (request_finished).
+    # Django's async chain made about 16 of these (MiddlewareMixin hops twice per class).
+    assert hops["n"] <= 3
+
+
+async def test_errors_still_answer_json_through_the_sync_chain():
+    status, headers, body = await call("/api/v1/no-such-thing/")
+    assert status == 404
+    assert headers["content-type"].startswith("application/json")
+    assert json.loads(body)["code"] == "not_found"
+
+
+async def test_a_buy_through_the_asgi_app(settings):
+    from asgiref.sync import sync_to_async
+    from django.contrib.auth import login
+    from django.contrib.sessions.backends.cached_db import SessionStore
+    from django.test import RequestFactory
+
+    def setup():
+        buyer, sku = make_buyer(), make_sku(stock=3)
+        request = RequestFactory().get("/")
+        request.session = SessionStore()
+        login(request, buyer, backend="apps.accounts.backends.ModelBackend")
+        request.session.save()
+        return sku, request.session.session_key
+
+    sku, token = await sync_to_async(setup)()
+    headers = {"X-Session-Token": token, "Content-Type": "application/json", "Idempotency-Key": "asgi-buy-0001"}
+    body = json.dumps({"sku": sku.code, "quantity": 1}).encode()
+
+    status, _, first = await call("/api/v1/orders/", "POST", headers=headers, body=body)
+    assert status == 201, first
+    assert json.loads(first)["status"] == "paid"
+
+    status, replay_headers, again = await call("/api/v1/orders/", "POST", headers=headers, body=body)
+    assert status == 201 and again == first
+    assert replay_headers["idempotent-replayed"] == "true"
+
+    status, _, missing = await call("/api/v1/orders/", "POST", headers={**headers, "Idempotency-Key": ""}, body=body)
+    assert status == 400 and json.loads(missing)["code"] == "idempotency_key_missing"
