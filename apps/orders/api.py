@@ -77,6 +77,25 @@ class AddressSerializer(serializers.Serializer):
         return value.upper()
 
 
+def _buy_body(data) -> dict:
+    """The buy body, validated. The common shape (``sku`` and ``quantity``, both well formed)
+    is checked here directly: BuySerializer cost 435 Python calls of a buy's ~5,100
+    (cProfile). Anything else, valid or not, goes through BuySerializer, which gives the
+    exact answer and error."""
+    if isinstance(data, dict) and data.keys() <= {"sku", "quantity"}:
+        sku, quantity = data.get("sku"), data.get("quantity", 1)
+        if (
+            isinstance(sku, str)
+            and 0 < len(sku) <= 64
+            and sku.isprintable()  # no NUL, control or surrogate characters
+            and sku == sku.strip()
+            and type(quantity) is int
+            and 1 <= quantity <= settings.ORDER_MAX_QUANTITY
+        ):
+            return {"sku": sku, "quantity": quantity}
+    return validated(BuySerializer, data)
+
+
 class OrdersView(APIView):
     throttle_scope = "buy"
 
@@ -123,7 +142,7 @@ class OrdersView(APIView):
             raise IdempotencyKeyMissing()
         if not IDEMPOTENCY_KEY_RE.match(key):
             raise IdempotencyKeyInvalid()
-        data = validated(BuySerializer, request.data)
+        data = _buy_body(request.data)
         outcome = order_place(
             buyer=request.user,
             sku_code=data["sku"],

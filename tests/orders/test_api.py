@@ -249,3 +249,48 @@ def test_replay_of_an_expired_reservation_gives_the_same_409(buyer_client):
     again = post_buy(buyer_client, {"sku": sku.code}, key="expired-key-1")
     assert first.status_code == again.status_code == 409
     assert first.json() == again.json() and first.json()["code"] == "reservation_expired"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"sku": "TEE-1"},
+        {"sku": "TEE-1", "quantity": 3},
+        {"sku": " TEE-1 "},
+        {"sku": "TEE-1\x00"},
+        {"sku": "TEE-\ud800"},
+        {"sku": ""},
+        {"sku": "x" * 64},
+        {"sku": "x" * 65},
+        {"sku": 5},
+        {"sku": None},
+        {"sku": "TEE-1", "quantity": 0},
+        {"sku": "TEE-1", "quantity": True},
+        {"sku": "TEE-1", "quantity": 1.0},
+        {"sku": "TEE-1", "quantity": "2"},
+        {"sku": "TEE-1", "quantity": 10**9},
+        {"sku": "TEE-1", "quantity": None},
+        {"sku": "TEE-1", "stream": 3},
+        {"sku": "TEE-1", "shop": "a-shop"},
+        {"sku": "TEE-1", "colour": "red"},
+        {"quantity": 1},
+        {},
+        [],
+        "TEE-1",
+    ],
+)
+def test_the_buy_body_fast_path_agrees_with_the_serializer(body, settings):
+    """_buy_body checks the common shape without DRF's serializer; for every input it must
+    give what BuySerializer gives: the same data, or the same 400."""
+    from rest_framework.exceptions import ValidationError
+
+    from apps.orders.api import BuySerializer, _buy_body
+    from creatorcommerce.api import validated
+
+    def outcome(fn):
+        try:
+            return ("ok", dict(fn(body)))
+        except ValidationError as exc:
+            return ("error", exc.detail)
+
+    assert outcome(_buy_body) == outcome(lambda b: validated(BuySerializer, b))
