@@ -489,7 +489,7 @@ async def buys(server: Server, seed: dict, profile: dict, stamp: str) -> dict:
         out["warmup"] = {"sent": warm["sent"], "statuses": warm["statuses"]}
         before = await settled_state(conn, sku["level_id"], limit=profile["quiet_limit"])
         for rate in profile["rates"]:
-            cpu0, wall0, cores0 = cpu_seconds(server.pid), time.monotonic(), cores_snapshot()
+            cpu0, wall0, cores0, steal0 = cpu_seconds(server.pid), time.monotonic(), cores_snapshot(), steal_snapshot()
             result = await open_loop(
                 host=HOST,
                 port=server.port,
@@ -503,7 +503,11 @@ async def buys(server: Server, seed: dict, profile: dict, stamp: str) -> dict:
                 # Queued requests still count from their scheduled time: latency stays honest.
                 max_connections=64,
             )
-            result["server_cpu_pct"] = round(100 * (cpu_seconds(server.pid) - cpu0) / (time.monotonic() - wall0), 1)
+            cpu = cpu_seconds(server.pid) - cpu0
+            result["server_cpu_pct"] = round(100 * cpu / (time.monotonic() - wall0), 1)
+            answered = sum(v for k, v in result["statuses"].items() if k.isdigit())
+            result["server_cpu_ms_per_request"] = per_request_ms(cpu, answered)
+            result["steal_pct"] = steal_share(steal0, steal_snapshot())
             result["cores_busy_pct"] = cores_busy(cores0, cores_snapshot())
             client_ok += result["statuses"].get("201", 0)
             unanswered += sum(v for k, v in result["statuses"].items() if not k.isdigit())
@@ -538,7 +542,8 @@ def print_buy_line(label: str, r: dict) -> None:
     lat = r["latency_ms"]
     c = r["check"]
     print(
-        f"  {label:<8} offered {r['offered_rps']:>5}/s  achieved {r['ok_rps']:>6}/s  cpu {r['server_cpu_pct']}%  "
+        f"  {label:<8} offered {r['offered_rps']:>5}/s  achieved {r['ok_rps']:>6}/s  cpu {r['server_cpu_pct']}% "
+        f"({r['server_cpu_ms_per_request']} ms/request, steal {r['steal_pct']}%)  "
         f"p50 {fmt_ms(lat['p50'])} p95 {fmt_ms(lat['p95'])} p99 {fmt_ms(lat['p99'])}  {r['statuses']}  "
         f"sold {c['units_sold_total']} = paid {c['paid_units_total']} "
         f"({'ok' if c['sold_equals_paid'] else 'MISMATCH'}), client 201s {c['client_201_total']} "
@@ -688,6 +693,26 @@ def cores_snapshot() -> dict[str, tuple[int, int]]:
                 idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)
                 out[name] = (sum(ticks) - idle, sum(ticks))
     return out
+
+
+def per_request_ms(cpu_seconds_used: float, requests) -> float | None:
+    """Server CPU time per request: on a shared VM, where wall-clock rates swing with what
+    else runs on the host, the cost per request is the steadier figure."""
+    return round(1000 * cpu_seconds_used / requests, 3) if requests else None
+
+
+def steal_snapshot() -> tuple[int, int]:
+    """(steal, total) jiffies of the whole machine, from /proc/stat."""
+    with contextlib.suppress(OSError, IndexError, ValueError):
+        ticks = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return (ticks[7] if len(ticks) > 7 else 0), sum(ticks)
+    return 0, 0
+
+
+def steal_share(before: tuple[int, int], after: tuple[int, int]) -> float | None:
+    """% of the machine's CPU time the hypervisor gave to someone else in between."""
+    total = after[1] - before[1]
+    return round(100 * (after[0] - before[0]) / total, 1) if total > 0 else None
 
 
 def cores_busy(before: dict, after: dict) -> dict[str, float]:
@@ -940,6 +965,10 @@ def fmt_ms(v) -> str:
     return f"{v:.1f}" if v < 100 else f"{v:.0f}"
 
 
+def fmt_num(v) -> str:
+    return "-" if v is None else f"{v:g}"
+
+
 def fmt_kb(v) -> str:
     return "-" if v is None else f"{v:.1f} KB"
 
@@ -1018,6 +1047,15 @@ def ratios(results: dict) -> dict:
             out[f"buy/ceiling {server}"] = round(best / ceil[server]["rps"], 3)
         if best and tps1:
             out[f"buy/pgbench(c1) {server}"] = round(best / tps1, 4)
+    for server in SERVERS:
+        # The same ratio from server CPU per request (the ceiling's ÷ the buy's, at the rate
+        # that answered the most: idle time weighs least there): what the throughput ratio
+        # would be if both were CPU-bound on a core of their own.
+        rates = [r for r in buy.get(server, {}).get("rates", []) if r.get("server_cpu_ms_per_request")]
+        busiest = max(rates, key=lambda r: sum(v for k, v in r["statuses"].items() if k.isdigit()), default=None)
+        base = ceil.get(server, {}).get("server_cpu_ms_per_request")
+        if busiest and base:
+            out[f"buy/ceiling by server CPU {server}"] = round(base / busiest["server_cpu_ms_per_request"], 3)
     if "daphne" in ceil and "uvicorn" in ceil:
         out["daphne/uvicorn ceiling req/s"] = round(ceil["daphne"]["rps"] / ceil["uvicorn"]["rps"], 3)
     if buy.get("daphne") and buy.get("uvicorn"):
@@ -1061,12 +1099,16 @@ def report(results: dict) -> str:
                 fmt_ms(r["latency_ms"]["p95"]),
                 fmt_ms(r["latency_ms"]["p99"]),
                 r["errors"],
+                fmt_num(r.get("server_cpu_ms_per_request")),
+                fmt_num(r.get("steal_pct")),
             ]
             for s, r in sc["ceiling"].items()
         ]
         parts.append(
             "1. Framework ceiling: GET /livez\n"
-            + table(["server", "load", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors"], rows)
+            + table(
+                ["server", "load", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "srv cpu ms/req", "steal %"], rows
+            )
         )
     if "buy" in sc:
         rows = []
@@ -1085,6 +1127,7 @@ def report(results: dict) -> str:
                         fmt_ms(r["latency_ms"]["p95"]),
                         fmt_ms(r["latency_ms"]["p99"]),
                         cpu_cell(r),
+                        fmt_num(r.get("server_cpu_ms_per_request")),
                         ",".join(f"{k}:{v}" for k, v in errors.items()) or "none",
                         f"{c['units_sold_total']}={c['paid_units_total']} {matched}",
                         f"{c['available']} {'ok' if c['stock_never_below_zero'] else 'NO'}",
@@ -1102,6 +1145,7 @@ def report(results: dict) -> str:
                     "p95 ms",
                     "p99 ms",
                     "cpu% srv/c0/c1",
+                    "srv cpu ms/req",
                     "errors",
                     "sold=paid",
                     "stock>=0",
@@ -1361,12 +1405,16 @@ async def run_all(args, profile: dict, stamp: str, results: dict, logs: Path) ->
                         await conn.request(warm)
                 conn.close()
                 if "ceiling" in only:
+                    cpu0, steal0 = cpu_seconds(server.pid), steal_snapshot()
                     r = await ceiling(server, profile["ceiling_seconds"])
+                    r["server_cpu_ms_per_request"] = per_request_ms(cpu_seconds(server.pid) - cpu0, r.get("requests"))
+                    r["steal_pct"] = steal_share(steal0, steal_snapshot())
                     sc.setdefault("ceiling", {})[kind] = r
                     print(
                         f"  ceiling {kind}: {r['rps']:.0f} req/s, p50 {fmt_ms(r['latency_ms']['p50'])} "
                         f"p95 {fmt_ms(r['latency_ms']['p95'])} p99 {fmt_ms(r['latency_ms']['p99'])} ms, "
-                        f"errors {r['errors']}",
+                        f"errors {r['errors']}, server CPU {r['server_cpu_ms_per_request']} ms/request, "
+                        f"steal {r['steal_pct']}%",
                         flush=True,
                     )
                 if "buy" in only:
