@@ -1,10 +1,14 @@
-"""ASGI guard for WebSockets: browsers' cross-site connections are refused with 4403."""
+"""The ASGI middleware of WebSockets: the origin guard (browsers' cross-site connections
+are refused with 4403), sessions and users without a per-message ``send`` wrapper, and app
+clients' session tokens."""
 
 from urllib.parse import urlparse
 
+from channels.auth import AuthMiddleware
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import OriginValidator
+from channels.sessions import CookieMiddleware, InstanceSessionWrapper, SessionMiddleware
 from django.conf import settings
 
 
@@ -68,3 +72,20 @@ def _user_for_session_token(token: str):
 
     result = authenticate_by_x_session_token(token)
     return result[0] if result else None
+
+
+class WebSocketSessionMiddleware(SessionMiddleware):
+    """Channels' SessionMiddleware (``scope["session"]`` from the cookie) without wrapping
+    ``send``: its wrapper saves the session and sets the cookie on ``http.response.start``,
+    which a WebSocket never sends, yet it costs a coroutine and two session look-ups on
+    every frame, i.e. per socket per broadcast message (apps/streams/broadcast.py)."""
+
+    async def __call__(self, scope, receive, send):
+        wrapper = InstanceSessionWrapper(scope, send)
+        await wrapper.resolve_session()
+        return await self.inner(wrapper.scope, receive, send)
+
+
+def WebSocketAuthStack(inner):
+    """Channels' ``AuthMiddlewareStack`` with ``WebSocketSessionMiddleware``."""
+    return CookieMiddleware(WebSocketSessionMiddleware(AuthMiddleware(inner)))

@@ -92,13 +92,18 @@ def stream_body(*, stream: Stream, pins: list[dict] | None = None) -> dict:
 
 
 def stream_pinned_skus(*, stream_id: int) -> list[dict]:
-    """``[{"sku": code, "sku_id": id}]`` of a stream's pins: enough to join their groups."""
+    """``[{"sku": code, "sku_id": id, "level": stock level id | None}]`` of a stream's pins:
+    enough to join their groups and to tell the stock row viewers see (the default
+    location's, as in ``stream_pins``) from the SKU's others."""
     if not Stream.objects.filter(pk=stream_id).exists():
         raise StreamNotFound()
-    return [
-        {"sku": code, "sku_id": pk}
-        for code, pk in Pin.objects.filter(stream_id=stream_id).values_list("sku__code", "sku_id")
-    ]
+    pinned = list(Pin.objects.filter(stream_id=stream_id).values_list("sku__code", "sku_id"))
+    levels: dict[int, int] = {}
+    for sku_id, level_id in StockLevel.objects.filter(
+        sku_id__in=[pk for _, pk in pinned], location__is_default=True
+    ).values_list("sku_id", "pk"):
+        levels.setdefault(sku_id, level_id)
+    return [{"sku": code, "sku_id": pk, "level": levels.get(pk)} for code, pk in pinned]
 
 
 def stream_snapshot(*, stream_id: int) -> dict:

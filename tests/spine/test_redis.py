@@ -101,13 +101,15 @@ def test_handler_runs_through_the_real_broker(settings):
 @pytest.mark.anyio
 @pytest.mark.django_db(transaction=True)
 async def test_idle_consumer_survives_past_the_redis_timeouts(redis_channel_layer, close_db_after):
-    """A viewer watching a quiet stream must not be dropped. On the core layer redis-py's
-    5 s socket timeout races channels-redis's 5 s blocking pop and can kill idle consumers
-    (1011; docs/performance.md); the default pub/sub layer must not."""
+    """A Channels consumer listening to a quiet group must not be dropped. On the core layer
+    redis-py's 5 s socket timeout races channels-redis's 5 s blocking pop and kills idle
+    consumers (1011; docs/performance.md); the default pub/sub layer must not. Viewer sockets
+    have no channel of their own and survive on both layers
+    (tests/streams/test_broadcast.py::test_an_idle_viewer_survives_past_the_redis_timeouts)."""
     import asyncio
 
     if type(redis_channel_layer).__name__ == "RedisChannelLayer":
-        pytest.skip("known issue of the core layer with redis-py 8; the default layer is pub/sub")
+        pytest.skip("known issue of Channels consumers (the control room) on the core layer; viewers are immune")
     communicator = WebsocketCommunicator(EventEcho.as_asgi(), "/ws/test/")
     await communicator.connect()
     await asyncio.sleep(6.5)

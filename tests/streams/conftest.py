@@ -8,6 +8,7 @@ scheduler pass their own ``now`` to ``streams_tick`` instead.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from decimal import Decimal
 
@@ -136,3 +137,53 @@ def open_deal(live_stream):
     deal = live_stream.deals.get()
     assert deal.status == FlashDeal.Status.OPEN
     return deal
+
+
+# -- WebSocket tests (test_consumers.py, test_broadcast.py) ---------------------------------
+
+
+@pytest.fixture(
+    params=["memory", pytest.param("pubsub", marks=pytest.mark.redis), pytest.param("core", marks=pytest.mark.redis)]
+)
+def layer(request, settings):
+    """Each test runs on the in-memory layer and on both channels-redis layers against the
+    real Redis; returns the layer."""
+    if request.param == "memory":
+        from channels.layers import channel_layers
+
+        settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+        channel_layers.backends.clear()
+        return channel_layers["default"]
+    from tests.helpers import use_redis_layer
+
+    return use_redis_layer(settings, os.environ["REDIS_URL"], request.param)
+
+
+@pytest.fixture
+def stream_setup(db):
+    """A live stream with two pinned SKUs (PIN-0, PIN-1: 50 units at 10.00 each)."""
+    creator = CreatorFactory()
+    shop = creator.shop
+    skus = [make_sku(shop, code=f"PIN-{i}", stock=50, price="10.00") for i in range(2)]
+    stream = Stream.objects.create(shop=shop, title="Live now", starts_at=timezone.now())
+    stream_start(stream=stream)
+    for sku in skus:
+        pin_add(stream=stream, sku=sku)
+    # The set-up's own events leave through the background fan-out loop; let them go before
+    # a test's socket subscribes, or it may receive them late.
+    from creatorcommerce.spine.fanout import drain
+
+    drain()
+    return {
+        "creator": creator,
+        "shop": shop,
+        "stream": Stream.objects.select_related("shop").get(pk=stream.pk),
+        "skus": skus,
+    }
+
+
+@pytest.fixture
+def session_key(db):
+    from tests.streams.sockets import new_session
+
+    return new_session()

@@ -4,7 +4,6 @@ session auth, routing), on the in-memory layer and on channels-redis with the re
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from datetime import timedelta
 
@@ -17,99 +16,12 @@ from django.utils import timezone
 from apps.catalog.models import StockLevel
 from apps.catalog.services import stock_adjust
 from apps.streams.models import FlashDeal, Stream
-from apps.streams.services import deal_open, pin_add, presence_count, presence_publish, stream_start
-from apps.streams.tokens import viewer_token_issue
+from apps.streams.services import deal_open, pin_add, presence_count, presence_publish
 from creatorcommerce.asgi import application
 from tests.factories import CreatorFactory, StaffFactory, make_buyer, make_sku
-from tests.helpers import use_redis_layer
-
-ORIGIN = "http://testserver"
+from tests.streams.sockets import ORIGIN, close_code, collect, new_session, open_socket, receive_until, token_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(
-    params=["memory", pytest.param("pubsub", marks=pytest.mark.redis), pytest.param("core", marks=pytest.mark.redis)]
-)
-def layer(request, settings):
-    """Each test runs on the in-memory layer and on both channels-redis layers against the
-    real Redis."""
-    if request.param == "memory":
-        return None
-    return use_redis_layer(settings, os.environ["REDIS_URL"], request.param)
-
-
-@pytest.fixture
-def stream_setup(db):
-    creator = CreatorFactory()
-    shop = creator.shop
-    skus = [make_sku(shop, code=f"PIN-{i}", stock=50, price="10.00") for i in range(2)]
-    stream = Stream.objects.create(shop=shop, title="Live now", starts_at=timezone.now())
-    stream_start(stream=stream)
-    for sku in skus:
-        pin_add(stream=stream, sku=sku)
-    # The set-up's own events leave through the background fan-out loop; let them go before
-    # a test's socket subscribes, or it may receive them late.
-    from creatorcommerce.spine.fanout import drain
-
-    drain()
-    return {
-        "creator": creator,
-        "shop": shop,
-        "stream": Stream.objects.select_related("shop").get(pk=stream.pk),
-        "skus": skus,
-    }
-
-
-def new_session() -> str:
-    """A real anonymous session (the socket's session must exist to be bound to)."""
-    from importlib import import_module
-
-    from django.conf import settings
-
-    store = import_module(settings.SESSION_ENGINE).SessionStore()
-    store.create()
-    return store.session_key
-
-
-@pytest.fixture
-def session_key(db):
-    return new_session()
-
-
-def token_for(stream, *, session_key, user_id=None, origin=ORIGIN, stream_id=None):
-    token, _ = viewer_token_issue(
-        stream_id=stream_id or stream.pk, user_id=user_id, session_key=None if user_id else session_key, origin=origin
-    )
-    return token
-
-
-async def open_socket(stream, token, *, session_key, origin=ORIGIN, path=None):
-    headers = [(b"cookie", f"sessionid={session_key}".encode())]
-    if origin is not None:
-        headers.append((b"origin", origin.encode()))
-    comm = WebsocketCommunicator(application, path or f"/ws/streams/{stream.pk}/?token={token}", headers=headers)
-    connected, _ = await comm.connect(timeout=5)
-    assert connected
-    return comm
-
-
-async def close_code(comm) -> int:
-    message = await comm.receive_output(timeout=3)
-    assert message["type"] == "websocket.close"
-    return message["code"]
-
-
-async def collect(comm, seconds: float) -> list[dict]:
-    """Everything the socket sends within ``seconds``. (A receive that times out would cancel
-    the consumer, so poll with receive_nothing, which does not.)"""
-    out = []
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await comm.receive_nothing(timeout=0.02, interval=0.005):
-            continue
-        out.append(await comm.receive_json_from(timeout=1))
-    return out
 
 
 async def test_snapshot_comes_first_with_pins_and_stock(layer, stream_setup, session_key, close_db_after):
@@ -143,9 +55,10 @@ async def test_burst_of_stock_changes_is_coalesced_and_ends_exact(
     started = time.monotonic()
     await sync_to_async(_burst)(sku, 500)
     elapsed = time.monotonic() - started
-    messages = [m for m in await collect(comm, 1.0) if m["type"] == "stock"]
+    final = await receive_until(comm, lambda got: got[-1].get("stock") == {"PIN-0": 100}, timeout=10)
+    messages = [m for m in final if m["type"] == "stock"]
+    assert not [m for m in await collect(comm, 0.3) if m["type"] == "stock"]  # nothing after the final one
 
-    assert messages, "no stock message arrived"
     # At most 10 a second (plus the leading one), however many changes happened.
     assert len(messages) <= int((elapsed + 1.0) * settings.STREAM_PUSHES_PER_SECOND) + 2
     assert len(messages) < 500
@@ -187,6 +100,29 @@ async def test_refused_handshakes(layer, stream_setup, session_key, settings, ca
     assert await close_code(comm) == expected
 
 
+async def test_an_unknown_stream_is_closed_with_4404(layer, stream_setup, session_key, close_db_after):
+    from apps.streams.broadcast import broadcaster_for
+
+    stream = stream_setup["stream"]
+    missing = stream.pk + 1000
+    token = token_for(stream, stream_id=missing, session_key=session_key)
+    comm = await open_socket(stream, token, session_key=session_key, path=f"/ws/streams/{missing}/?token={token}")
+    assert await close_code(comm) == 4404
+    assert broadcaster_for(missing) is None  # nothing left behind
+
+    # A stream deleted while viewers watch it: they stay, a new viewer is refused.
+    watching = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
+    await watching.receive_json_from(timeout=3)
+    await sync_to_async(Stream.objects.filter(pk=stream.pk).delete)()
+    late = await sync_to_async(new_session)()
+    comm = await open_socket(stream, token_for(stream, session_key=late), session_key=late)
+    assert await close_code(comm) == 4404
+    await comm.disconnect()
+    assert broadcaster_for(stream.pk).members == 1
+    await watching.disconnect()
+    assert broadcaster_for(stream.pk) is None
+
+
 async def test_ping_pong_and_flood_is_closed_with_4029(layer, stream_setup, session_key, settings, close_db_after):
     settings.STREAM_CLIENT_MESSAGES_PER_10S = 20
     stream = stream_setup["stream"]
@@ -203,6 +139,7 @@ async def test_ping_pong_and_flood_is_closed_with_4029(layer, stream_setup, sess
             codes.append(message["code"])
             break
     assert codes == [4029]
+    await comm.disconnect()
 
 
 async def test_presence_counts_viewers(layer, stream_setup, session_key, close_db_after):
@@ -272,7 +209,13 @@ async def test_purchase_in_stream_sends_deal_and_interaction_without_personal_da
     buyer = await sync_to_async(make_buyer)(email="shy@example.test", display_name="")
     outcome = await sync_to_async(_buy_in_stream)(buyer, sku, stream, "stream-buy-001")
     assert outcome.status == 201 and outcome.body["total"] == "7.00"
-    messages = await collect(comm, 0.6)
+    messages = await receive_until(
+        comm,
+        lambda got: (
+            any(m["type"] == "interaction" for m in got)
+            and any(m["type"] == "deal" and m["deal"]["remaining"] == 4 for m in got)
+        ),
+    )
     interactions = [m for m in messages if m["type"] == "interaction"]
     assert interactions == [{"type": "interaction", "kind": "purchase", "sku": "PIN-1", "quantity": 1, "name": None}]
     deals = [m for m in messages if m["type"] == "deal"]
@@ -324,7 +267,11 @@ async def test_control_room_gets_sales(layer, stream_setup, session_key, close_d
     await owner.receive_json_from(timeout=3)
     buyer = await sync_to_async(make_buyer)()
     await sync_to_async(_buy_in_stream)(buyer, sku, stream, "control-buy-01")
-    messages = await collect(owner, 0.6)
+    messages = await receive_until(
+        owner,
+        lambda got: any(m["type"] == "sale" for m in got) and {"PIN-0": 49} in [m.get("stock") for m in got],
+    )
+    messages += await collect(owner, 0.3)
     sales = [m for m in messages if m["type"] == "sale"]
     assert len(sales) == 1 and sales[0]["total"] == "10.00"
     assert [m["stock"] for m in messages if m["type"] == "stock"][-1] == {"PIN-0": 49}
@@ -381,8 +328,8 @@ async def test_other_locations_do_not_touch_the_counter(layer, stream_setup, ses
             stock_adjust(sku=sku, add=-1)
 
     await sync_to_async(venue_then_default)()
-    stock = [m for m in await collect(comm, 0.6) if m["type"] == "stock"]
-    assert [m["stock"] for m in stock] == [{"PIN-0": 49}]
+    messages = await receive_until(comm, lambda got: got[-1].get("stock") == {"PIN-0": 49})
+    assert [m["stock"] for m in messages if m["type"] == "stock"] == [{"PIN-0": 49}]
     await comm.disconnect()
 
 
@@ -406,6 +353,6 @@ async def test_a_second_deal_on_the_same_sku_reaches_viewers(layer, stream_setup
     await sync_to_async(deal_close)(deal=first)
     second = await sync_to_async(deal)("7.00")
     await sync_to_async(deal_open)(deal=second)
-    deals = [m for m in await collect(comm, 0.6) if m["type"] == "deal"]
-    assert deals[-1]["deal"] is not None and deals[-1]["deal"]["price"] == "7.00"
+    deals = await receive_until(comm, lambda got: got[-1]["type"] == "deal" and got[-1]["deal"] is not None)
+    assert deals[-1]["deal"]["price"] == "7.00" and deals[-1]["deal"]["id"] == second.pk
     await comm.disconnect()
