@@ -137,7 +137,7 @@ def _log_failure(future) -> None:
         log.error("fan-out failed", exc_info=future.exception())
 
 
-def drain(timeout: float = 2.0) -> None:
+def drain(timeout: float = 10.0) -> None:
     """Wait until the background loop has sent what was scheduled (tests, commands that
     exit right after emitting)."""
     loop = _background.get(os.getpid())
