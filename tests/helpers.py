@@ -14,22 +14,32 @@ from creatorcommerce.spine.models import OutboxEvent
 
 WORKERS = 40
 
+# Seconds a test waits for something that must arrive (a socket message, an event). A passing
+# test waits only as long as the thing takes; the figure only bounds a failing one, and is
+# generous because CI shares two cores with the services (runs 9x slower than a quiet machine
+# have been seen). Waits for something that must *not* arrive stay short.
+WAIT = 20.0
+
 
 def run_concurrently(fn, args_list, *, workers: int = WORKERS):
     """Run ``fn(*args)`` for every args in parallel threads, released together by a barrier;
     each thread has, and closes, its own database connection."""
-    barrier = threading.Barrier(min(workers, len(args_list)))
+    parties = min(workers, len(args_list))
+    barrier = threading.Barrier(parties)
 
-    def call(args):
+    def call(index, args):
         try:
-            with contextlib.suppress(threading.BrokenBarrierError):
-                barrier.wait(timeout=10)
+            # The first ``parties`` calls start together; the rest follow as threads free up
+            # (a barrier for them would wait out its timeout on the last, short batch).
+            if index < parties:
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    barrier.wait(timeout=30)
             return fn(*args)
         finally:
             connection.close()
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(call, args_list))
+        return list(pool.map(call, range(len(args_list)), args_list))
 
 
 def last_event_id() -> int:

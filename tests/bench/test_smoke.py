@@ -34,7 +34,7 @@ def test_bench_smoke_runs_every_scenario_and_writes_results(tmp_path):
         env=dict(os.environ),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=15 * 60,  # above the smoke profile's own max_minutes
     )
     assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
     data = json.loads(out.read_text())

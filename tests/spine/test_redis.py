@@ -9,6 +9,7 @@ from channels.testing import WebsocketCommunicator
 from django.db import transaction
 
 from creatorcommerce.spine.events import emit
+from tests.helpers import WAIT
 
 GROUP = "test.spine.redis"
 
@@ -39,7 +40,7 @@ async def test_consumer_on_channels_redis_receives_committed_event(redis_channel
     connected, _ = await communicator.connect()
     assert connected
     event = await sync_to_async(_emit)(3)
-    message = await communicator.receive_json_from(timeout=3)
+    message = await communicator.receive_json_from(timeout=WAIT)
     assert message == {"type": "test.pinged", "payload": {"n": 3}, "event": str(event.uuid)}
     assert await communicator.receive_nothing(timeout=0.3)
     await communicator.disconnect()
@@ -114,6 +115,6 @@ async def test_idle_consumer_survives_past_the_redis_timeouts(redis_channel_laye
     await communicator.connect()
     await asyncio.sleep(6.5)
     event = await sync_to_async(_emit)(9)
-    message = await communicator.receive_json_from(timeout=3)
+    message = await communicator.receive_json_from(timeout=WAIT)
     assert message["event"] == str(event.uuid)
     await communicator.disconnect()

@@ -11,6 +11,7 @@ from channels.testing import WebsocketCommunicator
 
 from apps.streams.tokens import viewer_token_issue
 from creatorcommerce.asgi import application
+from tests.helpers import WAIT
 
 ORIGIN = "http://testserver"
 
@@ -38,7 +39,7 @@ async def open_socket(stream, token, *, session_key, origin=ORIGIN, path=None, a
     if origin is not None:
         headers.append((b"origin", origin.encode()))
     comm = WebsocketCommunicator(app or application, path or f"/ws/streams/{stream.pk}/?token={token}", headers=headers)
-    connected, _ = await comm.connect(timeout=5)
+    connected, _ = await comm.connect(timeout=WAIT)
     assert connected
     return comm
 
@@ -49,13 +50,13 @@ async def open_viewer(stream, *, app=None):
 
     key = await sync_to_async(new_session)()
     comm = await open_socket(stream, token_for(stream, session_key=key), session_key=key, app=app)
-    snapshot = await comm.receive_json_from(timeout=5)
+    snapshot = await comm.receive_json_from(timeout=WAIT)
     assert snapshot["type"] == "snapshot"
     return comm, snapshot
 
 
 async def close_code(comm) -> int:
-    message = await comm.receive_output(timeout=3)
+    message = await comm.receive_output(timeout=WAIT)
     assert message["type"] == "websocket.close"
     return message["code"]
 
@@ -72,7 +73,7 @@ async def collect(comm, seconds: float) -> list[dict]:
     return out
 
 
-async def receive_until(comm, done, *, timeout: float = 5.0) -> list[dict]:
+async def receive_until(comm, done, *, timeout: float = WAIT) -> list[dict]:
     """The socket's messages up to the one after which ``done(messages so far)`` holds;
     fails after ``timeout`` seconds with what arrived."""
     out: list[dict] = []
@@ -86,7 +87,7 @@ async def receive_until(comm, done, *, timeout: float = 5.0) -> list[dict]:
     raise AssertionError(f"timed out; received {out}")
 
 
-async def until(condition, *, timeout: float = 5.0, interval: float = 0.01, what: str = "condition"):
+async def until(condition, *, timeout: float = WAIT, interval: float = 0.01, what: str = "condition"):
     """Poll ``condition()`` (sync or async) until it is true; fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -19,6 +19,7 @@ from apps.streams.models import FlashDeal, Stream
 from apps.streams.services import deal_open, pin_add, presence_count, presence_publish
 from creatorcommerce.asgi import application
 from tests.factories import CreatorFactory, StaffFactory, make_buyer, make_sku
+from tests.helpers import WAIT
 from tests.streams.sockets import ORIGIN, close_code, collect, new_session, open_socket, receive_until, token_for
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
@@ -27,7 +28,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 async def test_snapshot_comes_first_with_pins_and_stock(layer, stream_setup, session_key, close_db_after):
     stream = stream_setup["stream"]
     comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
-    snapshot = await comm.receive_json_from(timeout=3)
+    snapshot = await comm.receive_json_from(timeout=WAIT)
     assert snapshot["type"] == "snapshot"
     assert snapshot["seq"] == 0
     assert snapshot["stream"]["id"] == stream.pk and snapshot["stream"]["status"] == "live"
@@ -50,12 +51,12 @@ async def test_burst_of_stock_changes_is_coalesced_and_ends_exact(
     stream, sku = stream_setup["stream"], stream_setup["skus"][0]
     await sync_to_async(StockLevel.objects.filter(sku=sku).update)(available=600)
     comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
-    await comm.receive_json_from(timeout=3)  # snapshot
+    await comm.receive_json_from(timeout=WAIT)  # snapshot
 
     started = time.monotonic()
     await sync_to_async(_burst)(sku, 500)
     elapsed = time.monotonic() - started
-    final = await receive_until(comm, lambda got: got[-1].get("stock") == {"PIN-0": 100}, timeout=10)
+    final = await receive_until(comm, lambda got: got[-1].get("stock") == {"PIN-0": 100})
     messages = [m for m in final if m["type"] == "stock"]
     assert not [m for m in await collect(comm, 0.3) if m["type"] == "stock"]  # nothing after the final one
 
@@ -112,7 +113,7 @@ async def test_an_unknown_stream_is_closed_with_4404(layer, stream_setup, sessio
 
     # A stream deleted while viewers watch it: they stay, a new viewer is refused.
     watching = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
-    await watching.receive_json_from(timeout=3)
+    await watching.receive_json_from(timeout=WAIT)
     await sync_to_async(Stream.objects.filter(pk=stream.pk).delete)()
     late = await sync_to_async(new_session)()
     comm = await open_socket(stream, token_for(stream, session_key=late), session_key=late)
@@ -127,14 +128,14 @@ async def test_ping_pong_and_flood_is_closed_with_4029(layer, stream_setup, sess
     settings.STREAM_CLIENT_MESSAGES_PER_10S = 20
     stream = stream_setup["stream"]
     comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
-    await comm.receive_json_from(timeout=3)
+    await comm.receive_json_from(timeout=WAIT)
     await comm.send_json_to({"type": "ping"})
-    assert await comm.receive_json_from(timeout=3) == {"type": "pong"}
+    assert await comm.receive_json_from(timeout=WAIT) == {"type": "pong"}
     for _ in range(25):
         await comm.send_json_to({"type": "ping"})
     codes = []
     while True:
-        message = await comm.receive_output(timeout=3)
+        message = await comm.receive_output(timeout=WAIT)
         if message["type"] == "websocket.close":
             codes.append(message["code"])
             break
@@ -147,29 +148,29 @@ async def test_presence_counts_viewers(layer, stream_setup, session_key, close_d
     key_a, key_b = await sync_to_async(new_session)(), await sync_to_async(new_session)()
     a = await open_socket(stream, token_for(stream, session_key=key_a), session_key=key_a)
     b = await open_socket(stream, token_for(stream, session_key=key_b), session_key=key_b)
-    await a.receive_json_from(timeout=3)
-    await b.receive_json_from(timeout=3)
+    await a.receive_json_from(timeout=WAIT)
+    await b.receive_json_from(timeout=WAIT)
     assert await sync_to_async(presence_count)(stream_id=stream.pk) == 2
     await sync_to_async(presence_publish)(stream_ids=[stream.pk])
-    assert await a.receive_json_from(timeout=3) == {"type": "presence", "viewers": 2}
+    assert await a.receive_json_from(timeout=WAIT) == {"type": "presence", "viewers": 2}
     await b.disconnect()
     await asyncio.sleep(0.1)
     assert await sync_to_async(presence_count)(stream_id=stream.pk) == 1
     await sync_to_async(presence_publish)(stream_ids=[stream.pk])
-    assert await a.receive_json_from(timeout=3) == {"type": "presence", "viewers": 1}
+    assert await a.receive_json_from(timeout=WAIT) == {"type": "presence", "viewers": 1}
     await a.disconnect()
 
 
 async def test_pinning_sends_pins_and_follows_the_new_skus_stock(layer, stream_setup, session_key, close_db_after):
     stream = stream_setup["stream"]
     comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
-    await comm.receive_json_from(timeout=3)
+    await comm.receive_json_from(timeout=WAIT)
     new = await sync_to_async(make_sku)(stream.shop, code="PIN-NEW", stock=7)
     await sync_to_async(pin_add)(stream=stream, sku=new)
-    pin = await comm.receive_json_from(timeout=3)
+    pin = await comm.receive_json_from(timeout=WAIT)
     assert pin["type"] == "pin" and [p["sku"] for p in pin["pins"]][-1] == "PIN-NEW"
     await sync_to_async(_burst)(new, 1)
-    stock = await comm.receive_json_from(timeout=3)
+    stock = await comm.receive_json_from(timeout=WAIT)
     assert stock["type"] == "stock" and stock["stock"] == {"PIN-NEW": 6}
     await comm.disconnect()
 
@@ -203,7 +204,7 @@ async def test_purchase_in_stream_sends_deal_and_interaction_without_personal_da
     )
     await sync_to_async(deal_open)(deal=deal)
     comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
-    snapshot = await comm.receive_json_from(timeout=3)
+    snapshot = await comm.receive_json_from(timeout=WAIT)
     assert snapshot["pins"][1]["deal"]["remaining"] == 5 and snapshot["pins"][1]["deal"]["price"] == "7.00"
 
     buyer = await sync_to_async(make_buyer)(email="shy@example.test", display_name="")
@@ -235,7 +236,7 @@ async def _control_socket(stream, user):
         f"/ws/streams/{stream.pk}/control/",
         headers=[(b"cookie", f"sessionid={cookie}".encode()), (b"origin", ORIGIN.encode())],
     )
-    connected, _ = await comm.connect(timeout=5)
+    connected, _ = await comm.connect(timeout=WAIT)
     assert connected
     return comm
 
@@ -243,12 +244,12 @@ async def _control_socket(stream, user):
 async def test_control_room_admits_owner_and_staff_only(layer, stream_setup, session_key, close_db_after):
     stream = stream_setup["stream"]
     owner = await _control_socket(stream, stream_setup["creator"])
-    snapshot = await owner.receive_json_from(timeout=3)
+    snapshot = await owner.receive_json_from(timeout=WAIT)
     assert snapshot["type"] == "snapshot" and snapshot["sales"]["orders"] == 0 and "viewers" in snapshot
     await owner.disconnect()
 
     staff = await _control_socket(stream, await sync_to_async(StaffFactory)())
-    assert (await staff.receive_json_from(timeout=3))["type"] == "snapshot"
+    assert (await staff.receive_json_from(timeout=WAIT))["type"] == "snapshot"
     await staff.disconnect()
 
     other = await _control_socket(stream, await sync_to_async(CreatorFactory)())
@@ -257,14 +258,14 @@ async def test_control_room_admits_owner_and_staff_only(layer, stream_setup, ses
     anonymous = WebsocketCommunicator(
         application, f"/ws/streams/{stream.pk}/control/", headers=[(b"origin", ORIGIN.encode())]
     )
-    await anonymous.connect(timeout=5)
+    await anonymous.connect(timeout=WAIT)
     assert await close_code(anonymous) == 4401
 
 
 async def test_control_room_gets_sales(layer, stream_setup, session_key, close_db_after):
     stream, sku = stream_setup["stream"], stream_setup["skus"][0]
     owner = await _control_socket(stream, stream_setup["creator"])
-    await owner.receive_json_from(timeout=3)
+    await owner.receive_json_from(timeout=WAIT)
     buyer = await sync_to_async(make_buyer)()
     await sync_to_async(_buy_in_stream)(buyer, sku, stream, "control-buy-01")
     messages = await receive_until(
@@ -300,13 +301,13 @@ async def test_app_client_opens_the_socket_with_its_session_token(layer, stream_
         f"/ws/streams/{stream.pk}/?token={issued.json()['token']}",
         headers=[(b"x-session-token", session_token.encode())],
     )
-    connected, _ = await comm.connect(timeout=5)
+    connected, _ = await comm.connect(timeout=WAIT)
     assert connected
-    assert (await comm.receive_json_from(timeout=3))["type"] == "snapshot"
+    assert (await comm.receive_json_from(timeout=WAIT))["type"] == "snapshot"
     await comm.disconnect()
 
     stranger = WebsocketCommunicator(application, f"/ws/streams/{stream.pk}/?token={issued.json()['token']}")
-    await stranger.connect(timeout=5)
+    await stranger.connect(timeout=WAIT)
     assert await close_code(stranger) == 4401  # the token is bound to that user
 
 
@@ -318,7 +319,7 @@ async def test_other_locations_do_not_touch_the_counter(layer, stream_setup, ses
     stream, sku = stream_setup["stream"], stream_setup["skus"][0]
     venue = await sync_to_async(Location.objects.create)(shop=stream_setup["shop"], name="Venue", kind="venue")
     comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
-    await comm.receive_json_from(timeout=3)
+    await comm.receive_json_from(timeout=WAIT)
 
     def venue_then_default():
         for n in (500, 501, 502):
@@ -349,7 +350,7 @@ async def test_a_second_deal_on_the_same_sku_reaches_viewers(layer, stream_setup
     for _ in range(3):  # push the first deal's version up
         await sync_to_async(lambda: FlashDeal.objects.filter(pk=first.pk).update(version=models.F("version") + 10))()
     comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
-    await comm.receive_json_from(timeout=3)
+    await comm.receive_json_from(timeout=WAIT)
     await sync_to_async(deal_close)(deal=first)
     second = await sync_to_async(deal)("7.00")
     await sync_to_async(deal_open)(deal=second)

