@@ -489,12 +489,13 @@ async def buys(server: Server, seed: dict, profile: dict, stamp: str) -> dict:
         unanswered += sum(v for k, v in warm["statuses"].items() if not k.isdigit())
         out["warmup"] = {"sent": warm["sent"], "statuses": warm["statuses"]}
         before = await settled_state(conn, sku["level_id"], limit=profile["quiet_limit"])
-        for rate in profile["rates"]:
+        for step, rate in enumerate(profile["rates"]):
             cpu0, wall0, cores0, steal0 = cpu_seconds(server.pid), time.monotonic(), cores_snapshot(), steal_snapshot()
             result = await open_loop(
                 host=HOST,
                 port=server.port,
-                make_request=maker(f"r{rate}"),
+                # Idempotency keys unique per step: a rate given twice must buy again, not replay.
+                make_request=maker(f"s{step}r{rate}"),
                 rate=rate,
                 duration=profile["rate_seconds"],
                 timeout=profile["request_timeout"],
