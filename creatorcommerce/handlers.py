@@ -1,22 +1,57 @@
-"""Django's ASGI handler, running the middleware chain and the view in one thread hop.
+"""Django's ASGI handler, serving each request's sync part in one hop to a bounded pool.
 
 Django's ``ASGIHandler`` runs the middleware chain in async mode. Django's own middleware
 (sessions, CSRF, auth, messages, ...) are ``MiddlewareMixin`` classes whose async mode hands
 ``process_request`` and ``process_response`` to a thread one at a time, and the view (ours
-are sync: the ORM is) is one more: about 16 hops between the event loop and the request's
-thread for every request (``SyncToAsync.__call__`` counted 32 times per ``/livez``). The
-WSGI handler runs the same chain as one sync call; this handler does that under ASGI: the
-chain and the view run in one ``sync_to_async`` call, in the request's thread. Request
-parsing, the request_started/finished signals and streaming the response stay Django's.
-An async view still works: Django's sync chain runs it with ``async_to_sync``.
+are sync: the ORM is) is one more: about 16 hops between the event loop and a thread for
+every request. Around them, the request_started and request_finished signals are two more,
+and every request gets a ``ThreadSensitiveContext``: a new single-thread executor, so a new
+OS thread started and joined per request, and as many threads contending for the GIL as
+there are requests in flight.
+
+This handler does what the WSGI handler does, under ASGI: the body is read on the event
+loop, then one ``sync_to_async`` call runs request_started, the middleware chain and the
+view, and (for a response whose content is already in memory) closes it, which sends
+request_finished and gives the request's database connection back to the pool. That call
+runs on a pool of ``ASGI_SYNC_THREADS`` long-lived threads per process, so at most that
+many requests run Python at once; the rest wait on the event loop, not in the GIL. The
+response is then sent from the event loop. A streaming response (``FileResponse``, ...) is
+iterated on the event loop as Django does and closed after its last chunk.
+
+What is dropped: Django cancels the view when the client disconnects mid-request; a sync
+view cannot be stopped anyway (its thread runs on), and a response sent to a closed
+connection is discarded by the server. An async view still works: the sync chain runs it
+with ``async_to_sync``.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import django
 from asgiref.sync import sync_to_async
-from django.core.handlers.asgi import ASGIHandler
+from django.conf import settings
+from django.core import signals
+from django.core.exceptions import RequestAborted
+from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse
+from django.urls import set_script_prefix
+
+_executors: dict[int, ThreadPoolExecutor] = {}
+_executors_lock = threading.Lock()
+
+
+def sync_executor() -> ThreadPoolExecutor:
+    """The process's pool for requests' sync code (re-created after a fork)."""
+    pid = os.getpid()
+    with _executors_lock:
+        if pid not in _executors:
+            _executors[pid] = ThreadPoolExecutor(
+                max_workers=settings.ASGI_SYNC_THREADS, thread_name_prefix="django-request"
+            )
+        return _executors[pid]
 
 
 class SyncChainASGIHandler(ASGIHandler):
@@ -24,12 +59,40 @@ class SyncChainASGIHandler(ASGIHandler):
         super(ASGIHandler, self).__init__()  # BaseHandler's, not ASGIHandler's async chain
         self.load_middleware(is_async=False)
 
-    async def run_get_response(self, request):
-        response = await sync_to_async(self.get_response, thread_sensitive=True)(request)
-        response._handler_class = self.__class__
-        if isinstance(response, FileResponse):  # the ASGI server does the chunking
-            response.block_size = self.chunk_size
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        in_pool = sync_to_async(thread_sensitive=False, executor=sync_executor())
+        response = await in_pool(self.serve)(scope, body_file)
+        try:
+            await self.send_response(response, send)
+        finally:
+            if response.streaming:
+                await in_pool(self.finish)(response, body_file)
+
+    def serve(self, scope, body_file):
+        """Everything of one request that runs in a thread: signals, middleware, view."""
+        set_script_prefix(get_script_prefix(scope))
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):  # the ASGI server does the chunking
+                response.block_size = self.chunk_size
+        if not response.streaming:
+            self.finish(response, body_file)
         return response
+
+    def finish(self, response, body_file):
+        try:
+            response.close()  # request_finished: connections go back to the pool
+        finally:
+            body_file.close()
 
 
 def get_asgi_application() -> SyncChainASGIHandler:

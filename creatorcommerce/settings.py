@@ -126,6 +126,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Threads per process that run requests' sync code (creatorcommerce/handlers.py): at most
+# this many requests run Python at once, each holding one database connection, so the
+# default is the pool's size and no request waits in the GIL for a connection.
+ASGI_SYNC_THREADS = env.int("ASGI_SYNC_THREADS", default=env.int("DB_POOL_MAX_SIZE", default=20))
 
 # --- Redis, channel layer, cache -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
