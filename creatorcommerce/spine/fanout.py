@@ -35,31 +35,39 @@ def coalesce(event_type: str, *, key: Callable[[dict], object]) -> None:
     _coalesced[event_type] = key
 
 
-def fan_out(event) -> None:
-    if not event.groups:
+def fan_out(events) -> None:
+    """Send committed events (one transaction's, in order) to their groups, from one task
+    on the loop: one crossing from the committing thread, however many events."""
+    events = [event for event in events if event.groups]
+    if not events:
         return
     layer = get_channel_layer()
     if layer is None:
         return
-    message = event.as_message()
     # When the commit happened (this runs on commit), for clients and benchmarks measuring
     # commit-to-screen latency.
-    message["committed_at"] = time.time()
+    committed_at = time.time()
+    sends = []
+    for event in events:
+        message = event.as_message()
+        message["committed_at"] = committed_at
+        sends.append((event.type, event.groups, message))
     loop = _server_loop() or _background_loop()
-    future = asyncio.run_coroutine_threadsafe(_dispatch(layer, event.type, event.groups, message), loop)
+    future = asyncio.run_coroutine_threadsafe(_dispatch(layer, sends), loop)
     future.add_done_callback(_log_failure)
 
 
-async def _dispatch(layer, event_type: str, groups: list[str], message: dict) -> None:
-    key_of = _coalesced.get(event_type)
-    for group in groups:
-        if key_of is not None:
-            _coalescer(layer).submit(group, (event_type, key_of(message["payload"])), message)
-            continue
-        try:
-            await layer.group_send(group, message)
-        except Exception:  # the outbox keeps the event; a viewer resyncs from a snapshot
-            log.exception("fan-out of %s to %s failed", message.get("event"), group)
+async def _dispatch(layer, sends: list[tuple[str, list[str], dict]]) -> None:
+    for event_type, groups, message in sends:
+        key_of = _coalesced.get(event_type)
+        for group in groups:
+            if key_of is not None:
+                _coalescer(layer).submit(group, (event_type, key_of(message["payload"])), message)
+                continue
+            try:
+                await layer.group_send(group, message)
+            except Exception:  # the outbox keeps the event; a viewer resyncs from a snapshot
+                log.exception("fan-out of %s to %s failed", message.get("event"), group)
 
 
 class _Coalescer:
