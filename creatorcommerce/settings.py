@@ -182,6 +182,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 4
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+if CELERY_BROKER_URL.startswith("redis://"):
+    # kombu's Redis transport with one client per channel, not one per publish. (Not for
+    # rediss://: kombu turns TLS on from the scheme's transport name.)
+    CELERY_BROKER_TRANSPORT = "creatorcommerce.celery_transport:Transport"
 CELERY_TIMEZONE = "UTC"
 # Periodic tasks are declared in code, here, next to the tasks they start.
 CELERY_BEAT_SCHEDULE: dict = {
@@ -254,6 +258,8 @@ ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="opti
 ACCOUNT_LOGOUT_ON_GET = False
 HEADLESS_CLIENTS = ("app", "browser")
 HEADLESS_SERVE_SPECIFICATION = False
+# One session read per X-Session-Token lookup, not two (apps/accounts/tokens.py).
+HEADLESS_TOKEN_STRATEGY = "apps.accounts.tokens.SessionTokenStrategy"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CreatorCommerce <noreply@localhost>")
 

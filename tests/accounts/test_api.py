@@ -106,3 +106,46 @@ def test_schema_and_docs_render(client):
     assert schema.status_code == 200
     assert b"/api/v1/me/" in schema.content
     assert client.get("/api/v1/docs/").status_code == 200
+
+
+def _login_token(client, user) -> str:
+    response = client.post(
+        "/_allauth/app/v1/auth/login", {"email": user.email, "password": PASSWORD}, content_type="application/json"
+    )
+    assert response.status_code == 200, response.content
+    return response.json()["meta"]["session_token"]
+
+
+def test_a_token_whose_session_is_gone_or_expired_is_401(client):
+    from datetime import timedelta
+
+    from django.contrib.sessions.models import Session
+    from django.core.cache import cache
+    from django.utils import timezone
+
+    creator = CreatorFactory()
+    deleted, expired = _login_token(client, creator), _login_token(client, creator)
+    Session.objects.filter(session_key=deleted).delete()
+    Session.objects.filter(session_key=expired).update(expire_date=timezone.now() - timedelta(seconds=1))
+    cache.clear()  # what a cache eviction or a restart of Redis leaves: only the database
+    for token in (deleted, expired, "x" * 65, "short"):
+        response = client.get("/api/v1/me/", headers={"X-Session-Token": token})
+        assert response.status_code == 401 and response.json()["code"] == "invalid_token", token
+
+
+def test_a_token_is_looked_up_with_one_session_read(client, monkeypatch):
+    from django.contrib.sessions.backends.cached_db import SessionStore
+
+    creator = CreatorFactory()
+    token = _login_token(client, creator)
+    calls = []
+    for name in ("exists", "load"):
+        original = getattr(SessionStore, name)
+
+        def counted(self, *args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(SessionStore, name, counted)
+    assert client.get("/api/v1/me/", headers={"X-Session-Token": token}).json()["email"] == creator.email
+    assert calls == ["load"]  # allauth's own strategy asked exists() first: a second read

@@ -118,3 +118,32 @@ async def test_idle_consumer_survives_past_the_redis_timeouts(redis_channel_laye
     message = await communicator.receive_json_from(timeout=WAIT)
     assert message["event"] == str(event.uuid)
     await communicator.disconnect()
+
+
+@pytest.mark.redis
+def test_the_broker_transport_publishes_through_one_client(settings):
+    """creatorcommerce/celery_transport.py: a Redis broker's publishes reuse one redis-py
+    client (kombu built one per publish), and the messages are real: they are in the queue."""
+    import redis
+    from kombu import Producer
+
+    from creatorcommerce.celery import app
+    from creatorcommerce.celery_transport import Channel
+
+    assert settings.CELERY_BROKER_URL.startswith("redis://")
+    queue = "tests.transport"
+    clients = []
+    with app.connection_for_write() as connection:
+        channel = connection.default_channel
+        assert isinstance(channel, Channel)
+        redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue)
+        for n in range(3):
+            with channel.conn_or_acquire() as client:
+                clients.append(client)
+            Producer(channel).publish({"n": n}, routing_key=queue, serializer="json")
+        assert len({id(client) for client in clients}) == 1
+        assert redis.Redis.from_url(settings.CELERY_BROKER_URL).llen(queue) == 3
+        channel._pool = None  # what kombu does on a reconnect: a new pool, so a new client
+        with channel.conn_or_acquire() as client:
+            assert client is not clients[0] and client.connection_pool is channel.pool
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue)
