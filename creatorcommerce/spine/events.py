@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import re
+import threading
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 
 from celery import current_app
 from django.conf import settings
@@ -90,23 +91,67 @@ def deliver(events: list[OutboxEvent]) -> None:
         for event in handled:
             enqueue_handlers(event)
     else:
-        _enqueuer().submit(_enqueue_all, handled)
+        _enqueuer().submit(handled)
 
 
-def _enqueue_all(events: list[OutboxEvent]) -> None:
-    for event in events:
-        enqueue_handlers(event)
+MAX_BATCH = 200  # events per broker message, at most
 
 
-_executors: dict[int, ThreadPoolExecutor] = {}
+class _Enqueuer:
+    """One daemon thread per process that hands committed events' handler work to the
+    broker, off the request's thread.
+
+    Whatever queued up while it was publishing goes out as one message (``run_handlers``):
+    ``Task.delay`` costs ~0.3 ms of CPU, almost all of it per message, and under load
+    commits arrive faster than one thread publishes them one by one. Nothing waits to form
+    a batch: a lone commit is published at once, as ``run_handler`` for a single pair.
+    """
+
+    def __init__(self):
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.messages = 0  # for tests and diagnostics
+        threading.Thread(target=self._run, name="spine-enqueue", daemon=True).start()
+
+    def submit(self, events: list[OutboxEvent]) -> None:
+        self.queue.put(events)
+
+    def _run(self) -> None:
+        while True:
+            events = list(self.queue.get())
+            while len(events) < MAX_BATCH:
+                try:
+                    events.extend(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            enqueue_batch(events)
+            self.messages += 1
 
 
-def _enqueuer() -> ThreadPoolExecutor:
-    """One background thread per process (re-created after a fork) for enqueueing."""
+_enqueuers: dict[int, _Enqueuer] = {}
+_enqueuers_lock = threading.Lock()
+
+
+def _enqueuer() -> _Enqueuer:
+    """The process's enqueueing thread (re-created after a fork)."""
     pid = os.getpid()
-    if pid not in _executors:
-        _executors[pid] = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spine-enqueue")
-    return _executors[pid]
+    with _enqueuers_lock:
+        if pid not in _enqueuers:
+            _enqueuers[pid] = _Enqueuer()
+        return _enqueuers[pid]
+
+
+def enqueue_batch(events: list[OutboxEvent]) -> None:
+    """One broker message for every (event, handler) pair of ``events``."""
+    from .tasks import run_handler, run_handlers
+
+    pairs = [(event.pk, name) for event in events for name in handlers_for(event.type)]
+    try:
+        if len(pairs) == 1:
+            run_handler.delay(*pairs[0])
+        elif pairs:
+            run_handlers.delay(pairs)
+    except Exception:  # broker down: redeliver_pending picks them up from the outbox
+        log.exception("could not enqueue handlers for %d events", len(events))
 
 
 def enqueue_handlers(event: OutboxEvent) -> None:

@@ -61,6 +61,28 @@ def run_handler(event_id: int, handler_name: str) -> str:
     return apply_handler(event_id, handler_name)
 
 
+@shared_task(name="creatorcommerce.spine.tasks.run_handlers")
+def run_handlers(pairs: list) -> dict:
+    """``run_handler`` for several (event, handler) pairs, one broker message for all (the
+    web process's enqueuer sends what queued up together). A pair that fails on the
+    database or the network is sent on as its own ``run_handler``, with that task's
+    retries; one whose handler raises anything else is logged and left to
+    ``redeliver_pending``, as a failed ``run_handler`` would be. The others still run."""
+    outcomes: dict[str, int] = {}
+    for event_id, handler_name in pairs:
+        try:
+            outcome = apply_handler(event_id, handler_name)
+        except (OperationalError, ConnectionError):
+            log.warning("handler %s for event %s failed; retrying on its own", handler_name, event_id, exc_info=True)
+            run_handler.apply_async((event_id, handler_name), countdown=1)
+            outcome = "retrying"
+        except Exception:
+            log.exception("handler %s failed for event %s", handler_name, event_id)
+            outcome = "failed"
+        outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    return outcomes
+
+
 @shared_task(name="creatorcommerce.spine.tasks.redeliver_pending")
 def redeliver_pending(min_age_seconds: int = 30, max_age_hours: int = 24, limit: int = 500) -> int:
     """Enqueue handlers that never ran for recent events (a broker that was down, a worker

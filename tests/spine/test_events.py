@@ -124,6 +124,23 @@ def test_failing_handler_leaves_no_trace_and_can_be_retried(failing_handler):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_one_batch_message_applies_each_pair_once_and_a_failure_stops_none(counting_handler, failing_handler):
+    from creatorcommerce.spine.tasks import run_handlers
+
+    with transaction.atomic():  # recorded as if the broker had been down: nothing ran yet
+        pinged = [OutboxEvent.objects.create(type="test.pinged", payload={"n": n}, node="n") for n in range(3)]
+        failed = OutboxEvent.objects.create(type="test.failed", payload={}, node="n")
+    pairs = [(pinged[0].pk, "tests.spine.count"), (failed.pk, "tests.spine.fail")]
+    pairs += [(event.pk, "tests.spine.count") for event in pinged[1:]] + [(pinged[0].pk, "tests.spine.count")]
+
+    assert run_handlers(pairs) == {"applied": 3, "failed": 1, "duplicate": 1}  # the task, run here
+    assert sorted(counting_handler) == sorted(str(event.uuid) for event in pinged)
+    assert HandlerRun.objects.filter(handler="tests.spine.count").count() == 3
+    # the failed one left nothing behind (redeliver_pending will find it)
+    assert not HandlerRun.objects.filter(event=failed).exists()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_redeliver_pending_runs_handlers_that_never_ran(counting_handler):
     with transaction.atomic():
         event = OutboxEvent.objects.create(type="test.pinged", payload={}, node="n")  # as if the broker was down

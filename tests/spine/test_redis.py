@@ -147,3 +147,68 @@ def test_the_broker_transport_publishes_through_one_client(settings):
         with channel.conn_or_acquire() as client:
             assert client is not clients[0] and client.connection_pool is channel.pool
     redis.Redis.from_url(settings.CELERY_BROKER_URL).delete(queue)
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_commits_that_queue_up_reach_the_broker_as_one_message_and_a_worker_runs_them(settings):
+    """The enqueuing thread sends what queued up while it was busy as one run_handlers
+    message (creatorcommerce/spine/events.py); a real worker applies every pair once."""
+    import json
+    import threading
+    import time
+
+    import redis
+    from celery.contrib.testing.worker import start_worker
+
+    from creatorcommerce.celery import app
+    from creatorcommerce.spine import events
+    from creatorcommerce.spine.models import HandlerRun
+    from creatorcommerce.spine.registry import handler, unregister
+
+    seen = []
+
+    @handler("test.batched", name="tests.spine.batched")
+    def batched(event):
+        seen.append(event.pk)
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    app.conf.task_always_eager = False
+    app.control.purge()
+    enqueuer = events._enqueuer()
+    gate = threading.Event()
+    original = events.enqueue_batch
+    try:
+        # Hold the thread in its first publish, commit three more meanwhile, let it go.
+        def held(batch):
+            gate.wait(WAIT)
+            original(batch)
+
+        events.enqueue_batch = held
+        with transaction.atomic():
+            first = emit("test.batched", {"n": 0})
+        deadline = time.monotonic() + WAIT  # until the thread took it and waits at the gate
+        while not enqueuer.queue.empty() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        later = []
+        for n in range(1, 4):
+            with transaction.atomic():
+                later.append(emit("test.batched", {"n": n}))
+        sent_before = enqueuer.messages
+        gate.set()
+        deadline = time.monotonic() + WAIT
+        while enqueuer.messages < sent_before + 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        messages = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
+        tasks = sorted(message["headers"]["task"] for message in messages)
+        assert tasks == ["creatorcommerce.spine.tasks.run_handler", "creatorcommerce.spine.tasks.run_handlers"]
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+            deadline = time.monotonic() + WAIT
+            while len(seen) < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+    finally:
+        events.enqueue_batch = original
+        gate.set()
+        unregister("tests.spine.batched")
+    assert sorted(seen) == sorted([first.pk] + [event.pk for event in later])
+    assert HandlerRun.objects.filter(handler="tests.spine.batched").count() == 4
