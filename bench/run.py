@@ -346,7 +346,9 @@ class Server:
     def command(self) -> list[str]:
         py = sys.executable
         if self.kind == "daphne":
-            return [py, "-m", "daphne", "-b", HOST, "-p", str(self.port), "creatorcommerce.asgi:application"]
+            # -v 0: no access log line per request, like uvicorn's --no-access-log below (the
+            # app's own logging is configured by Django's LOGGING either way).
+            return [py, "-m", "daphne", "-v", "0", "-b", HOST, "-p", str(self.port), "creatorcommerce.asgi:application"]
         return [
             py,
             "-m",
