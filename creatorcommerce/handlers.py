@@ -21,7 +21,9 @@ iterated on the event loop as Django does and closed after its last chunk.
 What is dropped: Django cancels the view when the client disconnects mid-request; a sync
 view cannot be stopped anyway (its thread runs on), and a response sent to a closed
 connection is discarded by the server. An async view still works: the sync chain runs it
-with ``async_to_sync``.
+with ``async_to_sync``. A streaming response with a sync iterator is consumed by Django in
+asgiref's shared sync thread, not in the request's: such an iterator must not use the
+database (none of ours stream; give one that must an async iterator).
 """
 
 from __future__ import annotations

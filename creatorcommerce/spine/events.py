@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -115,16 +116,33 @@ class _Enqueuer:
     def submit(self, events: list[OutboxEvent]) -> None:
         self.queue.put(events)
 
+    def flush(self, timeout: float) -> bool:
+        """Wait until everything submitted so far was handed to the broker."""
+        done = threading.Event()
+        self.queue.put(done)
+        return done.wait(timeout)
+
     def _run(self) -> None:
         while True:
-            events = list(self.queue.get())
-            while len(events) < MAX_BATCH:
+            events: list[OutboxEvent] = []
+            flushed: list[threading.Event] = []
+            item = self.queue.get()
+            while True:
+                if isinstance(item, threading.Event):
+                    flushed.append(item)
+                else:
+                    events.extend(item)
+                if len(events) >= MAX_BATCH:
+                    break
                 try:
-                    events.extend(self.queue.get_nowait())
+                    item = self.queue.get_nowait()
                 except queue.Empty:
                     break
-            enqueue_batch(events)
-            self.messages += 1
+            if events:
+                enqueue_batch(events)
+                self.messages += 1
+            for done in flushed:
+                done.set()
 
 
 _enqueuers: dict[int, _Enqueuer] = {}
@@ -138,6 +156,15 @@ def _enqueuer() -> _Enqueuer:
         if pid not in _enqueuers:
             _enqueuers[pid] = _Enqueuer()
         return _enqueuers[pid]
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """A command that commits and exits at once still hands its events to the broker (the
+    thread is a daemon; without this they would wait for redeliver_pending)."""
+    enqueuer = _enqueuers.get(os.getpid())
+    if enqueuer is not None:
+        enqueuer.flush(timeout=5)
 
 
 def enqueue_batch(events: list[OutboxEvent]) -> None:

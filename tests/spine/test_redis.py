@@ -212,3 +212,56 @@ def test_commits_that_queue_up_reach_the_broker_as_one_message_and_a_worker_runs
         unregister("tests.spine.batched")
     assert sorted(seen) == sorted([first.pk] + [event.pk for event in later])
     assert HandlerRun.objects.filter(handler="tests.spine.batched").count() == 4
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_process_that_commits_and_exits_at_once_still_reaches_the_broker(settings):
+    """The enqueueing thread is a daemon; at exit the process waits (up to 5 s) until what
+    it committed was handed to the broker, instead of leaving it to redeliver_pending."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import redis
+    from django.db import connection
+
+    from creatorcommerce.celery import app
+
+    app.control.purge()
+    database = connection.settings_dict
+    from urllib.parse import quote
+
+    host, port = database["HOST"] or "127.0.0.1", database["PORT"] or 5432
+    login = quote(database["USER"]) + (f":{quote(database['PASSWORD'])}" if database.get("PASSWORD") else "")
+    url = f"postgres://{login}@{host}:{port}/{database['NAME']}"
+    script = (
+        "from django.db import transaction\n"
+        "from creatorcommerce.celery import app\n"
+        "from creatorcommerce.spine.events import emit\n"
+        "from creatorcommerce.spine.registry import handler\n"
+        "handler('test.exiting', name='tests.spine.exiting')(lambda event: None)\n"
+        "assert not app.conf.task_always_eager\n"
+        "with transaction.atomic():\n"
+        "    event = emit('test.exiting', {})\n"
+        "print('EVENT', event.pk)\n"
+    )
+    env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL}
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    event_id = int(done.stdout.split("EVENT", 1)[1].split()[0])
+    messages = [json.loads(raw) for raw in redis.Redis.from_url(settings.CELERY_BROKER_URL).lrange("celery", 0, -1)]
+    assert [(m["headers"]["task"], m["headers"]["argsrepr"]) for m in messages] == [
+        ("creatorcommerce.spine.tasks.run_handler", f"({event_id}, 'tests.spine.exiting')")
+    ]
+    app.control.purge()
