@@ -28,8 +28,6 @@ database (none of ours stream; give one that must an async iterator).
 
 from __future__ import annotations
 
-import os
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import django
@@ -41,19 +39,16 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse
 from django.urls import set_script_prefix
 
-_executors: dict[int, ThreadPoolExecutor] = {}
-_executors_lock = threading.Lock()
+from creatorcommerce.process import PerProcess
+
+_executor: PerProcess[ThreadPoolExecutor] = PerProcess(
+    lambda: ThreadPoolExecutor(max_workers=settings.ASGI_SYNC_THREADS, thread_name_prefix="django-request")
+)
 
 
 def sync_executor() -> ThreadPoolExecutor:
-    """The process's pool for requests' sync code (re-created after a fork)."""
-    pid = os.getpid()
-    with _executors_lock:
-        if pid not in _executors:
-            _executors[pid] = ThreadPoolExecutor(
-                max_workers=settings.ASGI_SYNC_THREADS, thread_name_prefix="django-request"
-            )
-        return _executors[pid]
+    """The process's pool for requests' sync code."""
+    return _executor.get()
 
 
 class SyncChainASGIHandler(ASGIHandler):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import json
 import logging
-import os
 import queue
 import re
 import threading
@@ -16,6 +15,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from creatorcommerce.process import PerProcess
 from creatorcommerce.sql import insert
 
 from .models import OutboxEvent
@@ -145,24 +145,19 @@ class _Enqueuer:
                 done.set()
 
 
-_enqueuers: dict[int, _Enqueuer] = {}
-_enqueuers_lock = threading.Lock()
+_enqueuers: PerProcess[_Enqueuer] = PerProcess(_Enqueuer)
 
 
 def _enqueuer() -> _Enqueuer:
-    """The process's enqueueing thread (re-created after a fork)."""
-    pid = os.getpid()
-    with _enqueuers_lock:
-        if pid not in _enqueuers:
-            _enqueuers[pid] = _Enqueuer()
-        return _enqueuers[pid]
+    """The process's enqueueing thread."""
+    return _enqueuers.get()
 
 
 @atexit.register
 def _flush_at_exit() -> None:
     """A command that commits and exits at once still hands its events to the broker (the
     thread is a daemon; without this they would wait for redeliver_pending)."""
-    enqueuer = _enqueuers.get(os.getpid())
+    enqueuer = _enqueuers.current()
     if enqueuer is not None:
         enqueuer.flush(timeout=5)
 

@@ -24,6 +24,8 @@ from asgiref.sync import SyncToAsync
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from creatorcommerce.process import PerProcess
+
 log = logging.getLogger(__name__)
 
 _coalesced: dict[str, Callable[[dict], object]] = {}
@@ -124,20 +126,20 @@ def _server_loop():
     return loop if loop is not None and loop.is_running() else None
 
 
-_background: dict[int, asyncio.AbstractEventLoop] = {}
-_background_lock = threading.Lock()
+def _start_background_loop() -> asyncio.AbstractEventLoop:
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="spine-fanout", daemon=True).start()
+    return loop
+
+
+# One daemon thread with an event loop per process.
+_background: PerProcess[asyncio.AbstractEventLoop] = PerProcess(
+    _start_background_loop, stale=lambda loop: loop.is_closed()
+)
 
 
 def _background_loop() -> asyncio.AbstractEventLoop:
-    """One daemon thread with an event loop per process (re-created after a fork)."""
-    pid = os.getpid()
-    with _background_lock:
-        loop = _background.get(pid)
-        if loop is None or loop.is_closed():
-            loop = asyncio.new_event_loop()
-            threading.Thread(target=loop.run_forever, name="spine-fanout", daemon=True).start()
-            _background[pid] = loop
-    return loop
+    return _background.get()
 
 
 def _log_failure(future) -> None:
@@ -148,7 +150,7 @@ def _log_failure(future) -> None:
 def drain(timeout: float = 10.0) -> None:
     """Wait until the background loop has sent what was scheduled (tests, commands that
     exit right after emitting)."""
-    loop = _background.get(os.getpid())
+    loop = _background.current()
     if loop is None:
         return
 
