@@ -130,7 +130,6 @@ class StreamBroadcaster:
         self.task: asyncio.Task | None = None
         # For tests and diagnostics.
         self.frames = 0
-        self.prepared_sends = 0
         self.receive_errors = 0
         self.handle_errors = 0
 
@@ -256,7 +255,6 @@ class StreamBroadcaster:
                     elif protocol.state == protocol.STATE_OPEN:  # daphne drops sends to closed ones too
                         prepared = prepared or prepare(frame)
                         write_now(protocol, prepared)
-                        self.prepared_sends += 1
                 except Exception:
                     self.sockets.pop(socket, None)
                     log.info("stream %s: dropped a viewer socket whose send failed", self.stream_id, exc_info=True)

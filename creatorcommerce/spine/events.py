@@ -76,7 +76,7 @@ def deliver(events: list[OutboxEvent]) -> None:
     handlers, in order.
 
     Neither keeps the request waiting: fan-out is scheduled on an event loop, and with a
-    broker the enqueueing (a network round trip per handler) runs on a background thread;
+    broker the enqueueing (a network round trip per message) runs on a background thread;
     if it fails, redeliver_pending finds the event in the outbox. Without a broker,
     handlers run right here, eagerly, as the embedded mode promises. A transaction's events
     cross to the loop and to the enqueueing thread once, together: each crossing wakes a
@@ -138,11 +138,15 @@ class _Enqueuer:
                     item = self.queue.get_nowait()
                 except queue.Empty:
                     break
-            if events:
-                enqueue_batch(events)
-                self.messages += 1
-            for done in flushed:
-                done.set()
+            try:
+                if events:
+                    enqueue_batch(events)
+                    self.messages += 1
+            except Exception:  # the thread must live on; redeliver_pending finds these events
+                log.exception("enqueueing %d events failed", len(events))
+            finally:
+                for done in flushed:
+                    done.set()
 
 
 _enqueuers: PerProcess[_Enqueuer] = PerProcess(_Enqueuer)
