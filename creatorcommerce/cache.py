@@ -56,3 +56,16 @@ class RedisCache(DjangoRedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self._class = SharedClientRedisCacheClient
+
+    def count(self, key: str, timeout: int, version=None) -> int:
+        """Add one to the counter at ``key`` and return it; a missing counter starts at one
+        and expires ``timeout`` seconds later. One round trip (MULTI: SET NX EX, INCR;
+        Redis 2.6.12+), atomic. Django's ``incr`` is EXISTS then INCRBY: two round trips,
+        and a key that expires between them raises."""
+        key = self.make_and_validate_key(key, version=version)
+        client = self._cache.get_client(key, write=True)
+        with client.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=timeout, nx=True)
+            pipe.incr(key)
+            _, count = pipe.execute()
+        return count

@@ -149,3 +149,45 @@ def test_redis_cache_shares_one_client_across_threads(settings, redis_url):
         t.join()
     assert len(clients) == 4 and len({id(c) for c in clients}) == 1
     cache.delete_many([f"cc-test-{n}" for n in range(4)])
+
+
+@pytest.mark.redis
+def test_redis_cache_counts_in_one_atomic_round_trip_with_an_expiry(settings, redis_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    import redis
+    from django.core.cache import caches
+
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "creatorcommerce.cache.RedisCache",
+            "LOCATION": redis_url,
+            "OPTIONS": {"pool_class": "creatorcommerce.cache.SharedConnectionPool"},
+        }
+    }
+    counter = caches["default"]
+    key = "cc-test-window-counter"
+    counter.delete(key)
+    sent = []
+    client = counter._cache.get_client(write=True)
+    original = client.pipeline
+
+    def counted_pipeline(*args, **kwargs):
+        pipe = original(*args, **kwargs)
+        execute = pipe.execute
+        pipe.execute = lambda *a, **k: sent.append(len(pipe.command_stack)) or execute(*a, **k)
+        return pipe
+
+    client.pipeline = counted_pipeline
+    try:
+        assert counter.count(key, 30) == 1
+        assert sent == [2]  # SET NX EX and INCR, sent together
+        with ThreadPoolExecutor(8) as pool:
+            counts = sorted(pool.map(lambda _: counter.count(key, 30), range(40)))
+    finally:
+        del client.pipeline
+    assert counts == list(range(2, 42))  # atomic: no count given twice, none lost
+    assert counter.get(key) == 41  # still an ordinary cache value
+    ttl = redis.Redis.from_url(redis_url).ttl(counter.make_and_validate_key(key))
+    assert 0 < ttl <= 30  # set by the first count, not pushed back by later ones
+    counter.delete(key)
