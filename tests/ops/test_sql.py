@@ -122,10 +122,9 @@ def test_backend_treats_a_garbage_session_user_id_as_nobody():
     assert ModelBackend().get_user(None) is None
 
 
-@pytest.mark.redis
-def test_redis_cache_shares_one_client_across_threads(settings, redis_url):
-    from django.core.cache import caches
-
+@pytest.fixture
+def redis_cache(settings, redis_url):
+    """The project's Redis cache (creatorcommerce/cache.py) on the real Redis."""
     settings.CACHES = {
         "default": {
             "BACKEND": "creatorcommerce.cache.RedisCache",
@@ -133,6 +132,12 @@ def test_redis_cache_shares_one_client_across_threads(settings, redis_url):
             "OPTIONS": {"pool_class": "creatorcommerce.cache.SharedConnectionPool"},
         }
     }
+
+
+@pytest.mark.redis
+def test_redis_cache_shares_one_client_across_threads(redis_cache):
+    from django.core.cache import caches
+
     clients = []
 
     def work(n):
@@ -152,19 +157,12 @@ def test_redis_cache_shares_one_client_across_threads(settings, redis_url):
 
 
 @pytest.mark.redis
-def test_redis_cache_counts_in_one_atomic_round_trip_with_an_expiry(settings, redis_url):
+def test_redis_cache_counts_in_one_atomic_round_trip_with_an_expiry(redis_cache, redis_url):
     from concurrent.futures import ThreadPoolExecutor
 
     import redis
     from django.core.cache import caches
 
-    settings.CACHES = {
-        "default": {
-            "BACKEND": "creatorcommerce.cache.RedisCache",
-            "LOCATION": redis_url,
-            "OPTIONS": {"pool_class": "creatorcommerce.cache.SharedConnectionPool"},
-        }
-    }
     counter = caches["default"]
     key = "cc-test-window-counter"
     counter.delete(key)
