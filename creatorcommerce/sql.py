@@ -19,6 +19,7 @@ and ``User.objects.get(pk=...)`` cost about 900 calls of it.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 from django.db import connections
@@ -55,12 +56,71 @@ def insert(objs: list[Model], *, using: str = "default") -> list[Model]:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         keys = [row[0] for row in cursor.fetchall()]
+    return set_keys(objs, keys, using=using)
+
+
+def set_keys(objs: list[Model], keys: list, *, using: str = "default") -> list[Model]:
+    """Mark instances as saved under the primary keys an INSERT ... RETURNING gave back."""
     pk = objs[0]._meta.pk.attname
     for obj, key in zip(objs, keys, strict=True):
         setattr(obj, pk, key)
         obj._state.adding = False
         obj._state.db = using
     return objs
+
+
+_TYPE_MODIFIER = re.compile(r"\([^)]*\)")
+
+
+@lru_cache(maxsize=64)
+def _insert_select(
+    model: type[Model], rows: int, source: str, exprs: tuple[tuple[str, str], ...], using: str
+) -> tuple[str, tuple]:
+    meta = model._meta
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    computed = dict(exprs)
+    fields = tuple(f for f in meta.concrete_fields if not (f.primary_key and isinstance(f, AutoFieldMixin)))
+    unknown = set(computed) - {f.attname for f in fields}
+    if unknown:
+        raise ValueError(f"{meta.label} has no column {sorted(unknown)}")
+    bound = tuple(f for f in fields if f.attname not in computed)
+    # A cast per value: in a SELECT, a quoted literal would be text, which PostgreSQL does
+    # not assign to an integer or jsonb column. The cast is to the type without its
+    # modifier (varchar, not varchar(64)): an explicit cast to varchar(64) would truncate
+    # silently, whereas the INSERT itself then checks the length as a plain INSERT does.
+    casts = [_TYPE_MODIFIER.sub("", f.db_type(connection)) for f in bound]
+    values = ", ".join("(" + ", ".join([str(n)] + [f"%s::{cast}" for cast in casts]) + ")" for n in range(rows))
+    names = ", ".join(["n"] + [f"c{i}" for i in range(len(bound))])
+    position = {f.attname: i for i, f in enumerate(bound)}
+    items = ", ".join(computed[f.attname] if f.attname in computed else f"v.c{position[f.attname]}" for f in fields)
+    columns = ", ".join(quote(f.column) for f in fields)
+    # Identifiers come from the model's meta, expressions and source from the caller's code,
+    # values are parameters. ORDER BY keeps RETURNING in the rows' order.
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {items} "  # noqa: S608
+        f"FROM (VALUES {values}) AS v({names}) CROSS JOIN {source} ORDER BY v.n RETURNING {quote(meta.pk.column)}"
+    )
+    return sql, bound
+
+
+def insert_select(
+    objs: list[Model], *, source: str, exprs: dict[str, str] | None = None, using: str = "default"
+) -> tuple[str, list]:
+    """``INSERT ... SELECT`` of unsaved instances of one model, once per row of ``source``
+    (PostgreSQL): the building block of a data-modifying CTE, where a row is inserted only
+    if an earlier part of the statement matched (``source`` is ``some_cte``, or several
+    joined) and may take values from it (``exprs``: attname -> SQL over ``source``, e.g.
+    ``{"order_id": "o.id"}``). Returns the SQL and its parameters; the statement returns
+    the new primary keys in the instances' order, for ``set_keys()``.
+
+    Values are converted exactly as ``insert()`` converts them. ``source`` should have one
+    row at most: each of its rows inserts every instance once more.
+    """
+    connection = connections[using]
+    sql, fields = _insert_select(type(objs[0]), len(objs), source, tuple(sorted((exprs or {}).items())), using)
+    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objs for field in fields]
+    return sql, params
 
 
 @lru_cache(maxsize=64)

@@ -73,15 +73,21 @@ def stock_take(*, level_id: int, quantity: int) -> StockCount:
     Raises InsufficientStock (nothing changed) if fewer than ``quantity`` are available.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE catalog_stocklevel SET available = available - %s, version = version + 1, "
-            "updated_at = CURRENT_TIMESTAMP WHERE id = %s AND available >= %s RETURNING available, version",
-            [quantity, level_id, quantity],
-        )
+        cursor.execute(*stock_take_statement(level_id=level_id, quantity=quantity))
         row = cursor.fetchone()
     if row is None:
         raise InsufficientStock()
     return StockCount(level_id, row[0], row[1])
+
+
+def stock_take_statement(*, level_id: int, quantity: int) -> tuple[str, list]:
+    """``stock_take``'s conditional UPDATE (SQL and parameters), also run inside the buy's
+    single-statement reserve: it returns ``available, version``, or no row when refused."""
+    return (
+        "UPDATE catalog_stocklevel SET available = available - %s, version = version + 1, "
+        "updated_at = CURRENT_TIMESTAMP WHERE id = %s AND available >= %s RETURNING available, version",
+        [quantity, level_id, quantity],
+    )
 
 
 def stock_return(*, level_id: int, quantity: int, limit: int | None = None) -> StockCount:

@@ -7,7 +7,7 @@ nothing any other way.
 from __future__ import annotations
 
 import logging
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn
 
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -209,18 +209,32 @@ def deal_take(*, deal_id: int, quantity: int, now=None) -> DealCount:
     open and not past its closing time). Precondition: inside ``transaction.atomic()``."""
     now = now or timezone.now()
     with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE streams_flashdeal SET remaining = remaining - %s, version = version + 1 "
-            "WHERE id = %s AND status = 'open' AND closes_at > %s AND remaining >= %s RETURNING remaining, version",
-            [quantity, deal_id, now, quantity],
-        )
+        cursor.execute(*deal_take_statement(deal_id=deal_id, quantity=quantity, now=now))
         row = cursor.fetchone()
     if row is None:
-        status = FlashDeal.objects.filter(pk=deal_id).values_list("status", "closes_at").first()
-        if status is None or status[0] != FlashDeal.Status.OPEN or status[1] <= now:
-            raise DealNotOpen()
-        raise InsufficientStock()
+        deal_take_refused(deal_id=deal_id, now=now)
     return DealCount(deal_id, row[0], row[1])
+
+
+def deal_take_statement(*, deal_id: int, quantity: int, now) -> tuple[str, list]:
+    """``deal_take``'s conditional UPDATE (SQL and parameters), also run inside the buy's
+    single-statement reserve: it returns ``available, version`` (the deal's remaining
+    units), or no row when refused."""
+    return (
+        "UPDATE streams_flashdeal SET remaining = remaining - %s, version = version + 1 "
+        "WHERE id = %s AND status = 'open' AND closes_at > %s AND remaining >= %s "
+        "RETURNING remaining AS available, version",
+        [quantity, deal_id, now, quantity],
+    )
+
+
+def deal_take_refused(*, deal_id: int, now) -> NoReturn:
+    """Why a deal refused a take: DealNotOpen (closed, past its time, or gone), else
+    InsufficientStock."""
+    status = FlashDeal.objects.filter(pk=deal_id).values_list("status", "closes_at").first()
+    if status is None or status[0] != FlashDeal.Status.OPEN or status[1] <= now:
+        raise DealNotOpen()
+    raise InsufficientStock()
 
 
 def deal_return(*, deal_id: int, quantity: int):

@@ -189,3 +189,71 @@ def test_redis_cache_counts_in_one_atomic_round_trip_with_an_expiry(redis_cache,
     ttl = redis.Redis.from_url(redis_url).ttl(counter.make_and_validate_key(key))
     assert 0 < ttl <= 30  # set by the first count, not pushed back by later ones
     counter.delete(key)
+
+
+# -- insert_select (PostgreSQL: the buy's single-statement reserve and confirm) --------------
+
+
+def _postgres_only():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("insert_select builds PostgreSQL CTE parts; other databases take the ORM path")
+
+
+def _run(sql, params):
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_insert_select_stores_what_insert_stores_once_per_source_row():
+    from creatorcommerce.sql import insert_select, set_keys
+
+    _postgres_only()
+    buyer, sku = make_buyer(), make_sku()
+    plain = insert([_order(buyer, sku, "plain-key-1")])[0]
+    objs = [_order(buyer, sku, "select-key-1"), _order(buyer, sku, "select-key-2")]
+    sql, params = insert_select(objs, source="(SELECT 1) AS one")
+    keys = _run(sql, params)
+    set_keys(objs, keys)
+    assert len(keys) == 2 and keys == sorted(keys)  # in the instances' order
+    differ = {"id", "idempotency_key", "created_at"}
+    for obj in objs:
+        loaded = Order.objects.get(pk=obj.pk)
+        assert loaded.idempotency_key == obj.idempotency_key
+        assert {k: v for k, v in _fields(loaded).items() if k not in differ} == {
+            k: v for k, v in _fields(Order.objects.get(pk=plain.pk)).items() if k not in differ
+        }
+    # No source row, no insert; JSON columns and expressions over the source work too.
+    event = OutboxEvent(type="test.pinged", payload={"n": [1, "x"]}, groups=["a.b"], node="n1")
+    sql, params = insert_select([event], source="(SELECT 1 WHERE false) AS none")
+    assert _run(sql, params) == []
+    sql, params = insert_select([event], source="(SELECT 'n2'::text AS node) AS src", exprs={"node": "src.node"})
+    (key,) = _run(sql, params)
+    stored = OutboxEvent.objects.get(pk=key)
+    assert (stored.payload, stored.groups, stored.node) == ({"n": [1, "x"]}, ["a.b"], "n2")
+
+
+def test_insert_select_checks_lengths_instead_of_truncating():
+    from django.db import DataError
+
+    from creatorcommerce.sql import insert_select
+
+    _postgres_only()
+    buyer, sku = make_buyer(), make_sku()
+    order = _order(buyer, sku, "k" * 300)  # idempotency_key is varchar(255)
+    sql, params = insert_select([order], source="(SELECT 1) AS one")
+    with pytest.raises(DataError), transaction.atomic():
+        _run(sql, params)
+    assert not Order.objects.filter(buyer=buyer).exists()
+
+
+def test_insert_select_refuses_an_unknown_column():
+    from creatorcommerce.sql import insert_select
+
+    _postgres_only()
+    with pytest.raises(ValueError, match="no column"):
+        insert_select([_order(make_buyer(), make_sku(), "x-key-1")], source="s", exprs={"nope": "s.x"})

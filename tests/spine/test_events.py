@@ -211,3 +211,64 @@ def test_concurrent_duplicate_deliveries_apply_once_postgres(counting_handler):
         t.join()
     assert sorted(results) == ["applied"] + ["duplicate"] * 7
     assert counting_handler == [str(event.uuid)]
+
+
+def _touch(payment_reference: str, order_id: int):
+    return (
+        "UPDATE orders_order SET payment_reference = %s WHERE id = %s AND status = 'reserved' RETURNING id",
+        [payment_reference, order_id],
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.django_db(transaction=True)
+async def test_emit_many_when_records_and_delivers_only_if_the_statement_matched(counting_handler, close_db_after):
+    """The statement and the outbox rows are one unit, on PostgreSQL (one statement) and
+    SQLite (one transaction); delivered after commit, and nothing when nothing matched."""
+    from apps.orders.models import Order
+    from creatorcommerce.spine.events import emit_many_when
+    from tests.factories import make_buyer, make_sku
+
+    def reserved_order():
+        sku = make_sku()
+        return Order.objects.create(
+            buyer=make_buyer(), shop_id=sku.shop_id, total=1, currency="EUR", idempotency_key="k-when-1"
+        )
+
+    order = await sync_to_async(reserved_order)()
+    layer, channel = await _listen()
+    events = [("test.pinged", {"n": 1}, [GROUP]), ("test.pinged", {"n": 2}, [GROUP])]
+    recorded = await sync_to_async(emit_many_when)(*_touch("ref-1", order.pk), events)
+    assert [e.payload for e in recorded] == [{"n": 1}, {"n": 2}] and all(e.pk for e in recorded)
+    messages = await _drain(layer, channel, expect=2)
+    assert [m["payload"] for m in messages] == [{"n": 1}, {"n": 2}]
+    assert sorted(counting_handler) == sorted(str(e.uuid) for e in recorded)
+    await order.arefresh_from_db()
+    assert order.payment_reference == "ref-1"
+
+    await Order.objects.filter(pk=order.pk).aupdate(status="paid")
+    assert await sync_to_async(emit_many_when)(*_touch("ref-2", order.pk), events) is None
+    assert await _drain(layer, channel) == []
+    assert await OutboxEvent.objects.filter(type="test.pinged").acount() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_emit_many_when_inside_a_transaction_rolls_back_with_it(counting_handler):
+    from apps.orders.models import Order
+    from creatorcommerce.spine.events import emit_many_when
+    from tests.factories import make_buyer, make_sku
+
+    sku = make_sku()
+    order = Order.objects.create(
+        buyer=make_buyer(), shop_id=sku.shop_id, total=1, currency="EUR", idempotency_key="k-when-2"
+    )
+    with pytest.raises(RuntimeError, match="rollback"), transaction.atomic():
+        assert emit_many_when(*_touch("ref-3", order.pk), [("test.pinged", {"n": 3}, [GROUP])]) is not None
+        raise RuntimeError("rollback")
+    order.refresh_from_db()
+    assert order.payment_reference == "" and counting_handler == []
+    assert not OutboxEvent.objects.filter(type="test.pinged").exists()
+    with pytest.raises(EventError):
+        emit_many_when(*_touch("ref-4", order.pk), [("Bad Type", {}, [])])
+    order.refresh_from_db()
+    assert order.payment_reference == ""
