@@ -97,7 +97,9 @@ def main():
     with CaptureQueriesContext(connection) as ctx:
         service_buy(-2)
     queries = [
-        q["sql"] for q in ctx.captured_queries if q["sql"].split()[0] in {"SELECT", "INSERT", "UPDATE", "DELETE"}
+        q["sql"]
+        for q in ctx.captured_queries
+        if q["sql"].split()[0] in {"SELECT", "INSERT", "UPDATE", "DELETE", "WITH"}
     ]
 
     def timed(fn, n):

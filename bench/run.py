@@ -1510,6 +1510,11 @@ def main() -> int:
     parser.add_argument("--layers", default=",".join(LAYERS), help="for fanout: core,pubsub")
     parser.add_argument("--rates", help="buys/s offered, comma-separated (overrides the profile)")
     parser.add_argument("--viewers", help="viewer steps, comma-separated (overrides the profile)")
+    parser.add_argument(
+        "--changes-per-s",
+        type=float,
+        help="fan-out: stock changes a second (overrides the profile; the contract pushes at most 10 a second)",
+    )
     parser.add_argument("--out", help="JSON path (default bench/results/<timestamp>.json)")
     args = parser.parse_args()
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -1529,6 +1534,10 @@ def main() -> int:
         profile["rates"] = [float(x) for x in args.rates.split(",")]
     if args.viewers:
         profile["viewers"] = [int(x) for x in args.viewers.split(",")]
+    if args.changes_per_s:
+        if args.changes_per_s <= 0:
+            parser.error("--changes-per-s must be positive")
+        profile["changes_per_s"] = args.changes_per_s
 
     if have_taskset():
         os.sched_setaffinity(0, {1})  # this process is a load generator: core 1
