@@ -1534,7 +1534,7 @@ def main() -> int:
         profile["rates"] = [float(x) for x in args.rates.split(",")]
     if args.viewers:
         profile["viewers"] = [int(x) for x in args.viewers.split(",")]
-    if args.changes_per_s:
+    if args.changes_per_s is not None:
         if args.changes_per_s <= 0:
             parser.error("--changes-per-s must be positive")
         profile["changes_per_s"] = args.changes_per_s

@@ -141,19 +141,37 @@ def allowance_take(*, buyer_id: int, sku_id: int, quantity: int, limit: int, sco
     parallel requests of one buyer serialise on the row and cannot pass it together.
     Precondition: inside ``transaction.atomic()``.
     """
-    if quantity > limit:
-        raise BuyerLimitExceeded(limit=limit)
     with connection.cursor() as cursor:
         cursor.execute(
-            "INSERT INTO catalog_buyerallowance (buyer_id, sku_id, scope, units) VALUES (%s, %s, %s, %s) "
-            "ON CONFLICT (buyer_id, sku_id, scope) DO UPDATE SET units = catalog_buyerallowance.units + EXCLUDED.units "
-            "WHERE catalog_buyerallowance.units + EXCLUDED.units <= %s RETURNING units",
-            [buyer_id, sku_id, scope, quantity, limit],
+            *allowance_take_statement(buyer_id=buyer_id, sku_id=sku_id, quantity=quantity, limit=limit, scope=scope)
         )
         row = cursor.fetchone()
     if row is None:
         raise BuyerLimitExceeded(limit=limit)
     return row[0]
+
+
+def allowance_take_statement(
+    *, buyer_id: int, sku_id: int, quantity: int, limit: int, scope: str = "", after: str | None = None
+) -> tuple[str, list]:
+    """``allowance_take``'s upsert (SQL and parameters); it returns ``units``, or no row when
+    refused. With ``after`` (the name of an earlier part of a CTE: the buy's single-statement
+    reserve), the row is counted only if that part returned a row. Raises
+    BuyerLimitExceeded at once when ``quantity`` alone is over the limit (the INSERT arm
+    has no condition of its own)."""
+    if quantity > limit:
+        raise BuyerLimitExceeded(limit=limit)
+    values = (
+        "VALUES (%s, %s, %s, %s)"
+        if after is None
+        else f"SELECT %s::bigint, %s::bigint, %s::text, %s::integer FROM {after}"  # noqa: S608 - a CTE name from our code
+    )
+    return (
+        f"INSERT INTO catalog_buyerallowance (buyer_id, sku_id, scope, units) {values} "
+        "ON CONFLICT (buyer_id, sku_id, scope) DO UPDATE SET units = catalog_buyerallowance.units + EXCLUDED.units "
+        "WHERE catalog_buyerallowance.units + EXCLUDED.units <= %s RETURNING units",
+        [buyer_id, sku_id, scope, quantity, limit],
+    )
 
 
 def allowance_return(*, buyer_id: int, sku_id: int, quantity: int, scope: str = "") -> None:

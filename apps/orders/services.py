@@ -2,12 +2,13 @@
 
 A buy is three short steps, none of which holds a transaction across network I/O:
 
-1. **reserve** (one transaction): take the stock with a conditional UPDATE, count the units
-   against the buyer's limit, insert the order under the buyer's Idempotency-Key, and emit
-   ``stock.changed``;
+1. **reserve** (all or nothing; one statement on PostgreSQL): take the stock with a
+   conditional UPDATE, count the units against the buyer's limit, insert the order under
+   the buyer's Idempotency-Key;
 2. **authorize** the payment with the gateway (no transaction open), and sign the receipt;
-3. **confirm** (one transaction): mark the order paid - only if it is still reserved - and
-   emit ``order.placed``; capture follows from that event.
+3. **confirm** (all or nothing; one statement on PostgreSQL): mark the order paid - only if
+   it is still reserved - and emit ``stock.changed`` and ``order.placed``; capture follows
+   from the latter.
 
 A decline gives the stock back at once; a process that dies between 1 and 3 leaves a
 reservation that ``orders_release_expired`` gives back after the TTL.
@@ -33,6 +34,7 @@ from apps.catalog.services import (
     StockCount,
     allowance_return,
     allowance_take,
+    allowance_take_statement,
     stock_changed_event,
     stock_return,
     stock_take,
@@ -234,8 +236,6 @@ def _reserve(*, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_
     if purchase.unit_price * quantity > MAX_ORDER_TOTAL:
         raise AmountTooLarge()
     limit, scope = purchase.limit, purchase.scope
-    if limit is not None and quantity > limit:
-        raise BuyerLimitExceeded(limit=limit)
     # creatorcommerce.sql: the ORM's INSERT without its per-call cost (hot path).
     order = Order(
         buyer=buyer,
@@ -289,13 +289,16 @@ def _reserve_in_one_statement(*, buyer, purchase: _Purchase, order: Order, line:
         take_sql, take_params = stock_take_statement(level_id=sku["level_id"], quantity=quantity)
     parts, params, source = [f"taken AS ({take_sql})"], [*take_params], "taken"
     if purchase.limit is not None:
-        parts.append(
-            "allowed AS (INSERT INTO catalog_buyerallowance (buyer_id, sku_id, scope, units) "
-            "SELECT %s::bigint, %s::bigint, %s::text, %s::integer FROM taken "
-            "ON CONFLICT (buyer_id, sku_id, scope) DO UPDATE SET units = catalog_buyerallowance.units + EXCLUDED.units "
-            "WHERE catalog_buyerallowance.units + EXCLUDED.units <= %s RETURNING units)"
+        allow_sql, allow_params = allowance_take_statement(
+            buyer_id=buyer.pk,
+            sku_id=sku["id"],
+            quantity=quantity,
+            limit=purchase.limit,
+            scope=purchase.scope,
+            after="taken",
         )
-        params += [buyer.pk, sku["id"], purchase.scope, quantity, purchase.limit]
+        parts.append(f"allowed AS ({allow_sql})")
+        params += allow_params
         source = "taken CROSS JOIN allowed"
     order_sql, order_params = insert_select([order], source=source)
     line_sql, line_params = insert_select([line], source="placed", exprs={"order_id": "placed.id"})

@@ -49,6 +49,10 @@ def emit_many(events: Iterable[tuple[str, dict, Iterable[str]]], *, using: str =
     if not transaction.get_connection(using).in_atomic_block:
         raise EventError("emit() must be called inside transaction.atomic(), with the writes it describes")
     insert(rows, using=using)
+    return _deliver_after_commit(rows, using)
+
+
+def _deliver_after_commit(rows: list[OutboxEvent], using: str) -> list[OutboxEvent]:
     transaction.on_commit(lambda: deliver(rows), using=using, robust=True)
     return rows
 
@@ -83,8 +87,7 @@ def emit_many_when(
             if not matched:
                 return None
             insert(rows, using=using)
-            transaction.on_commit(lambda: deliver(rows), using=using, robust=True)
-        return rows
+            return _deliver_after_commit(rows, using)
     # The outbox rows are inserted once if the statement returned any row at all.
     sql, outbox_params = insert_select(rows, source="(SELECT 1 FROM matched LIMIT 1) AS m", using=using)
     with connection.cursor() as cursor:
@@ -92,9 +95,7 @@ def emit_many_when(
         keys = [row[0] for row in cursor.fetchall()]
     if not keys:
         return None
-    set_keys(rows, keys, using=using)
-    transaction.on_commit(lambda: deliver(rows), using=using, robust=True)
-    return rows
+    return _deliver_after_commit(set_keys(rows, keys, using=using), using)
 
 
 def _outbox_row(event_type: str, payload: dict, groups: Iterable[str]) -> OutboxEvent:
