@@ -54,14 +54,21 @@ class CardInfo:
 class TestGateway:
     """Accepts ``tok_ok``, declines ``tok_declined`` at authorisation; rejects other tokens.
 
-    It keeps a ledger of every operation in memory (per process), so tests can check that
-    nothing was captured twice. Operations are idempotent per reference, like a real one.
+    It keeps a ledger of operations in memory (per process), so tests can check that
+    nothing was captured twice. Operations are idempotent per reference, like a real one;
+    the look-up is by key, so a long sell-out does not slow each buy down (a scan of all
+    holds was ~0.4 ms per buy after 8,000 buys). What it remembers is capped at
+    ``KEEP`` entries per table, oldest dropped first, so a long-running demo node does not
+    grow without bound.
     """
+
+    KEEP = 100_000
 
     TOKENS = {"tok_ok": CardInfo("visa", "4242"), "tok_declined": CardInfo("visa", "0002")}
     _lock = threading.Lock()
     ledger: list[tuple[str, str, Decimal]] = []
     _authorizations: dict[str, tuple[str, Decimal]] = {}
+    _authorization_of_reference: dict[str, str] = {}
     _captures: dict[str, str] = {}
 
     def validate_token(self, token: str) -> CardInfo:
@@ -75,12 +82,13 @@ class TestGateway:
         if token not in self.TOKENS:
             raise InvalidPaymentToken()
         with self._lock:
-            for auth_id, (ref, _amount) in self._authorizations.items():
-                if ref == reference:
-                    return auth_id
+            auth_id = self._authorization_of_reference.get(reference)
+            if auth_id is not None:
+                return auth_id
             auth_id = f"auth_{uuid.uuid4().hex[:16]}"
-            self._authorizations[auth_id] = (reference, amount)
-            self.ledger.append(("authorize", auth_id, amount))
+            _keep(self._authorization_of_reference, reference, auth_id, self.KEEP)
+            _keep(self._authorizations, auth_id, (reference, amount), self.KEEP)
+            self._record(("authorize", auth_id, amount))
         return auth_id
 
     def capture(self, *, authorization_id: str, amount: Decimal) -> str:
@@ -88,23 +96,38 @@ class TestGateway:
             if authorization_id in self._captures:
                 return self._captures[authorization_id]
             capture_id = f"cap_{uuid.uuid4().hex[:16]}"
-            self._captures[authorization_id] = capture_id
-            self.ledger.append(("capture", authorization_id, amount))
+            _keep(self._captures, authorization_id, capture_id, self.KEEP)
+            self._record(("capture", authorization_id, amount))
         return capture_id
 
     def void(self, *, authorization_id: str) -> None:
         with self._lock:
-            if self._authorizations.pop(authorization_id, None) is not None:
-                self.ledger.append(("void", authorization_id, Decimal("0")))
+            held = self._authorizations.pop(authorization_id, None)
+            if held is not None:
+                self._authorization_of_reference.pop(held[0], None)
+                self._record(("void", authorization_id, Decimal("0")))
 
     def refund(self, *, capture_id: str, amount: Decimal) -> str:
         with self._lock:
-            self.ledger.append(("refund", capture_id, amount))
+            self._record(("refund", capture_id, amount))
         return f"re_{uuid.uuid4().hex[:16]}"
+
+    @classmethod
+    def _record(cls, operation: tuple[str, str, Decimal]) -> None:
+        cls.ledger.append(operation)
+        if len(cls.ledger) > cls.KEEP + cls.KEEP // 10:  # trimmed in chunks, not per call
+            del cls.ledger[: len(cls.ledger) - cls.KEEP]
 
     @classmethod
     def captures_of(cls, authorization_id: str) -> int:
         return sum(1 for op, ref, _ in cls.ledger if op == "capture" and ref == authorization_id)
+
+
+def _keep(table: dict, key, value, limit: int) -> None:
+    """``table[key] = value``, dropping the oldest entries beyond ``limit``."""
+    table[key] = value
+    while len(table) > limit:
+        del table[next(iter(table))]
 
 
 @lru_cache(maxsize=1)
