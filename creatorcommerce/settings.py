@@ -224,6 +224,9 @@ ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=100)
 # Counter events (stock, deals) leave a process at most once per this many seconds per
 # group and SKU; the newest value always goes (creatorcommerce/spine/fanout.py).
 SPINE_COALESCE_SECONDS = env.float("SPINE_COALESCE_SECONDS", default=0.1)
+# How long the enqueueing thread waits after a commit for more to go in the same broker
+# message (creatorcommerce/spine/events.py, _Enqueuer); 0 = publish each commit at once.
+SPINE_ENQUEUE_LINGER_SECONDS = env.float("SPINE_ENQUEUE_LINGER_SECONDS", default=0.005)
 # Viewer tokens only open a WebSocket; pages fetch a fresh one for every (re)connect.
 VIEWER_TOKEN_TTL_SECONDS = env.int("VIEWER_TOKEN_TTL_SECONDS", default=300)
 # Stock and deal counters reach a viewer at most this many times a second.

@@ -8,6 +8,7 @@ import logging
 import queue
 import re
 import threading
+import time
 from collections.abc import Iterable
 
 from celery import current_app
@@ -149,8 +150,12 @@ class _Enqueuer:
 
     Whatever queued up while it was publishing goes out as one message (``run_handlers``):
     ``Task.delay`` costs ~0.3 ms of CPU, almost all of it per message, and under load
-    commits arrive faster than one thread publishes them one by one. Nothing waits to form
-    a batch: a lone commit is published at once, as ``run_handler`` for a single pair.
+    commits arrive faster than one thread publishes them one by one. After the first
+    commit it lingers ``SPINE_ENQUEUE_LINGER_SECONDS`` (5 ms) for more, as Kafka's
+    producers do: at 200 buys a second that halves the messages (py-spy put the publishing
+    at 9 % of a daphne process's GIL time, one message per buy) and delays handlers (the
+    payment capture, badges, device cues) by at most that long. ``flush()`` ends a linger at
+    once; 0 publishes each commit as soon as the thread is free.
     """
 
     def __init__(self):
@@ -172,6 +177,8 @@ class _Enqueuer:
             events: list[OutboxEvent] = []
             flushed: list[threading.Event] = []
             item = self.queue.get()
+            linger = max(0.0, settings.SPINE_ENQUEUE_LINGER_SECONDS)
+            deadline = time.monotonic() + linger
             while True:
                 if isinstance(item, threading.Event):
                     flushed.append(item)
@@ -180,7 +187,10 @@ class _Enqueuer:
                 if len(events) >= MAX_BATCH:
                     break
                 try:
-                    item = self.queue.get_nowait()
+                    if flushed or linger == 0:
+                        item = self.queue.get_nowait()
+                    else:
+                        item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
             try:

@@ -214,6 +214,59 @@ def test_commits_that_queue_up_reach_the_broker_as_one_message_and_a_worker_runs
     assert HandlerRun.objects.filter(handler="tests.spine.batched").count() == 4
 
 
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_commits_within_the_linger_go_as_one_message_and_flush_ends_it(settings):
+    """After a commit the enqueueing thread waits SPINE_ENQUEUE_LINGER_SECONDS for more
+    (fewer broker messages under load); a flush() does not wait for the linger."""
+    import json
+    import time
+
+    import redis
+
+    from creatorcommerce.celery import app
+    from creatorcommerce.spine import events
+    from creatorcommerce.spine.registry import handler, unregister
+
+    @handler("test.lingered", name="tests.spine.lingered")
+    def lingered(event):
+        pass
+
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    app.conf.task_always_eager = False
+    app.control.purge()
+    enqueuer = events._enqueuer()
+    assert enqueuer.flush(timeout=WAIT)
+    try:
+        settings.SPINE_ENQUEUE_LINGER_SECONDS = 0.5
+        committed = []
+        for n in range(3):
+            with transaction.atomic():
+                committed.append(emit("test.lingered", {"n": n}))
+        sent_before = enqueuer.messages
+        deadline = time.monotonic() + WAIT
+        while enqueuer.messages == sent_before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)  # a second message, if the linger did not hold, would be out by now
+        bodies = [json.loads(raw) for raw in broker.lrange("celery", 0, -1)]
+        assert [body["headers"]["task"] for body in bodies] == ["creatorcommerce.spine.tasks.run_handlers"]
+        assert enqueuer.messages == sent_before + 1
+        app.control.purge()
+
+        settings.SPINE_ENQUEUE_LINGER_SECONDS = 30
+        with transaction.atomic():
+            emit("test.lingered", {"n": 9})
+        started = time.monotonic()
+        assert enqueuer.flush(timeout=WAIT)
+        assert time.monotonic() - started < WAIT
+        assert broker.llen("celery") == 1
+    finally:
+        settings.SPINE_ENQUEUE_LINGER_SECONDS = 0
+        enqueuer.flush(timeout=WAIT)
+        app.control.purge()
+        unregister("tests.spine.lingered")
+
+
 @pytest.mark.postgres
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
