@@ -239,10 +239,9 @@ def test_commits_within_the_linger_go_as_one_message_and_flush_ends_it(settings)
     assert enqueuer.flush(timeout=WAIT)
     try:
         settings.SPINE_ENQUEUE_LINGER_SECONDS = 0.5
-        committed = []
         for n in range(3):
             with transaction.atomic():
-                committed.append(emit("test.lingered", {"n": n}))
+                emit("test.lingered", {"n": n})
         sent_before = enqueuer.messages
         deadline = time.monotonic() + WAIT
         while enqueuer.messages == sent_before and time.monotonic() < deadline:
@@ -261,7 +260,6 @@ def test_commits_within_the_linger_go_as_one_message_and_flush_ends_it(settings)
         assert time.monotonic() - started < WAIT
         assert broker.llen("celery") == 1
     finally:
-        settings.SPINE_ENQUEUE_LINGER_SECONDS = 0
         enqueuer.flush(timeout=WAIT)
         app.control.purge()
         unregister("tests.spine.lingered")
