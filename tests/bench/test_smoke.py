@@ -67,7 +67,8 @@ def test_bench_smoke_runs_every_scenario_and_writes_results(tmp_path):
     assert all(_numbers(run["tps"]) for run in scenarios["pgbench"]["runs"])
     steps = [s for layer in ("core", "pubsub") for s in scenarios["fanout"][layer]["steps"]]
     steps += scenarios["baseline"]["steps"]
-    assert len(steps) == 3
+    # Each of the three at the profile's cadence and at the overload's (the largest step only).
+    assert sorted(s["changes_per_s"] for s in steps) == [20, 20, 20, 40, 40, 40]
     for step in steps:
         assert _numbers(step["viewers"], step["open_at_end"], step["messages"], step["on_final"])
         assert set(step["latency_ms"]) == {"p50", "p95", "p99"}
