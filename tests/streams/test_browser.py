@@ -8,30 +8,14 @@ file, migrated and seeded through ``manage.py`` like a fresh install.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from tests.browser import ARTIFACTS, DESKTOP, MOBILE, TIMES, chromium, demo_server, login, watch_errors
+
 pytestmark = pytest.mark.browser
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-TIMES = "\u00d7"  # MULTIPLICATION SIGN, as in "1 x Sticker pack" on the pages
-MOBILE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 800}
 
 # Runs inside `manage.py shell` on the server's database, after `seed_demo`: make sure there
 # is a live demo stream (seed_demo adds one once streams have a demo step; until then the
@@ -118,132 +102,16 @@ print("SETUP=" + json.dumps({
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _manage(env: dict, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, f"manage.py {' '.join(args[:1])} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
-
-
-def _wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers (healthz may be 503 for a missing optional service)
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"daphne did not answer on {url}")
-
-
 @pytest.fixture(scope="module")
 def server():
-    """daphne on a free port, over a fresh SQLite file with the demo data."""
-    port = _free_port()
-    db_dir = tempfile.mkdtemp(prefix="cc-browser-")
-    db_path = Path(db_dir) / "db.sqlite3"
-    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL"}}
-    env.update(
-        DJANGO_SETTINGS_MODULE="creatorcommerce.settings",
-        DATABASE_URL=f"sqlite:///{db_path}",
-        DEBUG="1",  # static files through WhiteNoise's finders, no collectstatic
-        SECRET_KEY="browser-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        CSRF_TRUSTED_ORIGINS=f"http://127.0.0.1:{port}",
-        PYTHONUNBUFFERED="1",
-    )
-    _manage(env, "migrate", "--noinput", "-v", "0")
-    _manage(env, "seed_demo")
-    out = _manage(env, "shell", "-c", SETUP)
-    data = json.loads(next(line for line in out.splitlines() if line.startswith("SETUP="))[len("SETUP=") :])
-    log = open(Path(db_dir) / "daphne.log", "w+")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "creatorcommerce.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        _wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
-        yield {"base": f"http://127.0.0.1:{port}", **data}
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.seek(0)
-        tail = log.read()[-4000:]
-        log.close()
-        for path in Path(db_dir).iterdir():
-            path.unlink()
-        os.rmdir(db_dir)
-        if proc.returncode not in (0, -signal.SIGTERM):
-            print("daphne log tail:\n" + tail)
-
-
-# How long a step may take before it fails. A passing step waits only as long as it needs;
-# these are generous because CI shares two cores with PostgreSQL, Redis and daphne, and a
-# login hashes the demo password with the production hasher.
-STEP_TIMEOUT_MS = 30_000
-EXPECT_TIMEOUT_MS = 20_000
+    with demo_server(SETUP) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-NETWORK_NOISE = re.compile(r"Failed to load resource|ERR_INTERNET_DISCONNECTED|WebSocket connection")
-
-
-def _watch_errors(page, errors: list) -> None:
-    """Script errors on the page fail the test; the network errors the test causes do not."""
-    page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
-    page.on(
-        "console",
-        lambda msg: (
-            errors.append(f"{page.url}: {msg.text}")
-            if msg.type == "error" and not NETWORK_NOISE.search(msg.text)
-            else None
-        ),
-    )
-
-
-def _login(context, server, email: str, next_path: str, errors: list | None = None):
-    page = context.new_page()
-    page.set_default_timeout(STEP_TIMEOUT_MS)
-    if errors is not None:
-        _watch_errors(page, errors)
-    page.goto(f"{server['base']}/accounts/login/?next={next_path}")
-    page.fill("input[name=login]", email)
-    page.fill("input[name=password]", server["password"])
-    page.locator("form").filter(has=page.locator("input[name=password]")).locator("[type=submit]").click()
-    page.wait_for_url(f"**{next_path}")
-    return page
+    with chromium() as browser:
+        yield browser
 
 
 class SocketSwitch:
@@ -296,11 +164,11 @@ def test_live_stock_ws_fallback_and_offline(server, browser):
     errors: list[str] = []
     watcher_ctx.route_web_socket(re.compile(r"/ws/streams/"), switch.handle)
     try:
-        control = _login(creator_ctx, server, server["creator"], f"{stream_path}control/", errors)
+        control = login(creator_ctx, server, server["creator"], f"{stream_path}control/", errors)
         expect(control.locator("#status-pill")).to_have_text("Live")
         orders_before = int(control.locator("#kpi-orders").inner_text())
-        buyer = _login(buyer_ctx, server, server["buyer"], stream_path, errors)
-        watcher = _login(watcher_ctx, server, server["second"], stream_path, errors)
+        buyer = login(buyer_ctx, server, server["buyer"], stream_path, errors)
+        watcher = login(watcher_ctx, server, server["second"], stream_path, errors)
         for page in (buyer, watcher):
             # The snapshot arrived over the socket: live updates are on.
             expect(page.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
@@ -367,14 +235,14 @@ def test_first_buy_opens_express_checkout_then_buys(server, browser):
         # Anonymous viewers watch live too (their session holds the viewer token); buying
         # sends them to log in first.
         anonymous = context.new_page()
-        _watch_errors(anonymous, errors)
+        watch_errors(anonymous, errors)
         anonymous.goto(server["base"] + stream_path)
         expect(anonymous.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
         login_link = _pin(anonymous, sku).get_by_role("link", name=re.compile(r"^Log in to buy"))
         expect(login_link).to_have_attribute("href", f"/accounts/login/?next={stream_path}")
         anonymous.close()
 
-        page = _login(context, server, server["first_timer"], stream_path, errors)
+        page = login(context, server, server["first_timer"], stream_path, errors)
         expect(page.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
         before = int(re.search(r"\d+", _pin(page, sku).locator(".stock").inner_text()).group())
         _pin(page, sku).get_by_role("button", name=re.compile(r"^Buy")).click()
@@ -408,9 +276,9 @@ def test_control_room_controls_reach_viewers(server, browser):
     viewer_ctx = browser.new_context(viewport=MOBILE, is_mobile=True, has_touch=True)
     errors: list[str] = []
     try:
-        control = _login(creator_ctx, server, server["creator"], f"{stream_path}control/", errors)
+        control = login(creator_ctx, server, server["creator"], f"{stream_path}control/", errors)
         viewer = viewer_ctx.new_page()
-        _watch_errors(viewer, errors)
+        watch_errors(viewer, errors)
         viewer.goto(server["base"] + stream_path)
         expect(viewer.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
         expect(_pin(viewer, sku)).to_be_visible()

@@ -1,0 +1,181 @@
+"""Shared pieces for tests that drive Debian's Chromium (Playwright) against a real daphne.
+
+The server runs on its own temporary SQLite file, migrated and seeded through
+``manage.py`` like a fresh install (the README's demo command), so nothing here touches the
+pytest database. Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+TIMES = "\u00d7"  # MULTIPLICATION SIGN, as in "1 x Sticker pack" on the pages
+MOBILE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 800}
+
+# How long a step may take before it fails. A passing step waits only as long as it needs;
+# these are generous because CI shares two cores with PostgreSQL, Redis and daphne, and a
+# login hashes the demo password with the production hasher.
+STEP_TIMEOUT_MS = 30_000
+EXPECT_TIMEOUT_MS = 20_000
+
+NETWORK_NOISE = re.compile(r"Failed to load resource|ERR_INTERNET_DISCONNECTED|WebSocket connection")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def manage(env: dict, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, f"manage.py {' '.join(args[:1])} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daphne exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return  # it answers (healthz may be 503 for a missing optional service)
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"daphne did not answer on {url}")
+
+
+@contextlib.contextmanager
+def demo_server(setup: str | None = None, extra_env: dict | None = None):
+    """daphne on a free port over a fresh SQLite file with the demo data.
+
+    ``setup``, if given, runs in ``manage.py shell`` after ``seed_demo``; a line it prints
+    as ``SETUP=<json>`` is merged into the dict this yields (with ``base``, the server's URL,
+    and ``env``, the environment ``manage`` needs to reach the same database).
+    """
+    port = free_port()
+    db_dir = tempfile.mkdtemp(prefix="cc-browser-")
+    db_path = Path(db_dir) / "db.sqlite3"
+    env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL"}}
+    env.update(
+        DJANGO_SETTINGS_MODULE="creatorcommerce.settings",
+        DATABASE_URL=f"sqlite:///{db_path}",
+        DEBUG="1",  # static files through WhiteNoise's finders, no collectstatic
+        SECRET_KEY="browser-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        CSRF_TRUSTED_ORIGINS=f"http://127.0.0.1:{port}",
+        PYTHONUNBUFFERED="1",
+        **(extra_env or {}),
+    )
+    manage(env, "migrate", "--noinput", "-v", "0")
+    manage(env, "seed_demo")
+    data = {}
+    if setup:
+        out = manage(env, "shell", "-c", setup)
+        data = json.loads(next(line for line in out.splitlines() if line.startswith("SETUP="))[len("SETUP=") :])
+    log = open(Path(db_dir) / "daphne.log", "w+")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "creatorcommerce.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
+        yield {"base": f"http://127.0.0.1:{port}", "env": env, **data}
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.seek(0)
+        tail = log.read()[-4000:]
+        log.close()
+        for path in Path(db_dir).iterdir():
+            path.unlink()
+        os.rmdir(db_dir)
+        if proc.returncode not in (0, -signal.SIGTERM):
+            print("daphne log tail:\n" + tail)
+
+
+@contextlib.contextmanager
+def chromium():
+    """Debian's Chromium, headless; Playwright never downloads a browser of its own."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=EXPECT_TIMEOUT_MS)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def watch_errors(page, errors: list) -> None:
+    """Script errors on the page fail the test; the network errors the test causes do not."""
+    page.on("pageerror", lambda exc: errors.append(f"{page.url}: {exc}"))
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"{page.url}: {msg.text}")
+            if msg.type == "error" and not NETWORK_NOISE.search(msg.text)
+            else None
+        ),
+    )
+
+
+def new_page(context, errors: list | None = None):
+    page = context.new_page()
+    page.set_default_timeout(STEP_TIMEOUT_MS)
+    if errors is not None:
+        watch_errors(page, errors)
+    return page
+
+
+def login(context, server, email: str, next_path: str, errors: list | None = None, password: str | None = None):
+    """Log in through allauth's page, as a person would, and land on ``next_path``."""
+    page = new_page(context, errors)
+    page.goto(f"{server['base']}/accounts/login/?next={next_path}")
+    page.fill("input[name=login]", email)
+    page.fill("input[name=password]", password or server["password"])
+    page.locator("form").filter(has=page.locator("input[name=password]")).locator("[type=submit]").click()
+    page.wait_for_url(f"**{next_path}")
+    return page
+
+
+def shot(page, name: str, **kwargs) -> None:
+    """Save a screenshot to test-artifacts/<name>.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), animations="disabled", **kwargs)
+
+
+def no_sideways_scroll(page) -> bool:
+    return page.evaluate("document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth + 1")
