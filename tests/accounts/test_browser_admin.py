@@ -84,3 +84,27 @@ def test_creator_logs_in_at_admin_and_creates_a_stocked_product_viewers_see(serv
     finally:
         viewer_ctx.close()
         creator_ctx.close()
+
+
+def test_signup_keeps_the_browsers_time_zone(server, browser):  # noqa: F811
+    from playwright.sync_api import expect
+
+    errors: list[str] = []
+    context = browser.new_context(viewport=DESKTOP, timezone_id="Asia/Tokyo")
+    try:
+        page = context.new_page()
+        page.set_default_timeout(STEP_TIMEOUT_MS)
+        _watch_errors(page, errors)
+        page.goto(server["base"] + "/accounts/signup/")
+        expect(page.locator("input[name=time_zone]")).to_have_value("Asia/Tokyo")
+        page.fill("input[name=email]", "tokyo@demo.local")
+        page.fill("input[name=password1]", "Tokyo-Drop-2026")
+        page.fill("input[name=password2]", "Tokyo-Drop-2026")
+        page.locator("form").filter(has=page.locator("input[name=password2]")).locator("[type=submit]").click()
+        page.wait_for_url(lambda url: "/accounts/signup/" not in url)
+        page.goto(server["base"] + "/accounts/time-zone/")
+        expect(page.locator("main")).to_contain_text("shown in Asia/Tokyo")
+        expect(page.locator("select[name=time_zone]")).to_have_value("Asia/Tokyo")
+        assert errors == []
+    finally:
+        context.close()

@@ -117,6 +117,10 @@ def test_stock_is_shown_and_changed_on_the_product_page(client, creator):
     assert client.post(url, {**data, f"{row}-stock": "30"}).status_code == 302
     assert default_stock(sku) == 30
     assert stock_events(mark) == [("MUG", 30)]
+    # The event names the row stream pages follow (the default location's), so viewers'
+    # counters move.
+    (event,) = events_since(mark, "stock.changed")
+    assert event.payload["level"] == StockLevel.objects.get(sku=sku, location__is_default=True).pk
     # Saving the page again without touching the count changes nothing.
     mark = last_event_id()
     assert client.post(url, page_form(client, url)).status_code == 302
