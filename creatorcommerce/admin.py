@@ -10,7 +10,10 @@ their Shop (``"shop"``, ``"product__shop"``); the Shop model itself uses ``"self
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import NON_FIELD_ERRORS
 
 
@@ -23,6 +26,11 @@ def user_shop(user):
 
 def is_staff(user) -> bool:
     return bool(user.is_active and user.is_staff)
+
+
+def admin_allowed(user) -> bool:
+    """Who may use ``/admin/``: active staff, and active creators who own a shop."""
+    return bool(user.is_active and (user.is_staff or user_shop(user) is not None))
 
 
 def shop_of(obj):
@@ -53,14 +61,36 @@ def scoped_queryset(model, shop, queryset=None):
     return qs.filter(**{path: shop})
 
 
+class AdminLoginForm(AdminAuthenticationForm):
+    """``/admin/login/``: Django's form lets in staff only; this one lets in everyone the
+    site lets in (``admin_allowed``), so a creator logs in here like staff do."""
+
+    error_messages = {
+        **AdminAuthenticationForm.error_messages,
+        "invalid_login": (
+            "Please enter the correct %(username)s and password for a staff or creator account. "
+            "Note that both fields may be case-sensitive."
+        ),
+    }
+
+    def confirm_login_allowed(self, user):
+        AuthenticationForm.confirm_login_allowed(self, user)  # refuses inactive accounts
+        if not admin_allowed(user):
+            raise forms.ValidationError(
+                self.error_messages["invalid_login"],
+                code="invalid_login",
+                params={"username": self.username_field.verbose_name},
+            )
+
+
 class AdminSite(admin.AdminSite):
     site_header = "CreatorCommerce admin"
     site_title = "CreatorCommerce"
     index_title = "Shop administration"
+    login_form = AdminLoginForm
 
     def has_permission(self, request):
-        user = request.user
-        return user.is_active and (user.is_staff or user_shop(user) is not None)
+        return admin_allowed(request.user)
 
 
 class _ScopedChoices:

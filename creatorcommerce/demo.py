@@ -10,7 +10,7 @@ from allauth.account.models import EmailAddress
 from django.db import transaction
 
 from apps.accounts.models import User
-from apps.accounts.services import user_grant_role
+from apps.accounts.services import user_grant_role, user_set_time_zone
 
 DEMO_PASSWORD = "demo-pass-2026"
 DEMO_USERS = {
@@ -18,6 +18,9 @@ DEMO_USERS = {
     "creator": ("creator@demo.local", "Demo Creator"),
     "staff": ("staff@demo.local", "Demo Staff"),
 }
+# The demo creator schedules in their own zone (not the server's UTC): the admin shows and
+# reads their times in it.
+DEMO_CREATOR_TIME_ZONE = "Europe/Berlin"
 
 
 def _user(email: str, display_name: str) -> User:
@@ -32,6 +35,7 @@ def seed_accounts(context: dict) -> dict:
     users = {role: _user(email, name) for role, (email, name) in DEMO_USERS.items()}
     user_grant_role(email=users["creator"].email, role="creator", shop_name="Demo Studio")
     user_grant_role(email=users["staff"].email, role="staff")
+    user_set_time_zone(user=users["creator"], time_zone=DEMO_CREATOR_TIME_ZONE)
     return {"users": {role: User.objects.get(pk=u.pk) for role, u in users.items()}}
 
 

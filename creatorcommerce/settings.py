@@ -80,6 +80,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Pages and the admin in the signed-in user's time zone (the API stays in UTC).
+    "apps.accounts.middleware.UserTimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
@@ -265,6 +267,12 @@ HEADLESS_SERVE_SPECIFICATION = False
 HEADLESS_TOKEN_STRATEGY = "apps.accounts.tokens.SessionTokenStrategy"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CreatorCommerce <noreply@localhost>")
+
+# --- Users' time zones (accounts) -------------------------------------------------------
+# Signup keeps the browser's zone (a hidden field, apps/accounts/forms.py); pages and the
+# admin are shown in the user's zone by apps.accounts.middleware.UserTimeZoneMiddleware
+# (in MIDDLEWARE). TIME_ZONE below is the zone of new users and anonymous visitors.
+ACCOUNT_SIGNUP_FORM_CLASS = "apps.accounts.forms.SignupTimeZoneForm"
 
 # --- REST API --------------------------------------------------------------------------
 REST_FRAMEWORK = {

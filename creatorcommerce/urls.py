@@ -24,6 +24,7 @@ urlpatterns = [
     path("hooks/price/", PriceWebhookView.as_view(), name="hook-price"),
     path("hooks/media/auth", MediaAuthView.as_view(), name="hook-media-auth"),
     path("admin/", admin.site.urls),
+    path("accounts/", include("apps.accounts.page_urls")),  # the time zone page, next to allauth's
     path("accounts/", include("allauth.urls")),
     path("_allauth/", include("allauth.headless.urls")),
     path("api/v1/", include(api_v1)),

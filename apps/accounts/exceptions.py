@@ -9,3 +9,8 @@ class UnknownUser(NotFound):
 class UnknownRole(DomainError):
     code = "unknown_role"
     message = "The role must be 'creator' or 'staff'."
+
+
+class InvalidTimeZone(DomainError):
+    code = "invalid_time_zone"
+    message = "Use an IANA time zone name such as Europe/Berlin or America/New_York."

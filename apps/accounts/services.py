@@ -1,4 +1,4 @@
-"""Writes to accounts: roles and shops."""
+"""Writes to accounts: roles, shops and a user's own settings."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from django.db import transaction
 
 from creatorcommerce.spine.events import emit
 
-from .exceptions import UnknownRole, UnknownUser
-from .models import Shop, User
+from .exceptions import InvalidTimeZone, UnknownRole, UnknownUser
+from .models import Shop, User, time_zone_names
 
 ROLES = ("creator", "staff")
 
@@ -56,4 +56,15 @@ def user_revoke_role(*, email: str, role: str) -> User:
         setattr(user, field, False)
         user.save(update_fields=[field])
         emit("role.revoked", {"user": user.pk, "role": role})
+    return user
+
+
+def user_set_time_zone(*, user: User, time_zone: str) -> User:
+    """Set the IANA time zone the user's pages and admin show and read times in
+    (apps/accounts/middleware.py). Raises InvalidTimeZone for a name zoneinfo does not know."""
+    if time_zone not in time_zone_names():
+        raise InvalidTimeZone()
+    if user.time_zone != time_zone:
+        user.time_zone = time_zone
+        user.save(update_fields=["time_zone"])
     return user

@@ -9,6 +9,7 @@ from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline, is_staff, u
 
 from .exceptions import InsufficientStock, StockLimitExceeded
 from .models import SKU, Location, PriceMapping, PriceSource, Product, StockLevel
+from .selectors import sku_default_available, skus_with_default_stock
 from .services import MAX_STOCK_PER_LEVEL, sku_set_price, stock_adjust
 
 # A SKU's price and currency change only through sku_set_price, which emits price.changed
@@ -45,6 +46,81 @@ class PriceSeenAsLoaded:
         return field
 
 
+class CountSeenAsLoaded:
+    """A stock count input that carries the count the page showed (``initial-<name>``), so
+    that an edit is applied as the difference from it and units sold meanwhile stay sold."""
+
+    count_field = "available"
+
+    def show_loaded_count(self):
+        self.fields[self.count_field].show_hidden_initial = True
+
+    def loaded_count(self) -> int:
+        """The count the user saw: the page's hidden initial value when it was posted (and
+        is a count), else the count as this request loaded it."""
+        field = self.fields[self.count_field]
+        raw = field.hidden_widget().value_from_datadict(
+            self.data, self.files, self.add_initial_prefix(self.count_field)
+        )
+        try:
+            value = field.to_python(raw)
+        except ValidationError:
+            value = None
+        if value is not None and 0 <= value <= _INT_MAX:
+            return value
+        return self.initial.get(self.count_field) or 0
+
+    def count_delta(self) -> int:
+        typed = self.cleaned_data.get(self.count_field)
+        return 0 if typed is None else typed - self.loaded_count()
+
+
+def stock_change_apply(request, *, sku: SKU, location: Location | None, delta: int) -> StockLevel | None:
+    """Add (or remove) ``delta`` units with stock_adjust, as one conditional UPDATE; when it
+    is refused, nothing changes and the user is told why. Returns the level, or None if
+    refused."""
+    try:
+        return stock_adjust(sku=sku, location=location, add=delta)
+    except (InsufficientStock, StockLimitExceeded) as exc:
+        level = StockLevel.objects.filter(sku=sku)
+        level = level.filter(location=location) if location else level.filter(location__is_default=True)
+        now = level.values_list("available", flat=True).first() or 0
+        reason = (
+            f"only {now} left now (some sold since the page loaded), so {-delta} cannot be removed"
+            if isinstance(exc, InsufficientStock)
+            else f"adding {delta} to the {now} there are now would exceed {MAX_STOCK_PER_LEVEL}"
+        )
+        messages.error(request, f"Nothing was changed: {reason} ({sku.code} stock).")
+        return None
+
+
+class SkuStockForm(CountSeenAsLoaded, forms.ModelForm):
+    """A SKU with its stock at the shop's default location, the count buys take from and
+    stream pins show (docs/buying.md). A new SKU's "starting stock" is its count; an edit of
+    an existing SKU's count is applied as the difference from what the page showed. Both go
+    through the catalog's stock service (ProductAdmin.save_formset, SkuAdmin.save_model)."""
+
+    count_field = "stock"
+    stock = forms.IntegerField(
+        min_value=0,
+        max_value=MAX_STOCK_PER_LEVEL,
+        required=False,
+        help_text="Units at the shop's default location: what buyers and stream pins see.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "stock" not in self.fields:
+            return
+        if self.instance.pk is None:
+            self.fields["stock"].label = "Starting stock"
+            self.fields["stock"].initial = 0
+        else:
+            self.fields["stock"].label = "Stock"
+            self.initial["stock"] = sku_default_available(sku=self.instance)
+            self.show_loaded_count()
+
+
 class SkuInlineFormSet(forms.BaseInlineFormSet):
     """SKU rows of one product. Their ``shop`` is not a form field (it follows the product),
     so Django cannot check the (shop, code) constraint; this does, as form errors."""
@@ -77,9 +153,13 @@ class SkuInlineFormSet(forms.BaseInlineFormSet):
 
 class SkuInline(PriceSeenAsLoaded, ShopScopedInline):
     model = SKU
+    form = SkuStockForm
     formset = SkuInlineFormSet
-    fields = ("code", "title", "price", "currency", "per_buyer_limit", "is_active")
+    fields = ("code", "title", "price", "currency", "stock", "per_buyer_limit", "is_active")
     exclude = ("shop",)
+
+    def get_extra(self, request, obj=None, **kwargs):
+        return 1 if obj is None else 0  # a new product starts with one SKU row to fill in
 
     def get_formset(self, request, obj=None, **kwargs):
         formset = super().get_formset(request, obj, **kwargs)
@@ -110,12 +190,19 @@ class ProductAdmin(ShopScopedAdmin):
             moved = obj.shop_id != form.instance.shop_id
             obj.shop = form.instance.shop
             sku_save_changed(sku=obj, changed=changed, also=("shop",) if moved else ())
+        new = {id(obj) for obj in formset.new_objects}
         for obj in formset.new_objects:
             obj.shop = form.instance.shop
             obj.save()
-            # A stock row (0 units) at the default location, so the SKU is buyable once
-            # stocked; through the service, which also emits stock.changed.
-            stock_adjust(sku=obj, add=0)
+        for sku_form in formset.forms:
+            sku = sku_form.instance
+            if id(sku) in new:
+                # Its stock row at the default location with the starting stock (0 when
+                # left blank), through the service, which also emits stock.changed.
+                stock_adjust(sku=sku, set_to=sku_form.cleaned_data.get("stock") or 0)
+            elif sku.pk is not None and "stock" in sku_form.changed_data and (delta := sku_form.count_delta()):
+                # (A row deleted above has no pk any more.)
+                stock_change_apply(request, sku=sku, location=None, delta=delta)
         formset.save_m2m()
 
 
@@ -125,26 +212,29 @@ class LocationAdmin(ShopScopedAdmin):
     list_filter = ("kind",)
 
 
-class StockLevelForm(forms.ModelForm):
+class StockLevelForm(CountSeenAsLoaded, forms.ModelForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        if self.instance.pk is not None and "available" in self.fields:
+        if "available" not in self.fields:
+            return
+        if self.instance.pk is not None:
             # The count the page showed goes back with the POST (``initial-available``): an
             # edit is applied as the difference from it, keeping sales made meanwhile.
-            self.fields["available"].show_hidden_initial = True
+            self.show_loaded_count()
+        else:
+            self.fields["available"].help_text = (
+                "If the SKU already has a stock level at this location (every SKU gets one at "
+                "the default location), its count is set to this number."
+            )
 
-    def loaded_available(self) -> int:
-        """The count the user saw: the page's hidden initial value when it was posted (and
-        is a count), else the count as this request loaded it."""
-        field = self.fields["available"]
-        raw = field.hidden_widget().value_from_datadict(self.data, self.files, self.add_initial_prefix("available"))
-        try:
-            value = field.to_python(raw)
-        except ValidationError:
-            value = None
-        if value is not None and 0 <= value <= _INT_MAX:
-            return value
-        return self.initial.get("available") or 0
+    def _get_validation_exclusions(self):
+        exclude = super()._get_validation_exclusions()
+        if self.instance.pk is None:
+            # A new row for a (SKU, location) pair that has one already is not an error: it
+            # sets that row's count (StockLevelAdmin.save_model, through stock_adjust). Every
+            # SKU has a row at its default location from the moment it is created.
+            exclude.add("sku")
+        return exclude
 
     def clean_available(self):
         available = self.cleaned_data["available"]
@@ -168,10 +258,24 @@ class StockLevelAdmin(ShopScopedAdmin):
     ``stock.changed`` event), never a plain save."""
 
     form = StockLevelForm
-    list_display = ("sku", "location", "available", "updated_at")
+    list_display = ("sku", "location", "sold_from_here", "available", "updated_at")
     list_select_related = ("sku", "location")
     search_fields = ("sku__code",)
     fields = ("sku", "location", "available")
+
+    @admin.display(description="Buys and pins", boolean=True, ordering="location__is_default")
+    def sold_from_here(self, obj):
+        """Buys take from, and stream pins show, the default location's count only."""
+        return obj.location.is_default
+
+    def get_changeform_initial_data(self, request):
+        initial = super().get_changeform_initial_data(request)
+        shop = user_shop(request.user)
+        if shop is not None and "location" not in initial:
+            default = Location.objects.filter(shop=shop, is_default=True).values_list("pk", flat=True).first()
+            if default is not None:
+                initial["location"] = default
+        return initial
 
     def get_readonly_fields(self, request, obj=None):
         return ("sku", "location") if obj else ()
@@ -183,21 +287,14 @@ class StockLevelAdmin(ShopScopedAdmin):
             return
         # An edit adds or removes the difference from what the page showed, as one
         # conditional UPDATE: units sold since the page loaded stay sold.
-        delta = form.cleaned_data["available"] - form.loaded_available()
+        delta = form.count_delta()
         if delta == 0:
             obj.available = StockLevel.objects.values_list("available", flat=True).get(pk=obj.pk)
             return
-        try:
-            level = stock_adjust(sku=obj.sku, location=obj.location, add=delta)
-        except (InsufficientStock, StockLimitExceeded) as exc:
-            now = StockLevel.objects.values_list("available", flat=True).get(pk=obj.pk)
-            reason = (
-                f"only {now} left now (some sold since the page loaded), so {-delta} cannot be removed"
-                if isinstance(exc, InsufficientStock)
-                else f"adding {delta} to the {now} there are now would exceed {MAX_STOCK_PER_LEVEL}"
-            )
-            messages.error(request, f"Nothing was changed: {reason}.")
-            obj.available, obj._stock_refused = now, True
+        level = stock_change_apply(request, sku=obj.sku, location=obj.location, delta=delta)
+        if level is None:
+            obj.available = StockLevel.objects.values_list("available", flat=True).get(pk=obj.pk)
+            obj._stock_refused = True
             return
         obj.available, obj.version = level.available, level.version
 
@@ -213,10 +310,18 @@ class StockLevelAdmin(ShopScopedAdmin):
 
 @admin.register(SKU)
 class SkuAdmin(PriceSeenAsLoaded, ShopScopedAdmin):
-    list_display = ("code", "product", "price", "currency", "per_buyer_limit", "is_active")
+    form = SkuStockForm
+    list_display = ("code", "product", "price", "currency", "stock", "per_buyer_limit", "is_active")
     list_select_related = ("product",)
     search_fields = ("code", "product__title")
     list_filter = ("is_active",)
+
+    def get_queryset(self, request):
+        return skus_with_default_stock(super().get_queryset(request))
+
+    @admin.display(description="Stock", ordering="default_available")
+    def stock(self, obj):
+        return obj.default_available or 0
 
     def has_add_permission(self, request):
         return False  # SKUs are added on their product's page
@@ -227,6 +332,8 @@ class SkuAdmin(PriceSeenAsLoaded, ShopScopedAdmin):
         # A creator's SKUs come from their own shop only (get_queryset), so their ``shop``
         # is already the creator's; staff may change it, and then it is in changed_data.
         sku_save_changed(sku=obj, changed=form.changed_data)
+        if "stock" in form.changed_data and (delta := form.count_delta()):
+            stock_change_apply(request, sku=obj, location=None, delta=delta)
 
 
 class PriceMappingInline(ShopScopedInline):

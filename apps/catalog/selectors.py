@@ -97,3 +97,15 @@ def product_detail(*, product) -> dict:
         "skus": skus,
         "created_at": product.created_at,
     }
+
+
+def skus_with_default_stock(queryset):
+    """``queryset`` of SKUs annotated with ``default_available``: the units at their shop's
+    default location (what buys take and stream pins show), None where there is no row."""
+    return queryset.annotate(default_available=Subquery(_default_level().values("available")[:1]))
+
+
+def sku_default_available(*, sku: SKU) -> int:
+    """The units of ``sku`` at its shop's default location (0 without a stock row there)."""
+    level = StockLevel.objects.filter(sku=sku, location__is_default=True, location__shop_id=sku.shop_id).first()
+    return level.available if level is not None else 0

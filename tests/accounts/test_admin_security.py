@@ -28,6 +28,7 @@ def change_post(user, **changes):
     data = {
         "email": user.email,
         "display_name": user.display_name,
+        "time_zone": user.time_zone,
         "is_active": "on",
         "last_login_0": "",
         "last_login_1": "",
