@@ -3,7 +3,7 @@ daphne: log in at /admin/login/ (not via /accounts/login/ first), see times in t
 zone, create a product with a SKU and its starting stock in one form, pin it from the control
 room, and viewers see the real count, not "Sold out".
 
-The server, its demo data and the browser are those of tests/streams/test_browser.py.
+The server's demo data is that of tests/streams/test_browser.py (its SETUP).
 """
 
 from __future__ import annotations
@@ -12,19 +12,25 @@ import re
 
 import pytest
 
-from tests.streams.test_browser import (  # noqa: F401  (fixtures)
-    ARTIFACTS,
-    DESKTOP,
-    STEP_TIMEOUT_MS,
-    _watch_errors,
-    browser,
-    server,
-)
+from tests.browser import ARTIFACTS, DESKTOP, STEP_TIMEOUT_MS, chromium, demo_server, watch_errors
+from tests.streams.test_browser import SETUP
 
 pytestmark = pytest.mark.browser
 
 
-def test_creator_logs_in_at_admin_and_creates_a_stocked_product_viewers_see(server, browser):  # noqa: F811
+@pytest.fixture(scope="module")
+def server():
+    with demo_server(SETUP) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+def test_creator_logs_in_at_admin_and_creates_a_stocked_product_viewers_see(server, browser):
     from playwright.sync_api import expect
 
     ARTIFACTS.mkdir(exist_ok=True)
@@ -34,7 +40,7 @@ def test_creator_logs_in_at_admin_and_creates_a_stocked_product_viewers_see(serv
     try:
         admin = creator_ctx.new_page()
         admin.set_default_timeout(STEP_TIMEOUT_MS)
-        _watch_errors(admin, errors)
+        watch_errors(admin, errors)
         admin.goto(server["base"] + "/admin/")
         admin.wait_for_url("**/admin/login/**")
         admin.fill("input[name=username]", server["creator"])
@@ -61,7 +67,7 @@ def test_creator_logs_in_at_admin_and_creates_a_stocked_product_viewers_see(serv
         stream_path = f"/streams/{server['stream']}/"
         admin.goto(server["base"] + stream_path + "control/")
         viewer = viewer_ctx.new_page()
-        _watch_errors(viewer, errors)
+        watch_errors(viewer, errors)
         viewer.goto(server["base"] + stream_path)
         expect(viewer.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
         admin.locator("#pin-sku").select_option("HOODIE-BROWSER")
@@ -86,7 +92,7 @@ def test_creator_logs_in_at_admin_and_creates_a_stocked_product_viewers_see(serv
         creator_ctx.close()
 
 
-def test_signup_keeps_the_browsers_time_zone(server, browser):  # noqa: F811
+def test_signup_keeps_the_browsers_time_zone(server, browser):
     from playwright.sync_api import expect
 
     errors: list[str] = []
@@ -94,7 +100,7 @@ def test_signup_keeps_the_browsers_time_zone(server, browser):  # noqa: F811
     try:
         page = context.new_page()
         page.set_default_timeout(STEP_TIMEOUT_MS)
-        _watch_errors(page, errors)
+        watch_errors(page, errors)
         page.goto(server["base"] + "/accounts/signup/")
         expect(page.locator("input[name=time_zone]")).to_have_value("Asia/Tokyo")
         page.fill("input[name=email]", "tokyo@demo.local")
