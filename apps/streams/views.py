@@ -1,10 +1,12 @@
 import json
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -181,10 +183,21 @@ def control_room(request, pk: int):
         }
         for deal in FlashDeal.objects.filter(stream=stream).select_related("sku").order_by("opens_at", "pk")
     ]
+    # The creator's own zone when one is active for the request (a user preference);
+    # otherwise the page uses the browser's zone. Either way every time says its zone.
+    active_zone = timezone.get_current_timezone_name()
+    if stream.status == Stream.Status.LIVE and stream.started_at:
+        when = ("live since", stream.started_at)
+    elif stream.status == Stream.Status.ENDED and stream.ended_at:
+        when = ("ended", stream.ended_at)
+    else:
+        when = ("starts", stream.starts_at)
     return render(
         request,
         "streams/control.html",
         {
+            "time_zone": active_zone if active_zone != settings.TIME_ZONE else "",
+            "when": when,
             "stream": stream,
             "initial": stream_body(stream=stream),
             "catalog": catalog,
