@@ -236,6 +236,19 @@ STREAM_PUSHES_PER_SECOND = env.int("STREAM_PUSHES_PER_SECOND", default=10)
 # A client sending more than this many messages in 10 seconds is disconnected (4029).
 STREAM_CLIENT_MESSAGES_PER_10S = env.int("STREAM_CLIENT_MESSAGES_PER_10S", default=50)
 
+# --- Streams: presence that survives crashes, the media server's hook (docs/streams.md) ---
+# A web process refreshes a heartbeat every third of this; the viewers of a process that
+# died stop counting this many seconds after its last beat.
+STREAM_PRESENCE_TTL_SECONDS = env.int("STREAM_PRESENCE_TTL_SECONDS", default=15)
+# A viewer socket's text frame longer than this closes the socket (4400).
+STREAM_CLIENT_MESSAGE_MAX_CHARS = env.int("STREAM_CLIENT_MESSAGE_MAX_CHARS", default=1024)
+# The shared secret the media server sends with every hook call (?secret=... in MediaMTX's
+# authHTTPAddress). Required when DEBUG is off: without it the hook refuses every call.
+MEDIA_HOOK_SECRET = env.str("MEDIA_HOOK_SECRET", default="")
+# Wrong ingest tokens a publishing client address may try in 10 minutes before its
+# publishes are refused (429) for the rest of the window.
+MEDIA_HOOK_FAILURES_PER_10MIN = env.int("MEDIA_HOOK_FAILURES_PER_10MIN", default=20)
+
 # Without a broker, the web process runs the beat schedule itself (creatorcommerce/scheduler.py).
 EMBEDDED_SCHEDULER = env.bool("EMBEDDED_SCHEDULER", default=CELERY_TASK_ALWAYS_EAGER)
 

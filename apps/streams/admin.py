@@ -9,8 +9,11 @@ hand in the control room).
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import ProtectedError
+from django.utils import formats, timezone
+from django.utils.functional import lazy
+from django.utils.html import format_html
 
 from apps.orders.models import OrderLine
 from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline
@@ -24,6 +27,23 @@ DEAL_FORM_FIELDS = ("sku", "location", "price", "quantity", "per_buyer_limit", "
 # What may still change once a deal is open (its units are set aside at its price): nothing
 # else, and nothing at all once it is closed.
 OPEN_DEAL_FIELDS = ("closes_at",)
+
+
+def _in_zone(label: str) -> str:
+    """``label (Europe/Berlin)``, evaluated per request: the admin shows times in the active
+    time zone (the creator's, when one is set for them), and says which."""
+    return lazy(lambda: f"{label} ({timezone.get_current_timezone_name()})", str)()
+
+
+class _LocalTimes:
+    """Date-time inputs say which zone they are typed in."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if isinstance(db_field, models.DateTimeField) and field is not None:
+            zone = timezone.get_current_timezone_name()
+            field.help_text = f"{field.help_text} In your time zone, {zone}.".strip()
+        return field
 
 
 class PinInline(ShopScopedInline):
@@ -61,26 +81,54 @@ class FlashDealInlineFormSet(forms.BaseInlineFormSet):
             raise ValidationError(problems)
 
 
-class FlashDealInline(ShopScopedInline):
+class FlashDealInline(_LocalTimes, ShopScopedInline):
+    """Stacked, a few fields to a line: nine columns (two of them split date and time inputs)
+    made the stream's page scroll sideways at 1280 px."""
+
     model = FlashDeal
     formset = FlashDealInlineFormSet
-    fields = (*DEAL_FORM_FIELDS, "status", "remaining")
-    readonly_fields = ("status", "remaining")
+    template = "admin/edit_inline/stacked.html"
+    fields = (("sku", "location"), ("price", "quantity", "per_buyer_limit"), ("opens_at", "closes_at"), "units")
+    readonly_fields = ("units",)
+
+    @admin.display(description="Units")
+    def units(self, deal):
+        """What the deal holds now: a scheduled deal has nothing set aside yet (its
+        ``remaining`` is 0 until it opens), so say what it will hold and when."""
+        if deal.pk is None:
+            return "-"
+        if deal.status == FlashDeal.Status.SCHEDULED:
+            opens = timezone.localtime(deal.opens_at)
+            return format_html(
+                "Scheduled: {} units set aside when it opens, {} ({})",
+                deal.quantity,
+                opens.strftime("%a %d %b, %H:%M"),
+                timezone.get_current_timezone_name(),
+            )
+        if deal.status == FlashDeal.Status.OPEN:
+            return format_html("Open: {} of {} left", deal.remaining, deal.quantity)
+        return "Closed"
 
 
 class AnnotationInline(ShopScopedInline):
     model = Annotation
     fields = ("offset_seconds", "text", "sku")
 
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "text" and field is not None:
+            field.widget.attrs["size"] = 40  # 280 characters wide pushed the page sideways
+        return field
+
 
 @admin.register(Stream)
-class StreamAdmin(ShopScopedAdmin):
-    list_display = ("title", "shop", "status", "starts_at", "ends_at")
+class StreamAdmin(_LocalTimes, ShopScopedAdmin):
+    list_display = ("title", "shop", "status", "starts", "ends")
     list_filter = ("status",)
     search_fields = ("title",)
     date_hierarchy = "starts_at"
     inlines = [PinInline, FlashDealInline, AnnotationInline]
-    readonly_fields = ("status", "started_at", "ended_at", "media_path", "control_room")
+    readonly_fields = ("status", "started", "ended", "media_path", "control_room")
     fields = (
         "shop",
         "title",
@@ -92,8 +140,8 @@ class StreamAdmin(ShopScopedAdmin):
         "ingest_token",
         "media_path",
         "status",
-        "started_at",
-        "ended_at",
+        "started",
+        "ended",
         "control_room",
     )
     actions = ["start_now", "end_now"]
@@ -103,14 +151,29 @@ class StreamAdmin(ShopScopedAdmin):
         # Staff pick the shop; a creator's streams are always their own shop's.
         return fields if request.user.is_staff else [f for f in fields if f != "shop"]
 
+    @admin.display(description=_in_zone("Starts"), ordering="starts_at")
+    def starts(self, obj):
+        return obj.starts_at
+
+    @admin.display(description=_in_zone("Ends"), ordering="ends_at")
+    def ends(self, obj):
+        return obj.ends_at
+
+    @admin.display(description=_in_zone("Started at"))
+    def started(self, obj):
+        # A read-only field's value is shown as its str(): localise it here.
+        return formats.localize(timezone.localtime(obj.started_at)) if obj.started_at else "-"
+
+    @admin.display(description=_in_zone("Ended at"))
+    def ended(self, obj):
+        return formats.localize(timezone.localtime(obj.ended_at)) if obj.ended_at else "-"
+
     @admin.display(description="Publish to (media server path)")
     def media_path(self, obj):
         return obj.media_path if obj.pk else "(saved first)"
 
     @admin.display(description="Control room")
     def control_room(self, obj):
-        from django.utils.html import format_html
-
         return format_html('<a href="/streams/{}/control/">Open the control room</a>', obj.pk) if obj.pk else "-"
 
     def get_deleted_objects(self, objs, request):

@@ -15,6 +15,7 @@ with its own ``StreamFeed``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import deque
@@ -40,6 +41,9 @@ CLOSE_TOKEN = 4401
 CLOSE_ORIGIN = 4403
 CLOSE_NOT_FOUND = 4404
 CLOSE_FLOOD = 4029
+# A frame the viewer socket cannot take: binary, longer than STREAM_CLIENT_MESSAGE_MAX_CHARS,
+# not JSON, or JSON nested too deep to parse (docs/streams.md, close codes).
+CLOSE_BAD_FRAME = 4400
 
 
 def _origin(scope) -> str | None:
@@ -80,9 +84,14 @@ class ViewerConsumer(_StreamSocket):
         except StopConsumer:
             pass
         finally:
-            if self.broadcaster is not None:  # cancelled, or failed, before disconnect()
+            # Cancelled, or crashed, before disconnect(): the socket must still stop counting
+            # and leave its broadcaster (a crash used to leave it in the viewer count forever).
+            if self.broadcaster is not None:
                 self.broadcaster.detach_soon(self)
                 self.broadcaster = None
+            if self.counted:
+                self.counted = False
+                await asyncio.shield(sync_to_async(presence_leave)(stream_id=self.stream_id))
 
     async def connect(self):
         self.stream_id = int(self.scope["url_route"]["kwargs"]["stream_id"])
@@ -136,10 +145,14 @@ class ViewerConsumer(_StreamSocket):
         if len(self.recent) > settings.STREAM_CLIENT_MESSAGES_PER_10S:
             await self.close(code=CLOSE_FLOOD)
             return
+        if text_data is None or len(text_data) > settings.STREAM_CLIENT_MESSAGE_MAX_CHARS:
+            await self.close(code=CLOSE_BAD_FRAME)
+            return
         try:
-            message = json.loads(text_data or "")
-        except ValueError:
-            message = None
+            message = json.loads(text_data)
+        except (ValueError, RecursionError):  # 2,000 "[" raise RecursionError, not ValueError
+            await self.close(code=CLOSE_BAD_FRAME)
+            return
         if isinstance(message, dict) and message.get("type") == "ping":
             await self.send_json({"type": "pong"})
         else:

@@ -124,12 +124,17 @@ def streams_list(*, status: str | None = None, limit: int = 50):
     return list(qs.order_by(order, "pk")[:limit])
 
 
+RECENT_SALES = 30
+
+
 def stream_sales(*, stream: Stream) -> dict:
-    """For the control room: units and revenue so far, per minute."""
-    from django.db.models import Count, Sum
+    """For the control room: paid orders and revenue so far, per minute (``series``), and the
+    latest ``RECENT_SALES`` orders in the shape of the socket's ``sale`` message
+    (``recent``, newest first), so the page shows the sales made before it was opened."""
+    from django.db.models import Count, Prefetch, Sum
     from django.db.models.functions import TruncMinute
 
-    from apps.orders.models import Order
+    from apps.orders.models import Order, OrderLine
 
     paid = Order.objects.filter(stream=stream, status=Order.Status.PAID)
     series = (
@@ -139,9 +144,13 @@ def stream_sales(*, stream: Stream) -> dict:
         .order_by("minute")
     )
     totals = paid.aggregate(orders=Count("id"), revenue=Sum("total"))
+    recent = paid.order_by("-created_at", "-pk").prefetch_related(
+        Prefetch("lines", queryset=OrderLine.objects.order_by("pk").only("order_id", "sku_code", "quantity"))
+    )[:RECENT_SALES]
     return {
         "orders": totals["orders"] or 0,
         "revenue": str(totals["revenue"] or 0),
+        "currency": stream.shop.currency,
         "series": [
             {
                 "minute": row["minute"].isoformat().replace("+00:00", "Z"),
@@ -150,5 +159,15 @@ def stream_sales(*, stream: Stream) -> dict:
             }
             for row in series
             if row["minute"]
+        ],
+        "recent": [
+            {
+                "order": order.pk,
+                "total": str(order.total),
+                "currency": order.currency,
+                "lines": [{"sku": line.sku_code, "quantity": line.quantity} for line in order.lines.all()],
+                "at": order.created_at.isoformat().replace("+00:00", "Z"),
+            }
+            for order in recent
         ],
     }

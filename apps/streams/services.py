@@ -7,8 +7,14 @@ nothing any other way.
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
+import threading
+import time
 from typing import NamedTuple, NoReturn
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
 from django.db.models import Max
@@ -17,6 +23,7 @@ from django.utils import timezone
 from apps.catalog.exceptions import InsufficientStock
 from apps.catalog.models import SKU, StockLevel
 from apps.catalog.services import location_default, stock_changed_emit, stock_return, stock_take
+from creatorcommerce.process import PerProcess
 from creatorcommerce.spine.events import emit
 
 from .exceptions import DealNotOpen, InvalidStreamTransition, SkuNotInShop
@@ -268,25 +275,116 @@ def _presence_key(stream_id: int) -> str:
     return f"streams:presence:{stream_id}"
 
 
+class _LocalPresence:
+    """This process's counted viewer sockets, per stream: the truth for this process. With a
+    Redis cache it is also written to the stream's hash (field: this process's id) and kept
+    alive by a heartbeat key that expires ``STREAM_PRESENCE_TTL_SECONDS`` after the process
+    stops refreshing it (docs/streams.md, "Presence")."""
+
+    def __init__(self):
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self.counts: dict[int, int] = {}
+        self.lock = threading.Lock()
+        self.heartbeat: threading.Thread | None = None
+
+
+_local_presence = PerProcess(_LocalPresence)
+
+
+def _presence_redis():
+    """The Redis client behind the cache, or None (the in-process cache: one process, whose
+    own counts are the whole truth)."""
+    backend = getattr(cache, "_cache", None)
+    return backend.get_client(write=True) if hasattr(backend, "get_client") else None
+
+
+def _presence_hash_key(stream_id: int) -> str:
+    # Not the bare counter's old key (``_presence_key``, a string): a rolling upgrade would
+    # find a value of the wrong type there.
+    return cache.make_key(f"streams:viewers:{stream_id}")
+
+
+def _presence_alive_key(process_id: str) -> str:
+    return cache.make_key(f"streams:presence:alive:{process_id}")
+
+
+def _presence_write(local: _LocalPresence, stream_ids) -> None:
+    """Write this process's counts of ``stream_ids`` and refresh its heartbeat, in one
+    transaction (so a reader never sees a count without its heartbeat). Lock held."""
+    client = _presence_redis()
+    if client is None:
+        return
+    ttl = max(1, settings.STREAM_PRESENCE_TTL_SECONDS)
+    with client.pipeline(transaction=True) as pipe:
+        pipe.set(_presence_alive_key(local.id), 1, px=int(ttl * 1000))
+        for stream_id in stream_ids:
+            key = _presence_hash_key(stream_id)
+            count = local.counts.get(stream_id, 0)
+            if count > 0:
+                pipe.hset(key, local.id, count)
+                pipe.expire(key, ttl * 3)  # every process gone: the hash goes too
+            else:
+                pipe.hdel(key, local.id)
+        pipe.execute()
+
+
+def _presence_beat(local: _LocalPresence) -> None:
+    """Refresh the heartbeat (and rewrite the counts, healing a flushed Redis) while the
+    process lives; a killed process stops, and its viewers stop counting one TTL later."""
+    while True:
+        time.sleep(max(1, settings.STREAM_PRESENCE_TTL_SECONDS) / 3)
+        with local.lock:
+            try:
+                _presence_write(local, [sid for sid, count in local.counts.items() if count > 0])
+            except Exception:
+                log.warning("presence heartbeat failed; retrying", exc_info=True)
+
+
+def _presence_change(stream_id: int, delta: int) -> None:
+    local = _local_presence.get()
+    with local.lock:
+        count = max(local.counts.get(stream_id, 0) + delta, 0)
+        if count:
+            local.counts[stream_id] = count
+        else:
+            local.counts.pop(stream_id, None)
+        _presence_write(local, [stream_id])
+        if local.heartbeat is None and _presence_redis() is not None:
+            local.heartbeat = threading.Thread(
+                target=_presence_beat, args=(local,), name="stream-presence-heartbeat", daemon=True
+            )
+            local.heartbeat.start()
+
+
 def presence_join(*, stream_id: int) -> None:
-    """A viewer socket opened (counted in the shared cache, so across web processes)."""
-    try:
-        cache.incr(_presence_key(stream_id))
-    except ValueError:
-        cache.add(_presence_key(stream_id), 0, None)
-        cache.incr(_presence_key(stream_id))
+    """A viewer socket of this process opened. Counted per process (see ``_LocalPresence``),
+    so a process that dies without closing its sockets stops counting once its heartbeat
+    expires."""
+    _presence_change(stream_id, +1)
 
 
 def presence_leave(*, stream_id: int) -> None:
-    try:
-        if cache.decr(_presence_key(stream_id)) < 0:
-            cache.set(_presence_key(stream_id), 0, None)
-    except ValueError:
-        pass
+    """A counted viewer socket of this process closed (however: the consumer calls this on
+    every way out, crashes included). Never below zero."""
+    _presence_change(stream_id, -1)
 
 
 def presence_count(*, stream_id: int) -> int:
-    return max(int(cache.get(_presence_key(stream_id)) or 0), 0)
+    """Viewers of the stream across every live web process: the sum of the counts whose
+    process's heartbeat has not expired (the dead ones' fields are removed)."""
+    client = _presence_redis()
+    if client is None:
+        return _local_presence.get().counts.get(stream_id, 0)
+    key = _presence_hash_key(stream_id)
+    entries = client.hgetall(key)
+    if not entries:
+        return 0
+    processes = list(entries)
+    beats = client.mget([_presence_alive_key(p.decode()) for p in processes])
+    dead = [p for p, beat in zip(processes, beats, strict=True) if beat is None]
+    if dead:
+        client.hdel(key, *dead)
+    return sum(max(int(entries[p]), 0) for p, beat in zip(processes, beats, strict=True) if beat is not None)
 
 
 def presence_publish(*, stream_ids=None) -> int:

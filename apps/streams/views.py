@@ -1,13 +1,15 @@
 import json
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.db.models import Prefetch
 from django.http import Http404
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -17,21 +19,44 @@ from creatorcommerce.admin import is_staff
 from creatorcommerce.api import error_body
 
 from .exceptions import StreamNotFound
-from .media import MediaDecision, media_authorize
+from .media import MediaDecision, media_authorize, media_caller_check
 from .models import FlashDeal, Stream
 from .selectors import stream_body, stream_get, stream_sales, streams_list
 
 
+def _client_address(request) -> str:
+    """The address the hook's request came from (the media server's, unless a proxy is in
+    between): what wrong-secret guesses are counted by."""
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+_DECISION_CODES = {
+    MediaDecision.UNAUTHENTICATED: ("invalid_token", "Not allowed."),
+    MediaDecision.FORBIDDEN: ("forbidden", "Not allowed."),
+    MediaDecision.TOO_MANY: ("rate_limited", "Too many wrong credentials from this address; try again later."),
+    MediaDecision.NOT_CONFIGURED: ("media_hook_not_configured", "Set MEDIA_HOOK_SECRET (docs/streams.md)."),
+}
+
+
 class MediaAuthView(APIView):
-    """``POST /hooks/media/auth``: MediaMTX-compatible HTTP authorisation."""
+    """``POST /hooks/media/auth?secret=<MEDIA_HOOK_SECRET>``: MediaMTX-compatible HTTP
+    authorisation. Not throttled per request (every viewer's playback comes through the one
+    media server); the secret authenticates the server and guessing is limited instead
+    (apps/streams/media.py)."""
 
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    throttle_classes: list = []
 
     parser_classes: list = []  # the body is read here: a malformed one is a denial, not a 400
 
     @extend_schema(
         operation_id="media_auth",
+        parameters=[
+            OpenApiParameter(
+                "secret", str, OpenApiParameter.QUERY, description="MEDIA_HOOK_SECRET (required unless DEBUG)"
+            )
+        ],
         request={
             "application/json": {
                 "type": "object",
@@ -50,20 +75,24 @@ class MediaAuthView(APIView):
         },
         responses={
             200: OpenApiResponse(description="allowed"),
-            401: OpenApiResponse(description="no or bad token"),
+            401: OpenApiResponse(description="no or bad hook secret, or no or bad token"),
             403: OpenApiResponse(description="not allowed on this path or for this action"),
+            429: OpenApiResponse(description="too many wrong hook secrets or ingest tokens from this address"),
+            503: OpenApiResponse(description="MEDIA_HOOK_SECRET is not set (DEBUG off)"),
         },
     )
     def post(self, request):
-        try:
-            body = json.loads(request.body or b"null")
-        except ValueError:
-            body = None
-        decision = media_authorize(body)
+        decision = media_caller_check(secret=request.query_params.get("secret"), address=_client_address(request))
+        if decision == MediaDecision.ALLOW:
+            try:
+                body = json.loads(request.body or b"null")
+            except (ValueError, RecursionError):
+                body = None
+            decision = media_authorize(body)
         if decision == MediaDecision.ALLOW:
             return Response({"allowed": True})
-        code = "invalid_token" if decision == MediaDecision.UNAUTHENTICATED else "forbidden"
-        return Response(error_body(code, "Not allowed."), status=decision)
+        code, message = _DECISION_CODES[decision]
+        return Response(error_body(code, message), status=decision)
 
 
 # -- HTML pages: the storefront, the stream page and the creator's control room -------------
@@ -154,10 +183,21 @@ def control_room(request, pk: int):
         }
         for deal in FlashDeal.objects.filter(stream=stream).select_related("sku").order_by("opens_at", "pk")
     ]
+    # The creator's own zone when one is active for the request (a user preference);
+    # otherwise the page uses the browser's zone. Either way every time says its zone.
+    active_zone = timezone.get_current_timezone_name()
+    if stream.status == Stream.Status.LIVE and stream.started_at:
+        when = ("live since", stream.started_at)
+    elif stream.status == Stream.Status.ENDED and stream.ended_at:
+        when = ("ended", stream.ended_at)
+    else:
+        when = ("starts", stream.starts_at)
     return render(
         request,
         "streams/control.html",
         {
+            "time_zone": active_zone if active_zone != settings.TIME_ZONE else "",
+            "when": when,
             "stream": stream,
             "initial": stream_body(stream=stream),
             "catalog": catalog,

@@ -11,6 +11,16 @@ const streamId = Number(root.dataset.streamId);
 const shopCurrency = root.dataset.currency || "USD";
 const read = (id) => JSON.parse(document.getElementById(id).textContent);
 
+// Times are shown in the creator's zone: the one the server has active for them (a user
+// preference), else the browser's; every time on the page says which zone it is in.
+const timeZone = root.dataset.timeZone || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+const clockFormat = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", timeZone });
+const dateTimeFormat = new Intl.DateTimeFormat([], {
+  weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", timeZone, timeZoneName: "short",
+});
+const clock = (when) => clockFormat.format(when);
+const dateTime = (when) => dateTimeFormat.format(when);
+
 const els = {
   banner: document.getElementById("conn-banner"),
   statusPill: document.getElementById("status-pill"),
@@ -26,6 +36,8 @@ const els = {
   pinSelect: document.getElementById("pin-sku"),
   deals: document.getElementById("deals"),
   status: document.getElementById("control-status"),
+  startsAt: document.getElementById("starts-at"),
+  chartCaption: document.getElementById("chart-caption"),
 };
 
 const state = {
@@ -45,6 +57,7 @@ function setSales(sales) {
     perMinute.set(Date.parse(row.minute), { orders: row.orders, revenue: Number(row.revenue) });
   }
   state.sales = { orders: sales.orders, revenue: Number(sales.revenue), perMinute };
+  renderFeed(sales.recent || []);
 }
 setSales(read("control-sales"));
 
@@ -154,11 +167,15 @@ function renderDeals() {
       h("div", {},
         h("strong", {}, title), " ",
         h("span", { class: `status-pill`, dataset: { status: deal.status === "open" ? "live" : deal.status } }, deal.status),
-        h("p", { class: "muted small" },
+        h("p", { class: "muted small deal__terms" },
           `${money(deal.price, shopCurrency)} · ${deal.quantity} units${deal.per_buyer_limit ? ` · max ${deal.per_buyer_limit} per buyer` : ""}`,
-          remaining !== null ? ` · ${remaining} left` : "",
+          deal.status === "open" && remaining !== null ? ` · ${remaining} of ${deal.quantity} left` : "",
           deal.status === "open" ? h("span", {}, " · ", h("span", { class: "deal-timer", dataset: { endsAt: deal.closes_at } }, timerText(deal.closes_at))) : "",
         ),
+        deal.status === "scheduled"
+          ? h("p", { class: "muted small deal__when" },
+              `Opens ${dateTime(new Date(deal.opens_at))}; its ${deal.quantity} units are set aside then.`)
+          : "",
       ),
       h("div", { class: "deal__actions" }, actions),
     );
@@ -167,7 +184,16 @@ function renderDeals() {
   els.deals.replaceChildren(...items);
 }
 
-function addSale(sale, { count = true } = {}) {
+/** The latest sales, newest first (the server's ``recent``), replacing the list. */
+function renderFeed(recent) {
+  els.feed.replaceChildren();
+  for (const sale of [...recent].reverse()) addSale(sale, { count: false, render: false });
+  if (!els.feed.children.length && !state.sales?.orders) {
+    els.feed.append(h("li", { class: "muted empty" }, "No sales yet."));
+  }
+}
+
+function addSale(sale, { count = true, render = true } = {}) {
   const when = sale.at ? new Date(sale.at) : new Date();
   const total = Number(sale.total);
   if (count) {
@@ -188,10 +214,11 @@ function addSale(sale, { count = true } = {}) {
     h("li", { class: "sale enter" },
       h("span", { class: "sale__items" }, items.join(", ") || `Order #${sale.order}`),
       h("span", { class: "sale__total" }, money(total, sale.currency || shopCurrency)),
-      h("time", { class: "muted small", datetime: when.toISOString() }, when.toLocaleTimeString()),
+      h("time", { class: "muted small", datetime: when.toISOString(), title: dateTime(when) }, clock(when)),
     ),
   );
   while (els.feed.children.length > FEED_MAX) els.feed.lastElementChild.remove();
+  if (!render) return;
   renderTotals();
   renderChart();
 }
@@ -205,7 +232,7 @@ function renderChart() {
   // Drawn at the box's real width, so the text stays legible on a phone.
   const W = Math.max(280, Math.round(els.chart.clientWidth || 600));
   const H = W < 500 ? 170 : 210;
-  const left = 40, bottom = 24, top = 12;
+  const left = 58, bottom = 38, top = 22;
   const max = Math.max(1, ...buckets.map((b) => b.revenue));
   const step = niceStep(max);
   const yMax = Math.ceil(max / step) * step;
@@ -215,7 +242,7 @@ function renderChart() {
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("role", "img");
   const recent = buckets.reduce((s, b) => s + b.orders, 0);
-  svg.setAttribute("aria-label", `Sales per minute, last ${CHART_MINUTES} minutes: ${recent} orders, peak ${money(max === 1 && !recent ? 0 : max, shopCurrency)} a minute.`);
+  svg.setAttribute("aria-label", `Revenue per minute in ${shopCurrency}, last ${CHART_MINUTES} minutes (${timeZone}): ${recent} orders, peak ${money(max === 1 && !recent ? 0 : max, shopCurrency)} a minute.`);
   const add = (tag, attrs, text) => {
     const node = document.createElementNS(SVG, tag);
     for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
@@ -226,20 +253,23 @@ function renderChart() {
   for (let v = 0; v <= yMax; v += step) {
     const y = top + plotH - (v / yMax) * plotH;
     add("line", { x1: left, x2: W - 8, y1: y, y2: y, class: "grid" });
-    add("text", { x: left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, compact(v));
+    add("text", { x: left - 6, y: y + 4, class: "axis", "text-anchor": "end" }, compactMoney(v, step));
   }
+  // Axis titles: what the bars measure, and in what.
+  add("text", { x: 0, y: 12, class: "axis axis-title", "text-anchor": "start" }, `${shopCurrency} per minute`);
+  add("text", { x: W - 8, y: H - 2, class: "axis axis-title", "text-anchor": "end" }, `time (${timeZone})`);
   buckets.forEach((b, i) => {
     const bh = (b.revenue / yMax) * plotH;
     if (b.revenue > 0) {
       const bar = add("rect", { x: left + i * bw + 1.5, y: top + plotH - bh, width: Math.max(1, bw - 3), height: bh, rx: 2, class: i === buckets.length - 1 ? "bar now" : "bar" });
       const title = document.createElementNS(SVG, "title");
-      title.textContent = `${new Date(b.t).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}: ${b.orders} orders, ${money(b.revenue, shopCurrency)}`;
+      title.textContent = `${clock(new Date(b.t))}: ${b.orders} ${b.orders === 1 ? "order" : "orders"}, ${money(b.revenue, shopCurrency)}`;
       bar.append(title);
     }
     const every = W < 500 ? 10 : 5;
     if ((i % every === 0 && buckets.length - 1 - i >= every / 2) || i === buckets.length - 1) {
-      const label = i === buckets.length - 1 ? "now" : `-${buckets.length - 1 - i}m`;
-      add("text", { x: left + i * bw + bw / 2, y: H - 6, class: "axis", "text-anchor": "middle" }, label);
+      const label = i === buckets.length - 1 ? "now" : clock(new Date(b.t));
+      add("text", { x: left + i * bw + bw / 2, y: H - 20, class: "axis", "text-anchor": "middle" }, label);
     }
   });
   els.chart.replaceChildren(svg);
@@ -256,8 +286,23 @@ function niceStep(max) {
   return [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
 }
 
-function compact(v) {
-  return v >= 1000 ? `${(v / 1000).toFixed(v % 1000 ? 1 : 0)}k` : String(Math.round(v * 100) / 100);
+/** An axis value in the shop's currency, short: "$0", "$50", "$1.5K". */
+const compactFormats = new Map();
+function compactMoney(v, step) {
+  const key = step < 1 ? "cents" : "whole";
+  let format = compactFormats.get(key);
+  if (!format) {
+    try {
+      format = new Intl.NumberFormat([], {
+        style: "currency", currency: shopCurrency, notation: "compact",
+        maximumFractionDigits: step < 1 ? 2 : 1,
+      });
+    } catch (error) {
+      format = { format: (n) => `${n} ${shopCurrency}` };
+    }
+    compactFormats.set(key, format);
+  }
+  return format.format(v);
 }
 
 // -- socket -------------------------------------------------------------------------------------
@@ -408,6 +453,19 @@ async function dealAction(deal, action) {
 
 // -- go -----------------------------------------------------------------------------------------------
 
+function renderTimes() {
+  const time = els.startsAt?.querySelector("time");
+  if (time) {
+    time.textContent = dateTime(new Date(time.getAttribute("datetime")));
+    els.startsAt.querySelector(".zone-name")?.remove(); // the formatted time names its zone
+  }
+  if (els.chartCaption) {
+    els.chartCaption.textContent =
+      `Revenue of paid orders per minute in ${shopCurrency}, last ${CHART_MINUTES} minutes; times in ${timeZone}.`;
+  }
+}
+
+renderTimes();
 renderStatus();
 renderTotals();
 renderPins();

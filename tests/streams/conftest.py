@@ -32,6 +32,12 @@ def _empty_local_cache():
     cache = caches["default"]
     if type(cache).__name__ == "LocMemCache":
         cache.clear()
+        # Without Redis this process's own counts are the whole presence count.
+        from apps.streams.services import _local_presence
+
+        local = _local_presence.current()
+        if local is not None:
+            local.counts.clear()
     yield
 
 

@@ -149,6 +149,45 @@ def test_signed_in_viewer_token_is_bound_to_the_user(live_stream, scheduled_stre
             viewer_token_check(token=token, stream_id=stream_id, user_id=user_id, session_key=None)
 
 
+def _readable(token: str) -> str:
+    """Whatever text anyone can recover from a token without a key: each part base64-decoded,
+    and inflated when it is zlib data (what django.core.signing's ``compress`` makes)."""
+    import base64
+    import contextlib
+    import zlib
+
+    out = [token]
+    for part in token.replace(":", ".").split("."):
+        try:
+            raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        except ValueError:
+            continue
+        out.append(raw.decode("latin-1"))
+        with contextlib.suppress(zlib.error):
+            out.append(zlib.decompress(raw).decode("latin-1"))
+    return "\n".join(out)
+
+
+def test_a_viewer_token_is_opaque_but_still_bound(client, live_stream, viewer):
+    """Tokens reach access logs (the socket's URL, the media server's ?token=): nothing of the
+    viewer can be read from one, and it still opens only this stream for this viewer."""
+    origin = "https://shop.example"
+    anon = client.post(url(live_stream, "viewer-token"), HTTP_ORIGIN=origin).json()["token"]
+    key = client.session.session_key
+    text = _readable(anon)
+    assert key not in text and origin not in text and "shop.example" not in text
+    claims = viewer_token_check(token=anon, stream_id=live_stream.pk, user_id=None, session_key=key)
+    assert claims.origin == origin
+
+    client.force_login(viewer)
+    signed_in = client.post(url(live_stream, "viewer-token"), HTTP_ORIGIN=origin).json()["token"]
+    text = _readable(signed_in)
+    assert f'"u":{viewer.pk}' not in text and f'"u": {viewer.pk}' not in text and origin not in text
+    assert viewer_token_check(token=signed_in, stream_id=live_stream.pk, user_id=viewer.pk, session_key=None)
+    with pytest.raises(InvalidViewerToken):
+        viewer_token_check(token=signed_in, stream_id=live_stream.pk, user_id=viewer.pk + 1, session_key=None)
+
+
 def test_tampered_or_expired_viewer_token_is_refused(client, live_stream, settings):
     token = client.post(url(live_stream, "viewer-token")).json()["token"]
     key = client.session.session_key

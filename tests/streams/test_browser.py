@@ -71,6 +71,15 @@ if target is None:
     pin_add(stream=stream, sku=target)
 pins = {p["sku"]: p for p in stream_pins(stream=stream)}
 
+# Another pinned SKU, without an open deal, for the control-room test to buy and to hold a
+# deal scheduled for later in the stream (not yet open: nothing set aside).
+extra = next(SKU.objects.get(shop=shop, code=code) for code, p in pins.items() if code != target.code and not p["deal"])
+later = timezone.now().replace(second=0, microsecond=0) + timedelta(hours=2)
+scheduled = FlashDeal.objects.filter(stream=stream, sku=extra, status="scheduled").first() or FlashDeal.objects.create(
+    stream=stream, sku=extra, price="1.00", quantity=3, per_buyer_limit=1,
+    opens_at=later, closes_at=later + timedelta(minutes=30),
+)
+
 
 def viewer(email, name):
     user = User.objects.filter(email=email).first() or User.objects.create_user(
@@ -98,6 +107,10 @@ print("SETUP=" + json.dumps({
     "creator": DEMO_USERS["creator"][0],
     "second": second.email,
     "first_timer": "first-timer@demo.local",
+    "extra": extra.code,
+    "extra_title": extra.display_title,
+    "scheduled_opens_at": scheduled.opens_at.isoformat(),
+    "scheduled_quantity": scheduled.quantity,
 }))
 """
 
@@ -302,4 +315,84 @@ def test_control_room_controls_reach_viewers(server, browser):
         assert errors == []
     finally:
         viewer_ctx.close()
+        creator_ctx.close()
+
+
+def _no_sideways_scroll(page) -> None:
+    widths = page.evaluate(
+        "({scroll: document.scrollingElement.scrollWidth, client: document.scrollingElement.clientWidth})"
+    )
+    assert widths["scroll"] <= widths["client"], f"the page scrolls sideways: {widths}"
+
+
+def test_control_room_lists_earlier_sales_labels_units_and_times_in_the_creators_zone(server, browser):
+    """Defect 6: after a sale the control room said "No sales yet" next to Orders 1; the
+    chart had no units; a scheduled deal showed nothing of when it opens (the admin said
+    "Remaining 0"); the stream's admin page scrolled sideways; times were UTC only."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    stream_path = f"/streams/{server['stream']}/"
+    zone = "America/New_York"
+    opens = datetime.fromisoformat(server["scheduled_opens_at"]).astimezone(ZoneInfo(zone))
+    buyer_ctx = browser.new_context(viewport=DESKTOP)
+    creator_ctx = browser.new_context(viewport=DESKTOP, timezone_id=zone, locale="en-GB")
+    errors: list[str] = []
+    try:
+        # A sale before the creator opens the control room.
+        buyer = _login(buyer_ctx, server, server["buyer"], stream_path, errors)
+        status = buyer.evaluate(
+            """async ([sku, stream]) => {
+                const csrf = document.cookie.split("; ").find((c) => c.startsWith("csrftoken=")).split("=")[1];
+                const r = await fetch("/api/v1/orders/", {
+                    method: "POST", credentials: "same-origin",
+                    headers: {"Content-Type": "application/json", "X-CSRFToken": csrf,
+                              "Idempotency-Key": `control-room-${Date.now()}`},
+                    body: JSON.stringify({sku, quantity: 1, stream}),
+                });
+                return r.status;
+            }""",
+            [server["extra"], server["stream"]],
+        )
+        assert status == 201
+
+        control = _login(creator_ctx, server, server["creator"], f"{stream_path}control/", errors)
+        orders = int(control.locator("#kpi-orders").inner_text())
+        assert orders >= 1
+        feed = control.locator("#sales-feed")
+        expect(feed.locator("li.sale").first).to_contain_text(f"1 {TIMES} {server['extra_title']}")
+        expect(feed).not_to_contain_text("No sales yet")
+
+        # The chart says what it measures, in what currency, and in which zone its times are.
+        expect(control.locator("#chart svg")).to_contain_text("USD per minute")
+        expect(control.locator("#chart svg")).to_contain_text(f"time ({zone})")
+        expect(control.locator("#chart-caption")).to_contain_text(f"in USD, last 30 minutes; times in {zone}")
+
+        # The scheduled deal says when it opens, in the creator's zone, and what it will hold.
+        scheduled = control.locator("#deals li.deal--scheduled")
+        expect(scheduled).to_contain_text(f"Opens {opens:%a} {opens.day} {opens:%b}, {opens:%H:%M}")
+        expect(scheduled).to_contain_text(f"its {server['scheduled_quantity']} units are set aside then")
+        expect(control.locator("#starts-at")).to_contain_text(re.compile(r"(EST|EDT|GMT-[45])"))
+        _no_sideways_scroll(control)
+        control.screenshot(
+            path=str(ARTIFACTS / "control-room-sales-and-deals.png"), full_page=True, animations="disabled"
+        )
+        assert errors == []
+
+        # The stream's admin page: no sideways scroll at 1280 px; the deal's units and times
+        # are labelled with the zone they are shown in.
+        admin = control.context.new_page()
+        admin.goto(f"{server['base']}/admin/streams/stream/{server['stream']}/change/")
+        expect(admin.locator("#content h1")).to_be_visible()
+        deals = admin.locator("#deals-group")
+        expect(deals).to_contain_text(f"Scheduled: {server['scheduled_quantity']} units set aside when it opens")
+        expect(deals).not_to_contain_text("Remaining")
+        expect(admin.locator(".field-started")).to_contain_text("Started at (")
+        _no_sideways_scroll(admin)
+        admin.screenshot(path=str(ARTIFACTS / "admin-stream-change.png"), full_page=True, animations="disabled")
+    finally:
+        buyer_ctx.close()
         creator_ctx.close()

@@ -20,7 +20,17 @@ from apps.streams.services import deal_open, pin_add, presence_count, presence_p
 from creatorcommerce.asgi import application
 from tests.factories import CreatorFactory, StaffFactory, make_buyer, make_sku
 from tests.helpers import WAIT
-from tests.streams.sockets import ORIGIN, close_code, collect, new_session, open_socket, receive_until, token_for
+from tests.streams.sockets import (
+    ORIGIN,
+    close_code,
+    collect,
+    new_session,
+    open_socket,
+    open_viewer,
+    receive_until,
+    token_for,
+    until,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.django_db(transaction=True)]
 
@@ -159,6 +169,61 @@ async def test_presence_counts_viewers(layer, stream_setup, session_key, close_d
     await sync_to_async(presence_publish)(stream_ids=[stream.pk])
     assert await a.receive_json_from(timeout=WAIT) == {"type": "presence", "viewers": 1}
     await a.disconnect()
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        pytest.param({"text": "[" * 2000}, id="too-deep"),  # json raises RecursionError
+        pytest.param({"text": "{not json"}, id="not-json"),
+        pytest.param({"text": '{"type": "ping", "pad": "' + "x" * 5000 + '"}'}, id="too-large"),
+        pytest.param({"bytes": b"\x00\x01binary"}, id="binary"),
+    ],
+)
+async def test_a_frame_the_socket_cannot_parse_closes_it_with_4400_and_it_stops_counting(
+    layer, stream_setup, session_key, frame, close_db_after
+):
+    stream = stream_setup["stream"]
+    watcher, _ = await open_viewer(stream)
+    comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
+    await comm.receive_json_from(timeout=WAIT)
+    assert await sync_to_async(presence_count)(stream_id=stream.pk) == 2
+    await comm.send_input({"type": "websocket.receive", **frame})
+    assert await close_code(comm) == 4400
+    await comm.disconnect()
+    await _until_viewers(stream, 1)
+    # The other viewer's socket is untouched.
+    await watcher.send_json_to({"type": "ping"})
+    assert await watcher.receive_json_from(timeout=WAIT) == {"type": "pong"}
+    await watcher.disconnect()
+    await _until_viewers(stream, 0)
+
+
+async def test_a_viewer_socket_that_crashes_stops_counting(
+    layer, stream_setup, session_key, monkeypatch, close_db_after
+):
+    from apps.streams.consumers import ViewerConsumer
+
+    stream = stream_setup["stream"]
+    comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
+    await comm.receive_json_from(timeout=WAIT)
+    assert await sync_to_async(presence_count)(stream_id=stream.pk) == 1
+
+    async def crash(self, text_data=None, bytes_data=None):
+        raise RuntimeError("a bug in the consumer")
+
+    monkeypatch.setattr(ViewerConsumer, "receive", crash)
+    await comm.send_json_to({"type": "ping"})
+    with pytest.raises(RuntimeError):
+        await comm.receive_output(timeout=WAIT)
+    await _until_viewers(stream, 0)
+
+
+async def _until_viewers(stream, expected: int) -> None:
+    async def counted():
+        return await sync_to_async(presence_count)(stream_id=stream.pk) == expected
+
+    await until(counted, what=f"{expected} viewers counted")
 
 
 async def test_pinning_sends_pins_and_follows_the_new_skus_stock(layer, stream_setup, session_key, close_db_after):

@@ -5,6 +5,7 @@ else is a 401 or 403 - never a 200, never a 500."""
 from __future__ import annotations
 
 import json
+import secrets
 
 import pytest
 
@@ -14,7 +15,18 @@ from apps.streams.tokens import viewer_token_issue
 pytestmark = pytest.mark.django_db
 
 HOOK = "/hooks/media/auth"
+HOOK_SECRET = "test-media-hook-secret"
 DENIED = (401, 403)
+
+
+@pytest.fixture(autouse=True)
+def _hook_secret(settings):
+    settings.MEDIA_HOOK_SECRET = HOOK_SECRET
+
+
+def client_address() -> str:
+    """A fresh client address: failure counts live in the (maybe shared Redis) cache."""
+    return f"2001:db8::{secrets.token_hex(2)}:{secrets.token_hex(2)}"
 
 
 def hook_body(**fields) -> dict:
@@ -22,7 +34,7 @@ def hook_body(**fields) -> dict:
         "user": "",
         "password": "",
         "token": "",
-        "ip": "203.0.113.5",
+        "ip": client_address(),
         "action": "publish",
         "path": "",
         "protocol": "rtmp",
@@ -33,9 +45,10 @@ def hook_body(**fields) -> dict:
     return body
 
 
-def ask(client, body=None, raw=None, content_type="application/json"):
+def ask(client, body=None, raw=None, content_type="application/json", secret=HOOK_SECRET, **extra):
     data = raw if raw is not None else json.dumps(body)
-    response = client.post(HOOK, data, content_type=content_type)
+    url = HOOK if secret is None else f"{HOOK}?secret={secret}"
+    response = client.post(url, data, content_type=content_type, **{"REMOTE_ADDR": client_address(), **extra})
     assert response.status_code != 500
     return response
 
@@ -92,7 +105,24 @@ def test_read_with_a_token_from_the_api(client, media_stream):
 
 @pytest.mark.parametrize(
     "path",
-    ["live/abc", "other/{id}", "live", "live/", "", "live/{id}/extra", "live/-{id}", "live/{id}x", "../live/{id}"],
+    [
+        "live/abc",
+        "other/{id}",
+        "live",
+        "live/",
+        "",
+        "live/{id}/extra",
+        "live/-{id}",
+        "live/{id}x",
+        "../live/{id}",
+        # One canonical form only (docs/streams.md): these all named stream {id} before.
+        "live/0{id}",
+        "/live/{id}/",
+        "/live/{id}",
+        "live/{id}/",
+        "live/{id}\n",
+        "live/{id} ",
+    ],
 )
 def test_wrong_paths_are_denied(client, media_stream, path):
     path = path.format(id=media_stream.pk)
@@ -220,3 +250,67 @@ def test_denials_are_json_with_a_code(client, media_stream):
     response = ask(client, hook_body(action="api", path=f"live/{media_stream.pk}", token="wrong"))
     assert response.status_code == 403
     assert response.json()["code"] == "forbidden"
+
+
+# -- the media server authenticates itself; guessing is limited, not playback -----------------
+
+
+def test_many_viewers_reading_through_one_media_server_are_not_throttled(client, media_stream, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "5/min"},
+    }
+    body = hook_body(action="read", path=f"live/{media_stream.pk}", token=viewer_token(media_stream))
+    statuses = [ask(client, body, REMOTE_ADDR="10.9.8.7").status_code for _ in range(30)]
+    assert statuses == [200] * 30
+
+
+@pytest.mark.parametrize("secret", [None, "", "wrong", HOOK_SECRET + "x"])
+def test_a_caller_without_the_hook_secret_is_refused(client, media_stream, secret):
+    body = hook_body(action="publish", path=f"live/{media_stream.pk}", token=media_stream.ingest_token)
+    response = ask(client, body, secret=secret)
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_token"
+    assert ask(client, body).status_code == 200
+
+
+def test_without_a_configured_secret_production_refuses_and_debug_allows(client, media_stream, settings):
+    settings.MEDIA_HOOK_SECRET = ""
+    body = hook_body(action="publish", path=f"live/{media_stream.pk}", token=media_stream.ingest_token)
+    settings.DEBUG = False
+    response = ask(client, body, secret=None)
+    assert response.status_code == 503
+    assert response.json()["code"] == "media_hook_not_configured"
+    settings.DEBUG = True
+    assert ask(client, body, secret=None).status_code == 200
+
+
+def test_wrong_ingest_tokens_are_limited_per_publishing_address(client, media_stream, settings):
+    settings.MEDIA_HOOK_FAILURES_PER_10MIN = 3
+    guesser, creator = client_address(), client_address()
+    path = f"live/{media_stream.pk}"
+    for _ in range(3):
+        assert ask(client, hook_body(action="publish", path=path, token="guess", ip=guesser)).status_code == 401
+    right = hook_body(action="publish", path=path, token=media_stream.ingest_token, ip=guesser)
+    response = ask(client, right)
+    assert response.status_code == 429
+    assert response.json()["code"] == "rate_limited"
+    # The creator's encoder elsewhere, and viewers, are not locked out by the guesser.
+    assert ask(client, {**right, "ip": creator}).status_code == 200
+    read = hook_body(action="read", path=path, token=viewer_token(media_stream), ip=guesser)
+    assert ask(client, read).status_code == 200
+
+
+def test_wrong_hook_secrets_are_limited_per_calling_address(client, media_stream, settings):
+    settings.MEDIA_HOOK_FAILURES_PER_10MIN = 3
+    caller = client_address()
+    body = hook_body(action="publish", path=f"live/{media_stream.pk}", token=media_stream.ingest_token)
+    for _ in range(3):
+        assert ask(client, body, secret="guess", REMOTE_ADDR=caller).status_code == 401
+    assert ask(client, body, REMOTE_ADDR=caller).status_code == 429
+    assert ask(client, body).status_code == 200  # the media server, from its own address
+
+
+def test_deeply_nested_json_is_a_denial_not_a_crash(client, media_stream):
+    assert ask(client, raw="[" * 2000).status_code in DENIED
+    assert ask(client, raw='{"a":' * 1000 + "1" + "}" * 1000).status_code in DENIED

@@ -96,3 +96,37 @@ def test_control_room_sends_anonymous_to_login(client, live_stream):
     assert response.status_code == 302
     assert response["Location"].startswith("/accounts/login/?next=")
     assert f"/streams/{live_stream.pk}/control/" in response["Location"]
+
+
+def test_control_room_lists_the_sales_made_before_it_opened(
+    client, live_stream, creator, buyer, plain_sku, django_capture_on_commit_callbacks
+):
+    """It said "No sales yet" next to Orders 1: the page only listed sales that arrived
+    over its socket."""
+    from apps.orders.models import Order
+    from tests.streams.test_deals import stream_buy
+
+    with django_capture_on_commit_callbacks(execute=True):
+        stream_buy(buyer, plain_sku.code, live_stream.pk, quantity=2)
+    order = Order.objects.get(stream=live_stream)
+    assert order.status == Order.Status.PAID
+    client.force_login(creator)
+    html = client.get(f"/streams/{live_stream.pk}/control/").content.decode()
+    assert "No sales yet" not in html
+    sales = json.loads(html.split('id="control-sales" type="application/json">')[1].split("</script>")[0])
+    assert sales["orders"] == 1 and sales["currency"] == creator.shop.currency
+    assert sales["recent"] == [
+        {
+            "order": order.pk,
+            "total": "10.00",
+            "currency": order.currency,
+            "lines": [{"sku": plain_sku.code, "quantity": 2}],
+            "at": order.created_at.isoformat().replace("+00:00", "Z"),
+        }
+    ]
+
+
+def test_control_room_without_sales_says_so(client, live_stream, creator):
+    client.force_login(creator)
+    html = client.get(f"/streams/{live_stream.pk}/control/").content.decode()
+    assert "No sales yet" in html

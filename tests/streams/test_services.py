@@ -343,3 +343,64 @@ def test_moving_an_open_deals_end_emits_deal_changed(live_stream, open_deal):
     deal_close_at_set(deal=open_deal, closes_at=later)
     (event,) = events_since(mark, "deal.changed")
     assert event.payload["deal"]["ends_at"] == later.isoformat().replace("+00:00", "Z")
+
+
+_VIEWER_PROCESS = """
+import sys, django
+django.setup()
+from apps.streams.services import presence_join
+presence_join(stream_id=int(sys.argv[1]))
+presence_join(stream_id=int(sys.argv[1]))
+print("joined", flush=True)
+sys.stdin.read()  # hold the sockets until killed
+"""
+
+
+@pytest.mark.redis
+def test_viewers_of_a_killed_process_stop_counting(live_stream, redis_url, settings):
+    """A web process that dies without closing its sockets (SIGKILL: nothing runs) stops
+    counting once its heartbeat expires; a live process's viewers keep counting meanwhile."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from tests.helpers import WAIT
+
+    sid = live_stream.pk
+    presence_join(stream_id=sid)  # this process's viewer, alive throughout
+    env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "DJANGO_SETTINGS_MODULE": "creatorcommerce.settings",
+        "STREAM_PRESENCE_TTL_SECONDS": "1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _VIEWER_PROCESS, str(sid)],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert proc.stdout.readline().strip() == b"joined"
+        assert presence_count(stream_id=sid) == 3
+        # Alive: its heartbeat (every third of its 1 s TTL) keeps it counted past the TTL.
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            assert presence_count(stream_id=sid) == 3
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=WAIT)
+        deadline = time.monotonic() + WAIT
+        while presence_count(stream_id=sid) != 1:
+            assert time.monotonic() < deadline, "the killed process's viewers are still counted"
+            time.sleep(0.05)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        presence_leave(stream_id=sid)
+    assert presence_count(stream_id=sid) == 0
