@@ -41,6 +41,16 @@ class LineSerializer(serializers.Serializer):
     unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
+class ShippingAddressSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    line1 = serializers.CharField()
+    line2 = serializers.CharField(allow_blank=True)
+    city = serializers.CharField()
+    region = serializers.CharField(allow_blank=True)
+    postal_code = serializers.CharField()
+    country = serializers.CharField(help_text="ISO 3166-1 alpha-2")
+
+
 class OrderSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["reserved", "paid", "declined", "expired", "refunded"])
@@ -49,6 +59,11 @@ class OrderSerializer(serializers.Serializer):
     currency = serializers.CharField()
     receipt = serializers.CharField(allow_null=True, help_text="JWS compact (EdDSA), see /.well-known/jwks.json")
     created_at = serializers.DateTimeField()
+    shipping_address = ShippingAddressSerializer(
+        allow_null=True,
+        help_text="A copy of the buyer's address as it was at the buy; later changes to the address do not "
+        "touch it. null for orders placed before orders kept a copy.",
+    )
 
 
 class PaymentMethodInSerializer(serializers.Serializer):

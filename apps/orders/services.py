@@ -41,7 +41,7 @@ from apps.catalog.services import (
     stock_take_statement,
 )
 from apps.streams.exceptions import StreamNotFound
-from apps.streams.models import FlashDeal, Stream
+from apps.streams.models import FlashDeal
 from apps.streams.services import (
     DealCount,
     deal_changed_event,
@@ -99,15 +99,20 @@ def order_place(
 ) -> BuyOutcome:
     """One-tap buy of ``quantity`` units of ``sku_code`` by ``buyer``.
 
-    With ``stream_id``, the SKU is looked up in the stream's shop, and if a flash deal is
-    open on it in that stream, the deal's price, stock and per-buyer limit apply.
+    With ``shop_slug`` or ``stream_id``, the SKU is looked up in that shop (the stream's),
+    so another shop using the same code changes nothing (docs/buying.md, "Naming the
+    shop"); with neither, a code several shops use answers ``ambiguous_sku``. If a flash
+    deal is open on the SKU in that stream, the deal's price, stock and per-buyer limit
+    apply. The order keeps a copy of the buyer's address as it is now.
 
     Precondition: no transaction open (this function commits twice, and authorises the
     payment between the two). Never raises for business outcomes: sold out, over the limit,
     declined, an earlier answer under the same key... all come back as a BuyOutcome, and
     those that did not create an order are stored so that a retry gets the same answer.
     """
-    context = buy_context(buyer_id=buyer.pk, key=idempotency_key, sku_code=sku_code, shop_slug=shop_slug)
+    context = buy_context(
+        buyer_id=buyer.pk, key=idempotency_key, sku_code=sku_code, shop_slug=shop_slug, stream_id=stream_id
+    )
     replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
     if replay is not None:
         return replay
@@ -122,6 +127,7 @@ def order_place(
             key=idempotency_key,
             fingerprint=fingerprint,
             payment_method_id=context["payment_method_id"],
+            address=context["address"],
         )
     except CheckoutIncomplete as exc:
         # Not remembered: the buyer saves a card and an address and retries with the same
@@ -132,7 +138,9 @@ def order_place(
     except IntegrityError:
         # The same key committed a moment ago by a parallel request (the unique index made
         # us wait for it): answer as a retry would.
-        context = buy_context(buyer_id=buyer.pk, key=idempotency_key, sku_code=sku_code, shop_slug=shop_slug)
+        context = buy_context(
+            buyer_id=buyer.pk, key=idempotency_key, sku_code=sku_code, shop_slug=shop_slug, stream_id=stream_id
+        )
         replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
         if replay is None:
             raise
@@ -195,12 +203,9 @@ class _Purchase:
 def _purchase(*, context: dict, quantity: int, stream_id: int | None) -> _Purchase:
     """What exactly is being bought: which SKU, at which price, out of which stock, under
     which per-buyer limit (the deal's if it has one, else the SKU's)."""
-    skus = context["skus"]
-    if stream_id is not None:
-        stream = Stream.objects.filter(pk=stream_id).values("shop_id").first()
-        if stream is None:
-            raise StreamNotFound()
-        skus = [s for s in skus if s["shop_id"] == stream["shop_id"]]
+    skus = context["skus"]  # already narrowed to the stream's shop by buy_context
+    if stream_id is not None and context["stream_shop_id"] is None:
+        raise StreamNotFound()
     if not skus:
         raise SkuNotFound()
     if len(skus) > 1:
@@ -228,9 +233,12 @@ def _purchase(*, context: dict, quantity: int, stream_id: int | None) -> _Purcha
 MAX_ORDER_TOTAL = Decimal("9999999999.99")  # Order.total is numeric(12, 2)
 
 
-def _reserve(*, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_method_id: int):
+def _reserve(
+    *, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_method_id: int, address: dict | None = None
+):
     """Take the units (stock or deal), count them against the buyer's limit, and insert the
-    order and its line: all or nothing. Raises InsufficientStock, DealNotOpen,
+    order (with its copy of ``address``, the buyer's as ``buy_context`` read it) and its
+    line: all or nothing. Raises InsufficientStock, DealNotOpen,
     BuyerLimitExceeded or IntegrityError (the key taken meanwhile) with nothing written."""
     sku, quantity = purchase.sku, purchase.quantity
     if purchase.unit_price * quantity > MAX_ORDER_TOTAL:
@@ -246,6 +254,9 @@ def _reserve(*, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_
         idempotency_key=key,
         request_fingerprint=fingerprint,
         payment_method_id=payment_method_id,
+        # The copy travels in the order's own INSERT (inside the one reserve statement on
+        # PostgreSQL): no extra round trip.
+        **{f"shipping_{name}": value or "" for name, value in (address or {}).items()},
     )
     line = OrderLine(
         order=order,
