@@ -93,6 +93,9 @@ class Order(models.Model):
     shipping_region = models.CharField(max_length=100, blank=True, default="")
     shipping_postal_code = models.CharField(max_length=20, blank=True, default="")
     shipping_country = models.CharField(max_length=2, blank=True, default="", help_text="ISO 3166-1 alpha-2")
+    # Set by order_refund: the gateway's refund (or void) id, and when.
+    refund_reference = models.CharField(max_length=128, blank=True, default="")
+    refunded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at",)

@@ -51,6 +51,7 @@ from apps.streams.services import (
     deal_take_statement,
     stream_groups,
 )
+from creatorcommerce.audit.services import audit_record
 from creatorcommerce.errors import DomainError
 from creatorcommerce.signing.services import receipt_sign
 from creatorcommerce.spine.events import emit, emit_many_when
@@ -61,6 +62,11 @@ from .exceptions import (
     CheckoutIncomplete,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
+    OrderAlreadyRefunded,
+    OrderNotPaid,
+    RefundFailed,
+    RefundNotAllowed,
+    RefundReasonRequired,
     ReservationExpired,
 )
 from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
@@ -478,6 +484,99 @@ def order_capture(*, order_id: int) -> bool:
             payment_status=Order.PaymentStatus.CAPTURED, capture_reference=capture
         )
     )
+
+
+def order_can_refund(*, order: Order, actor) -> bool:
+    """Staff may refund any order, a creator their own shop's."""
+    if not getattr(actor, "is_active", False):
+        return False
+    return bool(actor.is_staff or (actor.is_creator and order.shop.owner_id == actor.pk))
+
+
+def order_refund(*, order: Order, actor, restock: bool, reason: str) -> Order:
+    """Refund a paid order on behalf of ``actor`` (staff, or the creator of its shop).
+
+    The gateway refunds the capture (or voids an authorisation not captured yet), outside
+    any transaction; then, in one transaction, the order becomes ``refunded``, with
+    ``restock`` its units go back to the stock they came from (through the catalog's
+    ``stock_return``, emitting ``stock.changed``), ``order.refunded`` is emitted and an
+    audit entry records who, why and what. Per-buyer allowances are not given back: the
+    units were bought.
+
+    Raises RefundNotAllowed, RefundReasonRequired, OrderNotPaid, OrderAlreadyRefunded, or
+    RefundFailed when the gateway does not confirm (then nothing is written and the order
+    stays paid). Safe to retry: the gateway reference is the order's, so a retry after a
+    lost answer refunds once. Precondition: no transaction open.
+    """
+    reason = (reason or "").strip()
+    order = Order.objects.select_related("shop").get(pk=order.pk)
+    if not order_can_refund(order=order, actor=actor):
+        raise RefundNotAllowed()
+    if not reason:
+        raise RefundReasonRequired()
+    _refundable_or_raise(order)
+
+    gateway = get_gateway()
+    try:
+        if order.payment_status == Order.PaymentStatus.CAPTURED:
+            refund_reference = gateway.refund(
+                capture_id=order.capture_reference, amount=order.total, reference=f"refund-order-{order.pk}"
+            )
+            payment_status = Order.PaymentStatus.REFUNDED
+        else:  # authorised, not captured yet: release the hold instead
+            gateway.void(authorization_id=order.payment_reference)
+            refund_reference, payment_status = order.payment_reference, Order.PaymentStatus.VOIDED
+    except Exception as exc:
+        log.warning("refund of order %s failed at the gateway: %s", order.pk, exc)
+        raise RefundFailed() from exc
+
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        _refundable_or_raise(locked)  # a parallel refund won: the gateway refunded once
+        locked.status, locked.payment_status = Order.Status.REFUNDED, payment_status
+        locked.refund_reference, locked.refunded_at = refund_reference, timezone.now()
+        locked.save(update_fields=["status", "payment_status", "refund_reference", "refunded_at"])
+        lines = list(locked.lines.order_by("pk"))
+        if restock:
+            for line in lines:
+                count = stock_return(level_id=line.stock_level_id, quantity=line.quantity)
+                event_type, payload, groups = _count_event(line=line, shop_id=locked.shop_id, count=count)
+                emit(event_type, payload, groups=groups)
+        emit(
+            "order.refunded",
+            {
+                "order": locked.pk,
+                "shop": locked.shop_id,
+                "total": locked.total,
+                "currency": locked.currency,
+                "restocked": restock,
+                "lines": [{"sku": ln.sku_code, "sku_id": ln.sku_id, "quantity": ln.quantity} for ln in lines],
+            },
+            groups=[f"shop.{locked.shop_id}"],
+        )
+        audit_record(
+            actor=actor,
+            action="order.refunded",
+            obj=locked,
+            shop=locked.shop,
+            reason=reason,
+            details={
+                "restock": restock,
+                "amount": str(locked.total),
+                "currency": locked.currency,
+                "refund_reference": refund_reference,
+                "payment_status": payment_status,
+                "lines": [{"sku": ln.sku_code, "quantity": ln.quantity} for ln in lines],
+            },
+        )
+    return locked
+
+
+def _refundable_or_raise(order: Order) -> None:
+    if order.status == Order.Status.REFUNDED:
+        raise OrderAlreadyRefunded()
+    if order.status != Order.Status.PAID:
+        raise OrderNotPaid()
 
 
 def idempotency_records_prune(*, older_than_hours: int | None = None) -> int:
