@@ -143,6 +143,10 @@ class OrderLine(models.Model):
     def __str__(self):
         return f"{self.quantity} x {self.sku_code}"
 
+    @property
+    def total(self):
+        return self.unit_price * self.quantity
+
 
 class IdempotencyRecord(models.Model):
     """The stored answer to a keyed request that did not create an order (sold out, over

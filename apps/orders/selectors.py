@@ -119,7 +119,14 @@ def order_body(order: Order, lines=None) -> dict:
 
 
 def orders_of_buyer(*, buyer):
-    return Order.objects.filter(buyer=buyer).exclude(status=Order.Status.FAILED).prefetch_related("lines")
+    """The buyer's orders, newest first; ``failed`` ones (the gateway never answered,
+    nothing was taken) are not orders a buyer made."""
+    return (
+        Order.objects.filter(buyer=buyer)
+        .exclude(status=Order.Status.FAILED)
+        .select_related("shop")
+        .prefetch_related("lines")
+    )
 
 
 def order_of_buyer(*, buyer, order_id: int) -> Order | None:

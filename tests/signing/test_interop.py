@@ -78,3 +78,14 @@ def test_signing_and_verifying_a_receipt_warns_nothing(receipt_payload):
         warnings.simplefilter("error")
         token = receipt_sign(payload=receipt_payload)
         assert receipt_verify(token=token)["order"] == receipt_payload["order"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_pyjwt_example_shown_to_buyers_verifies_a_receipt_over_http(live_server, receipt_payload):
+    """The snippet on the order page (templates/orders/detail.html), run as written
+    against a running server: PyJWKClient fetches the JWKS over HTTP."""
+    token = receipt_sign(payload=receipt_payload)
+    keys = jwt.PyJWKClient(f"{live_server.url}/.well-known/jwks.json")
+    key = keys.get_signing_key_from_jwt(token)
+    receipt = jwt.decode(token, key=key, algorithms=["EdDSA"])
+    assert (receipt["order"], receipt["total"], receipt["currency"]) == (42, "25.00", "EUR")

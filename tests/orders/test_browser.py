@@ -1,0 +1,90 @@
+"""My orders in a real browser (Debian's Chromium through Playwright, against daphne as in
+tests/streams/test_browser.py): a buyer buys twice on a stream page, finds both orders
+from the header, opens one with its address and receipt, and does the same on a phone.
+Screenshots go to test-artifacts/."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.streams.test_browser import (  # noqa: F401 (fixtures)
+    ARTIFACTS,
+    DESKTOP,
+    MOBILE,
+    _login,
+    _pin,
+    browser,
+    server,
+)
+
+pytestmark = pytest.mark.browser
+
+
+def _no_sideways_scroll(page) -> bool:
+    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+def _shoot(page, name: str) -> None:
+    # From the top: a full-page capture of a scrolled page draws the sticky header mid-page.
+    page.evaluate("window.scrollTo(0, 0)")
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True, animations="disabled")
+
+
+def test_my_orders_list_and_detail_on_desktop_and_phone(server, browser):
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    stream_path = f"/streams/{server['stream']}/"
+    errors: list[str] = []
+    desktop = browser.new_context(viewport=DESKTOP)
+    phone = browser.new_context(viewport=MOBILE, is_mobile=True, has_touch=True, device_scale_factor=2)
+    try:
+        page = _login(desktop, server, server["second"], stream_path, errors)
+        expect(page.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
+        for sku in (server["sku"], "TEE-M"):
+            _pin(page, sku).get_by_role("button", name=re.compile(r"^Buy")).click()
+            expect(_pin(page, sku).locator("button.buy")).to_contain_text("Bought")
+
+        # The header leads to the list; newest first, both with their totals and status.
+        page.get_by_role("link", name="My orders").click()
+        page.wait_for_url("**/orders/")
+        cards = page.locator(".order-card")
+        expect(cards).to_have_count(2)
+        expect(cards.first).to_contain_text("Drop tee, M")
+        expect(cards.nth(1)).to_contain_text(server["title"])
+        expect(cards.first.locator(".status")).to_have_text("Paid")
+        _shoot(page, "my-orders.png")
+
+        cards.nth(1).click()
+        page.wait_for_url(re.compile(r"/orders/\d+/$"))
+        expect(page.locator("h1")).to_contain_text("Order #")
+        expect(page.locator(".order-lines")).to_contain_text(server["title"])
+        expect(page.locator("address")).to_contain_text("2 Market Street")
+        token = page.locator("#receipt-token").input_value()
+        assert token.count(".") == 2
+        page.get_by_text("How to verify it").click()
+        expect(page.locator(".verify")).to_contain_text("/.well-known/jwks.json")
+        expect(page.locator(".verify")).to_contain_text("manage.py verify_receipt")
+        _shoot(page, "my-order.png")
+        detail_path = page.url[len(server["base"]) :]
+
+        # The same on a phone: readable, nothing scrolls sideways.
+        mobile = _login(phone, server, server["second"], "/orders/", errors)
+        expect(mobile.locator(".order-card")).to_have_count(2)
+        assert _no_sideways_scroll(mobile)
+        _shoot(mobile, "my-orders-mobile.png")
+        mobile.goto(server["base"] + detail_path)
+        mobile.get_by_text("How to verify it").click()
+        expect(mobile.locator("#receipt-token")).to_have_value(token)
+        assert _no_sideways_scroll(mobile)
+        _shoot(mobile, "my-order-mobile.png")
+
+        # Someone else's order is not there.
+        other = mobile.goto(server["base"] + "/orders/999999/")
+        assert other.status == 404
+        assert errors == []
+    finally:
+        phone.close()
+        desktop.close()
