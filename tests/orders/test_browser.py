@@ -9,15 +9,12 @@ import re
 
 import pytest
 
-from tests.streams.test_browser import (  # noqa: F401 (fixtures)
-    ARTIFACTS,
-    DESKTOP,
-    MOBILE,
-    _login,
-    _pin,
-    browser,
-    server,
-)
+from tests.streams import test_browser as journeys
+from tests.streams.test_browser import ARTIFACTS, DESKTOP, MOBILE, _login, _pin
+
+# The same daphne-over-a-fresh-SQLite server and Chromium as the stream page's tests.
+server = journeys.server
+browser = journeys.browser
 
 pytestmark = pytest.mark.browser
 
@@ -43,9 +40,17 @@ def test_my_orders_list_and_detail_on_desktop_and_phone(server, browser):
     try:
         page = _login(desktop, server, server["second"], stream_path, errors)
         expect(page.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
+        bodies = []
+        page.on("request", lambda r: bodies.append(r.post_data_json) if r.url.endswith("/api/v1/orders/") else None)
         for sku in (server["sku"], "TEE-M"):
             _pin(page, sku).get_by_role("button", name=re.compile(r"^Buy")).click()
             expect(_pin(page, sku).locator("button.buy")).to_contain_text("Bought")
+            # The confirmation leads to the order and its receipt.
+            expect(page.locator("#buy-status").get_by_role("link", name="Order & receipt")).to_have_attribute(
+                "href", re.compile(r"^/orders/\d+/$")
+            )
+        # The storefront names the shop through the stream (docs/buying.md, "Naming the shop").
+        assert [b.get("stream") for b in bodies] == [server["stream"], server["stream"]]
 
         # The header leads to the list; newest first, both with their totals and status.
         page.get_by_role("link", name="My orders").click()
