@@ -79,7 +79,7 @@ def buy_context(
     )
     context["address"] = dict(zip(Order.SHIPPING_FIELDS, first[7:14], strict=True)) if first[6] else None
     context["has_address"] = context["address"] is not None
-    context["stream_shop_id"] = first[14]
+    context["stream_id"], context["stream_shop_id"] = stream_id, first[14]
     context["skus"] = [
         {
             "id": row[15],

@@ -41,7 +41,7 @@ from apps.catalog.services import (
     stock_take_statement,
 )
 from apps.streams.exceptions import StreamNotFound
-from apps.streams.models import FlashDeal
+from apps.streams.models import FlashDeal, Stream
 from apps.streams.services import (
     DealCount,
     deal_changed_event,
@@ -209,9 +209,15 @@ class _Purchase:
 def _purchase(*, context: dict, quantity: int, stream_id: int | None) -> _Purchase:
     """What exactly is being bought: which SKU, at which price, out of which stock, under
     which per-buyer limit (the deal's if it has one, else the SKU's)."""
-    skus = context["skus"]  # already narrowed to the stream's shop by buy_context
-    if stream_id is not None and context["stream_shop_id"] is None:
-        raise StreamNotFound()
+    skus = context["skus"]
+    if stream_id is not None:
+        if context.get("stream_id") == stream_id:  # the read already narrowed to its shop
+            stream_shop_id = context["stream_shop_id"]
+        else:  # a context read without the stream (not the buy path's way): look it up
+            stream_shop_id = Stream.objects.filter(pk=stream_id).values_list("shop_id", flat=True).first()
+        if stream_shop_id is None:
+            raise StreamNotFound()
+        skus = [s for s in skus if s["shop_id"] == stream_shop_id]
     if not skus:
         raise SkuNotFound()
     if len(skus) > 1:
