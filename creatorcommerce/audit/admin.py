@@ -10,13 +10,21 @@ class AuditEntryAdmin(admin.ModelAdmin):
     """Read-only: staff see every entry, a creator their own shop's. Nobody adds, changes
     or deletes entries here (the model refuses it too)."""
 
-    list_display = ("at", "action", "object_type", "object_id", "actor_label", "shop", "reason")
+    list_display = ("at", "action", "object", "short_reason", "actor_label")
     list_filter = ("action", "object_type")
     search_fields = ("object_id", "actor_label", "reason")
     date_hierarchy = "at"
     fields = ("at", "action", "object_type", "object_id", "actor", "actor_label", "shop", "reason", "details")
     readonly_fields = fields
     actions = None
+
+    @admin.display(description="Object", ordering="object_id")
+    def object(self, entry):
+        return f"{entry.object_type} #{entry.object_id}"
+
+    @admin.display(description="Reason")
+    def short_reason(self, entry):
+        return entry.reason if len(entry.reason) <= 40 else entry.reason[:39] + "…"
 
     def _allowed(self, request, obj=None) -> bool:
         if is_staff(request.user):

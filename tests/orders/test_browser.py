@@ -93,3 +93,48 @@ def test_my_orders_list_and_detail_on_desktop_and_phone(server, browser):
     finally:
         phone.close()
         desktop.close()
+
+
+def test_creator_refunds_in_the_admin_staff_finds_the_audit_entry_buyer_sees_refunded(server, browser):
+    from playwright.sync_api import expect
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    stream_path = f"/streams/{server['stream']}/"
+    errors: list[str] = []
+    contexts = [browser.new_context(viewport=DESKTOP) for _ in range(3)]
+    buyer_ctx, creator_ctx, staff_ctx = contexts
+    try:
+        buyer = _login(buyer_ctx, server, server["buyer"], stream_path, errors)
+        expect(buyer.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
+        _pin(buyer, "POSTER").get_by_role("button", name=re.compile(r"^Buy")).click()
+        link = buyer.locator("#buy-status").get_by_role("link", name="Order & receipt")
+        expect(link).to_be_visible()
+        order_id = re.search(r"/orders/(\d+)/", link.get_attribute("href")).group(1)
+
+        # The creator sees the order with its address, and refunds it (confirm step first).
+        admin = _login(creator_ctx, server, server["creator"], f"/admin/orders/order/{order_id}/change/", errors)
+        expect(admin.locator(".field-shipping_label")).to_contain_text("Berlin")
+        admin.get_by_role("link", name="Refund…").click()
+        admin.wait_for_url(f"**/admin/orders/order/{order_id}/refund/")
+        admin.get_by_label(re.compile("Put the units back in stock")).check()
+        admin.get_by_label("Reason").fill("Poster arrived creased; sent back")
+        _shoot(admin, "admin-refund-confirm.png")
+        admin.get_by_role("button", name=re.compile(r"^Refund ")).click()
+        admin.wait_for_url(f"**/admin/orders/order/{order_id}/change/")
+        expect(admin.locator(".messagelist")).to_contain_text(f"Order {order_id} refunded")
+        expect(admin.locator(".field-status")).to_contain_text("Refunded")
+        _shoot(admin, "admin-order-refunded.png")
+
+        # Staff find the audit entry by the order's number.
+        staff = _login(staff_ctx, server, "staff@demo.local", f"/admin/audit/auditentry/?q={order_id}", errors)
+        expect(staff.locator("#result_list")).to_contain_text("order.refunded")
+        expect(staff.locator("#result_list")).to_contain_text("Poster arrived creased")
+        _shoot(staff, "admin-audit-log.png")
+
+        # The buyer's order says so.
+        buyer.goto(f"{server['base']}/orders/{order_id}/")
+        expect(buyer.locator(".order-detail__head .status")).to_have_text("Refunded")
+        assert errors == []
+    finally:
+        for context in contexts:
+            context.close()
