@@ -89,3 +89,20 @@ def test_the_pyjwt_example_shown_to_buyers_verifies_a_receipt_over_http(live_ser
     key = keys.get_signing_key_from_jwt(token)
     receipt = jwt.decode(token, key=key, algorithms=["EdDSA"])
     assert (receipt["order"], receipt["total"], receipt["currency"]) == (42, "25.00", "EUR")
+
+
+def test_a_key_stored_before_the_switch_is_published_as_eddsa_and_verifies_new_receipts(client, receipt_payload):
+    """Keys created before receipts said EdDSA were stored with "alg": "Ed25519"; the JWKS
+    publishes them as EdDSA, so PyJWT loads them and verifies what they sign."""
+    from creatorcommerce.signing.models import SigningKey
+
+    key = signing_key_current()
+    SigningKey.objects.filter(pk=key.pk).update(
+        public_jwk={**key.public_jwk, "alg": "Ed25519"}, private_jwk={**key.private_jwk, "alg": "Ed25519"}
+    )
+    token = receipt_sign(payload=receipt_payload)
+
+    published = client.get(URL).json()
+    assert [k["alg"] for k in published["keys"]] == ["EdDSA"]
+    claims = jwt.decode(token, key=jwt.PyJWKSet.from_dict(published)[key.kid], algorithms=["EdDSA"])
+    assert claims["order"] == receipt_payload["order"]
