@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "creatorcommerce.apps.CoreConfig",
     "creatorcommerce.spine",
     "creatorcommerce.signing",
+    "creatorcommerce.audit",  # issue 14: append-only audit log (refunds; docs/audit.md)
     "apps.accounts",
     "apps.catalog",
     "apps.orders",

@@ -18,6 +18,7 @@ api_v1 = [
 
 urlpatterns = [
     path("", include("apps.streams.page_urls")),
+    path("", include("apps.orders.page_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("livez", views.livez, name="livez"),
     path("", include("creatorcommerce.signing.urls")),

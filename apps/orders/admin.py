@@ -1,8 +1,35 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.http import Http404
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
 from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline
+from creatorcommerce.errors import DomainError
 
 from .models import Order, OrderLine
+from .services import order_can_refund, order_refund
+
+
+class RefundForm(forms.Form):
+    """The refund's confirm step: no default for the stock, so the creator chooses."""
+
+    restock = forms.TypedChoiceField(
+        label="The stock",
+        choices=[("yes", "Put the units back in stock (the goods came back or never left)"),
+                 ("no", "Leave the stock as it is (the goods are gone)")],
+        coerce=lambda value: value == "yes",
+        widget=forms.RadioSelect,
+    )  # fmt: skip
+    reason = forms.CharField(
+        label="Reason",
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Kept in the audit log with your name.",
+    )
 
 
 class OrderLineInline(ShopScopedInline):
@@ -19,11 +46,29 @@ class OrderLineInline(ShopScopedInline):
 class OrderAdmin(ShopScopedAdmin):
     """Orders are written by the buy path only; the admin reads them."""
 
-    list_display = ("id", "shop", "buyer", "status", "payment_status", "total", "currency", "created_at")
-    list_filter = ("status", "payment_status")
-    search_fields = ("id", "buyer__email", "idempotency_key")
+    list_display = (
+        "id", "shop", "buyer", "status", "payment_status", "total", "currency", "ship_to", "created_at"
+    )  # fmt: skip
+    list_filter = ("status", "payment_status", "shipping_country")
+    search_fields = (
+        "id",
+        "buyer__email",
+        "idempotency_key",
+        "shipping_name",
+        "shipping_city",
+        "shipping_postal_code",
+    )
     date_hierarchy = "created_at"
     inlines = [OrderLineInline]
+    change_form_template = "orders/admin/order_change_form.html"
+    actions = ["refund_selected"]
+    fieldsets = (
+        (None, {"fields": ("shop", "buyer", "stream", "status", "total", "currency", "created_at", "paid_at")}),
+        ("Ship to", {"fields": ("shipping_label",), "description": "A copy of the buyer's address at the buy."}),
+        ("Payment", {"fields": ("payment_status", "payment_reference", "capture_reference", "idempotency_key")}),
+        ("Receipt", {"fields": ("receipt",), "classes": ("collapse",)}),
+        ("Refund", {"fields": ("refund_reference", "refunded_at")}),
+    )
     readonly_fields = (
         "buyer",
         "shop",
@@ -38,8 +83,76 @@ class OrderAdmin(ShopScopedAdmin):
         "receipt",
         "created_at",
         "paid_at",
+        "shipping_label",
+        "refund_reference",
+        "refunded_at",
     )
-    exclude = ("request_fingerprint", "payment_method")
+
+    def get_urls(self):
+        refund = self.admin_site.admin_view(self.refund_view)
+        return [path("<int:object_id>/refund/", refund, name="orders_order_refund"), *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        order = self.get_object(request, object_id)
+        paid = order is not None and order.status == Order.Status.PAID
+        can_refund = paid and order_can_refund(order=order, actor=request.user)
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "can_refund": can_refund})
+
+    def refund_view(self, request, object_id):
+        """The confirm step of a refund (GET), and the refund itself (POST). Another shop's
+        order is not in a creator's queryset: 404, as everywhere in this admin."""
+        order = self.get_object(request, str(object_id))
+        if order is None or not self.has_view_permission(request, order):
+            raise Http404("No such order.")
+        change_url = reverse("admin:orders_order_change", args=[order.pk])
+        form = RefundForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            restock = form.cleaned_data["restock"]
+            try:
+                order_refund(order=order, actor=request.user, restock=restock, reason=form.cleaned_data["reason"])
+            except DomainError as exc:
+                messages.error(request, f"Order {order.pk} was not refunded: {exc.message}")
+            else:
+                stock = "its units are back in stock" if restock else "the stock was left as it is"
+                messages.success(request, f"Order {order.pk} refunded ({order.total} {order.currency}); {stock}.")
+            return redirect(change_url)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Refund order #{order.pk}?",
+            "order": order,
+            "lines": list(order.lines.all()),
+            "form": form,
+        }
+        return TemplateResponse(request, "orders/admin/refund_confirm.html", context)
+
+    @admin.action(description="Refund the selected order…")
+    def refund_selected(self, request, queryset):
+        """Refunds are one order at a time, each with its own confirm step and reason."""
+        selected = list(queryset.values_list("pk", flat=True)[:2])
+        if len(selected) != 1:
+            self.message_user(request, "Select exactly one order to refund.", messages.WARNING)
+            return None
+        return redirect("admin:orders_order_refund", selected[0])
+
+    @admin.display(description="Ship to", ordering="shipping_country")
+    def ship_to(self, obj):
+        return f"{obj.shipping_city} ({obj.shipping_country})" if obj.shipping_country else "-"
+
+    @admin.display(description="Shipping address")
+    def shipping_label(self, obj):
+        address = obj.shipping_address
+        if address is None:
+            return "No address copy (order placed before orders kept one)"
+        lines = [
+            address["name"],
+            address["line1"],
+            address["line2"],
+            " ".join(part for part in (address["postal_code"], address["city"]) if part),
+            address["region"],
+            address["country"],
+        ]
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines if line))
 
     def has_add_permission(self, request):
         return False

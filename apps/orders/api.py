@@ -25,8 +25,19 @@ IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{8,255}$")
 class BuySerializer(serializers.Serializer):
     sku = StrictCharField(max_length=64)
     quantity = StrictIntegerField(min_value=1, default=1)
-    stream = StrictIntegerField(min_value=1, required=False, allow_null=True)
-    shop = StrictCharField(max_length=140, required=False, help_text="shop slug, when several shops use the code")
+    stream = StrictIntegerField(
+        min_value=1,
+        required=False,
+        allow_null=True,
+        help_text="the stream the buy is made in; names the shop (the stream's) and applies its open flash deal",
+    )
+    shop = StrictCharField(
+        max_length=140,
+        required=False,
+        help_text="the slug of the shop whose SKU is meant. SKU codes are unique per shop only: name the shop "
+        "(here or through `stream`) so that other shops using the same code never change the answer; without "
+        "either, a code several shops use answers 409 ambiguous_sku",
+    )
 
     def validate_quantity(self, value):
         if value > settings.ORDER_MAX_QUANTITY:
@@ -41,6 +52,16 @@ class LineSerializer(serializers.Serializer):
     unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
 
 
+class ShippingAddressSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    line1 = serializers.CharField()
+    line2 = serializers.CharField(allow_blank=True)
+    city = serializers.CharField()
+    region = serializers.CharField(allow_blank=True)
+    postal_code = serializers.CharField()
+    country = serializers.CharField(help_text="ISO 3166-1 alpha-2")
+
+
 class OrderSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["reserved", "paid", "declined", "expired", "refunded"])
@@ -49,6 +70,11 @@ class OrderSerializer(serializers.Serializer):
     currency = serializers.CharField()
     receipt = serializers.CharField(allow_null=True, help_text="JWS compact (EdDSA), see /.well-known/jwks.json")
     created_at = serializers.DateTimeField()
+    shipping_address = ShippingAddressSerializer(
+        allow_null=True,
+        help_text="A copy of the buyer's address as it was at the buy; later changes to the address do not "
+        "touch it. null for orders placed before orders kept a copy.",
+    )
 
 
 class PaymentMethodInSerializer(serializers.Serializer):
@@ -125,9 +151,10 @@ class OrdersView(APIView):
                     "400": "invalid, malformed_request, idempotency_key_missing, idempotency_key_invalid",
                     "401": "not_authenticated",
                     "402": "payment_declined (stock returned)",
-                    "404": "sku_not_found",
+                    "404": "sku_not_found (also: not in the named shop or the stream's shop), stream_not_found",
                     "409": "sold_out, buyer_limit_exceeded, checkout_incomplete, idempotency_key_in_flight, "
-                    "ambiguous_sku, reservation_expired, deal_not_open",
+                    "ambiguous_sku (the code is used by several shops and no shop or stream was named), "
+                    "reservation_expired, deal_not_open",
                     "422": "idempotency_key_reused",
                     "429": "rate_limited",
                     "503": "payment_gateway_unavailable (nothing charged, key free to retry)",

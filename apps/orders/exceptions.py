@@ -1,4 +1,4 @@
-from creatorcommerce.errors import Conflict, DomainError, Unprocessable
+from creatorcommerce.errors import Conflict, DomainError, PermissionDenied, Unprocessable
 
 
 class IdempotencyKeyMissing(DomainError):
@@ -34,3 +34,29 @@ class ReservationExpired(Conflict):
 class AmountTooLarge(DomainError):
     code = "amount_too_large"
     message = "The order total is larger than can be charged in one order."
+
+
+class OrderAlreadyRefunded(Conflict):
+    code = "order_already_refunded"
+    message = "This order has already been refunded."
+
+
+class OrderNotPaid(Conflict):
+    code = "order_not_paid"
+    message = "Only a paid order can be refunded; this one was never paid."
+
+
+class RefundNotAllowed(PermissionDenied):
+    code = "refund_not_allowed"
+    message = "Only staff and the creator of the order's shop can refund it."
+
+
+class RefundReasonRequired(DomainError):
+    code = "reason_required"
+    message = "Say why the order is refunded; the reason is kept in the audit log."
+
+
+class RefundFailed(DomainError):
+    status = 503
+    code = "refund_gateway_unavailable"
+    message = "The payment provider did not confirm the refund; the order is unchanged. Try again."

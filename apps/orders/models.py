@@ -83,6 +83,19 @@ class Order(models.Model):
     receipt = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # A copy of the buyer's Address as it was at the buy (written by the reserve step, in
+    # the same INSERT as the order): the creator ships to this, whatever the buyer changes
+    # later. Empty on orders placed before the copy existed (docs/buying.md).
+    shipping_name = models.CharField(max_length=120, blank=True, default="")
+    shipping_line1 = models.CharField(max_length=200, blank=True, default="")
+    shipping_line2 = models.CharField(max_length=200, blank=True, default="")
+    shipping_city = models.CharField(max_length=100, blank=True, default="")
+    shipping_region = models.CharField(max_length=100, blank=True, default="")
+    shipping_postal_code = models.CharField(max_length=20, blank=True, default="")
+    shipping_country = models.CharField(max_length=2, blank=True, default="", help_text="ISO 3166-1 alpha-2")
+    # Set by order_refund: the gateway's refund (or void) id, and when.
+    refund_reference = models.CharField(max_length=128, blank=True, default="")
+    refunded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at",)
@@ -95,6 +108,16 @@ class Order(models.Model):
 
     def __str__(self):
         return f"Order {self.pk} ({self.status})"
+
+    SHIPPING_FIELDS = ("name", "line1", "line2", "city", "region", "postal_code", "country")
+
+    @property
+    def shipping_address(self) -> dict | None:
+        """The copy of the address, shaped like ``GET /api/v1/me/address/``; None when the
+        order has none (placed before the copy existed)."""
+        if not self.shipping_line1:
+            return None
+        return {name: getattr(self, f"shipping_{name}") for name in self.SHIPPING_FIELDS}
 
 
 class OrderLine(models.Model):
@@ -119,6 +142,10 @@ class OrderLine(models.Model):
 
     def __str__(self):
         return f"{self.quantity} x {self.sku_code}"
+
+    @property
+    def total(self):
+        return self.unit_price * self.quantity
 
 
 class IdempotencyRecord(models.Model):

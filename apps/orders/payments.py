@@ -1,7 +1,8 @@
 """The payment gateway interface, and the bundled test gateway.
 
-A gateway does four things: ``authorize`` (hold the amount on the buyer's saved token),
-``capture`` (take it), ``void`` (release a hold) and ``refund``. The buy path authorises
+A gateway does four things (``PaymentGateway`` below): ``authorize`` (hold the amount on
+the buyer's saved token), ``capture`` (take it), ``void`` (release a hold) and ``refund``
+(give a captured amount back; ``orders.services.order_refund`` calls it). The buy path authorises
 outside any database transaction, after the stock is reserved; capture runs later, from
 the ``order.placed`` event. Every call must be idempotent per reference, because a retry
 after a crash may repeat it.
@@ -21,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
+from typing import Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -51,6 +53,27 @@ class CardInfo:
     last4: str
 
 
+class PaymentGateway(Protocol):
+    """What ``PAYMENT_GATEWAY`` must name. Every call is idempotent per reference or id, is
+    made outside any database transaction, and raises ``PaymentDeclined`` or
+    ``InvalidPaymentToken`` for the buyer's card, anything else for an unreachable gateway."""
+
+    def validate_token(self, token: str) -> CardInfo: ...
+
+    def authorize(self, *, token: str, amount: Decimal, currency: str, reference: str) -> str:
+        """Hold ``amount``; returns the authorization id."""
+
+    def capture(self, *, authorization_id: str, amount: Decimal) -> str:
+        """Take a held amount; returns the capture id."""
+
+    def void(self, *, authorization_id: str) -> None:
+        """Release a hold that was not captured."""
+
+    def refund(self, *, capture_id: str, amount: Decimal, reference: str) -> str:
+        """Give ``amount`` of a capture back; the same ``reference`` refunds once. Returns
+        the refund id."""
+
+
 class TestGateway:
     """Accepts ``tok_ok``, declines ``tok_declined`` at authorisation; rejects other tokens.
 
@@ -70,6 +93,7 @@ class TestGateway:
     _authorizations: dict[str, tuple[str, Decimal]] = {}
     _authorization_of_reference: dict[str, str] = {}
     _captures: dict[str, str] = {}
+    _refunds: dict[str, str] = {}
 
     def validate_token(self, token: str) -> CardInfo:
         if token not in self.TOKENS:
@@ -107,10 +131,21 @@ class TestGateway:
                 self._authorization_of_reference.pop(held[0], None)
                 self._record(("void", authorization_id, Decimal("0")))
 
-    def refund(self, *, capture_id: str, amount: Decimal) -> str:
+    def refund(self, *, capture_id: str, amount: Decimal, reference: str) -> str:
+        """Refund ``amount`` of a capture. Idempotent per ``reference``: the same reference
+        refunds once and answers the same refund id again."""
         with self._lock:
+            refund_id = self._refunds.get(reference)
+            if refund_id is not None:
+                return refund_id
+            refund_id = f"re_{uuid.uuid4().hex[:16]}"
+            _keep(self._refunds, reference, refund_id, self.KEEP)
             self._record(("refund", capture_id, amount))
-        return f"re_{uuid.uuid4().hex[:16]}"
+        return refund_id
+
+    @classmethod
+    def refunds_of(cls, capture_id: str) -> int:
+        return sum(1 for op, ref, _ in cls.ledger if op == "refund" and ref == capture_id)
 
     @classmethod
     def _record(cls, operation: tuple[str, str, Decimal]) -> None:
@@ -135,5 +170,5 @@ def _gateway_class(path: str):
     return import_string(path)
 
 
-def get_gateway():
+def get_gateway() -> PaymentGateway:
     return _gateway_class(settings.PAYMENT_GATEWAY)()

@@ -10,7 +10,10 @@ from .models import Address, Order, PaymentMethod
 
 # One round trip for everything a buy needs to know before it writes: the SKU (with its
 # stock row at the shop's default location) and the buyer's state (an earlier order or
-# stored answer under this Idempotency-Key, default payment method, address). This is the
+# stored answer under this Idempotency-Key, default payment method, the address the order
+# keeps a copy of). A named shop or stream narrows the SKU to that shop inside the
+# statement, so other shops using the same code never reach the LIMIT (docs/buying.md,
+# "Naming the shop"). This is the
 # hottest read in the product, so it is one SQL statement rather than several ORM queries
 # (which cost 3.4 ms of Python per buy in the profile). The ORM form of the SKU part is
 # apps.catalog.selectors.sku_for_buy.
@@ -24,14 +27,17 @@ SELECT
      AND o.status <> 'failed' LIMIT 1),
   (SELECT r.id FROM orders_idempotencyrecord r WHERE r.user_id = u.id AND r.key = %(key)s),
   pm.id, pm.token,
-  EXISTS (SELECT 1 FROM orders_address a WHERE a.user_id = u.id),
+  a.id, a.name, a.line1, a.line2, a.city, a.region, a.postal_code, a.country,
+  (SELECT st.shop_id FROM streams_stream st WHERE st.id = %(stream)s),
   s.id, s.code, s.title, p.title, s.price, s.currency, s.per_buyer_limit, s.shop_id, l.id
 FROM accounts_user u
 LEFT JOIN orders_paymentmethod pm ON pm.id = (
   SELECT m.id FROM orders_paymentmethod m WHERE m.user_id = u.id ORDER BY m.is_default DESC, m.created_at DESC LIMIT 1)
+LEFT JOIN orders_address a ON a.user_id = u.id
 LEFT JOIN (catalog_sku s JOIN catalog_product p ON p.id = s.product_id AND p.is_active)
   ON s.code = %(code)s AND s.is_active
   AND (%(shop)s IS NULL OR s.shop_id = (SELECT sh.id FROM accounts_shop sh WHERE sh.slug = %(shop)s))
+  AND (%(stream)s IS NULL OR s.shop_id = (SELECT st.shop_id FROM streams_stream st WHERE st.id = %(stream)s))
 LEFT JOIN catalog_location loc ON loc.shop_id = s.shop_id AND loc.is_default
 LEFT JOIN catalog_stocklevel l ON l.sku_id = s.id AND l.location_id = loc.id
 WHERE u.id = %(buyer)s
@@ -42,14 +48,19 @@ LIMIT 2
 CENTS = Decimal("0.01")
 
 
-def buy_context(*, buyer_id: int, key: str, sku_code: str, shop_slug: str | None = None) -> dict:
+def buy_context(
+    *, buyer_id: int, key: str, sku_code: str, shop_slug: str | None = None, stream_id: int | None = None
+) -> dict:
     """Everything the buy path reads, in one query (see _BUY_CONTEXT_SQL).
 
-    ``skus`` lists the matching active SKUs: none (unknown code), one, or two (the code is
-    used by several shops and no shop was named).
+    ``skus`` lists the matching active SKUs: none (unknown code, or not in the named shop or
+    stream's shop), one, or two (the code is used by several shops and neither a shop nor a
+    stream was named). ``stream_shop_id`` is the shop of ``stream_id`` (None when there is
+    no such stream); ``address`` the buyer's shipping address as a dict, or None.
     """
+    params = {"key": key, "code": sku_code, "shop": shop_slug, "stream": stream_id, "buyer": buyer_id}
     with connection.cursor() as cursor:
-        cursor.execute(_BUY_CONTEXT_SQL, {"key": key, "code": sku_code, "shop": shop_slug, "buyer": buyer_id})
+        cursor.execute(_BUY_CONTEXT_SQL, params)
         rows = cursor.fetchall()
     first = rows[0]
     context = dict(
@@ -61,26 +72,27 @@ def buy_context(*, buyer_id: int, key: str, sku_code: str, shop_slug: str | None
                 "prior_record_id",
                 "payment_method_id",
                 "payment_token",
-                "has_address",
             ),
-            first[:7],
+            first[:6],
             strict=True,
         )
     )
-    context["has_address"] = bool(context["has_address"])
+    context["address"] = dict(zip(Order.SHIPPING_FIELDS, first[7:14], strict=True)) if first[6] else None
+    context["has_address"] = context["address"] is not None
+    context["stream_id"], context["stream_shop_id"] = stream_id, first[14]
     context["skus"] = [
         {
-            "id": row[7],
-            "code": row[8],
-            "display_title": row[9] or row[10],
-            "price": Decimal(str(row[11])).quantize(CENTS),
-            "currency": row[12],
-            "per_buyer_limit": row[13],
-            "shop_id": row[14],
-            "level_id": row[15],
+            "id": row[15],
+            "code": row[16],
+            "display_title": row[17] or row[18],
+            "price": Decimal(str(row[19])).quantize(CENTS),
+            "currency": row[20],
+            "per_buyer_limit": row[21],
+            "shop_id": row[22],
+            "level_id": row[23],
         }
         for row in rows
-        if row[7] is not None
+        if row[15] is not None
     ]
     return context
 
@@ -102,11 +114,19 @@ def order_body(order: Order, lines=None) -> dict:
         "currency": order.currency,
         "receipt": order.receipt or None,
         "created_at": order.created_at.isoformat().replace("+00:00", "Z"),
+        "shipping_address": order.shipping_address,
     }
 
 
 def orders_of_buyer(*, buyer):
-    return Order.objects.filter(buyer=buyer).exclude(status=Order.Status.FAILED).prefetch_related("lines")
+    """The buyer's orders, newest first; ``failed`` ones (the gateway never answered,
+    nothing was taken) are not orders a buyer made."""
+    return (
+        Order.objects.filter(buyer=buyer)
+        .exclude(status=Order.Status.FAILED)
+        .select_related("shop")
+        .prefetch_related("lines")
+    )
 
 
 def order_of_buyer(*, buyer, order_id: int) -> Order | None:

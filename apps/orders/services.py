@@ -51,6 +51,7 @@ from apps.streams.services import (
     deal_take_statement,
     stream_groups,
 )
+from creatorcommerce.audit.services import audit_record
 from creatorcommerce.errors import DomainError
 from creatorcommerce.signing.services import receipt_sign
 from creatorcommerce.spine.events import emit, emit_many_when
@@ -61,6 +62,11 @@ from .exceptions import (
     CheckoutIncomplete,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
+    OrderAlreadyRefunded,
+    OrderNotPaid,
+    RefundFailed,
+    RefundNotAllowed,
+    RefundReasonRequired,
     ReservationExpired,
 )
 from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
@@ -99,15 +105,20 @@ def order_place(
 ) -> BuyOutcome:
     """One-tap buy of ``quantity`` units of ``sku_code`` by ``buyer``.
 
-    With ``stream_id``, the SKU is looked up in the stream's shop, and if a flash deal is
-    open on it in that stream, the deal's price, stock and per-buyer limit apply.
+    With ``shop_slug`` or ``stream_id``, the SKU is looked up in that shop (the stream's),
+    so another shop using the same code changes nothing (docs/buying.md, "Naming the
+    shop"); with neither, a code several shops use answers ``ambiguous_sku``. If a flash
+    deal is open on the SKU in that stream, the deal's price, stock and per-buyer limit
+    apply. The order keeps a copy of the buyer's address as it is now.
 
     Precondition: no transaction open (this function commits twice, and authorises the
     payment between the two). Never raises for business outcomes: sold out, over the limit,
     declined, an earlier answer under the same key... all come back as a BuyOutcome, and
     those that did not create an order are stored so that a retry gets the same answer.
     """
-    context = buy_context(buyer_id=buyer.pk, key=idempotency_key, sku_code=sku_code, shop_slug=shop_slug)
+    context = buy_context(
+        buyer_id=buyer.pk, key=idempotency_key, sku_code=sku_code, shop_slug=shop_slug, stream_id=stream_id
+    )
     replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
     if replay is not None:
         return replay
@@ -122,6 +133,7 @@ def order_place(
             key=idempotency_key,
             fingerprint=fingerprint,
             payment_method_id=context["payment_method_id"],
+            address=context["address"],
         )
     except CheckoutIncomplete as exc:
         # Not remembered: the buyer saves a card and an address and retries with the same
@@ -132,7 +144,9 @@ def order_place(
     except IntegrityError:
         # The same key committed a moment ago by a parallel request (the unique index made
         # us wait for it): answer as a retry would.
-        context = buy_context(buyer_id=buyer.pk, key=idempotency_key, sku_code=sku_code, shop_slug=shop_slug)
+        context = buy_context(
+            buyer_id=buyer.pk, key=idempotency_key, sku_code=sku_code, shop_slug=shop_slug, stream_id=stream_id
+        )
         replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
         if replay is None:
             raise
@@ -197,10 +211,13 @@ def _purchase(*, context: dict, quantity: int, stream_id: int | None) -> _Purcha
     which per-buyer limit (the deal's if it has one, else the SKU's)."""
     skus = context["skus"]
     if stream_id is not None:
-        stream = Stream.objects.filter(pk=stream_id).values("shop_id").first()
-        if stream is None:
+        if context.get("stream_id") == stream_id:  # the read already narrowed to its shop
+            stream_shop_id = context["stream_shop_id"]
+        else:  # a context read without the stream (not the buy path's way): look it up
+            stream_shop_id = Stream.objects.filter(pk=stream_id).values_list("shop_id", flat=True).first()
+        if stream_shop_id is None:
             raise StreamNotFound()
-        skus = [s for s in skus if s["shop_id"] == stream["shop_id"]]
+        skus = [s for s in skus if s["shop_id"] == stream_shop_id]
     if not skus:
         raise SkuNotFound()
     if len(skus) > 1:
@@ -228,9 +245,12 @@ def _purchase(*, context: dict, quantity: int, stream_id: int | None) -> _Purcha
 MAX_ORDER_TOTAL = Decimal("9999999999.99")  # Order.total is numeric(12, 2)
 
 
-def _reserve(*, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_method_id: int):
+def _reserve(
+    *, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_method_id: int, address: dict | None = None
+):
     """Take the units (stock or deal), count them against the buyer's limit, and insert the
-    order and its line: all or nothing. Raises InsufficientStock, DealNotOpen,
+    order (with its copy of ``address``, the buyer's as ``buy_context`` read it) and its
+    line: all or nothing. Raises InsufficientStock, DealNotOpen,
     BuyerLimitExceeded or IntegrityError (the key taken meanwhile) with nothing written."""
     sku, quantity = purchase.sku, purchase.quantity
     if purchase.unit_price * quantity > MAX_ORDER_TOTAL:
@@ -246,6 +266,9 @@ def _reserve(*, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_
         idempotency_key=key,
         request_fingerprint=fingerprint,
         payment_method_id=payment_method_id,
+        # The copy travels in the order's own INSERT (inside the one reserve statement on
+        # PostgreSQL): no extra round trip.
+        **{f"shipping_{name}": value or "" for name, value in (address or {}).items()},
     )
     line = OrderLine(
         order=order,
@@ -467,6 +490,99 @@ def order_capture(*, order_id: int) -> bool:
             payment_status=Order.PaymentStatus.CAPTURED, capture_reference=capture
         )
     )
+
+
+def order_can_refund(*, order: Order, actor) -> bool:
+    """Staff may refund any order, a creator their own shop's."""
+    if not getattr(actor, "is_active", False):
+        return False
+    return bool(actor.is_staff or (actor.is_creator and order.shop.owner_id == actor.pk))
+
+
+def order_refund(*, order: Order, actor, restock: bool, reason: str) -> Order:
+    """Refund a paid order on behalf of ``actor`` (staff, or the creator of its shop).
+
+    The gateway refunds the capture (or voids an authorisation not captured yet), outside
+    any transaction; then, in one transaction, the order becomes ``refunded``, with
+    ``restock`` its units go back to the stock they came from (through the catalog's
+    ``stock_return``, emitting ``stock.changed``), ``order.refunded`` is emitted and an
+    audit entry records who, why and what. Per-buyer allowances are not given back: the
+    units were bought.
+
+    Raises RefundNotAllowed, RefundReasonRequired, OrderNotPaid, OrderAlreadyRefunded, or
+    RefundFailed when the gateway does not confirm (then nothing is written and the order
+    stays paid). Safe to retry: the gateway reference is the order's, so a retry after a
+    lost answer refunds once. Precondition: no transaction open.
+    """
+    reason = (reason or "").strip()
+    order = Order.objects.select_related("shop").get(pk=order.pk)
+    if not order_can_refund(order=order, actor=actor):
+        raise RefundNotAllowed()
+    if not reason:
+        raise RefundReasonRequired()
+    _refundable_or_raise(order)
+
+    gateway = get_gateway()
+    try:
+        if order.payment_status == Order.PaymentStatus.CAPTURED:
+            refund_reference = gateway.refund(
+                capture_id=order.capture_reference, amount=order.total, reference=f"refund-order-{order.pk}"
+            )
+            payment_status = Order.PaymentStatus.REFUNDED
+        else:  # authorised, not captured yet: release the hold instead
+            gateway.void(authorization_id=order.payment_reference)
+            refund_reference, payment_status = order.payment_reference, Order.PaymentStatus.VOIDED
+    except Exception as exc:
+        log.warning("refund of order %s failed at the gateway: %s", order.pk, exc)
+        raise RefundFailed() from exc
+
+    with transaction.atomic():
+        locked = Order.objects.select_for_update().get(pk=order.pk)
+        _refundable_or_raise(locked)  # a parallel refund won: the gateway refunded once
+        locked.status, locked.payment_status = Order.Status.REFUNDED, payment_status
+        locked.refund_reference, locked.refunded_at = refund_reference, timezone.now()
+        locked.save(update_fields=["status", "payment_status", "refund_reference", "refunded_at"])
+        lines = list(locked.lines.order_by("pk"))
+        if restock:
+            for line in lines:
+                count = stock_return(level_id=line.stock_level_id, quantity=line.quantity)
+                event_type, payload, groups = _count_event(line=line, shop_id=locked.shop_id, count=count)
+                emit(event_type, payload, groups=groups)
+        emit(
+            "order.refunded",
+            {
+                "order": locked.pk,
+                "shop": locked.shop_id,
+                "total": locked.total,
+                "currency": locked.currency,
+                "restocked": restock,
+                "lines": [{"sku": ln.sku_code, "sku_id": ln.sku_id, "quantity": ln.quantity} for ln in lines],
+            },
+            groups=[f"shop.{locked.shop_id}"],
+        )
+        audit_record(
+            actor=actor,
+            action="order.refunded",
+            obj=locked,
+            shop=locked.shop,
+            reason=reason,
+            details={
+                "restock": restock,
+                "amount": str(locked.total),
+                "currency": locked.currency,
+                "refund_reference": refund_reference,
+                "payment_status": payment_status,
+                "lines": [{"sku": ln.sku_code, "quantity": ln.quantity} for ln in lines],
+            },
+        )
+    return locked
+
+
+def _refundable_or_raise(order: Order) -> None:
+    if order.status == Order.Status.REFUNDED:
+        raise OrderAlreadyRefunded()
+    if order.status != Order.Status.PAID:
+        raise OrderNotPaid()
 
 
 def idempotency_records_prune(*, older_than_hours: int | None = None) -> int:

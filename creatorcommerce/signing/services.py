@@ -1,9 +1,12 @@
 """Writes to signing: the node's receipt key, its rotation, and signing receipts.
 
-Algorithm: receipts carry ``"alg": "Ed25519"``, the fully-specified name from RFC 9864.
-The contract allows ``"EdDSA"`` (RFC 8037) too, but joserfc 1.8 marks ``EdDSA`` deprecated
-by RFC 9864 and warns on every use; ``Ed25519`` names the same signature over the same key,
-so we sign with it, and the verifier still accepts both labels (see ``selectors``).
+Algorithm: receipts carry ``"alg": "EdDSA"`` (RFC 8037) over an OKP/Ed25519 key: the one
+name every JOSE library verifies without registration (joserfc, PyJWT, Node's ``jose``);
+RFC 9864's ``"Ed25519"``, which receipts carried before, is unknown to PyJWT. Old receipts
+labelled ``Ed25519`` still verify with ``receipt_verify`` (see ``selectors``). joserfc 1.8
+warns that ``EdDSA`` is deprecated on every use, so the compact token is assembled here
+(RFC 7515, section 7.1) and signed with the key's own Ed25519 operation: the same bytes
+joserfc would produce, without a warning per buy. See docs/receipts.md.
 
 Signing is on the buy hot path, so the loaded current key is cached in-process for
 ``CURRENT_KEY_TTL`` seconds: a sign is then pure CPU, with no query. A rotation made in this
@@ -14,6 +17,7 @@ key, which is harmless: retired keys stay published in the JWKS and keep verifyi
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import time
@@ -29,15 +33,14 @@ from joserfc.jwk import OKPKey
 
 from .models import SigningKey
 
-ALG = "Ed25519"
+ALG = "EdDSA"
 TYP = "receipt+jws"
 
 #: Seconds a process trusts its cached current key before re-reading the database.
 CURRENT_KEY_TTL = 60.0
 
-# Built once: the registry is immutable and constructing one per call is wasted work on the
-# hot path. Only our one algorithm is allowed, so a mistake can never sign with another.
-_SIGN_REGISTRY = jws.JWSRegistry(algorithms=[ALG])
+# Used for its payload-size limit only: a receipt must stay verifiable by joserfc.
+_SIGN_REGISTRY = jws.JWSRegistry(algorithms=["Ed25519"])
 
 # Creating a key can lose a race (another process inserted the node's current key) or, very
 # rarely, draw a kid that already exists; both surface as IntegrityError and are retried.
@@ -157,7 +160,7 @@ def _current_key_loaded(node: str) -> _LoadedKey:
 
 def receipt_sign(*, payload: dict) -> str:
     """Sign ``payload`` as a receipt and return the JWS compact token (RFC 7515), protected
-    header ``{"alg": "Ed25519", "kid": <current kid>, "typ": "receipt+jws"}``.
+    header ``{"alg": "EdDSA", "kid": <current kid>, "typ": "receipt+jws"}``.
 
     Preconditions: ``payload`` is a dict that serializes to JSON (``Decimal``, dates and
     UUIDs become strings, as in the outbox). No network I/O. With a warm cache no query
@@ -172,5 +175,11 @@ def receipt_sign(*, payload: dict) -> str:
     if (len(body) * 4 + 2) // 3 > _SIGN_REGISTRY.max_payload_length:
         raise ValueError(f"receipt payload of {len(body)} bytes is too large to sign")
     loaded = _current_key_loaded(settings.NODE_ID)
-    header = {"alg": ALG, "kid": loaded.kid, "typ": TYP}
-    return jws.serialize_compact(header, body, loaded.key, registry=_SIGN_REGISTRY)
+    header = json.dumps({"alg": ALG, "kid": loaded.kid, "typ": TYP}, separators=(",", ":")).encode()
+    signing_input = _b64url(header) + b"." + _b64url(body)
+    signature = loaded.key.get_op_key("sign").sign(signing_input)
+    return (signing_input + b"." + _b64url(signature)).decode("ascii")
+
+
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")

@@ -15,8 +15,13 @@ JWKS_MAX_AGE = 300
 
 @extend_schema(
     operation_id="jwks",
-    summary="Public receipt-signing keys (JWK Set, RFC 7517; OKP/Ed25519)",
-    responses={200: OpenApiResponse(description='{"keys": [{"kty": "OKP", "crv": "Ed25519", "x", "kid", ...}]}')},
+    summary="Public receipt-signing keys (JWK Set, RFC 7517; OKP/Ed25519, alg EdDSA)",
+    responses={
+        200: OpenApiResponse(
+            description='{"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig", "x", "kid"}]}; '
+            "receipts verify with PyJWT, joserfc and jose out of the box (docs/receipts.md)"
+        )
+    },
 )
 @api_view(["GET", "HEAD"])
 @authentication_classes([])

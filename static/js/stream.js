@@ -461,6 +461,8 @@ async function buy(sku) {
 
 async function attemptBuy(pin, key, { afterCheckout = false } = {}) {
   const { sku } = pin;
+  // The stream names the shop (docs/buying.md, "Naming the shop"): another shop using the
+  // same SKU code can never make this buy ambiguous or buy from the wrong shop.
   const body = { sku, quantity: 1, stream: streamId };
   const result = await api("/api/v1/orders/", { method: "POST", body, headers: { "Idempotency-Key": key } });
   const code = result.data?.code;
@@ -517,7 +519,11 @@ function confirmBuy(sku, order) {
   const node = nodes.get(sku);
   const pin = pinBySku(sku);
   const total = order?.total ? money(order.total, order.currency) : "";
-  announce(`Order #${order?.id ?? ""} confirmed — ${pin ? pin.title : sku}${total ? `, ${total}` : ""}.`, "success");
+  announce(
+    `Order #${order?.id ?? ""} confirmed — ${pin ? pin.title : sku}${total ? `, ${total}` : ""}.`,
+    "success",
+    order?.id ? { link: { href: `/orders/${order.id}/`, text: "Order & receipt" } } : {},
+  );
   if (!node || !signedIn) return;
   const button = node.action;
   button.classList.add("bought");

@@ -110,3 +110,35 @@ def test_one_key_many_parallel_requests_make_one_order(settings):
         )
     # Once done, every retry answers the first response.
     assert http_buy(buyer, sku.code, 1, "one-key-for-all") == (201, results[[s for s, _ in results].index(201)][1])
+
+
+def test_concurrent_refunds_refund_once_restock_once_and_audit_once():
+    """Staff and the creator press "Refund" at the same moment, several times: the gateway
+    refunds once, the stock comes back once, one order.refunded and one audit entry."""
+    from apps.orders.exceptions import OrderAlreadyRefunded
+    from apps.orders.payments import TestGateway
+    from apps.orders.services import order_refund
+    from creatorcommerce.audit.models import AuditEntry
+    from creatorcommerce.spine.models import OutboxEvent
+    from tests.factories import StaffFactory
+
+    sku = make_sku(stock=10)
+    status, body = service_buy(make_buyer(), sku.code, 3)
+    assert status == 201
+    order = Order.objects.get(pk=body["id"])
+    actors = [StaffFactory(), sku.shop.owner] * 4
+
+    def refund(actor):
+        try:
+            order_refund(order=order, actor=actor, restock=True, reason="pressed twice")
+            return "refunded"
+        except OrderAlreadyRefunded:
+            return "already"
+
+    results = run_concurrently(refund, [(a,) for a in actors], workers=8)
+
+    assert sorted(results) == ["already"] * 7 + ["refunded"]
+    assert StockLevel.objects.get(sku=sku).available == 10
+    assert TestGateway.refunds_of(Order.objects.get(pk=order.pk).capture_reference) == 1
+    assert OutboxEvent.objects.filter(type="order.refunded").count() == 1
+    assert AuditEntry.objects.filter(object_id=str(order.pk)).count() == 1

@@ -196,3 +196,30 @@ def _reserve_and_die(buyer, sku, quantity):
         payment_method_id=buyer.payment_methods.get().pk,
     )
     return order
+
+
+def test_queries_per_stream_buy(monkeypatch):
+    """A buy in a stream names the shop through the stream inside the one read (no separate
+    look-up of the stream); the only extra statement is the open-deal check."""
+    from apps.streams.models import Stream
+    from creatorcommerce.spine import events
+
+    sku = make_sku(stock=50)
+    stream = Stream.objects.create(shop=sku.shop, title="Counted", starts_at=timezone.now())
+    buyer = make_buyer()
+    buy(buyer, sku, key="warm-up-stream", stream=stream.pk)
+    monkeypatch.setattr(events, "enqueue_handlers", lambda event: None)
+    with CaptureQueriesContext(connection) as ctx:
+        outcome = order_place(
+            buyer=buyer,
+            sku_code=sku.code,
+            quantity=1,
+            idempotency_key="counted-stream-1",
+            fingerprint="counted-stream-1",
+            stream_id=stream.pk,
+        )
+        assert outcome.status == 201, outcome.body
+    statements = [q["sql"] for q in ctx.captured_queries]
+    reads = [s for s in statements if s.split()[0] == "SELECT"]
+    assert len(reads) == 2, "\n".join(statements)  # the buy context and the open-deal check
+    assert not any('FROM "streams_stream"' in s for s in statements), "\n".join(statements)

@@ -45,7 +45,7 @@ def test_verify_prints_header_and_payload(receipt_payload):
 
     printed = json.loads(_run("verify_receipt", token))
 
-    assert printed["header"] == {"alg": "Ed25519", "kid": signing_key_current().kid, "typ": "receipt+jws"}
+    assert printed["header"] == {"alg": "EdDSA", "kid": signing_key_current().kid, "typ": "receipt+jws"}
     assert printed["payload"]["order"] == 42 and printed["payload"]["total"] == "25.00"
 
 

@@ -43,7 +43,7 @@ def test_receipt_header_is_exactly_alg_kid_typ(receipt_payload):
     token = receipt_sign(payload=receipt_payload)
 
     header, payload, _signature = token_parts(token)
-    assert header == {"alg": "Ed25519", "kid": signing_key_current().kid, "typ": "receipt+jws"}
+    assert header == {"alg": "EdDSA", "kid": signing_key_current().kid, "typ": "receipt+jws"}
     # Decimals travel as strings, as in the outbox, so no float rounding reaches a receipt.
     assert payload["total"] == "25.00"
     assert receipt_verify(token=token) == payload
