@@ -9,14 +9,23 @@ import re
 
 import pytest
 
-from tests.streams import test_browser as journeys
-from tests.streams.test_browser import ARTIFACTS, DESKTOP, MOBILE, _login, _pin
-
-# The same daphne-over-a-fresh-SQLite server and Chromium as the stream page's tests.
-server = journeys.server
-browser = journeys.browser
+from tests.browser import ARTIFACTS, DESKTOP, MOBILE, chromium, demo_server, login
+from tests.streams.test_browser import SETUP, _pin
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The same demo data as the stream page's tests, on a daphne of this module's own."""
+    with demo_server(SETUP) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
 
 
 def _no_sideways_scroll(page) -> bool:
@@ -38,7 +47,7 @@ def test_my_orders_list_and_detail_on_desktop_and_phone(server, browser):
     desktop = browser.new_context(viewport=DESKTOP)
     phone = browser.new_context(viewport=MOBILE, is_mobile=True, has_touch=True, device_scale_factor=2)
     try:
-        page = _login(desktop, server, server["second"], stream_path, errors)
+        page = login(desktop, server, server["second"], stream_path, errors)
         expect(page.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
         bodies = []
         page.on("request", lambda r: bodies.append(r.post_data_json) if r.url.endswith("/api/v1/orders/") else None)
@@ -76,7 +85,7 @@ def test_my_orders_list_and_detail_on_desktop_and_phone(server, browser):
         detail_path = page.url[len(server["base"]) :]
 
         # The same on a phone: readable, nothing scrolls sideways.
-        mobile = _login(phone, server, server["second"], "/orders/", errors)
+        mobile = login(phone, server, server["second"], "/orders/", errors)
         expect(mobile.locator(".order-card")).to_have_count(2)
         assert _no_sideways_scroll(mobile)
         _shoot(mobile, "my-orders-mobile.png")
@@ -104,7 +113,7 @@ def test_creator_refunds_in_the_admin_staff_finds_the_audit_entry_buyer_sees_ref
     contexts = [browser.new_context(viewport=DESKTOP) for _ in range(3)]
     buyer_ctx, creator_ctx, staff_ctx = contexts
     try:
-        buyer = _login(buyer_ctx, server, server["buyer"], stream_path, errors)
+        buyer = login(buyer_ctx, server, server["buyer"], stream_path, errors)
         expect(buyer.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
         _pin(buyer, "POSTER").get_by_role("button", name=re.compile(r"^Buy")).click()
         link = buyer.locator("#buy-status").get_by_role("link", name="Order & receipt")
@@ -112,7 +121,7 @@ def test_creator_refunds_in_the_admin_staff_finds_the_audit_entry_buyer_sees_ref
         order_id = re.search(r"/orders/(\d+)/", link.get_attribute("href")).group(1)
 
         # The creator sees the order with its address, and refunds it (confirm step first).
-        admin = _login(creator_ctx, server, server["creator"], f"/admin/orders/order/{order_id}/change/", errors)
+        admin = login(creator_ctx, server, server["creator"], f"/admin/orders/order/{order_id}/change/", errors)
         expect(admin.locator(".field-shipping_label")).to_contain_text("Berlin")
         admin.get_by_role("link", name="Refund…").click()
         admin.wait_for_url(f"**/admin/orders/order/{order_id}/refund/")
@@ -126,7 +135,7 @@ def test_creator_refunds_in_the_admin_staff_finds_the_audit_entry_buyer_sees_ref
         _shoot(admin, "admin-order-refunded.png")
 
         # Staff find the audit entry by the order's number.
-        staff = _login(staff_ctx, server, "staff@demo.local", f"/admin/audit/auditentry/?q={order_id}", errors)
+        staff = login(staff_ctx, server, "staff@demo.local", f"/admin/audit/auditentry/?q={order_id}", errors)
         expect(staff.locator("#result_list")).to_contain_text("order.refunded")
         expect(staff.locator("#result_list")).to_contain_text("Poster arrived creased")
         _shoot(staff, "admin-audit-log.png")
