@@ -8,6 +8,7 @@ onto PostgreSQL, Redis and an MQTT broker.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -73,6 +74,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "creatorcommerce.guard.RequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "creatorcommerce.middleware.JsonErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -265,6 +267,20 @@ HEADLESS_SERVE_SPECIFICATION = False
 HEADLESS_TOKEN_STRATEGY = "apps.accounts.tokens.SessionTokenStrategy"
 EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CreatorCommerce <noreply@localhost>")
+
+# --- Client addresses behind a reverse proxy (creatorcommerce/clientip.py) ----------------
+# Addresses or CIDR networks of the proxies in front of the web processes. X-Forwarded-For is
+# believed only from them (read from the right, skipping trusted hops); every per-client
+# limit (allauth's, DRF's throttles, the media hook's) keys on the address this yields.
+# Empty: clients connect directly, X-Forwarded-For is ignored. docs/operations.md.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an address or a network.") from _exc
+# allauth keys its rate limits on the adapter's get_client_ip: ours asks clientip.
+ACCOUNT_ADAPTER = "creatorcommerce.account_adapter.AccountAdapter"
 
 # --- REST API --------------------------------------------------------------------------
 REST_FRAMEWORK = {
