@@ -10,8 +10,12 @@ their Shop (``"shop"``, ``"product__shop"``); the Shop model itself uses ``"self
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.db import models
+
+from .text import TextValidator
 
 
 def user_shop(user):
@@ -81,6 +85,17 @@ class _ScopedChoices:
         return super().formfield_for_manytomany(db_field, request, **kwargs)
 
 
+class _SafeText:
+    """Every text box refuses control and bidirectional-override characters
+    (creatorcommerce/text.py); a TextField's box may hold line breaks and tabs."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if isinstance(db_field, (models.CharField, models.TextField)) and isinstance(formfield, forms.CharField):
+            formfield.validators.append(TextValidator(multiline=isinstance(db_field, models.TextField)))
+        return formfield
+
+
 class _ShopAssignedForm:
     """Mixed into a creator's model form when ``shop`` is not a field of it.
 
@@ -109,7 +124,7 @@ class _ShopAssignedForm:
         super()._update_errors(errors)
 
 
-class ShopScopedAdmin(_ScopedChoices, admin.ModelAdmin):
+class ShopScopedAdmin(_SafeText, _ScopedChoices, admin.ModelAdmin):
     """Full rights for staff; for a creator, full rights on their own shop's objects only."""
 
     def _allowed(self, request, obj=None) -> bool:
@@ -158,7 +173,7 @@ class ShopScopedAdmin(_ScopedChoices, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-class ShopScopedInline(_ScopedChoices, admin.TabularInline):
+class ShopScopedInline(_SafeText, _ScopedChoices, admin.TabularInline):
     """Rows edited inside a shop-scoped parent, whose admin already checked the shop."""
 
     extra = 0
