@@ -292,7 +292,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "creatorcommerce.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "creatorcommerce.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "creatorcommerce.throttling.AnonThrottle",
         "creatorcommerce.throttling.UserThrottle",
