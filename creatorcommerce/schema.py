@@ -55,11 +55,8 @@ class AutoSchema(SpectacularAutoSchema):
             self._add(responses, "413", "too_large (a body over the size limit)")
         if any(scheme for scheme in security):
             required = {} not in security
-            self._add(
-                responses,
-                "401",
-                "not_authenticated, invalid_token" if required else "invalid_token (a session token was sent but is not valid)",
-            )
+            codes = "not_authenticated, invalid_token" if required else "invalid_token (a bad session token was sent)"
+            self._add(responses, "401", codes)
         if any(not isinstance(permission, _ANYONE) for permission in self.view.get_permissions()):
             self._add(responses, "403", "permission_denied")
         if self.view.get_throttles():
