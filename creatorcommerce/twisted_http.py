@@ -39,10 +39,10 @@ def install() -> None:
     if getattr(channel, "_json_error_answers", False):
         return
 
-    def lineLengthExceeded(self, line):  # noqa: N802 (Twisted's name)
+    def lineLengthExceeded(self, line):  # Twisted's name
         _headers_too_large(self)
 
-    def _respondToBadRequestAndDisconnect(self):  # noqa: N802 (Twisted's name)
+    def _respondToBadRequestAndDisconnect(self):  # Twisted's name
         if getattr(self, "_receivedHeaderSize", 0) > self.totalHeadersSize:
             _headers_too_large(self)
         else:
