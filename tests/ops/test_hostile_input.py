@@ -153,3 +153,23 @@ def test_ten_megabyte_body_is_a_413(client_, path):
 def test_ten_megabyte_body_is_a_413_for_a_creator(creator_client):
     body = json.dumps({"title": "Big", "description": "x" * BIG, "skus": []})
     _is_json_error(creator_client.post("/api/v1/products/", body, content_type="application/json"), 413, "too_large")
+
+
+def test_nul_byte_in_a_session_token_or_cookie_is_a_400(client_):
+    _is_json_error(client_.get("/api/v1/me/", headers={"X-Session-Token": "abc\x00def"}), 400, "invalid_characters")
+    client_.cookies["sessionid"] = "abc\x00def"
+    _is_json_error(client_.get("/api/v1/me/"), 400, "invalid_characters")
+
+
+@pytest.mark.parametrize("path", ["/hooks/media/auth", "/_allauth/app/v1/auth/login", "/api/v1/orders/"])
+def test_a_json_nul_escape_is_a_400(client_, path):
+    body = '{"token": "live\\u0000x", "email": "a\\u0000@example.com", "password": "x", "sku": "A\\u0000"}'
+    _is_json_error(client_.post(path, body, content_type="application/json"), 400, "invalid_characters")
+
+
+def test_an_escaped_backslash_before_u0000_is_only_text(creator_client):
+    body = json.dumps({"title": "Path C:\\u0000", "skus": [{"code": "BS-1", "price": "1.00"}]})
+    assert "\\\\u0000" in body
+    response = creator_client.post("/api/v1/products/", body, content_type="application/json")
+    assert response.status_code == 201, response.content[:300]
+    assert response.json()["title"] == "Path C:\\u0000"
