@@ -95,13 +95,16 @@ def test_a_bad_trusted_proxies_entry_refuses_to_start(monkeypatch):
 # -- the limits that use it ----------------------------------------------------------------
 
 
-@pytest.mark.django_db
-def test_drf_anonymous_throttle_ignores_a_forged_header(settings):
+@pytest.fixture
+def two_anonymous_calls_a_minute(settings, db):
     settings.TRUSTED_PROXIES = [PROXY]
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
         "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "2/min"},
     }
+
+
+def test_drf_anonymous_throttle_ignores_a_forged_header(two_anonymous_calls_a_minute):
     client = Client()
     statuses = [
         client.get("/api/v1/streams/", REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR=f"198.51.100.{i}").status_code
@@ -110,13 +113,7 @@ def test_drf_anonymous_throttle_ignores_a_forged_header(settings):
     assert statuses == [200, 200, 429]
 
 
-@pytest.mark.django_db
-def test_drf_anonymous_throttle_counts_each_client_behind_the_proxy(settings):
-    settings.TRUSTED_PROXIES = [PROXY]
-    settings.REST_FRAMEWORK = {
-        **settings.REST_FRAMEWORK,
-        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "anon": "2/min"},
-    }
+def test_drf_anonymous_throttle_counts_each_client_behind_the_proxy(two_anonymous_calls_a_minute):
     client = Client()
 
     def get(who):

@@ -90,13 +90,18 @@ def test_a_shipping_address_refuses_them(api_client):
     assert response.json()["errors"]["name"][0]["code"] == "invalid_text"
 
 
-@pytest.mark.django_db
-def test_admin_forms_refuse_them(client):
+@pytest.fixture
+def product_page(client, db):
+    """A creator signed in to the admin, on their product's change page: (sku, url, form data)."""
     creator = CreatorFactory()
     client.force_login(creator)
     sku = make_sku(creator.shop, code="TEE", price="10.00", stock=5)
     url = f"/admin/catalog/product/{sku.product_id}/change/"
-    data = page_form(client, url)
+    return sku, url, page_form(client, url)
+
+
+def test_admin_forms_refuse_them(client, product_page):
+    sku, url, data = product_page
     data["title"] = f"Tee {RLO}gnp.exe"
     data[f"{inline_row(data, 'skus', sku)}-title"] = "M\x07"
     response = client.post(url, data)
@@ -109,13 +114,8 @@ def test_admin_forms_refuse_them(client):
     assert sku.product.title != data["title"]
 
 
-@pytest.mark.django_db
-def test_admin_text_areas_keep_line_breaks(client):
-    creator = CreatorFactory()
-    client.force_login(creator)
-    sku = make_sku(creator.shop, code="TEE", price="10.00", stock=5)
-    url = f"/admin/catalog/product/{sku.product_id}/change/"
-    data = page_form(client, url)
+def test_admin_text_areas_keep_line_breaks(client, product_page):
+    sku, url, data = product_page
     data["description"] = "Soft.\r\n\tWash cold."
     assert client.post(url, data).status_code == 302
     sku.product.refresh_from_db()
