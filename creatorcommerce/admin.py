@@ -66,6 +66,10 @@ class AdminSite(admin.AdminSite):
         user = request.user
         return user.is_active and (user.is_staff or user_shop(user) is not None)
 
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Every admin registered here, and its inlines, gets the free-text rule (_SafeText)."""
+        super().register(model_or_iterable, with_safe_text(admin_class or admin.ModelAdmin), **options)
+
 
 class _ScopedChoices:
     """Foreign-key and many-to-many choices limited to the creator's own shop."""
@@ -94,6 +98,16 @@ class _SafeText:
         if isinstance(db_field, (models.CharField, models.TextField)) and isinstance(formfield, forms.CharField):
             formfield.validators.append(TextValidator(multiline=isinstance(db_field, models.TextField)))
         return formfield
+
+
+def with_safe_text(admin_class):
+    """``admin_class`` (and its inlines) with _SafeText mixed in, unless it already has it."""
+    if issubclass(admin_class, _SafeText):
+        return admin_class
+    attrs = {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__}
+    if getattr(admin_class, "inlines", None):
+        attrs["inlines"] = [with_safe_text(inline) for inline in admin_class.inlines]
+    return type(admin_class.__name__, (_SafeText, admin_class), attrs)
 
 
 class _ShopAssignedForm:

@@ -120,3 +120,20 @@ def test_admin_text_areas_keep_line_breaks(client, product_page):
     assert client.post(url, data).status_code == 302
     sku.product.refresh_from_db()
     assert "\tWash cold." in sku.product.description
+
+
+def test_every_registered_admin_gets_the_rule(client, db):
+    """Admins that do not build on ShopScopedAdmin (the user admin) get it from the site."""
+    from django.contrib.auth import get_user_model
+
+    staff = get_user_model().objects.create_superuser(email="root@example.com", password="a-long-Passw0rd!")
+    client.force_login(staff)
+    person = CreatorFactory()
+    url = f"/admin/accounts/user/{person.pk}/change/"
+    data = page_form(client, url)
+    data["display_name"] = f"Eve {RLO}"
+    response = client.post(url, data)
+    assert response.status_code == 200
+    assert "display_name" in response.context["adminform"].form.errors
+    person.refresh_from_db()
+    assert RLO not in person.display_name
