@@ -37,6 +37,7 @@ class CookieSessionScheme(OpenApiAuthenticationExtension):
 # every operation without each view repeating them.
 
 _ANYONE = (AllowAny, IsAuthenticated)
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -59,6 +60,8 @@ class AutoSchema(SpectacularAutoSchema):
             self._add(responses, "401", codes)
         if any(not isinstance(permission, _ANYONE) for permission in self.view.get_permissions()):
             self._add(responses, "403", "permission_denied")
+        elif self.method in _UNSAFE and any("cookieAuth" in scheme for scheme in security):
+            self._add(responses, "403", "permission_denied (a cookie session without its CSRF token)")
         if self.view.get_throttles():
             self._add(responses, "429", "rate_limited (see the Retry-After header)")
         operation["responses"] = dict(sorted(responses.items()))

@@ -110,3 +110,17 @@ def test_me_allows_a_null_shop(schema, client):
     assert me["properties"]["shop"].get("nullable") is True or {"type": "null"} in me["properties"]["shop"].get(
         "oneOf", []
     ), me["properties"]["shop"]
+
+
+def test_a_cookie_session_without_csrf_gets_the_documented_403(schema):
+    """Cookie sessions must send the CSRF token on writes; the refusal is in the schema."""
+    from django.test import Client
+
+    from tests.factories import UserFactory
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(UserFactory())
+    response = client.put("/api/v1/me/address/", "{}", content_type="application/json")
+    assert response.status_code == 403
+    assert response.json()["code"] == "permission_denied"
+    assert "403" in schema["paths"]["/api/v1/me/address/"]["put"]["responses"]
