@@ -14,6 +14,8 @@ the hooks and the pages, whoever parses the body later:
 from __future__ import annotations
 
 import re
+from array import array
+from itertools import accumulate
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -25,26 +27,25 @@ from .api import error_body, is_api_request
 MAX_JSON_DEPTH = 64
 
 _FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
-# A JSON string (skipped whole, so brackets inside text do not count) or a bracket.
-_JSON_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
+_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 and -1 as signed bytes
 # A \u0000 escape that is not itself an escaped backslash followed by "u0000".
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
 def json_depth_exceeds(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
-    """Whether ``body``'s brackets nest deeper than ``limit`` (outside strings)."""
+    """Whether ``body``'s brackets nest deeper than ``limit`` (outside strings).
+
+    The running sum of +1 per opening and -1 per closing bracket is the depth; where it goes
+    below zero the body is not JSON and a parser stops there, so nothing after that point can
+    be nested deeper than the sum says. Done in C (regex, translate, accumulate): 2.5 MB of
+    brackets in 40-60 ms (measured) rather than 400 with a loop per bracket.
+    """
     if body.count(b"[") + body.count(b"{") <= limit:  # cannot nest deeper: the common case
         return False
-    depth = 0
-    for match in _JSON_TOKEN.finditer(body):
-        token = match.group()
-        if token in (b"[", b"{"):
-            depth += 1
-            if depth > limit:
-                return True
-        elif token in (b"]", b"}"):
-            depth = max(0, depth - 1)
-    return False
+    brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_A_BRACKET)
+    return max(accumulate(array("b", brackets.translate(_STEP))), default=0) > limit
 
 
 def has_nul(request) -> bool:

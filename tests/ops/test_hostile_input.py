@@ -89,6 +89,24 @@ def test_deeply_nested_json_is_a_400_for_a_signed_in_creator(creator_client, pat
     _is_json_error(creator_client.post(path, DEEP, content_type="application/json"), 400, "malformed_json")
 
 
+@pytest.mark.parametrize(
+    ("body", "too_deep"),
+    [
+        (b"[" * 64 + b"]" * 64, False),
+        (b"[" * 65 + b"]" * 65, True),
+        (b'{"a":' * 65 + b"1" + b"}" * 65, True),
+        (b'["' + b"[" * 2000 + b'"]', False),  # inside a string
+        (b'["\\\"' + b"[" * 2000 + b'"]', False),  # escaped quotes do not end the string
+        (b"[]" * 100_000, False),  # many, but shallow
+        (b"]" + b"[" * 100, True),  # not JSON; a parser would stop at once, refusing is fine
+    ],
+)
+def test_depth_is_counted_outside_strings(body, too_deep):
+    from creatorcommerce.guard import json_depth_exceeds
+
+    assert json_depth_exceeds(body) is too_deep
+
+
 def test_nesting_inside_strings_is_only_text(creator_client):
     """Brackets in a string are not nesting: a product described with 2,000 of them is fine."""
     body = {"title": "Brackets", "description": "[" * 2000, "skus": [{"code": "BR-1", "price": "1.00"}]}
