@@ -96,7 +96,7 @@ def test_deeply_nested_json_is_a_400_for_a_signed_in_creator(creator_client, pat
         (b"[" * 65 + b"]" * 65, True),
         (b'{"a":' * 65 + b"1" + b"}" * 65, True),
         (b'["' + b"[" * 2000 + b'"]', False),  # inside a string
-        (b'["\\\"' + b"[" * 2000 + b'"]', False),  # escaped quotes do not end the string
+        (b'["\\"' + b"[" * 2000 + b'"]', False),  # escaped quotes do not end the string
         (b"[]" * 100_000, False),  # many, but shallow
         (b"]" + b"[" * 100, True),  # not JSON; a parser would stop at once, refusing is fine
     ],
