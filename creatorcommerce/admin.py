@@ -15,6 +15,9 @@ from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import NON_FIELD_ERRORS
+from django.db import models
+
+from .text import TextValidator
 
 
 def user_shop(user):
@@ -92,6 +95,10 @@ class AdminSite(admin.AdminSite):
     def has_permission(self, request):
         return admin_allowed(request.user)
 
+    def register(self, model_or_iterable, admin_class=None, **options):
+        """Every admin registered here, and its inlines, gets the free-text rule (_SafeText)."""
+        super().register(model_or_iterable, with_safe_text(admin_class or admin.ModelAdmin), **options)
+
 
 class _ScopedChoices:
     """Foreign-key and many-to-many choices limited to the creator's own shop."""
@@ -109,6 +116,27 @@ class _ScopedChoices:
             if scoped is not None:
                 kwargs["queryset"] = scoped
         return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+
+class _SafeText:
+    """Every text box refuses control and bidirectional-override characters
+    (creatorcommerce/text.py); a TextField's box may hold line breaks and tabs."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        formfield = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if isinstance(db_field, (models.CharField, models.TextField)) and isinstance(formfield, forms.CharField):
+            formfield.validators.append(TextValidator(multiline=isinstance(db_field, models.TextField)))
+        return formfield
+
+
+def with_safe_text(admin_class):
+    """``admin_class`` (and its inlines) with _SafeText mixed in, unless it already has it."""
+    if issubclass(admin_class, _SafeText):
+        return admin_class
+    attrs = {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__}
+    if getattr(admin_class, "inlines", None):
+        attrs["inlines"] = [with_safe_text(inline) for inline in admin_class.inlines]
+    return type(admin_class.__name__, (_SafeText, admin_class), attrs)
 
 
 class _ShopAssignedForm:
@@ -139,7 +167,7 @@ class _ShopAssignedForm:
         super()._update_errors(errors)
 
 
-class ShopScopedAdmin(_ScopedChoices, admin.ModelAdmin):
+class ShopScopedAdmin(_SafeText, _ScopedChoices, admin.ModelAdmin):
     """Full rights for staff; for a creator, full rights on their own shop's objects only."""
 
     def _allowed(self, request, obj=None) -> bool:
@@ -188,7 +216,7 @@ class ShopScopedAdmin(_ScopedChoices, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-class ShopScopedInline(_ScopedChoices, admin.TabularInline):
+class ShopScopedInline(_SafeText, _ScopedChoices, admin.TabularInline):
     """Rows edited inside a shop-scoped parent, whose admin already checked the shop."""
 
     extra = 0

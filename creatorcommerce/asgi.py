@@ -6,8 +6,14 @@ Runs unchanged under daphne (`daphne creatorcommerce.asgi:application`) and uvic
 
 import gc
 import os
+import sys
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "creatorcommerce.settings")
+
+if "daphne.server" in sys.modules:  # served by daphne: oversized headers answer JSON 431
+    from creatorcommerce.twisted_http import install
+
+    install()
 
 from creatorcommerce.handlers import get_asgi_application
 

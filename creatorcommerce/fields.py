@@ -2,13 +2,22 @@
 
 DRF's CharField turns 5 into "5" and IntegerField turns "5" into 5; the contract says wrong
 types are a 400, so API serializers use these.
+
+``StrictCharField`` is also where the API applies the free-text rule (creatorcommerce/text.py):
+no control or bidirectional-override characters; ``multiline=True`` allows line breaks and tabs.
 """
 
 from rest_framework import serializers
 
+from .text import TextValidator
+
 
 class StrictCharField(serializers.CharField):
     default_error_messages = {"type": "Expected a string."}
+
+    def __init__(self, *, multiline: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.validators.append(TextValidator(multiline=multiline))
 
     def to_internal_value(self, data):
         if not isinstance(data, str):

@@ -8,6 +8,7 @@ onto PostgreSQL, Redis and an MQTT broker.
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 
@@ -74,6 +75,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "creatorcommerce.guard.RequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "creatorcommerce.middleware.JsonErrorsMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -288,6 +290,20 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CreatorCommerce <nor
 # (in MIDDLEWARE). TIME_ZONE below is the zone of new users and anonymous visitors.
 ACCOUNT_SIGNUP_FORM_CLASS = "apps.accounts.forms.SignupTimeZoneForm"
 
+# --- Client addresses behind a reverse proxy (creatorcommerce/clientip.py) ----------------
+# Addresses or CIDR networks of the proxies in front of the web processes. X-Forwarded-For is
+# believed only from them (read from the right, skipping trusted hops); every per-client
+# limit (allauth's, DRF's throttles, the media hook's) keys on the address this yields.
+# Empty: clients connect directly, X-Forwarded-For is ignored. docs/operations.md.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+for _proxy in TRUSTED_PROXIES:
+    try:
+        ipaddress.ip_network(_proxy.strip(), strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"TRUSTED_PROXIES: {_proxy!r} is not an address or a network.") from _exc
+# allauth keys its rate limits on the adapter's get_client_ip: ours asks clientip.
+ACCOUNT_ADAPTER = "creatorcommerce.account_adapter.AccountAdapter"
+
 # --- REST API --------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -298,7 +314,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "creatorcommerce.api.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "creatorcommerce.schema.AutoSchema",
     "DEFAULT_THROTTLE_CLASSES": [
         "creatorcommerce.throttling.AnonThrottle",
         "creatorcommerce.throttling.UserThrottle",

@@ -5,8 +5,18 @@ while loading its own views."""
 from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 
+from .clientip import client_ip
 
-class ScopedThrottle(ScopedRateThrottle):
+
+class _ClientAddress:
+    """Requests without a user are counted per client address as TRUSTED_PROXIES resolves it
+    (creatorcommerce/clientip.py), not per DRF's NUM_PROXIES reading of X-Forwarded-For."""
+
+    def get_ident(self, request):
+        return client_ip(request)
+
+
+class ScopedThrottle(_ClientAddress, ScopedRateThrottle):
     """DRF's scoped throttle, reading the rates when used rather than at import, so that a
     settings change (and a test's override) takes effect."""
 
@@ -15,7 +25,7 @@ class ScopedThrottle(ScopedRateThrottle):
         return api_settings.DEFAULT_THROTTLE_RATES
 
 
-class AnonThrottle(AnonRateThrottle):
+class AnonThrottle(_ClientAddress, AnonRateThrottle):
     """Per client address, for requests without a user (rates read at use, see ScopedThrottle)."""
 
     @property
@@ -23,7 +33,7 @@ class AnonThrottle(AnonRateThrottle):
         return api_settings.DEFAULT_THROTTLE_RATES
 
 
-class UserThrottle(UserRateThrottle):
+class UserThrottle(_ClientAddress, UserRateThrottle):
     @property
     def THROTTLE_RATES(self):
         return api_settings.DEFAULT_THROTTLE_RATES

@@ -13,6 +13,8 @@ ShopSerializer = inline_serializer(
         "slug": serializers.CharField(),
         "currency": serializers.CharField(),
     },
+    allow_null=True,
+    help_text="the creator's shop; null for anyone without one (viewers, staff)",
 )
 
 

@@ -32,7 +32,7 @@ class SkuInSerializer(serializers.Serializer):
 
 class ProductInSerializer(serializers.Serializer):
     title = StrictCharField(max_length=200)
-    description = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000)
+    description = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000, multiline=True)
     skus = SkuInSerializer(many=True, allow_empty=False, max_length=100)
 
 

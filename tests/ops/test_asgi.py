@@ -132,6 +132,18 @@ async def test_errors_still_answer_json_through_the_sync_chain():
     assert json.loads(body)["code"] == "not_found"
 
 
+async def test_hostile_requests_get_their_json_errors_through_the_asgi_app():
+    """creatorcommerce/guard.py answers the same under ASGI (daphne, uvicorn) as in tests."""
+    headers = {"content-type": "application/json"}
+    deep = ("[" * 1000 + "]" * 1000).encode()
+    status, _, body = await call("/_allauth/app/v1/auth/login", "POST", headers=headers, body=deep)
+    assert (status, json.loads(body)["code"]) == (400, "malformed_json")
+    status, _, body = await call("/api/v1/skus/\x00/")
+    assert (status, json.loads(body)["code"]) == (400, "invalid_characters")
+    status, _, body = await call("/hooks/media/auth", "POST", headers=headers, body=b"{" + b" " * 3_000_000 + b"}")
+    assert (status, json.loads(body)["code"]) == (413, "too_large")
+
+
 async def test_a_buy_through_the_asgi_app(settings):
     from asgiref.sync import sync_to_async
     from django.contrib.auth import login

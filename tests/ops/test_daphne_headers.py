@@ -1,0 +1,112 @@
+"""Against a real daphne: a request with an oversized header answers 431 JSON instead of a
+dropped connection (creatorcommerce/twisted_http.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import WAIT
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def daphne_port(tmp_path_factory):
+    port = _free_port()
+    env = {
+        **os.environ,
+        # No request here reaches the database; a file of its own keeps it away from others'.
+        "DATABASE_URL": f"sqlite:///{tmp_path_factory.mktemp('daphne') / 'unused.sqlite3'}",
+        "REDIS_URL": "",
+        "CELERY_BROKER_URL": "",
+        "DEBUG": "0",
+        "SECURE_SSL_REDIRECT": "0",
+        "EMBEDDED_SCHEDULER": "0",
+        "ALLOWED_HOSTS": "127.0.0.1",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "creatorcommerce.asgi:application"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + WAIT
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stdout.read().decode()[-2000:])
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError("daphne did not start") from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _exchange(port: int, head: str, body: bytes = b"") -> tuple[int, dict, bytes]:
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(head.encode() + body)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert received, "the server closed the connection without an answer"
+    status_line, _, rest = received.partition(b"\r\n")
+    headers_blob, _, payload = rest.partition(b"\r\n\r\n")
+    headers = dict(line.decode().split(": ", 1) for line in headers_blob.split(b"\r\n") if b": " in line)
+    return int(status_line.split()[1]), headers, payload
+
+
+def _post_orders(extra_headers: str) -> str:
+    return (
+        "POST /api/v1/orders/ HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: 2\r\nConnection: close\r\n{extra_headers}\r\n"
+    )
+
+
+def test_a_20000_character_idempotency_key_is_a_431(daphne_port):
+    status, headers, payload = _exchange(daphne_port, _post_orders(f"Idempotency-Key: {'k' * 20000}\r\n"), b"{}")
+    assert status == 431
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(payload)["code"] == "headers_too_large"
+
+
+def test_headers_over_16_kb_in_total_are_a_431(daphne_port):
+    many = "".join(f"X-Filler-{i}: {'v' * 4000}\r\n" for i in range(5))
+    status, _, payload = _exchange(daphne_port, _post_orders(many), b"{}")
+    assert status == 431
+    assert json.loads(payload)["code"] == "headers_too_large"
+
+
+def test_a_request_line_that_is_not_http_is_a_json_400(daphne_port):
+    status, _, payload = _exchange(daphne_port, "NONSENSE\r\n\r\n")
+    assert status == 400
+    assert json.loads(payload)["code"] == "bad_request"
+
+
+def test_ordinary_requests_are_served(daphne_port):
+    status, _, payload = _exchange(daphne_port, "GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    assert status == 200
+    assert json.loads(payload) == {"status": "ok"}
