@@ -17,17 +17,13 @@ from rest_framework.views import APIView
 from apps.catalog.models import SKU, StockLevel
 from creatorcommerce.admin import is_staff
 from creatorcommerce.api import error_body
+from creatorcommerce.clientip import client_ip
 
 from .exceptions import StreamNotFound
 from .media import MediaDecision, media_authorize, media_caller_check
 from .models import FlashDeal, Stream
 from .selectors import stream_body, stream_get, stream_sales, streams_list
 
-
-def _client_address(request) -> str:
-    """The address the hook's request came from (the media server's, unless a proxy is in
-    between): what wrong-secret guesses are counted by."""
-    return request.META.get("REMOTE_ADDR") or "unknown"
 
 
 _DECISION_CODES = {
@@ -82,7 +78,7 @@ class MediaAuthView(APIView):
         },
     )
     def post(self, request):
-        decision = media_caller_check(secret=request.query_params.get("secret"), address=_client_address(request))
+        decision = media_caller_check(secret=request.query_params.get("secret"), address=client_ip(request))
         if decision == MediaDecision.ALLOW:
             try:
                 body = json.loads(request.body or b"null")

@@ -311,6 +311,27 @@ def test_wrong_hook_secrets_are_limited_per_calling_address(client, media_stream
     assert ask(client, body).status_code == 200  # the media server, from its own address
 
 
+def test_behind_a_trusted_proxy_wrong_secrets_count_per_caller_not_per_proxy(client, media_stream, settings):
+    """Behind a proxy every caller arrives from the proxy's address: guesses are counted for
+    the address the proxy forwarded (TRUSTED_PROXIES), so one guesser does not lock out the
+    media server behind the same proxy, and a forged X-Forwarded-For from elsewhere is ignored."""
+    settings.MEDIA_HOOK_FAILURES_PER_10MIN = 3
+    settings.TRUSTED_PROXIES = ["10.9.8.7"]
+    guesser, media_server = client_address(), client_address()
+    body = hook_body(action="publish", path=f"live/{media_stream.pk}", token=media_stream.ingest_token)
+    via_proxy = {"REMOTE_ADDR": "10.9.8.7"}
+    for _ in range(3):
+        response = ask(client, body, secret="guess", HTTP_X_FORWARDED_FOR=guesser, **via_proxy)
+        assert response.status_code == 401
+    assert ask(client, body, HTTP_X_FORWARDED_FOR=guesser, **via_proxy).status_code == 429
+    assert ask(client, body, HTTP_X_FORWARDED_FOR=media_server, **via_proxy).status_code == 200
+    # Not from the proxy: X-Forwarded-For is the caller's own claim and does not count.
+    direct = client_address()
+    for _ in range(3):
+        assert ask(client, body, secret="guess", REMOTE_ADDR=direct, HTTP_X_FORWARDED_FOR=guesser).status_code == 401
+    assert ask(client, body, REMOTE_ADDR=direct, HTTP_X_FORWARDED_FOR=media_server).status_code == 429
+
+
 def test_deeply_nested_json_is_a_denial_not_a_crash(client, media_stream):
     assert ask(client, raw="[" * 2000).status_code in DENIED
     assert ask(client, raw='{"a":' * 1000 + "1" + "}" * 1000).status_code in DENIED
