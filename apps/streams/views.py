@@ -24,8 +24,6 @@ from .media import MediaDecision, media_authorize, media_caller_check
 from .models import FlashDeal, Stream
 from .selectors import stream_body, stream_get, stream_sales, streams_list
 
-
-
 _DECISION_CODES = {
     MediaDecision.UNAUTHENTICATED: ("invalid_token", "Not allowed."),
     MediaDecision.FORBIDDEN: ("forbidden", "Not allowed."),
