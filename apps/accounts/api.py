@@ -23,11 +23,12 @@ class MeSerializer(serializers.Serializer):
     email = serializers.EmailField()
     display_name = serializers.CharField()
     roles = serializers.ListField(child=serializers.ChoiceField(choices=["viewer", "creator", "staff"]))
+    time_zone = serializers.CharField(help_text="IANA time zone name; pages and the admin show times in it")
     shop = ShopSerializer
 
 
 class MeView(APIView):
-    """The signed-in user: e-mail, roles and shop."""
+    """The signed-in user: e-mail, roles, time zone and shop."""
 
     @extend_schema(responses={200: MeSerializer}, operation_id="me_retrieve")
     def get(self, request):

@@ -10,5 +10,6 @@ def user_profile(*, user: User) -> dict:
         "email": user.email,
         "display_name": user.display_name,
         "roles": user.roles,
+        "time_zone": user.time_zone,
         "shop": {"id": shop.pk, "name": shop.name, "slug": shop.slug, "currency": shop.currency} if shop else None,
     }

@@ -25,6 +25,7 @@ def test_app_client_signs_up_and_token_authenticates_me(client):
         "email": "new@example.test",
         "display_name": "",
         "roles": ["viewer"],
+        "time_zone": "UTC",
         "shop": None,
     }
 
@@ -39,6 +40,15 @@ def test_login_returns_token_and_me_shows_creator_shop(client):
     body = client.get("/api/v1/me/", headers={"X-Session-Token": token}).json()
     assert body["roles"] == ["viewer", "creator"]
     assert body["shop"]["name"] == creator.shop.name
+
+
+def test_me_shows_the_users_time_zone(client):
+    """App clients show times as the web pages do: in the zone the user chose."""
+    creator = CreatorFactory()
+    creator.time_zone = "Asia/Tokyo"
+    creator.save(update_fields=["time_zone"])
+    client.force_login(creator)
+    assert client.get("/api/v1/me/").json()["time_zone"] == "Asia/Tokyo"
 
 
 def test_wrong_token_is_401_json(client):
