@@ -107,6 +107,18 @@ def test_depth_is_counted_outside_strings(body, too_deep):
     assert json_depth_exceeds(body) is too_deep
 
 
+@pytest.mark.timeout(30)
+def test_an_unclosed_string_is_scanned_once_not_from_every_quote():
+    """65 brackets then an unclosed string of escaped quotes: the string scan used to restart
+    at every quote (80 KB took 16 s, the 2.5 MB limit hours) on the request threads, before
+    any authentication. Scanned once, 2 MB is a fraction of a second; the bound is generous."""
+    from creatorcommerce.guard import json_depth_exceeds
+
+    body = b"[" * 65 + b'"' + b'\\"' * 1_000_000
+    assert json_depth_exceeds(body) is True  # the brackets before the string still count
+    assert json_depth_exceeds(b"[" * 65 + b'"' + b"]" * 65) is True  # unclosed: the rest is text
+
+
 def test_nesting_inside_strings_is_only_text(creator_client):
     """Brackets in a string are not nesting: a product described with 2,000 of them is fine."""
     body = {"title": "Brackets", "description": "[" * 2000, "skus": [{"code": "BR-1", "price": "1.00"}]}
