@@ -47,6 +47,11 @@ class GatewayUnavailable(DomainError):
     message = "The payment provider did not answer; you were not charged. Try again."
 
 
+class HoldNotAvailable(Exception):
+    """The authorisation was voided (so it cannot be captured) or captured (so it cannot be
+    voided, only refunded): a capture and a refund met. Not the buyer's fault, not an outage."""
+
+
 @dataclass(frozen=True)
 class CardInfo:
     brand: str
@@ -64,10 +69,11 @@ class PaymentGateway(Protocol):
         """Hold ``amount``; returns the authorization id."""
 
     def capture(self, *, authorization_id: str, amount: Decimal) -> str:
-        """Take a held amount; returns the capture id."""
+        """Take a held amount; returns the capture id. Raises ``HoldNotAvailable`` if the
+        hold was voided."""
 
     def void(self, *, authorization_id: str) -> None:
-        """Release a hold that was not captured."""
+        """Release a hold that was not captured. Raises ``HoldNotAvailable`` if it was."""
 
     def refund(self, *, capture_id: str, amount: Decimal, reference: str) -> str:
         """Give ``amount`` of a capture back; the same ``reference`` refunds once. Returns
@@ -93,6 +99,7 @@ class TestGateway:
     _authorizations: dict[str, tuple[str, Decimal]] = {}
     _authorization_of_reference: dict[str, str] = {}
     _captures: dict[str, str] = {}
+    _voided: dict[str, bool] = {}
     _refunds: dict[str, str] = {}
 
     def validate_token(self, token: str) -> CardInfo:
@@ -119,6 +126,8 @@ class TestGateway:
         with self._lock:
             if authorization_id in self._captures:
                 return self._captures[authorization_id]
+            if authorization_id in self._voided:
+                raise HoldNotAvailable(f"{authorization_id} was voided")
             capture_id = f"cap_{uuid.uuid4().hex[:16]}"
             _keep(self._captures, authorization_id, capture_id, self.KEEP)
             self._record(("capture", authorization_id, amount))
@@ -126,6 +135,9 @@ class TestGateway:
 
     def void(self, *, authorization_id: str) -> None:
         with self._lock:
+            if authorization_id in self._captures:
+                raise HoldNotAvailable(f"{authorization_id} was captured; refund it instead")
+            _keep(self._voided, authorization_id, True, self.KEEP)
             held = self._authorizations.pop(authorization_id, None)
             if held is not None:
                 self._authorization_of_reference.pop(held[0], None)

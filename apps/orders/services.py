@@ -70,7 +70,7 @@ from .exceptions import (
     ReservationExpired,
 )
 from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
-from .payments import GatewayUnavailable, PaymentDeclined, get_gateway
+from .payments import GatewayUnavailable, HoldNotAvailable, PaymentDeclined, get_gateway
 from .selectors import buy_context, line_body, order_body
 
 log = logging.getLogger(__name__)
@@ -444,6 +444,15 @@ def _receipt_payload(order: Order, lines: list[OrderLine]) -> dict:
     }
 
 
+def _line_units_return(line: OrderLine):
+    """Give a line's units back where they came from: a flash deal's to the deal while it is
+    open, else to the location the deal drew them from; other units to their stock row.
+    Precondition: inside ``transaction.atomic()``. Returns the DealCount or StockCount."""
+    if line.deal_id is not None:
+        return deal_return(deal_id=line.deal_id, quantity=line.quantity)
+    return stock_return(level_id=line.stock_level_id, quantity=line.quantity)
+
+
 def order_release(*, order_id: int, to_status: str) -> bool:
     """Give a reserved order's stock (and per-buyer allowance) back and close it as
     ``to_status`` (declined, expired or failed). Returns False if it was no longer
@@ -455,10 +464,7 @@ def order_release(*, order_id: int, to_status: str) -> bool:
         order.status = to_status
         order.save(update_fields=["status"])
         for line in order.lines.all():
-            if line.deal_id is not None:
-                count = deal_return(deal_id=line.deal_id, quantity=line.quantity)
-            else:
-                count = stock_return(level_id=line.stock_level_id, quantity=line.quantity)
+            count = _line_units_return(line)
             scope = line.limit_scope
             if line.counts_against_limit:
                 allowance_return(buyer_id=order.buyer_id, sku_id=line.sku_id, quantity=line.quantity, scope=scope)
@@ -481,14 +487,17 @@ def order_capture(*, order_id: int) -> bool:
     """Capture an authorised payment. Safe to repeat: the gateway captures an authorisation
     once, and only an ``authorized`` order moves to ``captured``. Network I/O happens
     outside any transaction."""
-    order = Order.objects.filter(pk=order_id, payment_status=Order.PaymentStatus.AUTHORIZED).first()
+    paid = {"pk": order_id, "status": Order.Status.PAID, "payment_status": Order.PaymentStatus.AUTHORIZED}
+    order = Order.objects.filter(**paid).first()
     if order is None:
         return False
-    capture = get_gateway().capture(authorization_id=order.payment_reference, amount=order.total)
+    try:
+        capture = get_gateway().capture(authorization_id=order.payment_reference, amount=order.total)
+    except HoldNotAvailable:  # a refund voided the hold after our read: nothing to take
+        log.info("order %s was not captured: its hold was voided by a refund", order_id)
+        return False
     return bool(
-        Order.objects.filter(pk=order_id, payment_status=Order.PaymentStatus.AUTHORIZED).update(
-            payment_status=Order.PaymentStatus.CAPTURED, capture_reference=capture
-        )
+        Order.objects.filter(**paid).update(payment_status=Order.PaymentStatus.CAPTURED, capture_reference=capture)
     )
 
 
@@ -504,8 +513,9 @@ def order_refund(*, order: Order, actor, restock: bool, reason: str) -> Order:
 
     The gateway refunds the capture (or voids an authorisation not captured yet), outside
     any transaction; then, in one transaction, the order becomes ``refunded``, with
-    ``restock`` its units go back to the stock they came from (through the catalog's
-    ``stock_return``, emitting ``stock.changed``), ``order.refunded`` is emitted and an
+    ``restock`` its units go back where they came from (a flash deal's to the deal while
+    it is open, else to its location; others to their stock row; as a released order's do,
+    emitting ``stock.changed`` or ``deal.changed``), ``order.refunded`` is emitted and an
     audit entry records who, why and what. Per-buyer allowances are not given back: the
     units were bought.
 
@@ -532,6 +542,9 @@ def order_refund(*, order: Order, actor, restock: bool, reason: str) -> Order:
         else:  # authorised, not captured yet: release the hold instead
             gateway.void(authorization_id=order.payment_reference)
             refund_reference, payment_status = order.payment_reference, Order.PaymentStatus.VOIDED
+    except HoldNotAvailable as exc:  # captured since our read: the next try refunds the capture
+        log.info("refund of order %s met its capture: %s", order.pk, exc)
+        raise RefundFailed() from exc
     except Exception as exc:
         log.warning("refund of order %s failed at the gateway: %s", order.pk, exc)
         raise RefundFailed() from exc
@@ -539,13 +552,18 @@ def order_refund(*, order: Order, actor, restock: bool, reason: str) -> Order:
     with transaction.atomic():
         locked = Order.objects.select_for_update().get(pk=order.pk)
         _refundable_or_raise(locked)  # a parallel refund won: the gateway refunded once
+        if locked.payment_status != order.payment_status:
+            # Captured after our read, though we voided: a gateway that let both happen
+            # needs a refund, not a record that says voided. The staff member tries again.
+            log.warning("order %s changed payment state during its refund; not recorded", order.pk)
+            raise RefundFailed()
         locked.status, locked.payment_status = Order.Status.REFUNDED, payment_status
         locked.refund_reference, locked.refunded_at = refund_reference, timezone.now()
         locked.save(update_fields=["status", "payment_status", "refund_reference", "refunded_at"])
         lines = list(locked.lines.order_by("pk"))
         if restock:
             for line in lines:
-                count = stock_return(level_id=line.stock_level_id, quantity=line.quantity)
+                count = _line_units_return(line)
                 event_type, payload, groups = _count_event(line=line, shop_id=locked.shop_id, count=count)
                 emit(event_type, payload, groups=groups)
         emit(

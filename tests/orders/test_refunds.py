@@ -38,6 +38,15 @@ def _paid_order(*, stock=10, quantity=2, token="tok_ok", price="20.00"):
     return sku, Order.objects.get(pk=outcome.order.pk)
 
 
+def _authorized_not_captured():
+    """A paid order whose hold the gateway has not captured yet (the capture task pending)."""
+    _, order = _paid_order()
+    TestGateway._captures.pop(order.payment_reference, None)
+    Order.objects.filter(pk=order.pk).update(payment_status=Order.PaymentStatus.AUTHORIZED, capture_reference="")
+    order.refresh_from_db()
+    return order
+
+
 def _available(sku):
     return StockLevel.objects.get(sku=sku).available
 
@@ -144,13 +153,58 @@ def test_gateway_failure_leaves_the_order_paid_and_writes_nothing(monkeypatch):
 
 
 def test_an_authorized_not_yet_captured_order_is_voided():
-    _, order = _paid_order()
-    Order.objects.filter(pk=order.pk).update(payment_status=Order.PaymentStatus.AUTHORIZED, capture_reference="")
-    order.refresh_from_db()
+    order = _authorized_not_captured()
     order_refund(order=order, actor=StaffFactory(), restock=False, reason="cancelled before capture")
     order.refresh_from_db()
     assert order.status == Order.Status.REFUNDED and order.payment_status == Order.PaymentStatus.VOIDED
     assert ("void", order.payment_reference) in [(op, ref) for op, ref, _ in TestGateway.ledger]
+
+
+def test_a_capture_landing_during_a_refund_is_refunded_not_recorded_as_voided(monkeypatch):
+    """The refund read "authorised" and chose to void; the capture task captured first. The
+    void is refused, nothing is written, and the next try refunds the capture."""
+    from apps.orders.services import order_capture
+
+    order = _authorized_not_captured()
+    void = TestGateway.void
+
+    def capture_first(self, *, authorization_id):
+        assert order_capture(order_id=order.pk)
+        return void(self, authorization_id=authorization_id)
+
+    monkeypatch.setattr(TestGateway, "void", capture_first)
+    with pytest.raises(RefundFailed):
+        order_refund(order=order, actor=StaffFactory(), restock=True, reason="cancelled")
+    order.refresh_from_db()
+    assert order.status == Order.Status.PAID and order.payment_status == Order.PaymentStatus.CAPTURED
+    assert not AuditEntry.objects.exists()
+
+    monkeypatch.setattr(TestGateway, "void", void)
+    order_refund(order=order, actor=StaffFactory(), restock=True, reason="cancelled")
+    order.refresh_from_db()
+    assert order.status == Order.Status.REFUNDED and order.payment_status == Order.PaymentStatus.REFUNDED
+    assert TestGateway.refunds_of(order.capture_reference) == 1
+
+
+def test_a_capture_after_a_refund_voided_the_hold_takes_nothing(monkeypatch):
+    """The capture task read "authorised"; a refund voided the hold before it reached the
+    gateway. The gateway refuses, the order stays refunded, nothing is captured."""
+    from apps.orders.services import order_capture
+
+    order = _authorized_not_captured()
+    captures_before = TestGateway.captures_of(order.payment_reference)
+    capture = TestGateway.capture
+
+    def refund_first(self, *, authorization_id, amount):
+        order_refund(order=order, actor=StaffFactory(), restock=False, reason="cancelled")
+        return capture(self, authorization_id=authorization_id, amount=amount)
+
+    monkeypatch.setattr(TestGateway, "capture", refund_first)
+    assert order_capture(order_id=order.pk) is False
+    order.refresh_from_db()
+    assert order.status == Order.Status.REFUNDED and order.payment_status == Order.PaymentStatus.VOIDED
+    assert TestGateway.captures_of(order.payment_reference) == captures_before
+    assert order.capture_reference == ""
 
 
 def test_audit_entries_cannot_be_changed_or_deleted():

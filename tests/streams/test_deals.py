@@ -642,3 +642,31 @@ def test_deal_without_its_own_limit_keeps_the_skus_limit(live_stream, plain_sku,
     assert second.status == 409 and second.body["code"] == "buyer_limit_exceeded"
     line = OrderLine.objects.get()
     assert line.deal_id == deal.pk and line.limit_scope == ""
+
+
+def test_refund_with_restock_gives_deal_units_back_where_they_came_from(creator, live_stream, make_deal, buyer):
+    """A refunded deal line's units go back to the open deal (it sells them on at the deal
+    price), and after the deal closed to the deal's location, not the default one."""
+    from apps.catalog.models import Location
+    from apps.catalog.services import stock_adjust
+    from apps.orders.services import order_refund
+    from tests.factories import StaffFactory
+
+    sku = make_sku(creator.shop, stock=10, price="20.00")
+    popup = Location.objects.create(shop=creator.shop, name="Pop-up")
+    stock_adjust(sku=sku, location=popup, set_to=6)
+    deal = deal_open(deal=make_deal(live_stream, sku, quantity=5, location=popup))
+    first = stream_buy(buyer, sku.code, live_stream.pk, quantity=1).order
+    second = stream_buy(buyer, sku.code, live_stream.pk, quantity=1, key="deal-refund-2").order
+    deal.refresh_from_db()
+    assert deal.remaining == 3
+
+    order_refund(order=first, actor=StaffFactory(), restock=True, reason="returned")
+    deal.refresh_from_db()
+    assert deal.remaining == 4  # back into the open deal
+    deal_close(deal=deal)
+    assert StockLevel.objects.get(sku=sku, location=popup).available == 1 + 4
+
+    order_refund(order=second, actor=StaffFactory(), restock=True, reason="returned")
+    assert StockLevel.objects.get(sku=sku, location=popup).available == 6  # to the deal's location
+    assert available(sku) == 10  # the default location never gave these units
