@@ -284,6 +284,7 @@ class _LocalPresence:
     def __init__(self):
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self.counts: dict[int, int] = {}
+        self.unwritten: set[int] = set()  # streams whose last change Redis did not take
         self.lock = threading.Lock()
         self.heartbeat: threading.Thread | None = None
 
@@ -335,7 +336,8 @@ def _presence_beat(local: _LocalPresence) -> None:
         time.sleep(max(1, settings.STREAM_PRESENCE_TTL_SECONDS) / 3)
         with local.lock:
             try:
-                _presence_write(local, [sid for sid, count in local.counts.items() if count > 0])
+                _presence_write(local, {sid for sid, count in local.counts.items() if count > 0} | local.unwritten)
+                local.unwritten.clear()
             except Exception:
                 log.warning("presence heartbeat failed; retrying", exc_info=True)
 
@@ -348,7 +350,14 @@ def _presence_change(stream_id: int, delta: int) -> None:
             local.counts[stream_id] = count
         else:
             local.counts.pop(stream_id, None)
-        _presence_write(local, [stream_id])
+        try:
+            _presence_write(local, [stream_id])
+        except Exception:
+            # The socket opens (or closes) all the same, and this process's count stays the
+            # truth: the heartbeat writes it when Redis answers again. Raising here would
+            # leave a counted socket that never leaves the count.
+            local.unwritten.add(stream_id)
+            log.warning("presence write failed for stream %s; the heartbeat retries", stream_id, exc_info=True)
         if local.heartbeat is None and _presence_redis() is not None:
             local.heartbeat = threading.Thread(
                 target=_presence_beat, args=(local,), name="stream-presence-heartbeat", daemon=True

@@ -357,6 +357,30 @@ sys.stdin.read()  # hold the sockets until killed
 
 
 @pytest.mark.redis
+def test_a_redis_blip_while_a_viewer_joins_neither_fails_the_socket_nor_leaks_the_count(live_stream, monkeypatch):
+    """A join whose Redis write fails used to raise inside connect(), before the socket was
+    marked counted: its leave never ran and the heartbeat republished the inflated count."""
+    import redis
+
+    from apps.streams import services
+
+    sid = live_stream.pk
+    write = services._presence_write
+
+    def down(local, stream_ids):
+        raise redis.ConnectionError("Redis is restarting")
+
+    monkeypatch.setattr(services, "_presence_write", down)
+    presence_join(stream_id=sid)  # no exception: the socket opens
+    monkeypatch.setattr(services, "_presence_write", write)
+    presence_join(stream_id=sid)  # Redis is back: this write carries the whole local count
+    assert presence_count(stream_id=sid) == 2
+    presence_leave(stream_id=sid)
+    presence_leave(stream_id=sid)
+    assert presence_count(stream_id=sid) == 0
+
+
+@pytest.mark.redis
 def test_viewers_of_a_killed_process_stop_counting(live_stream, redis_url, settings):
     """A web process that dies without closing its sockets (SIGKILL: nothing runs) stops
     counting once its heartbeat expires; a live process's viewers keep counting meanwhile."""
