@@ -75,10 +75,3 @@ def client_ip(request) -> str:
     """The client address of a Django ``HttpRequest`` (or a DRF ``Request``)."""
     meta = request.META
     return resolve_client_ip(meta.get("REMOTE_ADDR", ""), meta.get("HTTP_X_FORWARDED_FOR"))
-
-
-def client_ip_from_scope(scope) -> str:
-    """The same for an ASGI scope (a WebSocket connection)."""
-    peer = (scope.get("client") or ("", 0))[0] or ""
-    forwarded = [value.decode("latin-1") for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"]
-    return resolve_client_ip(peer, ",".join(forwarded) or None)

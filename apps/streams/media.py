@@ -69,10 +69,14 @@ def media_caller_check(*, secret: str | None, address: str) -> int:
             return MediaDecision.ALLOW  # the local demo runs MediaMTX without a secret
         log.error("MEDIA_HOOK_SECRET is not set: the media hook refuses every call (docs/streams.md)")
         return MediaDecision.NOT_CONFIGURED
-    if _failures("secret", address) >= settings.MEDIA_HOOK_FAILURES_PER_10MIN:
-        return MediaDecision.TOO_MANY
+    # The right secret is never locked out: the media server may share its address with a
+    # guesser (a NAT, one host, a proxy not in TRUSTED_PROXIES), and refusing it would stop
+    # every stream. What the limit stops is a flood of wrong guesses; a long random secret
+    # (docs/streams.md) is what makes guessing hopeless.
     if isinstance(secret, str) and hmac.compare_digest(secret.encode(), expected.encode()):
         return MediaDecision.ALLOW
+    if _failures("secret", address) >= settings.MEDIA_HOOK_FAILURES_PER_10MIN:
+        return MediaDecision.TOO_MANY
     _failed("secret", address)
     return MediaDecision.UNAUTHENTICATED
 
