@@ -295,7 +295,8 @@ ACCOUNT_SIGNUP_FORM_CLASS = "apps.accounts.forms.SignupTimeZoneForm"
 # believed only from them (read from the right, skipping trusted hops); every per-client
 # limit (allauth's, DRF's throttles, the media hook's) keys on the address this yields.
 # Empty: clients connect directly, X-Forwarded-For is ignored. docs/operations.md.
-TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+# Blank entries (a trailing comma) are skipped, as creatorcommerce/clientip.py skips them.
+TRUSTED_PROXIES = [entry.strip() for entry in env.list("TRUSTED_PROXIES", default=[]) if entry.strip()]
 for _proxy in TRUSTED_PROXIES:
     try:
         ipaddress.ip_network(_proxy.strip(), strict=False)

@@ -7,7 +7,7 @@ than it is stored: "Trojan Source" tricks on a product title or a shipping addre
 text may still hold line breaks and tabs.
 
 Applied centrally: every API input string is a ``StrictCharField`` (creatorcommerce/fields.py)
-and every admin text field gets it from ``ShopScopedAdmin`` (creatorcommerce/admin.py). The
+and every admin text field gets it from ``AdminSite.register`` (creatorcommerce/admin.py). The
 code of the error is ``invalid_text``.
 """
 

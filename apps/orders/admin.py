@@ -9,6 +9,7 @@ from django.utils.safestring import mark_safe
 
 from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline
 from creatorcommerce.errors import DomainError
+from creatorcommerce.text import TextValidator
 
 from .models import Order, OrderLine
 from .services import order_can_refund, order_refund
@@ -27,6 +28,7 @@ class RefundForm(forms.Form):
     reason = forms.CharField(
         label="Reason",
         max_length=500,
+        validators=[TextValidator(multiline=True)],  # kept for good in the audit log
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text="Kept in the audit log with your name.",
     )

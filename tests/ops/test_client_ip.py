@@ -82,6 +82,8 @@ def test_a_bad_trusted_proxies_entry_refuses_to_start(monkeypatch):
     monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8,not-an-address")
     with pytest.raises(ImproperlyConfigured, match="not-an-address"):
         importlib.reload(settings_module)
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1, ")  # a trailing comma is no entry
+    assert importlib.reload(settings_module).TRUSTED_PROXIES == ["10.0.0.0/8", "127.0.0.1"]
     monkeypatch.delenv("TRUSTED_PROXIES")
     importlib.reload(settings_module)
 

@@ -54,6 +54,17 @@ def test_creator_refunds_from_the_order_page_with_a_confirm_step(client):
     assert AuditEntry.objects.count() == 1
 
 
+def test_a_reason_with_bidi_override_characters_is_refused(client):
+    """The reason is kept for good in the audit log: the free-text rule applies to it too."""
+    sku, order = _paid_order()
+    client.force_login(sku.shop.owner)
+    refused = client.post(_url(order, "refund/"), {"restock": "yes", "reason": "Returned \u202egnp.exe"})
+    assert refused.status_code == 200
+    assert "reason" in refused.context["form"].errors
+    assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
+    assert not AuditEntry.objects.exists()
+
+
 def test_another_shops_creator_cannot_reach_the_refund_page(client):
     _, order = _paid_order()
     client.force_login(CreatorFactory())
