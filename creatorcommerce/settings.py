@@ -67,8 +67,8 @@ INSTALLED_APPS = [
     "creatorcommerce.apps.CoreConfig",
     "creatorcommerce.spine",
     "creatorcommerce.signing",
-    "creatorcommerce.audit",  # issue 14: append-only audit log (refunds; docs/audit.md)
     "apps.accounts",
+    "apps.audit",  # the append-only audit log (refunds; docs/audit.md)
     "apps.catalog",
     "apps.orders",
     "apps.streams",

@@ -29,6 +29,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from apps.audit.services import audit_record
 from apps.catalog.exceptions import AmbiguousSku, BuyerLimitExceeded, InsufficientStock, SkuNotFound
 from apps.catalog.services import (
     StockCount,
@@ -51,7 +52,6 @@ from apps.streams.services import (
     deal_take_statement,
     stream_groups,
 )
-from creatorcommerce.audit.services import audit_record
 from creatorcommerce.errors import DomainError
 from creatorcommerce.signing.services import receipt_sign
 from creatorcommerce.spine.events import emit, emit_many_when

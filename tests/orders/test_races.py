@@ -115,10 +115,10 @@ def test_one_key_many_parallel_requests_make_one_order(settings):
 def test_concurrent_refunds_refund_once_restock_once_and_audit_once():
     """Staff and the creator press "Refund" at the same moment, several times: the gateway
     refunds once, the stock comes back once, one order.refunded and one audit entry."""
+    from apps.audit.models import AuditEntry
     from apps.orders.exceptions import OrderAlreadyRefunded
     from apps.orders.payments import TestGateway
     from apps.orders.services import order_refund
-    from creatorcommerce.audit.models import AuditEntry
     from creatorcommerce.spine.models import OutboxEvent
     from tests.factories import StaffFactory
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
+from apps.audit.models import AuditEntry
 from apps.catalog.models import StockLevel
 from apps.orders.models import Order
 from apps.orders.services import order_place
-from creatorcommerce.audit.models import AuditEntry
 from tests.factories import CreatorFactory, StaffFactory, make_buyer, make_sku
 
 pytestmark = pytest.mark.django_db(transaction=True)

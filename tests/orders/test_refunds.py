@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from apps.audit.exceptions import AuditEntryImmutable
+from apps.audit.models import AuditEntry
 from apps.catalog.models import StockLevel
 from apps.orders.exceptions import (
     OrderAlreadyRefunded,
@@ -17,8 +19,6 @@ from apps.orders.exceptions import (
 from apps.orders.models import Order
 from apps.orders.payments import TestGateway
 from apps.orders.services import order_place, order_refund, request_fingerprint
-from creatorcommerce.audit.exceptions import AuditEntryImmutable
-from creatorcommerce.audit.models import AuditEntry
 from creatorcommerce.spine.models import OutboxEvent
 from tests.factories import CreatorFactory, StaffFactory, UserFactory, make_buyer, make_sku
 

@@ -2,6 +2,6 @@ from django.apps import AppConfig
 
 
 class AuditConfig(AppConfig):
-    name = "creatorcommerce.audit"
+    name = "apps.audit"
     label = "audit"
     verbose_name = "Audit log"

@@ -22,7 +22,7 @@ class Migration(migrations.Migration):
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
                 ('at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
                 ('actor_label', models.CharField(help_text="The actor's e-mail at the time", max_length=254)),
-                ('action', models.CharField(db_index=True, help_text='<noun>.<past verb>, e.g. order.refunded', max_length=64)),
+                ('action', models.CharField(db_index=True, help_text='noun.past-verb, e.g. order.refunded', max_length=64)),
                 ('object_type', models.CharField(help_text='app_label.model, e.g. orders.order', max_length=100)),
                 ('object_id', models.CharField(db_index=True, max_length=64)),
                 ('reason', models.TextField(blank=True)),

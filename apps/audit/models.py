@@ -35,7 +35,7 @@ class AuditEntry(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     actor_label = models.CharField(max_length=254, help_text="The actor's e-mail at the time")
-    action = models.CharField(max_length=64, db_index=True, help_text="<noun>.<past verb>, e.g. order.refunded")
+    action = models.CharField(max_length=64, db_index=True, help_text="noun.past-verb, e.g. order.refunded")
     object_type = models.CharField(max_length=100, help_text="app_label.model, e.g. orders.order")
     object_id = models.CharField(max_length=64, db_index=True)
     # The shop the object belongs to (null for objects of no shop): lets a creator read
