@@ -25,8 +25,18 @@ class StrictCharField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+# The largest value a database integer column holds (PostgreSQL bigint, SQLite INTEGER):
+# past it a look-up raised OverflowError in the driver (a 500) instead of finding nothing.
+MAX_DB_INTEGER = 2**63 - 1
+
+
 class StrictIntegerField(serializers.IntegerField):
     default_error_messages = {"type": "Expected an integer."}
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_value", MAX_DB_INTEGER)
+        kwargs.setdefault("min_value", -MAX_DB_INTEGER)
+        super().__init__(**kwargs)
 
     def to_internal_value(self, data):
         if isinstance(data, bool) or not isinstance(data, int):

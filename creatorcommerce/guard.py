@@ -18,6 +18,7 @@ from array import array
 from itertools import accumulate
 
 from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpResponse, JsonResponse
 
 from .api import error_body, is_api_request
@@ -81,7 +82,10 @@ class RequestGuardMiddleware:
             return _refuse(request, 413, "too_large", f"The request body is larger than {limit} bytes.")
         chunked = "HTTP_TRANSFER_ENCODING" in request.META  # no Content-Length: the size shows once read
         if (length or chunked) and not request.content_type.startswith(_FORM_TYPES):
-            body = request.body
+            try:
+                body = request.body
+            except RequestDataTooBig:  # chunked, no Content-Length: Django stops reading at the limit
+                return _refuse(request, 413, "too_large", f"The request body is larger than {limit} bytes.")
             if limit is not None and len(body) > limit:
                 return _refuse(request, 413, "too_large", f"The request body is larger than {limit} bytes.")
             if json_depth_exceeds(body):

@@ -19,7 +19,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
 async def call(path: str, method: str = "GET", *, headers: dict | None = None, body: bytes = b"") -> tuple:
     raw_headers = [(b"host", b"testserver")]
     raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
-    if body:
+    chunked = any(k.lower() == "transfer-encoding" for k in (headers or {}))
+    if body and not chunked:  # a chunked request has no Content-Length: the size shows once read
         raw_headers.append((b"content-length", str(len(body)).encode()))
     scope = {
         "type": "http",
@@ -141,6 +142,10 @@ async def test_hostile_requests_get_their_json_errors_through_the_asgi_app():
     status, _, body = await call("/api/v1/skus/\x00/")
     assert (status, json.loads(body)["code"]) == (400, "invalid_characters")
     status, _, body = await call("/hooks/media/auth", "POST", headers=headers, body=b"{" + b" " * 3_000_000 + b"}")
+    assert (status, json.loads(body)["code"]) == (413, "too_large")
+    # Chunked, without a Content-Length: Django stops reading at the limit; still a JSON 413.
+    chunked = {**headers, "transfer-encoding": "chunked"}
+    status, _, body = await call("/api/v1/orders/", "POST", headers=chunked, body=b"{" + b" " * 3_000_000 + b"}")
     assert (status, json.loads(body)["code"]) == (413, "too_large")
 
 

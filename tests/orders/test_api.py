@@ -294,3 +294,13 @@ def test_the_buy_body_fast_path_agrees_with_the_serializer(body, settings):
             return ("error", exc.detail)
 
     assert outcome(_buy_body) == outcome(lambda b: validated(BuySerializer, b))
+
+
+@pytest.mark.parametrize("field, value", [("stream", 10**23), ("quantity", 10**23), ("stream", 2**63)])
+def test_an_integer_past_what_the_database_holds_is_a_400(buyer_client, field, value):
+    """A stream id of 10**23 reached the database driver (OverflowError: a 500)."""
+    sku = make_sku(stock=5)
+    response = post_buy(buyer_client, {"sku": sku.code, field: value}, key=f"huge-{field}-{value}"[:60])
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] in {"invalid", "max_value"}
+    assert sku.stock_levels.get().available == 5
