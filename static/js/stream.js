@@ -27,6 +27,7 @@ const els = {
   form: document.getElementById("checkout-form"),
   formError: document.getElementById("checkout-error"),
   formItem: document.getElementById("checkout-item"),
+  addressFields: document.getElementById("checkout-address"),
   formSubmit: document.getElementById("checkout-submit"),
 };
 
@@ -497,6 +498,13 @@ async function attemptBuy(pin, key, { afterCheckout = false } = {}) {
       return;
     }
   }
+  if (result.status === 402 && code === "payment_declined" && !afterCheckout) {
+    // The saved card was declined: without a way to give another one, every later tap
+    // would be declined again. Ask for a card only; the address stays as saved. The
+    // declined buy is settled, so the retry is a new purchase under a new key.
+    openCheckout(pin, idempotencyKey(), { cardOnly: true });
+    return;
+  }
   setBusy(sku, false);
   if (result.status === 401) {
     announce("Log in to buy.", "error", { link: { href: loginUrl, text: "Log in" } });
@@ -547,14 +555,17 @@ function confirmBuy(sku, order) {
 
 let checkout = null; // {pin, key, savedCard}
 
-function openCheckout(pin, key) {
-  checkout = { pin, key, savedCard: checkout?.savedCard || false };
+function openCheckout(pin, key, { cardOnly = false } = {}) {
+  checkout = { pin, key, cardOnly, savedCard: cardOnly ? false : checkout?.savedCard || false };
   els.formItem.textContent = `Then we buy 1 × ${pin.title}.`;
-  els.formError.textContent = "";
+  els.formError.textContent = cardOnly ? "Your card was declined and not charged. Try another card." : "";
+  els.addressFields.hidden = cardOnly;
+  els.addressFields.disabled = cardOnly; // disabled fields are neither required nor sent
+  if (cardOnly) els.form.elements.namedItem("token").value = "";
   els.form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
   if (typeof els.sheet.showModal === "function") els.sheet.showModal();
   else els.sheet.setAttribute("open", "");
-  const firstEmpty = [...els.form.querySelectorAll("input[required]")].find((el) => !el.value.trim());
+  const firstEmpty = [...els.form.querySelectorAll("input[required]:enabled")].find((el) => !el.value.trim());
   (firstEmpty || els.formSubmit).focus();
 }
 
@@ -592,14 +603,14 @@ els.form.addEventListener("submit", async (event) => {
   els.form.querySelectorAll("[aria-invalid]").forEach((el) => el.removeAttribute("aria-invalid"));
   const data = Object.fromEntries(new FormData(els.form).entries());
   for (const key of Object.keys(data)) data[key] = data[key].trim();
-  const missing = [...els.form.querySelectorAll("input[required]")].filter((el) => !el.value.trim());
+  const missing = [...els.form.querySelectorAll("input[required]:enabled")].filter((el) => !el.value.trim());
   if (missing.length) {
     missing.forEach((el) => el.setAttribute("aria-invalid", "true"));
     els.formError.textContent = "Please fill in the highlighted fields.";
     missing[0].focus();
     return;
   }
-  if (!/^[A-Za-z]{2}$/.test(data.country)) {
+  if (!checkout.cardOnly && !/^[A-Za-z]{2}$/.test(data.country)) {
     els.form.elements.namedItem("country").setAttribute("aria-invalid", "true");
     els.formError.textContent = "Country: use a two-letter code such as DE or US.";
     return;
@@ -620,12 +631,14 @@ els.form.addEventListener("submit", async (event) => {
       }
       checkout.savedCard = true;
     }
-    const { token, ...address } = data;
-    const saved = await api("/api/v1/me/address/", { method: "PUT", body: address });
-    if (!saved.ok) {
-      els.formError.textContent =
-        fieldError(saved.data?.errors) || saved.data?.message || "We couldn't save this address.";
-      return;
+    if (!checkout.cardOnly) {
+      const { token, ...address } = data;
+      const saved = await api("/api/v1/me/address/", { method: "PUT", body: address });
+      if (!saved.ok) {
+        els.formError.textContent =
+          fieldError(saved.data?.errors) || saved.data?.message || "We couldn't save this address.";
+        return;
+      }
     }
     const { pin, key } = checkout;
     checkout = null; // the sheet's close handler must not cancel the buy

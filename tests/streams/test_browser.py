@@ -398,3 +398,51 @@ def test_control_room_lists_earlier_sales_labels_units_and_times_in_the_creators
     finally:
         buyer_ctx.close()
         creator_ctx.close()
+
+
+def test_a_declined_card_asks_for_another_card_and_the_buy_goes_through(server, browser):
+    """A saved card that is declined used to leave the buyer stuck: every tap was declined
+    again and nothing offered to change the card. Now the sheet asks for a card only."""
+    from playwright.sync_api import expect
+
+    stream_path = f"/streams/{server['stream']}/"
+    sku = server["sku"]
+    context = browser.new_context(viewport=MOBILE, is_mobile=True, has_touch=True)
+    errors: list[str] = []
+    try:
+        page = context.new_page()
+        watch_errors(page, errors)
+        page.goto(f"{server['base']}/accounts/signup/?next={stream_path}")
+        page.fill("input[name=email]", "declined-card@demo.local")
+        page.fill("input[name=password1]", "Declined-Card-2026")
+        page.fill("input[name=password2]", "Declined-Card-2026")
+        page.locator("form").filter(has=page.locator("input[name=password2]")).locator("[type=submit]").click()
+        page.wait_for_url(f"**{stream_path}")
+        expect(page.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
+
+        _pin(page, sku).get_by_role("button", name=re.compile(r"^Buy")).click()
+        sheet = page.locator("#checkout-sheet")
+        expect(sheet).to_be_visible()
+        sheet.locator("input[name=token]").fill("tok_declined")
+        sheet.locator("input[name=name]").fill("Declined Card")
+        sheet.locator("input[name=line1]").fill("4 Market Street")
+        sheet.locator("input[name=city]").fill("Berlin")
+        sheet.locator("input[name=postal_code]").fill("10115")
+        sheet.locator("input[name=country]").fill("DE")
+        sheet.get_by_role("button", name="Save and buy").click()
+        expect(page.locator("#buy-status")).to_contain_text("declined")
+
+        # The next tap offers another card, and only a card: the address is kept.
+        _pin(page, sku).get_by_role("button", name=re.compile(r"^Buy")).click()
+        expect(sheet).to_be_visible()
+        expect(sheet.locator("#checkout-error")).to_contain_text("declined")
+        expect(sheet.locator("input[name=line1]")).to_be_hidden()
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "stream-declined-card-mobile.png"), animations="disabled")
+        sheet.locator("input[name=token]").fill("tok_ok")
+        sheet.get_by_role("button", name="Save and buy").click()
+        expect(sheet).to_be_hidden()
+        expect(page.locator("#buy-status")).to_contain_text("confirmed")
+        assert errors == []
+    finally:
+        context.close()
