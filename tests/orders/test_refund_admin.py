@@ -33,6 +33,9 @@ def test_creator_refunds_from_the_order_page_with_a_confirm_step(client):
 
     page = client.get(_url(order)).content.decode()
     assert _url(order, "refund/") in page
+    # The buyer is shown, not linked: the user's admin page is staff-only (a 403 for creators).
+    assert order.buyer.email in page
+    assert f"/admin/accounts/user/{order.buyer_id}/change/" not in page
 
     confirm = client.get(_url(order, "refund/"))
     assert confirm.status_code == 200
