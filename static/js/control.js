@@ -380,6 +380,12 @@ function handle(message) {
       addSale(message);
       break;
     case "stream":
+      if (message.status !== state.stream.status && (message.status === "live" || message.status === "ended")) {
+        // The header said "starts <time>" until a reload: say what just happened, and when.
+        const now = new Date();
+        const label = message.status === "live" ? "live since" : "ended";
+        els.startsAt?.replaceChildren(`${label} `, h("time", { datetime: now.toISOString() }, dateTime(now)));
+      }
       state.stream.status = message.status;
       renderStatus();
       break;

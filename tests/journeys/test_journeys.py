@@ -204,6 +204,7 @@ def test_creator_journey(server, browser):
         control.on("dialog", lambda dialog: dialog.accept())
         control.locator("#start-btn").click()
         expect(control.locator("#status-pill")).to_have_text("Live")
+        expect(control.locator("#starts-at")).to_contain_text("live since")
 
         # 7. A viewer (the demo viewer: saved card and address) buys with one tap; the sale
         # arrives in the control room without a reload.
