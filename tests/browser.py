@@ -38,6 +38,104 @@ EXPECT_TIMEOUT_MS = 20_000
 NETWORK_NOISE = re.compile(r"Failed to load resource|ERR_INTERNET_DISCONNECTED|WebSocket connection")
 
 
+# Runs inside `manage.py shell` on the server's database, after `seed_demo`: make sure there
+# is a live demo stream (seed_demo adds one once streams have a demo step; until then the
+# stream, its pins and an open flash deal are made here, through the streams services),
+# pick a pinned SKU the test can buy several times, and add two more viewers: one ready to
+# buy in one tap, one who has never bought (express checkout).
+STREAM_SETUP = r"""
+import json
+from datetime import timedelta
+
+from allauth.account.models import EmailAddress
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.catalog.models import SKU
+from apps.orders.models import Address, PaymentMethod
+from apps.orders.services import address_set, payment_method_add
+from apps.streams.models import FlashDeal, Stream
+from apps.streams.selectors import stream_pins
+from apps.streams.services import pin_add, stream_start
+from creatorcommerce.demo import DEMO_PASSWORD, DEMO_USERS
+
+shop = User.objects.get(email=DEMO_USERS["creator"][0]).shop
+stream = Stream.objects.filter(shop=shop, status=Stream.Status.LIVE).order_by("pk").first()
+if stream is None:
+    now = timezone.now()
+    stream = Stream.objects.create(
+        shop=shop, title="Friday night drop", description="Tees, posters, stickers.",
+        starts_at=now - timedelta(minutes=2),
+    )
+    for code in ("TEE-M", "POSTER", "STICKERS"):
+        pin_add(stream=stream, sku=SKU.objects.get(shop=shop, code=code))
+    FlashDeal.objects.create(
+        stream=stream, sku=SKU.objects.get(shop=shop, code="TEE-M"), price="19.00", quantity=12,
+        per_buyer_limit=2, opens_at=now - timedelta(seconds=30), closes_at=now + timedelta(hours=1),
+    )
+    stream = stream_start(stream=stream, now=now)
+
+# A SKU the test can buy three times: pinned, no flash deal, no per-buyer limit below 3.
+pins = {p["sku"]: p for p in stream_pins(stream=stream)}
+candidates = SKU.objects.filter(shop=shop, is_active=True).order_by("pk")
+target = next(
+    (s for s in candidates if s.code in pins and not pins[s.code]["deal"]
+     and (s.per_buyer_limit is None or s.per_buyer_limit >= 3) and pins[s.code]["available"] >= 10),
+    None,
+)
+if target is None:
+    target = next(
+        s for s in candidates
+        if (s.per_buyer_limit is None or s.per_buyer_limit >= 3) and not FlashDeal.objects.filter(
+            stream=stream, sku=s, status="open").exists()
+    )
+    pin_add(stream=stream, sku=target)
+pins = {p["sku"]: p for p in stream_pins(stream=stream)}
+
+# Another pinned SKU, without an open deal, for the control-room test to buy and to hold a
+# deal scheduled for later in the stream (not yet open: nothing set aside).
+extra = next(SKU.objects.get(shop=shop, code=code) for code, p in pins.items() if code != target.code and not p["deal"])
+later = timezone.now().replace(second=0, microsecond=0) + timedelta(hours=2)
+scheduled = FlashDeal.objects.filter(stream=stream, sku=extra, status="scheduled").first() or FlashDeal.objects.create(
+    stream=stream, sku=extra, price="1.00", quantity=3, per_buyer_limit=1,
+    opens_at=later, closes_at=later + timedelta(minutes=30),
+)
+
+
+def viewer(email, name):
+    user = User.objects.filter(email=email).first() or User.objects.create_user(
+        email=email, password=DEMO_PASSWORD, display_name=name)
+    EmailAddress.objects.get_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
+    return user
+
+
+second = viewer("viewer2@demo.local", "Second Viewer")
+if not PaymentMethod.objects.filter(user=second).exists():
+    payment_method_add(user=second, token="tok_ok")
+if not Address.objects.filter(user=second).exists():
+    address_set(user=second, name="Second Viewer", line1="2 Market Street", city="Berlin",
+                postal_code="10115", country="DE")
+viewer("first-timer@demo.local", "")
+
+print("SETUP=" + json.dumps({
+    "stream": stream.pk,
+    "sku": target.code,
+    "title": target.display_title,
+    "available": pins[target.code]["available"],
+    "password": DEMO_PASSWORD,
+    "buyer": DEMO_USERS["viewer"][0],
+    "buyer_name": DEMO_USERS["viewer"][1],
+    "creator": DEMO_USERS["creator"][0],
+    "second": second.email,
+    "first_timer": "first-timer@demo.local",
+    "extra": extra.code,
+    "extra_title": extra.display_title,
+    "scheduled_opens_at": scheduled.opens_at.isoformat(),
+    "scheduled_quantity": scheduled.quantity,
+}))
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -172,10 +270,20 @@ def login(context, server, email: str, next_path: str, errors: list | None = Non
 
 
 def shot(page, name: str, **kwargs) -> None:
-    """Save a screenshot to test-artifacts/<name>.png."""
+    """Save a screenshot to test-artifacts/<name>.png, from the top of the page (a full-page
+    capture of a scrolled page draws the sticky header mid-page)."""
     ARTIFACTS.mkdir(exist_ok=True)
+    page.evaluate("window.scrollTo(0, 0)")
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), animations="disabled", **kwargs)
 
 
-def no_sideways_scroll(page) -> bool:
-    return page.evaluate("document.scrollingElement.scrollWidth <= document.scrollingElement.clientWidth + 1")
+def assert_no_sideways_scroll(page) -> None:
+    widths = page.evaluate(
+        "({scroll: document.scrollingElement.scrollWidth, client: document.scrollingElement.clientWidth})"
+    )
+    assert widths["scroll"] <= widths["client"], f"{page.url} scrolls sideways: {widths}"
+
+
+def pin(page, sku: str):
+    """A pinned product's card on the stream page."""
+    return page.locator(f'li.pin[data-sku="{sku}"]')

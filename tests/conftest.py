@@ -149,3 +149,22 @@ def _fresh_signing_key_cache():
     signing_key_cache_clear()
     yield
     signing_key_cache_clear()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """daphne over a fresh SQLite install with the demo data and tests/browser.py's
+    STREAM_SETUP (a live stream, a SKU to buy, two more viewers): one per browser module."""
+    from tests.browser import STREAM_SETUP, demo_server
+
+    with demo_server(STREAM_SETUP) as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, one per browser module."""
+    from tests.browser import chromium
+
+    with chromium() as chromium_browser:
+        yield chromium_browser

@@ -3,7 +3,7 @@ daphne: log in at /admin/login/ (not via /accounts/login/ first), see times in t
 zone, create a product with a SKU and its starting stock in one form, pin it from the control
 room, and viewers see the real count, not "Sold out".
 
-The server's demo data is that of tests/streams/test_browser.py (its SETUP).
+The ``server`` and ``browser`` fixtures are tests/conftest.py's.
 """
 
 from __future__ import annotations
@@ -12,22 +12,9 @@ import re
 
 import pytest
 
-from tests.browser import ARTIFACTS, DESKTOP, STEP_TIMEOUT_MS, chromium, demo_server, watch_errors
-from tests.streams.test_browser import SETUP
+from tests.browser import ARTIFACTS, DESKTOP, STEP_TIMEOUT_MS, watch_errors
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def server():
-    with demo_server(SETUP) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 def test_creator_logs_in_at_admin_and_creates_a_stocked_product_viewers_see(server, browser):

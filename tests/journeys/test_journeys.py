@@ -30,12 +30,12 @@ from tests.browser import (
     DESKTOP,
     MOBILE,
     TIMES,
-    chromium,
+    assert_no_sideways_scroll,
     demo_server,
     login,
     manage,
     new_page,
-    no_sideways_scroll,
+    pin,
     shot,
 )
 
@@ -47,14 +47,9 @@ DEMO_PASSWORD = "demo-pass-2026"  # seed_demo's, printed by the demo command
 
 @pytest.fixture(scope="module")
 def server():
+    """The demo exactly as the README's demo command seeds it: no extra set-up."""
     with demo_server() as srv:
         yield {**srv, "password": DEMO_PASSWORD}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
 
 
 def _signup(context, server, email: str, errors: list):
@@ -87,10 +82,6 @@ def _choose(page, select: str, text: str) -> None:
     """Pick the option of a <select> whose label contains ``text`` (as a person reads it)."""
     value = page.locator(f"{select} option", has_text=text).first.get_attribute("value")
     page.locator(select).select_option(value)
-
-
-def _pin(page, sku: str):
-    return page.locator(f'li.pin[data-sku="{sku}"]')
 
 
 def _api(page, path: str) -> dict:
@@ -183,7 +174,7 @@ def test_creator_journey(server, browser):
         shot(admin, "journey-creator-4-schedule", full_page=True)
         admin.get_by_role("button", name="Save and continue editing").click()
         expect(admin.locator("ul.messagelist")).to_contain_text("was added successfully")
-        assert no_sideways_scroll(admin)
+        assert_no_sideways_scroll(admin)
         stream_id = int(re.search(r"/stream/(\d+)/change/", admin.url).group(1))
         # Stored as the instant the creator meant: 20:00 in New York, whatever UTC says.
         stream = _api(admin, f"/api/v1/streams/{stream_id}/")
@@ -209,8 +200,8 @@ def test_creator_journey(server, browser):
         # 7. A viewer (the demo viewer: saved card and address) buys with one tap; the sale
         # arrives in the control room without a reload.
         buyer = login(buyer_ctx, server, "viewer@demo.local", f"/streams/{stream_id}/")
-        expect(_pin(buyer, "JH-L").locator(".stock")).to_have_text("In stock: 20")
-        _pin(buyer, "JH-L").get_by_role("button", name=re.compile(r"^Buy")).click()
+        expect(pin(buyer, "JH-L").locator(".stock")).to_have_text("In stock: 20")
+        pin(buyer, "JH-L").get_by_role("button", name=re.compile(r"^Buy")).click()
         expect(buyer.locator("#buy-status")).to_contain_text("confirmed")
         expect(control.locator("#kpi-orders")).to_have_text("1")
         expect(control.locator("#sales-feed")).to_contain_text(f"1 {TIMES} ")
@@ -232,7 +223,7 @@ def test_creator_journey(server, browser):
         control.get_by_role("button", name=re.compile(r"^Refund ")).click()
         expect(control.locator(".messagelist")).to_contain_text("refunded")
         expect(control.locator(".field-status")).to_contain_text("Refunded")
-        expect(_pin(buyer, "JH-L").locator(".stock")).to_have_text("In stock: 20")
+        expect(pin(buyer, "JH-L").locator(".stock")).to_have_text("In stock: 20")
         shot(control, "journey-creator-7-refunded", full_page=True)
         assert errors == []
     finally:
@@ -280,7 +271,7 @@ def test_buyer_journey(server, browser):
         first, second = skus[-1], skus[-2]
 
         # 3. The first buy opens the express-checkout sheet: card and address once.
-        _pin(page, first).get_by_role("button", name=re.compile(r"^Buy")).click()
+        pin(page, first).get_by_role("button", name=re.compile(r"^Buy")).click()
         sheet = page.locator("#checkout-sheet")
         expect(sheet).to_be_visible()
         sheet.locator("input[name=name]").fill("Fan Journey")
@@ -294,7 +285,7 @@ def test_buyer_journey(server, browser):
         expect(page.locator("#buy-status")).to_contain_text("confirmed")
 
         # 4. The next buy is one tap: no sheet.
-        _pin(page, second).get_by_role("button", name=re.compile(r"^Buy")).click()
+        pin(page, second).get_by_role("button", name=re.compile(r"^Buy")).click()
         expect(page.locator("#buy-status")).to_contain_text("confirmed")
         expect(sheet).to_be_hidden()
         shot(page, "journey-buyer-3-one-tap")
@@ -319,11 +310,11 @@ def test_buyer_journey(server, browser):
         try:
             mobile = login(phone, server, "fan@journey.test", "/", errors, password=PASSWORD)
             _my_orders(mobile, server, 2)
-            assert no_sideways_scroll(mobile)
+            assert_no_sideways_scroll(mobile)
             shot(mobile, "journey-buyer-6-my-orders-phone", full_page=True)
             mobile.locator("main").get_by_role("link", name=re.compile(r"^Order")).first.click()
             expect(mobile.locator("main")).to_contain_text("5 Harbour Road")
-            assert no_sideways_scroll(mobile)
+            assert_no_sideways_scroll(mobile)
             shot(mobile, "journey-buyer-7-order-phone", full_page=True)
         finally:
             phone.close()

@@ -9,33 +9,9 @@ import re
 
 import pytest
 
-from tests.browser import ARTIFACTS, DESKTOP, MOBILE, chromium, demo_server, login
-from tests.streams.test_browser import SETUP, _pin
+from tests.browser import ARTIFACTS, DESKTOP, MOBILE, assert_no_sideways_scroll, login, pin, shot
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def server():
-    """The same demo data as the stream page's tests, on a daphne of this module's own."""
-    with demo_server(SETUP) as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as browser:
-        yield browser
-
-
-def _no_sideways_scroll(page) -> bool:
-    return page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
-
-
-def _shoot(page, name: str) -> None:
-    # From the top: a full-page capture of a scrolled page draws the sticky header mid-page.
-    page.evaluate("window.scrollTo(0, 0)")
-    page.screenshot(path=str(ARTIFACTS / name), full_page=True, animations="disabled")
 
 
 def test_my_orders_list_and_detail_on_desktop_and_phone(server, browser):
@@ -52,8 +28,8 @@ def test_my_orders_list_and_detail_on_desktop_and_phone(server, browser):
         bodies = []
         page.on("request", lambda r: bodies.append(r.post_data_json) if r.url.endswith("/api/v1/orders/") else None)
         for sku in (server["sku"], "TEE-M"):
-            _pin(page, sku).get_by_role("button", name=re.compile(r"^Buy")).click()
-            expect(_pin(page, sku).locator("button.buy")).to_contain_text("Bought")
+            pin(page, sku).get_by_role("button", name=re.compile(r"^Buy")).click()
+            expect(pin(page, sku).locator("button.buy")).to_contain_text("Bought")
             # The confirmation leads to the order and its receipt.
             expect(page.locator("#buy-status").get_by_role("link", name="Order & receipt")).to_have_attribute(
                 "href", re.compile(r"^/orders/\d+/$")
@@ -69,7 +45,7 @@ def test_my_orders_list_and_detail_on_desktop_and_phone(server, browser):
         expect(cards.first).to_contain_text("Drop tee, M")
         expect(cards.nth(1)).to_contain_text(server["title"])
         expect(cards.first.locator(".status")).to_have_text("Paid")
-        _shoot(page, "my-orders.png")
+        shot(page, "my-orders", full_page=True)
 
         cards.nth(1).click()
         page.wait_for_url(re.compile(r"/orders/\d+/$"))
@@ -81,19 +57,19 @@ def test_my_orders_list_and_detail_on_desktop_and_phone(server, browser):
         page.get_by_text("How to verify it").click()
         expect(page.locator(".verify")).to_contain_text("/.well-known/jwks.json")
         expect(page.locator(".verify")).to_contain_text("manage.py verify_receipt")
-        _shoot(page, "my-order.png")
+        shot(page, "my-order", full_page=True)
         detail_path = page.url[len(server["base"]) :]
 
         # The same on a phone: readable, nothing scrolls sideways.
         mobile = login(phone, server, server["second"], "/orders/", errors)
         expect(mobile.locator(".order-card")).to_have_count(2)
-        assert _no_sideways_scroll(mobile)
-        _shoot(mobile, "my-orders-mobile.png")
+        assert_no_sideways_scroll(mobile)
+        shot(mobile, "my-orders-mobile", full_page=True)
         mobile.goto(server["base"] + detail_path)
         mobile.get_by_text("How to verify it").click()
         expect(mobile.locator("#receipt-token")).to_have_value(token)
-        assert _no_sideways_scroll(mobile)
-        _shoot(mobile, "my-order-mobile.png")
+        assert_no_sideways_scroll(mobile)
+        shot(mobile, "my-order-mobile", full_page=True)
 
         # Someone else's order is not there.
         other = mobile.goto(server["base"] + "/orders/999999/")
@@ -115,7 +91,7 @@ def test_creator_refunds_in_the_admin_staff_finds_the_audit_entry_buyer_sees_ref
     try:
         buyer = login(buyer_ctx, server, server["buyer"], stream_path, errors)
         expect(buyer.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
-        _pin(buyer, "POSTER").get_by_role("button", name=re.compile(r"^Buy")).click()
+        pin(buyer, "POSTER").get_by_role("button", name=re.compile(r"^Buy")).click()
         link = buyer.locator("#buy-status").get_by_role("link", name="Order & receipt")
         expect(link).to_be_visible()
         order_id = re.search(r"/orders/(\d+)/", link.get_attribute("href")).group(1)
@@ -127,18 +103,18 @@ def test_creator_refunds_in_the_admin_staff_finds_the_audit_entry_buyer_sees_ref
         admin.wait_for_url(f"**/admin/orders/order/{order_id}/refund/")
         admin.get_by_label(re.compile("Put the units back in stock")).check()
         admin.get_by_label("Reason").fill("Poster arrived creased; sent back")
-        _shoot(admin, "admin-refund-confirm.png")
+        shot(admin, "admin-refund-confirm", full_page=True)
         admin.get_by_role("button", name=re.compile(r"^Refund ")).click()
         admin.wait_for_url(f"**/admin/orders/order/{order_id}/change/")
         expect(admin.locator(".messagelist")).to_contain_text(f"Order {order_id} refunded")
         expect(admin.locator(".field-status")).to_contain_text("Refunded")
-        _shoot(admin, "admin-order-refunded.png")
+        shot(admin, "admin-order-refunded", full_page=True)
 
         # Staff find the audit entry by the order's number.
         staff = login(staff_ctx, server, "staff@demo.local", f"/admin/audit/auditentry/?q={order_id}", errors)
         expect(staff.locator("#result_list")).to_contain_text("order.refunded")
         expect(staff.locator("#result_list")).to_contain_text("Poster arrived creased")
-        _shoot(staff, "admin-audit-log.png")
+        shot(staff, "admin-audit-log", full_page=True)
 
         # The buyer's order says so.
         buyer.goto(f"{server['base']}/orders/{order_id}/")
