@@ -216,6 +216,20 @@ class ShopScopedAdmin(_SafeText, _ScopedChoices, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
+class ShopScopedReadOnlyAdmin(ShopScopedAdmin):
+    """Records only services write (orders, audit entries): staff see all of them, a creator
+    their own shop's; nobody adds, changes or deletes them here."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
 class ShopScopedInline(_SafeText, _ScopedChoices, admin.TabularInline):
     """Rows edited inside a shop-scoped parent, whose admin already checked the shop."""
 

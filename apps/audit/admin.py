@@ -1,12 +1,12 @@
 from django.contrib import admin
 
-from creatorcommerce.admin import is_staff, scoped_queryset, shop_of, user_shop
+from creatorcommerce.admin import ShopScopedReadOnlyAdmin
 
 from .models import AuditEntry
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ShopScopedReadOnlyAdmin):
     """Read-only: staff see every entry, a creator their own shop's. Nobody adds, changes
     or deletes entries here (the model refuses it too)."""
 
@@ -26,29 +26,5 @@ class AuditEntryAdmin(admin.ModelAdmin):
     def short_reason(self, entry):
         return entry.reason if len(entry.reason) <= 40 else entry.reason[:39] + "…"
 
-    def _allowed(self, request, obj=None) -> bool:
-        if is_staff(request.user):
-            return True
-        shop = user_shop(request.user)
-        return shop is not None and (obj is None or shop_of(obj) == shop)
-
-    def has_module_permission(self, request):
-        return self._allowed(request)
-
-    def has_view_permission(self, request, obj=None):
-        return self._allowed(request, obj)
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def get_queryset(self, request):
-        qs = super().get_queryset(request).select_related("shop")
-        if is_staff(request.user):
-            return qs
-        return scoped_queryset(self.model, user_shop(request.user), qs)
+        return super().get_queryset(request).select_related("shop")

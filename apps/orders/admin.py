@@ -7,7 +7,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
 
-from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline
+from creatorcommerce.admin import ShopScopedInline, ShopScopedReadOnlyAdmin
 from creatorcommerce.errors import DomainError
 from creatorcommerce.text import TextValidator
 
@@ -45,7 +45,7 @@ class OrderLineInline(ShopScopedInline):
 
 
 @admin.register(Order)
-class OrderAdmin(ShopScopedAdmin):
+class OrderAdmin(ShopScopedReadOnlyAdmin):
     """Orders are written by the buy path only; the admin reads them."""
 
     list_display = (
@@ -161,17 +161,9 @@ class OrderAdmin(ShopScopedAdmin):
         ]
         return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines if line))
 
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        # The change page is a view page: a save would write status and payment_status back
-        # from the object as loaded, over whatever the buy path or a webhook wrote since.
-        # Django answers a POST to it with 403.
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+    # Read-only (ShopScopedReadOnlyAdmin): the change page is a view page. A save would
+    # write status and payment_status back from the object as loaded, over whatever the buy
+    # path or a webhook wrote since; Django answers a POST to it with 403.
 
     def save_model(self, request, obj, form, change):
         pass  # never reached (no change permission); a guard should that ever change

@@ -107,3 +107,11 @@ def test_a_creator_reads_only_their_own_shops_audit_entries(client):
     client.force_login(sku.shop.owner)
     listing = client.get("/admin/audit/auditentry/").content.decode()
     assert "mine" in listing and "theirs" not in listing
+    mine, theirs = (AuditEntry.objects.get(object_id=str(o.pk)) for o in (order, other))
+    page = client.get(f"/admin/audit/auditentry/{mine.pk}/change/")
+    assert page.status_code == 200 and "mine" in page.content.decode()
+    assert client.get(f"/admin/audit/auditentry/{theirs.pk}/change/").status_code in (302, 403, 404)
+    # Read-only for everyone: no add page, no deleting.
+    assert client.get("/admin/audit/auditentry/add/").status_code == 403
+    assert client.post(f"/admin/audit/auditentry/{mine.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert AuditEntry.objects.filter(pk=mine.pk).exists()
