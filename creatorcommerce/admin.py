@@ -216,9 +216,8 @@ class ShopScopedAdmin(_SafeText, _ScopedChoices, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
 
 
-class ShopScopedReadOnlyAdmin(ShopScopedAdmin):
-    """Records only services write (orders, audit entries): staff see all of them, a creator
-    their own shop's; nobody adds, changes or deletes them here."""
+class _NoWrites:
+    """For records only services write: nobody adds, changes or deletes them in the admin."""
 
     def has_add_permission(self, request):
         return False
@@ -228,6 +227,10 @@ class ShopScopedReadOnlyAdmin(ShopScopedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class ShopScopedReadOnlyAdmin(_NoWrites, ShopScopedAdmin):
+    """Orders, audit entries: staff see all of them, a creator their own shop's."""
 
 
 class ShopScopedInline(_SafeText, _ScopedChoices, admin.TabularInline):
@@ -251,18 +254,8 @@ class ShopScopedInline(_SafeText, _ScopedChoices, admin.TabularInline):
         return self._allowed(request)
 
 
-class ReadOnlyStaffAdmin(admin.ModelAdmin):
-    """Records that only services write (the outbox, signing keys): staff may look, nobody
-    may add, change or delete them here."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
+class ReadOnlyStaffAdmin(_NoWrites, admin.ModelAdmin):
+    """The outbox, signing keys: staff may look, nobody else."""
 
     def has_view_permission(self, request, obj=None):
         return is_staff(request.user)
