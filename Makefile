@@ -12,6 +12,7 @@ test: .venv/installed
 
 lint: .venv/installed
 	$(PY) -m ruff check .
+	.venv/bin/lint-imports
 
 ci:
 	bash .ci/run
