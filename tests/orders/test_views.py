@@ -3,6 +3,8 @@ from a link in the header; nobody else's."""
 
 from __future__ import annotations
 
+from zoneinfo import ZoneInfo
+
 import pytest
 
 from apps.orders.models import Order
@@ -83,3 +85,17 @@ def test_refunded_order_says_so(client):
     client.force_login(buyer)
     assert "Refunded" in client.get(f"/orders/{order.pk}/").content.decode()
     assert "Refunded" in client.get("/orders/").content.decode()
+
+
+def test_times_are_in_the_buyers_zone_and_say_which(client):
+    """My orders shows when an order was placed in the buyer's own zone, named (EST/CET...),
+    like the admin and the control room do."""
+    buyer = make_buyer()
+    buyer.time_zone = "America/New_York"
+    buyer.save(update_fields=["time_zone"])
+    order = _buy(buyer, make_sku(stock=5))
+    client.force_login(buyer)
+    local = order.created_at.astimezone(ZoneInfo("America/New_York"))
+    expected = f"{local:%H:%M} {local.tzname()}"
+    assert expected in client.get("/orders/").content.decode()
+    assert expected in client.get(f"/orders/{order.pk}/").content.decode()
