@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.audit",  # the append-only audit log (refunds; docs/audit.md)
     "apps.catalog",
+    "apps.pricing",  # offers and quotes: one price for pins, quotes and buys (docs/pricing.md)
     "apps.orders",
     "apps.streams",
 ]

@@ -11,6 +11,7 @@ api_v1 = [
     path("", include("apps.accounts.urls")),
     path("", include("apps.catalog.urls")),
     path("", include("apps.orders.urls")),
+    path("", include("apps.pricing.urls")),
     path("", include("apps.streams.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -1,0 +1,111 @@
+"""``POST /api/v1/quotes/``: what a buy would cost now, writing nothing (docs/pricing.md)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from creatorcommerce.api import error_responses, validated
+from creatorcommerce.fields import StrictCharField, StrictIntegerField
+
+from .offers import Context
+from .selectors import price_quote
+
+MAX_LINES = 20
+
+
+def _quantity_field(**kwargs):
+    return StrictIntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY, **kwargs)
+
+
+class QuoteLineInSerializer(serializers.Serializer):
+    sku = StrictCharField(max_length=64)
+    quantity = _quantity_field(default=1)
+
+
+class QuoteRequestSerializer(serializers.Serializer):
+    """The buy's body: v1 (``sku``, ``quantity``) or ``lines``; one of the two."""
+
+    sku = StrictCharField(max_length=64, required=False, help_text="v1 body: one SKU (or use `lines`)")
+    quantity = _quantity_field(required=False, help_text="v1 body: units of `sku` (default 1)")
+    lines = QuoteLineInSerializer(
+        many=True,
+        required=False,
+        min_length=1,
+        max_length=MAX_LINES,
+        help_text=f"1-{MAX_LINES} lines of one shop; a SKU may appear once (duplicates: 400 duplicate_sku)",
+    )
+    stream = StrictIntegerField(
+        min_value=1, required=False, allow_null=True, help_text="the stream: names the shop, applies its open deals"
+    )
+    shop = StrictCharField(max_length=140, required=False, help_text="the shop's slug")
+    coupon = StrictCharField(max_length=64, required=False, help_text="a coupon code (no coupons exist yet: 404)")
+
+    def validate(self, attrs):
+        if ("sku" in attrs) == ("lines" in attrs):
+            raise serializers.ValidationError("Give either 'sku' (and 'quantity') or 'lines'.", code="sku_or_lines")
+        if "lines" in attrs and "quantity" in attrs:
+            raise serializers.ValidationError("'quantity' goes on each line.", code="sku_or_lines")
+        return attrs
+
+
+class AdjustmentSerializer(serializers.Serializer):
+    source = serializers.ChoiceField(choices=["deal", "coupon", "perk", "bundle"])
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+    amount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="negative for a discount")
+
+
+class QuoteLineSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    title = serializers.CharField()
+    quantity = serializers.IntegerField()
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="the list price")
+    adjustments = AdjustmentSerializer(many=True)
+    total = serializers.DecimalField(
+        max_digits=12, decimal_places=2, help_text="unit_price x quantity + the adjustments' amounts"
+    )
+
+
+class QuoteSerializer(serializers.Serializer):
+    lines = QuoteLineSerializer(many=True)
+    subtotal = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="the lines' list prices")
+    discount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="subtotal - total")
+    total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    currency = serializers.CharField()
+    suggestions = serializers.ListField(child=serializers.DictField(), help_text="bundles that would apply (none yet)")
+
+
+class QuotesView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        request=QuoteRequestSerializer,
+        responses={
+            200: QuoteSerializer,
+            **error_responses(
+                **{
+                    "400": "invalid, malformed_request, duplicate_sku, several_shops, mixed_currencies, "
+                    "amount_too_large",
+                    "404": "sku_not_found (with sku), stream_not_found, coupon_not_found",
+                    "409": "sold_out (with sku), buyer_limit_exceeded (with sku, limit), ambiguous_sku (with sku)",
+                    "429": "rate_limited",
+                }
+            ),
+        },
+        operation_id="quotes_create",
+    )
+    def post(self, request):
+        data = validated(QuoteRequestSerializer, request.data)
+        lines = (
+            [(ln["sku"], ln["quantity"]) for ln in data["lines"]]
+            if "lines" in data
+            else [(data["sku"], data.get("quantity", 1))]
+        )
+        context = Context(stream=data.get("stream"), shop=data.get("shop"), coupon=data.get("coupon"))
+        buyer = request.user if request.user.is_authenticated else None
+        return Response(price_quote(buyer=buyer, lines=lines, context=context).body())

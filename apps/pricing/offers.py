@@ -1,0 +1,91 @@
+"""What providers and the stacking policy exchange (docs/pricing.md).
+
+Modelled on django-oscar's conditional offers (a condition says which lines an offer is
+for, a benefit what it does to them) and Saleor's line discounts (each applied discount is
+kept on its line with its source, reason and amount), cut down to what the checkout needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a buy or quote happens. Only ``stream`` is used by a provider today; ``coupon``
+    and ``venue`` are passed on for the coupon and venue providers to come."""
+
+    stream: int | None = None
+    shop: str | None = None
+    coupon: str | None = None
+    venue: int | None = None
+
+
+@dataclass(frozen=True)
+class Line:
+    """A line as providers see it: one SKU (resolved, of one shop) and how many."""
+
+    sku_id: int
+    code: str
+    quantity: int
+    unit_price: Decimal  # the SKU's list price
+
+
+class Kind:
+    PRICE = "price"  # ``value`` replaces the list price of a unit (deal, bundle)
+    AMOUNT_OFF = "amount_off"  # ``value`` off the order's matching lines, once (coupon, perk)
+    PERCENT_OFF = "percent_off"  # ``value`` percent off each matching line (coupon, perk)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A candidate offer: what a provider found that could apply.
+
+    ``sku_id`` None means every line of the order (a shop-wide coupon or perk). An offer
+    with ``units_left`` has units of its own (a flash deal's): a line it prices takes its
+    units from the offer, not from the SKU's stock row. ``per_buyer_limit`` counts the
+    buyer's units under ``allowance_key`` (held so far: ``held``); without one, the SKU's
+    own limit applies.
+    """
+
+    source: str  # "deal" | "coupon" | "perk" | "bundle"
+    id: int
+    label: str
+    kind: str
+    value: Decimal
+    sku_id: int | None = None
+    units_left: int | None = None
+    per_buyer_limit: int | None = None
+    allowance_key: str = ""
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    source: str
+    id: int
+    label: str
+    amount: Decimal  # negative for a discount
+
+    def body(self) -> dict:
+        return {"source": self.source, "id": self.id, "label": self.label, "amount": str(self.amount)}
+
+
+@dataclass
+class PricedLine:
+    line: Line
+    adjustments: list[Adjustment] = field(default_factory=list)
+    applied: list[Offer] = field(default_factory=list)
+
+    @property
+    def subtotal(self) -> Decimal:
+        return self.line.unit_price * self.line.quantity
+
+    @property
+    def total(self) -> Decimal:
+        return self.subtotal + sum((a.amount for a in self.adjustments), Decimal("0.00"))
+
+    @property
+    def unit_source(self) -> Offer | None:
+        """The applied offer the line's units come from (a deal), or None (the stock row)."""
+        return next((o for o in self.applied if o.units_left is not None), None)

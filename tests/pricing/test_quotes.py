@@ -1,0 +1,198 @@
+"""POST /api/v1/quotes/ and price_quote: the shape, the invariants "a buy right after a
+quote charges the quote's total" and "the pin's price is the quote's", bad input."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from apps.catalog.models import StockLevel
+from apps.orders.models import Order
+from apps.pricing.offers import Context
+from apps.pricing.selectors import price_quote
+from apps.streams.models import FlashDeal
+from apps.streams.selectors import stream_snapshot
+from tests.factories import CreatorFactory, make_buyer, make_sku
+
+from .conftest import post_buy, post_quote
+
+pytestmark = pytest.mark.django_db
+
+WRITES = ("INSERT", "UPDATE", "DELETE")
+
+
+def test_anonymous_quote_of_one_sku_has_the_contract_shape_and_writes_nothing(client, plain_sku):
+    with CaptureQueriesContext(connection) as queries:
+        response = post_quote(client, {"sku": "MUG", "quantity": 2, "shop": plain_sku.shop.slug})
+    assert response.status_code == 200, response.content
+    assert response.json() == {
+        "lines": [
+            {
+                "sku": "MUG",
+                "title": "Product MUG",
+                "quantity": 2,
+                "unit_price": "8.50",
+                "adjustments": [],
+                "total": "17.00",
+            }
+        ],
+        "subtotal": "17.00",
+        "discount": "0.00",
+        "total": "17.00",
+        "currency": "USD",
+        "suggestions": [],
+    }
+    assert not [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(WRITES)]
+
+
+def test_open_deal_replaces_the_list_price_as_an_adjustment(client, stream):
+    response = post_quote(
+        client, {"lines": [{"sku": "TEE-DEAL", "quantity": 2}, {"sku": "MUG", "quantity": 1}], "stream": stream.pk}
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    deal_line, mug_line = body["lines"]
+    assert deal_line["unit_price"] == "20.00"
+    assert deal_line["adjustments"] == [
+        {"source": "deal", "id": stream.deal.pk, "label": "Flash deal", "amount": "-16.00"}
+    ]
+    assert deal_line["total"] == "24.00" and mug_line["total"] == "8.50" and mug_line["adjustments"] == []
+    assert (body["subtotal"], body["discount"], body["total"]) == ("48.50", "16.00", "32.50")
+
+
+def test_without_the_stream_the_deal_does_not_apply(client, stream):
+    body = post_quote(client, {"sku": "TEE-DEAL", "shop": stream.shop.slug}).json()
+    assert body["total"] == "20.00" and body["lines"][0]["adjustments"] == []
+
+
+@pytest.mark.parametrize(
+    ("sku", "in_stream"),
+    [("MUG", False), ("MUG", True), ("TEE-DEAL", True), ("TEE-DEAL", False)],
+    ids=["no-stream", "stream-no-deal", "open-deal", "deal-sku-outside-stream"],
+)
+def test_a_buy_right_after_a_quote_charges_the_quotes_total(client, stream, sku, in_stream):
+    buyer = make_buyer()
+    client.force_login(buyer)
+    body = {"sku": sku, "quantity": 2, **({"stream": stream.pk} if in_stream else {"shop": stream.shop.slug})}
+    quote = post_quote(client, body)
+    assert quote.status_code == 200, quote.content
+    bought = post_buy(client, body, key=f"quote-then-buy-{sku}")
+    assert bought.status_code == 201, bought.content
+    assert bought.json()["total"] == quote.json()["total"]
+    assert Decimal(bought.json()["lines"][0]["unit_price"]) * 2 == Decimal(quote.json()["lines"][0]["total"])
+
+
+def _shown_price(pin: dict) -> Decimal:
+    """The price a viewer sees on a pin (static/js/stream.js: the deal's, else the pin's)."""
+    return Decimal(pin["deal"]["price"] if pin["deal"] else pin["price"])
+
+
+def _assert_pins_priced_as_quotes(client, stream):
+    """Every pin, as the stream API and the socket's snapshot show it, at the price a quote
+    of one unit in the stream gives."""
+    api_pins = client.get(f"/api/v1/streams/{stream.pk}/").json()["pins"]
+    snapshot_pins = stream_snapshot(stream_id=stream.pk)["pins"]
+    assert len(api_pins) == len(snapshot_pins) == 2
+    for pin in [*api_pins, *snapshot_pins]:
+        quote = price_quote(buyer=None, lines=[(pin["sku"], 1)], context=Context(stream=stream.pk))
+        assert _shown_price(pin) == quote.total, pin
+
+
+def test_the_pins_price_equals_the_quotes(client, stream):
+    _assert_pins_priced_as_quotes(client, stream)
+    assert _shown_price(client.get(f"/api/v1/streams/{stream.pk}/").json()["pins"][0]) == Decimal("12.00")
+
+
+def test_two_lines_one_short_names_the_sku_and_writes_nothing(client, stream):
+    with CaptureQueriesContext(connection) as queries:
+        response = post_quote(
+            client, {"lines": [{"sku": "TEE-DEAL", "quantity": 1}, {"sku": "MUG", "quantity": 11}], "stream": stream.pk}
+        )
+    assert response.status_code == 409 and response.json()["code"] == "sold_out" and response.json()["sku"] == "MUG"
+    assert not [q["sql"] for q in queries if q["sql"].lstrip().upper().startswith(WRITES)]
+
+
+def test_the_deals_units_and_limit_decide_as_the_buy_does(client, stream):
+    """The deal has 5 units and 2 per buyer: 3 units are over the limit for anyone; a buyer
+    who holds 2 may quote no more; once the deal's units are gone, sold_out."""
+    body = {"sku": "TEE-DEAL", "stream": stream.pk}
+    over = post_quote(client, {**body, "quantity": 3})
+    assert over.status_code == 409 and over.json()["code"] == "buyer_limit_exceeded" and over.json()["limit"] == 2
+    buyer = make_buyer()
+    client.force_login(buyer)
+    assert post_buy(client, {**body, "quantity": 2}, key="take-my-two").status_code == 201
+    again = post_quote(client, {**body, "quantity": 1})
+    assert again.status_code == 409 and again.json()["code"] == "buyer_limit_exceeded"
+    assert post_buy(client, {**body, "quantity": 1}, key="one-more-please").json()["code"] == "buyer_limit_exceeded"
+    FlashDeal.objects.filter(pk=stream.deal.pk).update(remaining=1)
+    client.force_login(make_buyer())
+    short = post_quote(client, {**body, "quantity": 2})
+    assert short.status_code == 409 and short.json() == {**short.json(), "code": "sold_out", "sku": "TEE-DEAL"}
+    assert post_buy(client, {**body, "quantity": 2}, key="too-many-left").json()["code"] == "sold_out"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        ({"lines": []}, 400, "invalid"),
+        ({"lines": [{"sku": f"S{i}", "quantity": 1} for i in range(21)]}, 400, "invalid"),
+        ({"lines": [{"sku": "MUG", "quantity": 1}, {"sku": "MUG", "quantity": 2}]}, 400, "duplicate_sku"),
+        ({"lines": [{"sku": "MUG", "quantity": 0}]}, 400, "invalid"),
+        ({"sku": "MUG", "quantity": 0}, 400, "invalid"),
+        ({"sku": "MUG", "lines": [{"sku": "MUG", "quantity": 1}]}, 400, "invalid"),
+        ({}, 400, "invalid"),
+        ({"sku": "NOPE"}, 404, "sku_not_found"),
+        ({"sku": "MUG", "stream": 999999}, 404, "stream_not_found"),
+        ({"sku": "MUG", "coupon": "SAVE10"}, 404, "coupon_not_found"),
+        ({"lines": [{"sku": "MUG", "quantity": 1}, {"sku": "OTHER-SHOP", "quantity": 1}]}, 400, "several_shops"),
+    ],
+    ids=[
+        "empty",
+        "21-lines",
+        "duplicate",
+        "line-qty-0",
+        "qty-0",
+        "sku-and-lines",
+        "nothing",
+        "unknown",
+        "no-stream",
+        "coupon",
+        "two-shops",
+    ],
+)
+def test_bad_input_is_a_4xx_with_a_code(client, plain_sku, body, status, code):
+    make_sku(CreatorFactory().shop, code="OTHER-SHOP")
+    response = post_quote(client, body)
+    assert (response.status_code, response.json()["code"]) == (status, code), response.content
+    if code in ("sku_not_found", "duplicate_sku"):
+        assert response.json()["sku"] in ("NOPE", "MUG")
+
+
+def test_a_code_several_shops_use_is_ambiguous_unless_the_shop_is_named(client, plain_sku):
+    make_sku(CreatorFactory().shop, code="MUG", price="3.00")
+    response = post_quote(client, {"sku": "MUG"})
+    assert (
+        response.status_code == 409 and response.json()["code"] == "ambiguous_sku" and response.json()["sku"] == "MUG"
+    )
+    assert post_quote(client, {"sku": "MUG", "shop": plain_sku.shop.slug}).json()["total"] == "8.50"
+
+
+def test_a_quote_takes_nothing(client, stream):
+    before = (
+        StockLevel.objects.get(sku__code="MUG").available,
+        FlashDeal.objects.get().remaining,
+        Order.objects.count(),
+    )
+    for _ in range(3):
+        assert post_quote(client, {"sku": "TEE-DEAL", "quantity": 2, "stream": stream.pk}).status_code == 200
+    after = (
+        StockLevel.objects.get(sku__code="MUG").available,
+        FlashDeal.objects.get().remaining,
+        Order.objects.count(),
+    )
+    assert before == after
