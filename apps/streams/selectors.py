@@ -5,9 +5,11 @@ from __future__ import annotations
 from django.db.models import Prefetch
 
 from apps.catalog.models import StockLevel
+from apps.pricing.policy import unit_price_now
 
 from .exceptions import StreamNotFound
 from .models import FlashDeal, Pin, Stream
+from .pricing import deal_offer, open_deals
 
 
 def stream_get(*, stream_id: int) -> Stream:
@@ -49,14 +51,18 @@ def streams_pins(*, streams) -> dict[int, list[dict]]:
             )
         )
     )
-    deals = {
-        (d.stream_id, d.sku_id): d
-        for d in FlashDeal.objects.filter(stream_id__in=ids, status=FlashDeal.Status.OPEN).select_related("sku")
-    }
+    # The deal a pin shows is the one the pricing policy applies to one unit in that stream:
+    # the same provider and policy a quote and the buy price with (docs/pricing.md).
+    offers: dict[tuple[int, int], list] = {}
+    deals = {}
+    for deal in open_deals(stream_ids=ids):
+        offers.setdefault((deal.stream_id, deal.sku_id), []).append(deal_offer(deal))
+        deals[deal.pk] = deal
     out: dict[int, list[dict]] = {pk: [] for pk in ids}
     for pin in pins:
         sku = pin.sku
         level = sku.default_levels[0] if sku.default_levels else None
+        _, applied = unit_price_now(unit_price=sku.price, sku_id=sku.pk, offers=offers.get((pin.stream_id, sku.pk), []))
         out[pin.stream_id].append(
             {
                 "sku": sku.code,
@@ -69,7 +75,7 @@ def streams_pins(*, streams) -> dict[int, list[dict]]:
                 "available": level.available if level else 0,
                 "level": level.pk if level else None,
                 "version": level.version if level else 0,
-                "deal": deal_body(deals.get((pin.stream_id, sku.pk))),
+                "deal": deal_body(deals[applied.id] if applied is not None and applied.source == "deal" else None),
             }
         )
     return out

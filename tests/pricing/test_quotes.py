@@ -108,6 +108,19 @@ def test_the_pins_price_equals_the_quotes(client, stream):
     assert _shown_price(client.get(f"/api/v1/streams/{stream.pk}/").json()["pins"][0]) == Decimal("12.00")
 
 
+def test_a_deal_past_its_closing_time_shows_and_charges_the_list_price(client, stream):
+    """The tick closes deals a little after their time; meanwhile the buy already charges
+    the list price (its take requires closes_at > now), so the pin must show it too."""
+    FlashDeal.objects.filter(pk=stream.deal.pk).update(closes_at=timezone.now() - timedelta(seconds=1))
+    _assert_pins_priced_as_quotes(client, stream)
+    pin = client.get(f"/api/v1/streams/{stream.pk}/").json()["pins"][0]
+    assert pin["deal"] is None and _shown_price(pin) == Decimal("20.00")
+    buyer = make_buyer()
+    client.force_login(buyer)
+    bought = post_buy(client, {"sku": "TEE-DEAL", "quantity": 1, "stream": stream.pk}, key="after-closing-time")
+    assert bought.json()["total"] == "20.00"
+
+
 def test_two_lines_one_short_names_the_sku_and_writes_nothing(client, stream):
     with CaptureQueriesContext(connection) as queries:
         response = post_quote(
