@@ -233,6 +233,10 @@ SPINE_COALESCE_SECONDS = env.float("SPINE_COALESCE_SECONDS", default=0.1)
 # How long the enqueueing thread waits after a commit for more to go in the same broker
 # message (creatorcommerce/spine/events.py, _Enqueuer); 0 = publish each commit at once.
 SPINE_ENQUEUE_LINGER_SECONDS = env.float("SPINE_ENQUEUE_LINGER_SECONDS", default=0.005)
+# Event shapes as contracts: emit() checks each payload against its event type's declared
+# schema (creatorcommerce/spine/event_schema.py, docs/events.md) and raises on a mismatch.
+# On in DEBUG and in tests (pyproject.toml); off by default in production, the buy's hot path.
+SPINE_CHECK_EVENTS = env.bool("SPINE_CHECK_EVENTS", default=DEBUG)
 # Viewer tokens only open a WebSocket; pages fetch a fresh one for every (re)connect.
 VIEWER_TOKEN_TTL_SECONDS = env.int("VIEWER_TOKEN_TTL_SECONDS", default=300)
 # Stock and deal counters reach a viewer at most this many times a second.

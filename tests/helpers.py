@@ -52,6 +52,52 @@ def events_since(mark: int, *types: str) -> list[OutboxEvent]:
     return list(qs.filter(type__in=types) if types else qs)
 
 
+class CapturedEvents(list):
+    """The ``(type, payload, groups)`` of every event recorded inside ``captured_events()``,
+    in order, as the outbox stored them (what consumers and other nodes receive)."""
+
+    def of(self, *types: str) -> list[tuple[str, dict, list]]:
+        return [event for event in self if event[0] in types]
+
+
+@contextlib.contextmanager
+def captured_events():
+    """Zulip's ``verify_action`` for the spine: collect the events the block emits, each
+    checked against its declared schema (whatever ``SPINE_CHECK_EVENTS`` says), so a test
+    asserts the exact events a service sends::
+
+        with captured_events() as events:
+            address_set(user=buyer, ...)
+        assert events == [("address.updated", {"user": buyer.pk}, [])]
+    """
+    from creatorcommerce.spine.event_schema import check
+
+    events = CapturedEvents()
+    mark = last_event_id()
+    yield events
+    for event in events_since(mark):
+        check(event.type, event.payload)
+        events.append((event.type, event.payload, event.groups))
+
+
+def expected_stock_changed(sku, available: int) -> tuple[str, dict, list]:
+    """The ``stock.changed`` a service must have sent for ``sku``'s one stock row, which
+    holds ``available`` units now (asserted), at the row's current version."""
+    from apps.catalog.models import StockLevel
+
+    level = StockLevel.objects.get(sku=sku)
+    assert level.available == available
+    payload = {
+        "sku": sku.code,
+        "sku_id": sku.pk,
+        "shop": sku.shop_id,
+        "level": level.pk,
+        "available": available,
+        "version": level.version,
+    }
+    return ("stock.changed", payload, [f"sku.{sku.pk}"])
+
+
 def use_redis_layer(settings, redis_url: str, kind: str):
     """Make the default channel layer channels-redis (``kind``: "pubsub" or "core") on the
     real Redis for one test; returns the layer."""

@@ -8,5 +8,6 @@ class SpineConfig(AppConfig):
     verbose_name = "Event spine"
 
     def ready(self):
-        # Each app declares its event handlers in `<app>/handlers.py`.
-        autodiscover_modules("handlers")
+        # Each app declares its events' payloads in `<app>/events.py` (event_schema.py) and
+        # its event handlers in `<app>/handlers.py`.
+        autodiscover_modules("events", "handlers")

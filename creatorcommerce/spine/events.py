@@ -19,6 +19,7 @@ from django.db import transaction
 from creatorcommerce.process import PerProcess
 from creatorcommerce.sql import insert, insert_select, set_keys
 
+from .event_schema import check as check_schema
 from .models import OutboxEvent
 from .registry import handlers_for
 
@@ -38,7 +39,9 @@ def emit(event_type: str, payload: dict, *, groups: Iterable[str] = (), using: s
     Precondition: called inside ``transaction.atomic()`` together with the writes the event
     describes. After commit, and only then, the event is sent to each Channels group in
     ``groups`` and enqueued to every handler registered for its type; a rollback sends and
-    enqueues nothing. The payload must serialize to JSON; if not, this raises at once.
+    enqueues nothing. The payload must serialize to JSON; if not, this raises at once. With
+    ``SPINE_CHECK_EVENTS`` on (tests, DEBUG) it must also match the schema declared for
+    ``event_type`` (``event_schema.py``), or this raises EventSchemaError.
     """
     return emit_many([(event_type, payload, groups)], using=using)[0]
 
@@ -114,6 +117,8 @@ def _outbox_row(event_type: str, payload: dict, groups: Iterable[str]) -> Outbox
         raise EventError(f"payload of {event_type} is not JSON-serializable: {exc}") from exc
     if not isinstance(plain, dict):
         raise EventError("an event payload is a JSON object")
+    if settings.SPINE_CHECK_EVENTS:  # the declared shape (event_schema.py, docs/events.md)
+        check_schema(event_type, plain)
     return OutboxEvent(type=event_type, payload=plain, groups=groups, node=settings.NODE_ID)
 
 

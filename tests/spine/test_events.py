@@ -18,6 +18,7 @@ from creatorcommerce.spine.registry import handler, unregister
 from creatorcommerce.spine.tasks import apply_handler, redeliver_pending
 
 GROUP = "test.spine"
+pytestmark = pytest.mark.usefixtures("unchecked_events")  # throwaway event types
 applied: list[str] = []
 
 

@@ -1,0 +1,37 @@
+"""The orders' events and their payloads (docs/events.md; creatorcommerce/spine/event_schema.py)."""
+
+from creatorcommerce.spine.event_schema import BOOL, DECIMAL, INT, STR, ListOf, Nullable, Obj, declare
+
+from .models import Order
+
+# A paid buy. ``buyer_name`` is only the display name the buyer chose to show, or null;
+# ``deal`` is the flash deal a line's units came from, or null.
+declare(
+    "order.placed",
+    Obj(
+        order=INT,
+        shop=INT,
+        stream=Nullable(INT),
+        buyer=INT,
+        buyer_name=Nullable(STR),
+        total=DECIMAL,
+        currency=STR,
+        lines=ListOf(Obj(sku=STR, sku_id=INT, quantity=INT, deal=Nullable(INT))),
+    ),
+)
+# A reservation closed without payment; its units went back (``stock.changed``/``deal.changed``).
+for status in (Order.Status.DECLINED, Order.Status.EXPIRED, Order.Status.FAILED):
+    declare(f"order.{status}", Obj(order=INT, shop=INT))
+declare(
+    "order.refunded",
+    Obj(
+        order=INT,
+        shop=INT,
+        total=DECIMAL,
+        currency=STR,
+        restocked=BOOL,
+        lines=ListOf(Obj(sku=STR, sku_id=INT, quantity=INT)),
+    ),
+)
+declare("payment_method.added", Obj(user=INT, payment_method=INT))
+declare("address.updated", Obj(user=INT))
