@@ -10,28 +10,9 @@ from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline, is_staff, u
 from .exceptions import InsufficientStock, StockLimitExceeded
 from .models import SKU, Location, PriceMapping, PriceSource, Product, StockLevel
 from .selectors import sku_default_available, skus_with_default_stock
-from .services import MAX_STOCK_PER_LEVEL, sku_set_price, stock_adjust
+from .services import MAX_STOCK_PER_LEVEL, SKU_PRICE_FIELDS, sku_update, stock_adjust
 
-# A SKU's price and currency change only through sku_set_price, which emits price.changed
-# (stream pages show prices from those events); the admin saves a SKU's other fields itself.
-PRICE_FIELDS = ("price", "currency")
-_SKU_COLUMNS = frozenset(field.name for field in SKU._meta.concrete_fields if not field.primary_key)
 _INT_MAX = 2**31 - 1  # the stock column's range
-
-
-def sku_save_changed(*, sku: SKU, changed, also=()) -> None:
-    """Save an existing SKU edited in the admin: the changed columns other than price and
-    currency with an UPDATE of those columns only (so nothing is written back from a stale
-    row), then a price or currency change through sku_set_price."""
-    fields = [name for name in (*changed, *also) if name in _SKU_COLUMNS and name not in PRICE_FIELDS]
-    if fields:
-        sku.save(update_fields=[*dict.fromkeys(fields), "updated_at"])
-    if "price" in changed or "currency" in changed:
-        price = sku.price if "price" in changed else SKU.objects.values_list("price", flat=True).get(pk=sku.pk)
-        fresh = sku_set_price(
-            sku_id=sku.pk, price=price, currency=sku.currency if "currency" in changed else None, source="admin"
-        )
-        sku.price, sku.currency = fresh.price, fresh.currency
 
 
 class PriceSeenAsLoaded:
@@ -41,7 +22,7 @@ class PriceSeenAsLoaded:
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if field is not None and db_field.name in PRICE_FIELDS:
+        if field is not None and db_field.name in SKU_PRICE_FIELDS:
             field.show_hidden_initial = True
         return field
 
@@ -189,7 +170,7 @@ class ProductAdmin(ShopScopedAdmin):
         for obj, changed in formset.changed_objects:
             moved = obj.shop_id != form.instance.shop_id
             obj.shop = form.instance.shop
-            sku_save_changed(sku=obj, changed=changed, also=("shop",) if moved else ())
+            sku_update(sku=obj, changed=[*changed, "shop"] if moved else changed)
         new = {id(obj) for obj in formset.new_objects}
         for obj in formset.new_objects:
             obj.shop = form.instance.shop
@@ -331,7 +312,7 @@ class SkuAdmin(PriceSeenAsLoaded, ShopScopedAdmin):
             return super().save_model(request, obj, form, change)
         # A creator's SKUs come from their own shop only (get_queryset), so their ``shop``
         # is already the creator's; staff may change it, and then it is in changed_data.
-        sku_save_changed(sku=obj, changed=form.changed_data)
+        sku_update(sku=obj, changed=form.changed_data)
         if "stock" in form.changed_data and (delta := form.count_delta()):
             stock_change_apply(request, sku=obj, location=None, delta=delta)
 

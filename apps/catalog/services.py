@@ -304,3 +304,42 @@ def sku_set_price(*, sku_id: int, price: Decimal, currency: str | None = None, s
         groups=sku_groups(sku.pk),
     )
     return sku
+
+
+# A SKU's price and currency change only through sku_set_price, which emits price.changed
+# (stream pages show prices from those events); sku_update writes its other columns.
+SKU_PRICE_FIELDS = ("price", "currency")
+_SKU_COLUMNS = frozenset(field.name for field in SKU._meta.concrete_fields if not field.primary_key)
+
+
+@transaction.atomic
+def sku_update(*, sku: SKU, changed, source: str = "admin") -> SKU:
+    """Save the ``changed`` fields of an edited ``sku``: the columns other than price and
+    currency with an UPDATE of those columns only (so nothing is written back from a stale
+    row), emitting ``sku.updated``; then a price or currency change through sku_set_price.
+    The SKU's values are taken as given (the admin's form validated them)."""
+    changed = list(dict.fromkeys(changed))
+    fields = [name for name in changed if name in _SKU_COLUMNS and name not in SKU_PRICE_FIELDS]
+    if fields:
+        sku.save(update_fields=[*fields, "updated_at"])
+        emit(
+            "sku.updated",
+            {
+                "sku": sku.code,
+                "sku_id": sku.pk,
+                "shop": sku.shop_id,
+                "product": sku.product_id,
+                "title": sku.title,
+                "per_buyer_limit": sku.per_buyer_limit,
+                "is_active": sku.is_active,
+                "changed": fields,
+            },
+            groups=[*sku_groups(sku.pk), f"shop.{sku.shop_id}"],
+        )
+    if "price" in changed or "currency" in changed:
+        price = sku.price if "price" in changed else SKU.objects.values_list("price", flat=True).get(pk=sku.pk)
+        fresh = sku_set_price(
+            sku_id=sku.pk, price=price, currency=sku.currency if "currency" in changed else None, source=source
+        )
+        sku.price, sku.currency = fresh.price, fresh.currency
+    return sku

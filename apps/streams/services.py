@@ -26,9 +26,16 @@ from apps.catalog.services import location_default, stock_changed_emit, stock_re
 from creatorcommerce.process import PerProcess
 from creatorcommerce.spine.events import emit
 
-from .exceptions import DealNotOpen, InvalidStreamTransition, SkuNotInShop
+from .exceptions import (
+    AnotherDealOpen,
+    DealHasOrders,
+    DealIsOpen,
+    DealNotOpen,
+    InvalidStreamTransition,
+    SkuNotInShop,
+)
 from .models import FlashDeal, Pin, Stream
-from .selectors import deal_body, stream_pins
+from .selectors import deal_body, deal_row, stream_pins
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,49 @@ def control_groups(stream_id: int) -> list[str]:
 
 
 # -- stream lifecycle ------------------------------------------------------------------------
+
+
+STREAM_FIELDS = ("title", "description", "starts_at", "ends_at", "hls_url", "poster_url", "ingest_token")
+
+
+def _stream_event(event_type: str, stream: Stream, changed=None) -> None:
+    payload = {
+        "stream": stream.pk,
+        "shop": stream.shop_id,
+        "status": stream.status,
+        "title": stream.title,
+        "starts_at": stream.starts_at,
+        "ends_at": stream.ends_at,
+    }
+    if changed is not None:
+        payload["changed"] = list(changed)
+    emit(event_type, payload, groups=[*control_groups(stream.pk), f"shop.{stream.shop_id}"])
+
+
+@transaction.atomic
+def stream_schedule(*, shop, title: str, starts_at, **fields) -> Stream:
+    """A new stream of ``shop``, scheduled (``fields``: any of STREAM_FIELDS); emits
+    ``stream.scheduled``. Precondition: the values are valid (``Stream.clean``: the admin's
+    form checks them)."""
+    unknown = set(fields) - set(STREAM_FIELDS)
+    if unknown:
+        raise TypeError(f"not a stream field: {', '.join(sorted(unknown))}")
+    stream = Stream.objects.create(shop=shop, title=title, starts_at=starts_at, **fields)
+    _stream_event("stream.scheduled", stream)
+    return stream
+
+
+@transaction.atomic
+def stream_update(*, stream: Stream, changed) -> Stream:
+    """Save the ``changed`` fields (of STREAM_FIELDS, and ``shop`` for staff) of an edited
+    ``stream`` with an UPDATE of those columns only, so the status and times the scheduler
+    wrote meanwhile stay; emits ``stream.updated``."""
+    fields = [name for name in dict.fromkeys(changed) if name in (*STREAM_FIELDS, "shop")]
+    if not fields:
+        return stream
+    stream.save(update_fields=fields)
+    _stream_event("stream.updated", stream, changed=fields)
+    return stream
 
 
 @transaction.atomic
@@ -108,6 +158,23 @@ def pin_add(*, stream: Stream, sku: SKU, position: int | None = None) -> Pin:
         StockLevel.objects.get_or_create(sku=sku, location=location_default(shop=stream.shop))
         _pins_changed(stream)
     return pin
+
+
+@transaction.atomic
+def pins_reorder(*, stream: Stream, positions: dict[int, int]) -> bool:
+    """Move pins: ``positions`` maps a pinned SKU's id to its new position (SKUs not pinned
+    are ignored). Emits one ``pins.changed`` with the list in its new order when anything
+    moved, so viewers' pages follow; returns whether anything moved."""
+    Stream.objects.select_for_update().filter(pk=stream.pk).first()
+    moved = False
+    for pin in Pin.objects.filter(stream=stream, sku_id__in=list(positions)).order_by("pk"):
+        position = positions[pin.sku_id]
+        if pin.position != position:
+            Pin.objects.filter(pk=pin.pk).update(position=position)
+            moved = True
+    if moved:
+        _pins_changed(stream)
+    return moved
 
 
 @transaction.atomic
@@ -208,7 +275,115 @@ def deal_close_at_set(*, deal: FlashDeal, closes_at) -> FlashDeal:
     if deal.status == FlashDeal.Status.OPEN:
         event_type, payload, groups = deal_event(deal=deal, kind="changed")
         emit(event_type, payload, groups=groups)
+    else:
+        _deal_scheduled(deal)
     return deal
+
+
+# What may be set of a scheduled deal (everything else, status, remaining and version, is
+# the scheduler's and the buy path's), and of an open one (its units are set aside at its
+# location at its price): nothing else, and nothing at all once it is closed.
+DEAL_TERMS = ("sku", "location", "price", "quantity", "per_buyer_limit", "opens_at", "closes_at")
+OPEN_DEAL_TERMS = ("closes_at",)
+
+
+def _deal_scheduled(deal: FlashDeal) -> None:
+    """``deal.scheduled``: a scheduled deal's terms, as they are now (on scheduling and on
+    every change before it opens), for the control room (viewers see deals once open)."""
+    emit("deal.scheduled", {"stream": deal.stream_id, **deal_row(deal)}, groups=control_groups(deal.stream_id))
+
+
+@transaction.atomic
+def deal_schedule(*, stream: Stream, sku: SKU, price, quantity: int, opens_at, closes_at, **terms) -> FlashDeal:
+    """A new flash deal, scheduled; the scheduler opens it at ``opens_at`` (``terms``:
+    ``location``, ``per_buyer_limit``). Emits ``deal.scheduled``. Precondition: the terms are
+    valid (``FlashDeal.clean``: the admin's form checks them)."""
+    if sku.shop_id != stream.shop_id:
+        raise SkuNotInShop()
+    unknown = set(terms) - {"location", "per_buyer_limit"}
+    if unknown:
+        raise TypeError(f"not a deal term: {', '.join(sorted(unknown))}")
+    deal = FlashDeal.objects.create(
+        stream=stream, sku=sku, price=price, quantity=quantity, opens_at=opens_at, closes_at=closes_at, **terms
+    )
+    _deal_scheduled(deal)
+    return deal
+
+
+class DealTermsSet(NamedTuple):
+    deal: FlashDeal
+    saved: list[str]  # the terms written
+    refused: list[str]  # terms not written: the deal opened or closed since they were checked
+
+
+@transaction.atomic
+def deal_terms_set(*, deal: FlashDeal, changed) -> DealTermsSet:
+    """Write the ``changed`` terms of an edited ``deal`` (its other attributes are never
+    written: units sold and ticks that opened or closed the deal stay as they are). The row
+    is re-read under its lock, so deal_open / deal_close and this take turns; what its status
+    no longer allows is refused, not written. A scheduled deal emits ``deal.scheduled``; an
+    open one's new closing time goes through deal_close_at_set (``deal.changed``)."""
+    current = FlashDeal.objects.select_for_update().select_related("sku").get(pk=deal.pk)
+    allowed = {
+        FlashDeal.Status.SCHEDULED: DEAL_TERMS,
+        FlashDeal.Status.OPEN: OPEN_DEAL_TERMS,
+    }.get(current.status, ())
+    changed = [name for name in dict.fromkeys(changed) if name in DEAL_TERMS]
+    saved = [name for name in changed if name in allowed]
+    refused = [name for name in changed if name not in allowed]
+    if current.status == FlashDeal.Status.OPEN and saved:
+        current = deal_close_at_set(deal=current, closes_at=deal.closes_at)
+    elif saved:
+        for name in saved:
+            setattr(current, name, getattr(deal, name))
+        current.save(update_fields=saved)
+        _deal_scheduled(current)
+    return DealTermsSet(current, saved, refused)
+
+
+@transaction.atomic
+def deal_delete(*, deal: FlashDeal) -> bool:
+    """Delete a scheduled or closed deal without orders; emits ``deal.deleted``. An open
+    deal holds units taken out of its location's stock (DealIsOpen: close it first); a deal
+    with orders stays (DealHasOrders). False if it is gone already."""
+    from django.db.models import ProtectedError
+
+    current = FlashDeal.objects.select_for_update().select_related("sku").filter(pk=deal.pk).first()
+    if current is None:
+        return False
+    if current.status == FlashDeal.Status.OPEN:
+        raise DealIsOpen()
+    payload = {"stream": current.stream_id, "id": current.pk, "sku": current.sku.code, "sku_id": current.sku_id}
+    try:
+        with transaction.atomic():
+            current.delete()
+    except ProtectedError as exc:
+        raise DealHasOrders() from exc
+    emit("deal.deleted", payload, groups=control_groups(payload["stream"]))
+    return True
+
+
+@transaction.atomic
+def deal_open_now(*, deal: FlashDeal, now=None) -> FlashDeal:
+    """Open a deal by hand (the control room's "Open now"): a scheduled deal's window then
+    starts now. Raises DealNotOpen (``stream_not_live``) before the stream is live, and
+    AnotherDealOpen while another deal on the SKU is open here; nothing is changed then."""
+    now = now or timezone.now()
+    deal = FlashDeal.objects.select_for_update().select_related("stream").get(pk=deal.pk)
+    if deal.stream.status != Stream.Status.LIVE:
+        raise DealNotOpen("Start the stream before opening its deals.", code="stream_not_live")
+    if deal.status != FlashDeal.Status.SCHEDULED:
+        return deal
+    if (
+        FlashDeal.objects.filter(stream_id=deal.stream_id, sku_id=deal.sku_id, status=FlashDeal.Status.OPEN)
+        .exclude(pk=deal.pk)
+        .exists()
+    ):
+        raise AnotherDealOpen()
+    if deal.opens_at > now:
+        deal.opens_at = now
+        deal.save(update_fields=["opens_at"])
+    return deal_open(deal=deal, now=now)
 
 
 def deal_take(*, deal_id: int, quantity: int, now=None) -> DealCount:
