@@ -10,7 +10,16 @@ from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline, is_staff, u
 from .exceptions import InsufficientStock, StockLimitExceeded
 from .models import SKU, Location, PriceMapping, PriceSource, Product, StockLevel
 from .selectors import sku_default_available, skus_with_default_stock
-from .services import MAX_STOCK_PER_LEVEL, SKU_PRICE_FIELDS, sku_update, stock_adjust
+from .services import (
+    MAX_STOCK_PER_LEVEL,
+    SKU_PRICE_FIELDS,
+    product_create,
+    product_update,
+    sku_add,
+    sku_delete,
+    sku_update,
+    stock_adjust,
+)
 
 _INT_MAX = 2**31 - 1  # the stock column's range
 
@@ -159,6 +168,14 @@ class ProductAdmin(ShopScopedAdmin):
     search_fields = ("title", "skus__code")
     inlines = [SkuInline]
 
+    def save_model(self, request, obj, form, change):
+        self.assign_shop(request, obj)
+        if change:
+            product_update(product=obj, changed=form.changed_data)
+        else:
+            fields = {name: getattr(obj, name) for name in ("title", "description", "image_url", "is_active")}
+            obj.pk = product_create(shop=obj.shop, skus=[], **fields).pk
+
     def save_formset(self, request, form, formset, change):
         if formset.model is not SKU:
             return super().save_formset(request, form, formset, change)
@@ -166,21 +183,18 @@ class ProductAdmin(ShopScopedAdmin):
         # code freed by one can be reused by another row of the same submission.
         formset.save(commit=False)
         for obj in formset.deleted_objects:
-            obj.delete()
+            sku_delete(sku=obj)
         for obj, changed in formset.changed_objects:
             moved = obj.shop_id != form.instance.shop_id
             obj.shop = form.instance.shop
             sku_update(sku=obj, changed=[*changed, "shop"] if moved else changed)
         new = {id(obj) for obj in formset.new_objects}
-        for obj in formset.new_objects:
-            obj.shop = form.instance.shop
-            obj.save()
         for sku_form in formset.forms:
             sku = sku_form.instance
             if id(sku) in new:
-                # Its stock row at the default location with the starting stock (0 when
-                # left blank), through the service, which also emits stock.changed.
-                stock_adjust(sku=sku, set_to=sku_form.cleaned_data.get("stock") or 0)
+                # With its stock row at the default location holding the starting stock (0
+                # when left blank).
+                sku_add(product=form.instance, sku=sku, stock=sku_form.cleaned_data.get("stock") or 0)
             elif sku.pk is not None and "stock" in sku_form.changed_data and (delta := sku_form.count_delta()):
                 # (A row deleted above has no pk any more.)
                 stock_change_apply(request, sku=sku, location=None, delta=delta)

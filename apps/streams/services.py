@@ -178,6 +178,28 @@ def pins_reorder(*, stream: Stream, positions: dict[int, int]) -> bool:
 
 
 @transaction.atomic
+def pins_refresh(*, sku_ids=(), product_id: int | None = None, shop_id: int | None = None) -> int:
+    """Tell the pages of the streams (not ended) that pin one of ``sku_ids``, or a SKU of
+    ``product_id``, or (a SKU deleted, whose pins are gone) every stream of ``shop_id``, their
+    pins as they are now: one ``pins.changed`` each. Returns how many streams were told."""
+    streams = Stream.objects.exclude(status=Stream.Status.ENDED)
+    if shop_id is not None:
+        streams = streams.filter(shop_id=shop_id)
+    else:
+        pinned = (
+            Pin.objects.filter(sku_id__in=list(sku_ids))
+            if product_id is None
+            else Pin.objects.filter(sku__product_id=product_id)
+        )
+        streams = streams.filter(pk__in=pinned.values("stream_id"))
+    told = 0
+    for stream in streams.order_by("pk"):
+        _pins_changed(stream)
+        told += 1
+    return told
+
+
+@transaction.atomic
 def pin_remove(*, stream: Stream, sku: SKU) -> bool:
     Stream.objects.select_for_update().filter(pk=stream.pk).first()
     deleted, _ = Pin.objects.filter(stream=stream, sku=sku).delete()

@@ -291,3 +291,32 @@ def test_a_stream_started_while_its_page_was_open_stays_live(logged_in, schedule
     stream = Stream.objects.get(pk=scheduled_stream.pk)
     assert stream.title == "Renamed show"
     assert stream.status == Stream.Status.LIVE and stream.started_at is not None
+
+
+# -- the catalog's changes reach the pins ----------------------------------------------------------
+
+
+@DB(transaction=True)
+def test_a_pinned_sku_renamed_in_the_catalog_admin_reaches_the_pins(logged_in, live_stream, plain_sku):
+    data = page_form(logged_in, f"/admin/catalog/sku/{plain_sku.pk}/change/")
+    data["title"] = "Renamed tee"
+    mark = last_event_id()
+
+    assert logged_in.post(f"/admin/catalog/sku/{plain_sku.pk}/change/", data).status_code == 302
+
+    event = only_event(mark, "pins.changed")  # by the streams app's handler of sku.updated
+    assert event.payload == {"stream": live_stream.pk, "pins": stream_pins(stream=live_stream)}
+    assert next(p for p in event.payload["pins"] if p["sku"] == plain_sku.code)["title"] == "Renamed tee"
+
+
+@DB(transaction=True)
+def test_a_pinned_sku_deleted_in_the_catalog_admin_leaves_the_pins(logged_in, live_stream, plain_sku, deal_sku):
+    url = f"/admin/catalog/product/{plain_sku.product_id}/change/"
+    data = page_form(logged_in, url)
+    data[f"{inline_row(data, 'skus', plain_sku)}-DELETE"] = "on"
+    mark = last_event_id()
+
+    assert logged_in.post(url, data).status_code == 302
+
+    event = only_event(mark, "pins.changed")
+    assert [p["sku"] for p in event.payload["pins"]] == [deal_sku.code]
