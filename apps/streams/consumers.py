@@ -208,6 +208,8 @@ class ControlRoomConsumer(_StreamSocket):
             # The deal list follows the admin: a deal scheduled, or its terms changed.
             deal = {k: v for k, v in message["payload"].items() if k != "stream"}
             await self.send_json({"type": "deal_scheduled", "deal": deal})
+        elif message["type"] == "deal.cancelled":
+            await self.send_json({"type": "deal_cancelled", "id": message["payload"]["id"]})
         elif message["type"] == "deal.deleted":
             await self.send_json({"type": "deal_deleted", "id": message["payload"]["id"]})
 

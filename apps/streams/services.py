@@ -124,9 +124,8 @@ def stream_end(*, stream: Stream, now=None) -> Stream:
     locked = Stream.objects.select_for_update().get(pk=stream.pk)
     if locked.status == Stream.Status.ENDED:
         return locked
-    for deal in FlashDeal.objects.filter(stream=locked, status=FlashDeal.Status.OPEN):
-        deal_close(deal=deal, now=now)
-    FlashDeal.objects.filter(stream=locked, status=FlashDeal.Status.SCHEDULED).update(status=FlashDeal.Status.CLOSED)
+    for deal in FlashDeal.objects.filter(stream=locked, status__in=[FlashDeal.Status.OPEN, FlashDeal.Status.SCHEDULED]):
+        deal_close(deal=deal, now=now)  # a scheduled one is cancelled
     locked.status, locked.ended_at = Stream.Status.ENDED, now
     locked.save(update_fields=["status", "ended_at"])
     emit(
@@ -247,6 +246,7 @@ def deal_open(*, deal: FlashDeal, now=None) -> FlashDeal:
     if deal.closes_at <= now:
         deal.status = FlashDeal.Status.CLOSED
         deal.save(update_fields=["status"])
+        _deal_cancelled(deal)
         return deal
     location = deal.location or location_default(shop=deal.stream.shop)
     level, _ = StockLevel.objects.get_or_create(sku=deal.sku, location=location)
@@ -264,9 +264,16 @@ def deal_open(*, deal: FlashDeal, now=None) -> FlashDeal:
     return deal
 
 
+def _deal_cancelled(deal: FlashDeal) -> None:
+    """``deal.cancelled``: a scheduled deal closed without ever opening (by hand, by the end
+    of its stream, or past its time), for the control room; viewers never saw it."""
+    emit("deal.cancelled", {"stream": deal.stream_id, **deal_row(deal)}, groups=control_groups(deal.stream_id))
+
+
 @transaction.atomic
 def deal_close(*, deal: FlashDeal, now=None) -> FlashDeal:
-    """Close the deal and give its unsold units back to the location."""
+    """Close the deal and give its unsold units back to the location (``deal.closed``); a
+    scheduled deal is cancelled (``deal.cancelled``)."""
     deal = FlashDeal.objects.select_for_update().select_related("sku", "stream").get(pk=deal.pk)
     if deal.status == FlashDeal.Status.CLOSED:
         return deal
@@ -282,6 +289,8 @@ def deal_close(*, deal: FlashDeal, now=None) -> FlashDeal:
             stock_changed_emit(sku_id=deal.sku_id, sku_code=deal.sku.code, shop_id=deal.stream.shop_id, level=count)
         event_type, payload, groups = deal_event(deal=deal, kind="closed")
         emit(event_type, payload, groups=groups)
+    else:
+        _deal_cancelled(deal)
     return deal
 
 

@@ -382,6 +382,11 @@ function handle(message) {
       renderDeals();
       break;
     }
+    case "deal_cancelled":
+      // Cancelled before it opened (here, in another control room, or by the stream's end).
+      for (const d of state.deals) if (d.id === message.id) d.status = "closed";
+      renderDeals();
+      break;
     case "deal_deleted":
       state.deals = state.deals.filter((d) => d.id !== message.id);
       renderDeals();

@@ -158,7 +158,7 @@ def test_deleting_a_deal_in_the_admin_emits_deal_deleted(logged_in, scheduled_st
 
 @pytest.mark.anyio
 @pytest.mark.django_db(transaction=True)
-async def test_the_control_room_follows_deals_scheduled_and_deleted_in_the_admin(layer, stream_setup, close_db_after):
+async def test_the_control_room_follows_deals_scheduled_cancelled_and_deleted(layer, stream_setup, close_db_after):
     from tests.streams.test_consumers import _control_socket
 
     stream, sku = stream_setup["stream"], stream_setup["skus"][0]
@@ -179,6 +179,11 @@ async def test_the_control_room_follows_deals_scheduled_and_deleted_in_the_admin
     assert scheduled["deal"] == await sync_to_async(deal_row)(deal)
     assert scheduled["deal"]["price"] == "8.00" and scheduled["deal"]["status"] == "scheduled"
 
+    cancelled = await sync_to_async(post_json)(client, url(stream, f"deals/{deal.pk}/close"))
+    assert cancelled.status_code == 200
+    got = await receive_until(room, lambda got: any(m["type"] == "deal_cancelled" for m in got))
+    assert {"type": "deal_cancelled", "id": deal.pk} in got
+
     def delete():
         data = page_form(client, stream_url(stream))
         data[f"{inline_row(data, 'deals', deal)}-DELETE"] = "on"
@@ -188,6 +193,25 @@ async def test_the_control_room_follows_deals_scheduled_and_deleted_in_the_admin
     got = await receive_until(room, lambda got: any(m["type"] == "deal_deleted" for m in got))
     assert {"type": "deal_deleted", "id": deal.pk} in got
     await room.disconnect()
+
+
+@DB
+def test_a_scheduled_deal_cancelled_emits_deal_cancelled_to_the_control_room_only(
+    live_stream, plain_sku, make_deal, creator
+):
+    deal = make_deal(live_stream, plain_sku, opens_at=timezone.now() + timedelta(hours=1))
+    client = Client()
+    client.force_login(creator)
+    mark = last_event_id()
+
+    assert post_json(client, url(live_stream, f"deals/{deal.pk}/close")).status_code == 200
+
+    deal.refresh_from_db()
+    event = only_event(mark, "deal.cancelled")
+    assert event.groups == [f"control.{live_stream.pk}"]
+    assert event.payload == {"stream": live_stream.pk, **deal_row(deal)}
+    assert event.payload["status"] == "closed"
+    assert events_since(mark, "deal.closed") == []  # viewers never saw it: nothing to close for them
 
 
 # -- opening a deal by hand ---------------------------------------------------------------------
