@@ -21,8 +21,12 @@ from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline
 from .exceptions import DealHasOrders, DealIsOpen
 from .models import Annotation, FlashDeal, Pin, Stream
 from .services import (
+    ANNOTATION_FIELDS,
     DEAL_TERMS,
     STREAM_FIELDS,
+    annotation_add,
+    annotation_delete,
+    annotation_update,
     deal_delete,
     deal_schedule,
     deal_terms_set,
@@ -201,6 +205,8 @@ class StreamAdmin(_LocalTimes, ShopScopedAdmin):
     def save_formset(self, request, form, formset, change):
         if formset.model is FlashDeal:
             return self._save_deals(request, form.instance, formset)
+        if formset.model is Annotation:
+            return self._save_annotations(form.instance, formset)
         if formset.model is not Pin:
             return super().save_formset(request, form, formset, change)
         stream = form.instance
@@ -221,6 +227,18 @@ class StreamAdmin(_LocalTimes, ShopScopedAdmin):
                     positions[pin.sku_id] = pin_form.cleaned_data.get("position") or 0
             pins_reorder(stream=stream, positions=positions)
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+
+    def _save_annotations(self, stream, formset):
+        formset.save(commit=False)
+        with transaction.atomic():
+            for annotation in formset.deleted_objects:
+                annotation_delete(annotation=annotation)
+            for annotation, changed in formset.changed_objects:
+                annotation_update(annotation=annotation, changed=changed)
+            formset.new_objects = [
+                annotation_add(stream=stream, **{name: getattr(a, name) for name in ANNOTATION_FIELDS})
+                for a in formset.new_objects
+            ]
 
     def _save_deals(self, request, stream, formset):
         """Every deal row through the streams services: never ``status``, ``remaining`` or

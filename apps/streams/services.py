@@ -34,7 +34,7 @@ from .exceptions import (
     InvalidStreamTransition,
     SkuNotInShop,
 )
-from .models import FlashDeal, Pin, Stream
+from .models import Annotation, FlashDeal, Pin, Stream
 from .selectors import deal_body, deal_row, stream_pins
 
 log = logging.getLogger(__name__)
@@ -205,6 +205,55 @@ def pin_remove(*, stream: Stream, sku: SKU) -> bool:
     if deleted:
         _pins_changed(stream)
     return bool(deleted)
+
+
+# -- annotations (the shoppable replay's notes) ------------------------------------------------
+
+ANNOTATION_FIELDS = ("offset_seconds", "text", "sku")
+
+
+def _annotation_event(event_type: str, annotation: Annotation, **extra) -> None:
+    payload = {
+        "stream": annotation.stream_id,
+        "id": annotation.pk,
+        "offset_seconds": annotation.offset_seconds,
+        "text": annotation.text,
+        "sku": annotation.sku.code if annotation.sku_id else None,
+        **extra,
+    }
+    emit(event_type, payload, groups=control_groups(annotation.stream_id))
+
+
+@transaction.atomic
+def annotation_add(*, stream: Stream, offset_seconds: int, text: str, sku: SKU | None = None) -> Annotation:
+    """A note ``offset_seconds`` into the stream, optionally about a SKU of its shop; emits
+    ``annotation.created``."""
+    if sku is not None and sku.shop_id != stream.shop_id:
+        raise SkuNotInShop()
+    annotation = Annotation.objects.create(stream=stream, offset_seconds=offset_seconds, text=text, sku=sku)
+    _annotation_event("annotation.created", annotation)
+    return annotation
+
+
+@transaction.atomic
+def annotation_update(*, annotation: Annotation, changed) -> Annotation:
+    """Save the ``changed`` fields of an edited note (those columns only); emits
+    ``annotation.updated``."""
+    fields = [name for name in dict.fromkeys(changed) if name in ANNOTATION_FIELDS]
+    if not fields:
+        return annotation
+    if annotation.sku_id and annotation.sku.shop_id != annotation.stream.shop_id:
+        raise SkuNotInShop()
+    annotation.save(update_fields=fields)
+    _annotation_event("annotation.updated", annotation, changed=fields)
+    return annotation
+
+
+@transaction.atomic
+def annotation_delete(*, annotation: Annotation) -> None:
+    payload = {"stream": annotation.stream_id, "id": annotation.pk}
+    annotation.delete()
+    emit("annotation.deleted", payload, groups=control_groups(payload["stream"]))
 
 
 # -- flash deals -------------------------------------------------------------------------------

@@ -344,3 +344,46 @@ def test_a_pinned_sku_deleted_in_the_catalog_admin_leaves_the_pins(logged_in, li
 
     event = only_event(mark, "pins.changed")
     assert [p["sku"] for p in event.payload["pins"]] == [deal_sku.code]
+
+
+# -- annotations -----------------------------------------------------------------------------------
+
+
+@DB
+def test_annotations_added_edited_and_deleted_in_the_admin_are_events(logged_in, scheduled_stream, plain_sku):
+    data = page_form(logged_in, stream_url(scheduled_stream))
+    index = int(data["annotations-INITIAL_FORMS"])
+    data["annotations-TOTAL_FORMS"] = str(max(int(data["annotations-TOTAL_FORMS"]), index + 1))
+    data.update(
+        {
+            f"annotations-{index}-offset_seconds": "90",
+            f"annotations-{index}-text": "The tee, up close",
+            f"annotations-{index}-sku": str(plain_sku.pk),
+        }
+    )
+    mark = last_event_id()
+    assert post(logged_in, scheduled_stream, data).status_code == 302
+    note = scheduled_stream.annotations.get()
+    event = only_event(mark, "annotation.created")
+    assert event.groups == [f"control.{scheduled_stream.pk}"]
+    assert event.payload == {
+        "stream": scheduled_stream.pk,
+        "id": note.pk,
+        "offset_seconds": 90,
+        "text": "The tee, up close",
+        "sku": plain_sku.code,
+    }
+
+    data = page_form(logged_in, stream_url(scheduled_stream))
+    data[f"{inline_row(data, 'annotations', note)}-text"] = "The tee, in the light"
+    mark = last_event_id()
+    assert post(logged_in, scheduled_stream, data).status_code == 302
+    event = only_event(mark, "annotation.updated")
+    assert (event.payload["text"], event.payload["changed"]) == ("The tee, in the light", ["text"])
+
+    data = page_form(logged_in, stream_url(scheduled_stream))
+    data[f"{inline_row(data, 'annotations', note)}-DELETE"] = "on"
+    mark = last_event_id()
+    assert post(logged_in, scheduled_stream, data).status_code == 302
+    assert only_event(mark, "annotation.deleted").payload == {"stream": scheduled_stream.pk, "id": note.pk}
+    assert not scheduled_stream.annotations.exists()
