@@ -210,9 +210,14 @@ class ShopScopedAdmin(_SafeText, _ScopedChoices, admin.ModelAdmin):
             form = type(form.__name__, (_ShopAssignedForm, form), {"assigned_shop": shop})
         return form
 
-    def save_model(self, request, obj, form, change):
+    def assign_shop(self, request, obj) -> None:
+        """A creator's records are their own shop's (admins that save through a service call
+        this before it)."""
         if not is_staff(request.user) and self.model.SHOP_PATH == "shop":
             obj.shop = user_shop(request.user)
+
+    def save_model(self, request, obj, form, change):
+        self.assign_shop(request, obj)
         super().save_model(request, obj, form, change)
 
 

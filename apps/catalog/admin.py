@@ -10,28 +10,18 @@ from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline, is_staff, u
 from .exceptions import InsufficientStock, StockLimitExceeded
 from .models import SKU, Location, PriceMapping, PriceSource, Product, StockLevel
 from .selectors import sku_default_available, skus_with_default_stock
-from .services import MAX_STOCK_PER_LEVEL, sku_set_price, stock_adjust
+from .services import (
+    MAX_STOCK_PER_LEVEL,
+    SKU_PRICE_FIELDS,
+    product_create,
+    product_update,
+    sku_add,
+    sku_delete,
+    sku_update,
+    stock_adjust,
+)
 
-# A SKU's price and currency change only through sku_set_price, which emits price.changed
-# (stream pages show prices from those events); the admin saves a SKU's other fields itself.
-PRICE_FIELDS = ("price", "currency")
-_SKU_COLUMNS = frozenset(field.name for field in SKU._meta.concrete_fields if not field.primary_key)
 _INT_MAX = 2**31 - 1  # the stock column's range
-
-
-def sku_save_changed(*, sku: SKU, changed, also=()) -> None:
-    """Save an existing SKU edited in the admin: the changed columns other than price and
-    currency with an UPDATE of those columns only (so nothing is written back from a stale
-    row), then a price or currency change through sku_set_price."""
-    fields = [name for name in (*changed, *also) if name in _SKU_COLUMNS and name not in PRICE_FIELDS]
-    if fields:
-        sku.save(update_fields=[*dict.fromkeys(fields), "updated_at"])
-    if "price" in changed or "currency" in changed:
-        price = sku.price if "price" in changed else SKU.objects.values_list("price", flat=True).get(pk=sku.pk)
-        fresh = sku_set_price(
-            sku_id=sku.pk, price=price, currency=sku.currency if "currency" in changed else None, source="admin"
-        )
-        sku.price, sku.currency = fresh.price, fresh.currency
 
 
 class PriceSeenAsLoaded:
@@ -41,7 +31,7 @@ class PriceSeenAsLoaded:
 
     def formfield_for_dbfield(self, db_field, request, **kwargs):
         field = super().formfield_for_dbfield(db_field, request, **kwargs)
-        if field is not None and db_field.name in PRICE_FIELDS:
+        if field is not None and db_field.name in SKU_PRICE_FIELDS:
             field.show_hidden_initial = True
         return field
 
@@ -178,6 +168,14 @@ class ProductAdmin(ShopScopedAdmin):
     search_fields = ("title", "skus__code")
     inlines = [SkuInline]
 
+    def save_model(self, request, obj, form, change):
+        self.assign_shop(request, obj)
+        if change:
+            product_update(product=obj, changed=form.changed_data)
+        else:
+            fields = {name: getattr(obj, name) for name in ("title", "description", "image_url", "is_active")}
+            obj.pk = product_create(shop=obj.shop, skus=[], **fields).pk
+
     def save_formset(self, request, form, formset, change):
         if formset.model is not SKU:
             return super().save_formset(request, form, formset, change)
@@ -185,21 +183,18 @@ class ProductAdmin(ShopScopedAdmin):
         # code freed by one can be reused by another row of the same submission.
         formset.save(commit=False)
         for obj in formset.deleted_objects:
-            obj.delete()
+            sku_delete(sku=obj)
         for obj, changed in formset.changed_objects:
             moved = obj.shop_id != form.instance.shop_id
             obj.shop = form.instance.shop
-            sku_save_changed(sku=obj, changed=changed, also=("shop",) if moved else ())
+            sku_update(sku=obj, changed=[*changed, "shop"] if moved else changed)
         new = {id(obj) for obj in formset.new_objects}
-        for obj in formset.new_objects:
-            obj.shop = form.instance.shop
-            obj.save()
         for sku_form in formset.forms:
             sku = sku_form.instance
             if id(sku) in new:
-                # Its stock row at the default location with the starting stock (0 when
-                # left blank), through the service, which also emits stock.changed.
-                stock_adjust(sku=sku, set_to=sku_form.cleaned_data.get("stock") or 0)
+                # With its stock row at the default location holding the starting stock (0
+                # when left blank).
+                sku_add(product=form.instance, sku=sku, stock=sku_form.cleaned_data.get("stock") or 0)
             elif sku.pk is not None and "stock" in sku_form.changed_data and (delta := sku_form.count_delta()):
                 # (A row deleted above has no pk any more.)
                 stock_change_apply(request, sku=sku, location=None, delta=delta)
@@ -331,7 +326,7 @@ class SkuAdmin(PriceSeenAsLoaded, ShopScopedAdmin):
             return super().save_model(request, obj, form, change)
         # A creator's SKUs come from their own shop only (get_queryset), so their ``shop``
         # is already the creator's; staff may change it, and then it is in changed_data.
-        sku_save_changed(sku=obj, changed=form.changed_data)
+        sku_update(sku=obj, changed=form.changed_data)
         if "stock" in form.changed_data and (delta := form.count_delta()):
             stock_change_apply(request, sku=obj, location=None, delta=delta)
 

@@ -199,7 +199,9 @@ def location_default(*, shop: Shop) -> Location:
 
 
 @transaction.atomic
-def product_create(*, shop: Shop, title: str, description: str = "", skus: list[dict]) -> Product:
+def product_create(
+    *, shop: Shop, title: str, description: str = "", skus: list[dict], image_url: str = "", is_active: bool = True
+) -> Product:
     """Create a product with its SKUs and their opening stock at the default location.
 
     ``skus``: ``[{"code", "price", "currency"?, "stock"?, "title"?, "per_buyer_limit"?}]``,
@@ -213,7 +215,9 @@ def product_create(*, shop: Shop, title: str, description: str = "", skus: list[
     if any(s.get("stock", 0) > MAX_STOCK_PER_LEVEL for s in skus):
         raise StockLimitExceeded(limit=MAX_STOCK_PER_LEVEL)
     location = location_default(shop=shop)
-    product = Product.objects.create(shop=shop, title=title, description=description)
+    product = Product.objects.create(
+        shop=shop, title=title, description=description, image_url=image_url, is_active=is_active
+    )
     try:
         # The check above is only a fast path: a concurrent request can insert the same
         # code after it. The unique constraint decides; its savepoint keeps the error clean.
@@ -304,3 +308,90 @@ def sku_set_price(*, sku_id: int, price: Decimal, currency: str | None = None, s
         groups=sku_groups(sku.pk),
     )
     return sku
+
+
+# A SKU's price and currency change only through sku_set_price, which emits price.changed
+# (stream pages show prices from those events); sku_update writes its other columns.
+SKU_PRICE_FIELDS = ("price", "currency")
+_SKU_COLUMNS = frozenset(field.name for field in SKU._meta.concrete_fields if not field.primary_key)
+
+
+@transaction.atomic
+def sku_update(*, sku: SKU, changed, source: str = "admin") -> SKU:
+    """Save the ``changed`` fields of an edited ``sku``: the columns other than price and
+    currency with an UPDATE of those columns only (so nothing is written back from a stale
+    row), emitting ``sku.updated``; then a price or currency change through sku_set_price.
+    The SKU's values are taken as given (the admin's form validated them)."""
+    changed = list(dict.fromkeys(changed))
+    fields = [name for name in changed if name in _SKU_COLUMNS and name not in SKU_PRICE_FIELDS]
+    if fields:
+        sku.save(update_fields=[*fields, "updated_at"])
+        _sku_event("sku.updated", sku, changed=fields)
+    if "price" in changed or "currency" in changed:
+        price = sku.price if "price" in changed else SKU.objects.values_list("price", flat=True).get(pk=sku.pk)
+        fresh = sku_set_price(
+            sku_id=sku.pk, price=price, currency=sku.currency if "currency" in changed else None, source=source
+        )
+        sku.price, sku.currency = fresh.price, fresh.currency
+    return sku
+
+
+def _sku_event(event_type: str, sku: SKU, **extra) -> None:
+    payload = {
+        "sku": sku.code,
+        "sku_id": sku.pk,
+        "shop": sku.shop_id,
+        "product": sku.product_id,
+        "title": sku.title,
+        "per_buyer_limit": sku.per_buyer_limit,
+        "is_active": sku.is_active,
+        **extra,
+    }
+    emit(event_type, payload, groups=[*sku_groups(sku.pk), f"shop.{sku.shop_id}"])
+
+
+@transaction.atomic
+def sku_add(*, product: Product, sku: SKU, stock: int = 0) -> SKU:
+    """Add ``sku`` (unsaved, its fields set: the admin's form validated them) to ``product``,
+    in the product's shop, with ``stock`` units at the default location; emits ``sku.created``
+    and ``stock.changed``."""
+    sku.product, sku.shop = product, product.shop
+    sku.save()
+    _sku_event("sku.created", sku, price=sku.price, currency=sku.currency)
+    stock_adjust(sku=sku, set_to=stock)
+    return sku
+
+
+@transaction.atomic
+def sku_delete(*, sku: SKU) -> None:
+    """Delete a SKU (with its stock rows; one that has orders is protected, ProtectedError);
+    emits ``sku.deleted``, so pages that pinned it drop it (apps/streams/handlers.py)."""
+    payload = {"sku": sku.code, "sku_id": sku.pk, "shop": sku.shop_id, "product": sku.product_id}
+    sku.delete()
+    emit("sku.deleted", payload, groups=[*sku_groups(payload["sku_id"]), f"shop.{payload['shop']}"])
+
+
+PRODUCT_FIELDS = ("shop", "title", "description", "image_url", "is_active")
+
+
+@transaction.atomic
+def product_update(*, product: Product, changed) -> Product:
+    """Save the ``changed`` fields of an edited ``product`` with an UPDATE of those columns
+    only; emits ``product.updated`` (pins show a SKU's product title and image)."""
+    fields = [name for name in dict.fromkeys(changed) if name in PRODUCT_FIELDS]
+    if not fields:
+        return product
+    product.save(update_fields=fields)
+    emit(
+        "product.updated",
+        {
+            "product": product.pk,
+            "shop": product.shop_id,
+            "title": product.title,
+            "image_url": product.image_url,
+            "is_active": product.is_active,
+            "changed": fields,
+        },
+        groups=[f"shop.{product.shop_id}"],
+    )
+    return product

@@ -1,16 +1,16 @@
 """Scheduling a drop: a creator builds a stream with its pins, deals and annotations here.
 
-Every change that viewers see goes through the streams services (so it becomes an event):
-pins are added and removed with pin_add / pin_remove, the stream is started and ended
-with the actions; deals are scheduled here and opened and closed by the scheduler (or by
-hand in the control room).
+Every write goes through the streams services, so each is an event on the spine: the stream
+is scheduled and edited with stream_schedule / stream_update, pins are added, moved and
+removed with pin_add / pins_reorder / pin_remove, deals are scheduled, edited and deleted
+with deal_schedule / deal_terms_set / deal_delete (and opened and closed by the scheduler,
+or by hand in the control room), the stream is started and ended with the actions.
 """
 
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
-from django.db.models import ProtectedError
 from django.utils import formats, timezone
 from django.utils.functional import lazy
 from django.utils.html import format_html
@@ -18,15 +18,26 @@ from django.utils.html import format_html
 from apps.orders.models import OrderLine
 from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline
 
+from .exceptions import DealHasOrders, DealIsOpen
 from .models import Annotation, FlashDeal, Pin, Stream
-from .services import deal_close_at_set, pin_add, pin_remove, stream_end, stream_start
-
-# What the admin writes of a scheduled deal; everything else (status, remaining, version) is
-# the scheduler's and the buy path's.
-DEAL_FORM_FIELDS = ("sku", "location", "price", "quantity", "per_buyer_limit", "opens_at", "closes_at")
-# What may still change once a deal is open (its units are set aside at its price): nothing
-# else, and nothing at all once it is closed.
-OPEN_DEAL_FIELDS = ("closes_at",)
+from .services import (
+    ANNOTATION_FIELDS,
+    DEAL_TERMS,
+    STREAM_FIELDS,
+    annotation_add,
+    annotation_delete,
+    annotation_update,
+    deal_delete,
+    deal_schedule,
+    deal_terms_set,
+    pin_add,
+    pin_remove,
+    pins_reorder,
+    stream_end,
+    stream_schedule,
+    stream_start,
+    stream_update,
+)
 
 
 def _in_zone(label: str) -> str:
@@ -183,12 +194,23 @@ class StreamAdmin(_LocalTimes, ShopScopedAdmin):
         protected = [*protected, *(f"Open flash deal on {deal.sku} (close it first)" for deal in open_deals)]
         return deleted, model_count, perms_needed, protected
 
+    def save_model(self, request, obj, form, change):
+        self.assign_shop(request, obj)
+        if change:
+            stream_update(stream=obj, changed=form.changed_data)
+        else:
+            fields = {name: getattr(obj, name) for name in STREAM_FIELDS}
+            obj.pk = stream_schedule(shop=obj.shop, **fields).pk
+
     def save_formset(self, request, form, formset, change):
         if formset.model is FlashDeal:
-            return self._save_deals(request, formset)
+            return self._save_deals(request, form.instance, formset)
+        if formset.model is Annotation:
+            return self._save_annotations(form.instance, formset)
         if formset.model is not Pin:
             return super().save_formset(request, form, formset, change)
         stream = form.instance
+        positions = {}
         with transaction.atomic():
             for pin_form in formset.forms:
                 if not pin_form.has_changed() and pin_form not in formset.deleted_forms:
@@ -202,58 +224,50 @@ class StreamAdmin(_LocalTimes, ShopScopedAdmin):
                         stream=stream, sku=pin_form.cleaned_data["sku"], position=pin_form.cleaned_data.get("position")
                     )
                 else:
-                    Pin.objects.filter(pk=pin.pk).update(position=pin_form.cleaned_data.get("position") or 0)
+                    positions[pin.sku_id] = pin_form.cleaned_data.get("position") or 0
+            pins_reorder(stream=stream, positions=positions)
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
 
-    def _save_deals(self, request, formset):
-        """Save the deal rows without ever writing ``status``, ``remaining`` or ``version``
-        from the form: units sold, and ticks that opened or closed a deal, while the page was
-        open (or while this request ran) stay as they are. Each row is re-read under its lock,
-        so the scheduler's deal_open / deal_close and this save take turns."""
+    def _save_annotations(self, stream, formset):
         formset.save(commit=False)
-        saved_changes, deleted = [], []
+        with transaction.atomic():
+            for annotation in formset.deleted_objects:
+                annotation_delete(annotation=annotation)
+            for annotation, changed in formset.changed_objects:
+                annotation_update(annotation=annotation, changed=changed)
+            formset.new_objects = [
+                annotation_add(stream=stream, **{name: getattr(a, name) for name in ANNOTATION_FIELDS})
+                for a in formset.new_objects
+            ]
+
+    def _save_deals(self, request, stream, formset):
+        """Every deal row through the streams services: never ``status``, ``remaining`` or
+        ``version`` from the form (see deal_terms_set), each change an event."""
+        formset.save(commit=False)
+        saved_changes, deleted, new = [], [], []
         for deal, changed in formset.changed_objects:
-            current = FlashDeal.objects.select_for_update().get(pk=deal.pk)
-            deal.status, deal.remaining, deal.version = current.status, current.remaining, current.version
-            if current.status == FlashDeal.Status.SCHEDULED:
-                allowed = DEAL_FORM_FIELDS
-            elif current.status == FlashDeal.Status.OPEN:
-                allowed = OPEN_DEAL_FIELDS
-            else:
-                allowed = ()
-            fields = [name for name in changed if name in allowed]
-            dropped = [name for name in changed if name in DEAL_FORM_FIELDS and name not in allowed]
-            if dropped:
+            result = deal_terms_set(deal=deal, changed=changed)
+            if result.refused:
                 # The form was valid for the deal as it was a moment ago; the scheduler has
                 # opened or closed it since.
+                refused = ", ".join(result.refused)
                 messages.warning(
-                    request,
-                    f"The deal on {current.sku} is {current.status} now; not saved: {', '.join(dropped)}.",
+                    request, f"The deal on {result.deal.sku} is {result.deal.status} now; not saved: {refused}."
                 )
-            if fields == ["closes_at"] and current.status == FlashDeal.Status.OPEN:
-                deal_close_at_set(deal=current, closes_at=deal.closes_at)  # viewers' countdowns follow
-                saved_changes.append((deal, fields))
-            elif fields:
-                deal.save(update_fields=fields)
-                saved_changes.append((deal, fields))
+            if result.saved:
+                saved_changes.append((result.deal, result.saved))
         for deal in formset.deleted_objects:
-            current = FlashDeal.objects.select_for_update().select_related("sku").filter(pk=deal.pk).first()
-            if current is None:
-                continue
-            if current.status == FlashDeal.Status.OPEN:  # opened since the form was checked
-                messages.error(request, f"The deal on {current.sku} is open. Close the deal first, then delete it.")
-                continue
             try:
-                with transaction.atomic():
-                    current.delete()
-            except ProtectedError:
-                messages.error(request, f"The deal on {current.sku} has orders, so it cannot be deleted.")
-                continue
-            deleted.append(deal)
+                if deal_delete(deal=deal):
+                    deleted.append(deal)
+            except DealIsOpen:  # opened since the form was checked
+                messages.error(request, f"The deal on {deal.sku} is open. Close the deal first, then delete it.")
+            except DealHasOrders:
+                messages.error(request, f"The deal on {deal.sku} has orders, so it cannot be deleted.")
         for deal in formset.new_objects:
-            deal.save()
-        formset.save_m2m()
-        formset.changed_objects, formset.deleted_objects = saved_changes, deleted
+            terms = {name: getattr(deal, name) for name in DEAL_TERMS}
+            new.append(deal_schedule(stream=stream, **terms))
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = new, saved_changes, deleted
 
     @admin.action(description="Start the selected streams now")
     def start_now(self, request, queryset):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
@@ -16,10 +15,10 @@ from creatorcommerce.api import error_responses, validated
 from creatorcommerce.errors import PermissionDenied
 from creatorcommerce.fields import StrictCharField, StrictIntegerField
 
-from .exceptions import DealNotFound, DealNotOpen
+from .exceptions import DealNotFound
 from .models import FlashDeal, Stream
 from .selectors import stream_body, stream_get, streams_list, streams_pins
-from .services import deal_close, deal_open, pin_add, pin_remove, stream_end, stream_start
+from .services import deal_close, deal_open_now, pin_add, pin_remove, stream_end, stream_start
 from .tokens import viewer_token_issue
 
 
@@ -130,7 +129,7 @@ _CONTROL_ERRORS = error_responses(
         "401": "not_authenticated",
         "403": "permission_denied",
         "404": "stream_not_found, sku_not_found, deal_not_found",
-        "409": "invalid_stream_transition",
+        "409": "invalid_stream_transition, stream_not_live, another_deal_open",
     }
 )
 
@@ -178,12 +177,7 @@ class DealActionView(APIView):
         if deal is None:
             raise DealNotFound()
         if self.action == "open":
-            if stream.status != Stream.Status.LIVE:
-                raise DealNotOpen("Start the stream before opening its deals.", code="stream_not_live")
-            if deal.status == FlashDeal.Status.SCHEDULED and deal.opens_at > timezone.now():
-                # Opening by hand now: the deal's window starts now.
-                FlashDeal.objects.filter(pk=deal.pk).update(opens_at=timezone.now())
-            deal_open(deal=deal)
+            deal_open_now(deal=deal)
         else:
             deal_close(deal=deal)
         return Response(stream_body(stream=stream))

@@ -204,6 +204,14 @@ class ControlRoomConsumer(_StreamSocket):
         await self.feed.handle(message)
         if message["type"] == "order.placed":
             await self.order_sale(message)
+        elif message["type"] == "deal.scheduled":
+            # The deal list follows the admin: a deal scheduled, or its terms changed.
+            deal = {k: v for k, v in message["payload"].items() if k != "stream"}
+            await self.send_json({"type": "deal_scheduled", "deal": deal})
+        elif message["type"] == "deal.cancelled":
+            await self.send_json({"type": "deal_cancelled", "id": message["payload"]["id"]})
+        elif message["type"] == "deal.deleted":
+            await self.send_json({"type": "deal_deleted", "id": message["payload"]["id"]})
 
     async def _publish(self, messages: list[dict]) -> None:
         for message in messages:

@@ -30,3 +30,18 @@ class InvalidViewerToken(DomainError):
     status = 401
     code = "invalid_viewer_token"
     message = "The viewer token is missing, expired or not for this stream."
+
+
+class DealIsOpen(Conflict):
+    code = "deal_is_open"
+    message = "The deal is open. Close the deal first."
+
+
+class DealHasOrders(Conflict):
+    code = "deal_has_orders"
+    message = "The deal has orders, so it cannot be deleted."
+
+
+class AnotherDealOpen(Conflict):
+    code = "another_deal_open"
+    message = "Another deal on this SKU is open in this stream: close it first."

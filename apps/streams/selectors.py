@@ -32,6 +32,22 @@ def deal_body(deal: FlashDeal | None) -> dict | None:
     }
 
 
+def deal_row(deal: FlashDeal) -> dict:
+    """A deal as the control room lists it (every status), and as ``deal.scheduled`` carries it."""
+    return {
+        "id": deal.pk,
+        "sku": deal.sku.code,
+        "sku_id": deal.sku_id,
+        "location": deal.location_id,
+        "price": str(deal.price),
+        "quantity": deal.quantity,
+        "per_buyer_limit": deal.per_buyer_limit,
+        "status": deal.status,
+        "opens_at": deal.opens_at.isoformat().replace("+00:00", "Z"),
+        "closes_at": deal.closes_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
 def stream_pins(*, stream: Stream) -> list[dict]:
     """The pins in order, each with its price, default-location stock and open deal."""
     return streams_pins(streams=[stream])[stream.pk]

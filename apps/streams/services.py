@@ -26,9 +26,16 @@ from apps.catalog.services import location_default, stock_changed_emit, stock_re
 from creatorcommerce.process import PerProcess
 from creatorcommerce.spine.events import emit
 
-from .exceptions import DealNotOpen, InvalidStreamTransition, SkuNotInShop
-from .models import FlashDeal, Pin, Stream
-from .selectors import deal_body, stream_pins
+from .exceptions import (
+    AnotherDealOpen,
+    DealHasOrders,
+    DealIsOpen,
+    DealNotOpen,
+    InvalidStreamTransition,
+    SkuNotInShop,
+)
+from .models import Annotation, FlashDeal, Pin, Stream
+from .selectors import deal_body, deal_row, stream_pins
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,49 @@ def control_groups(stream_id: int) -> list[str]:
 
 
 # -- stream lifecycle ------------------------------------------------------------------------
+
+
+STREAM_FIELDS = ("title", "description", "starts_at", "ends_at", "hls_url", "poster_url", "ingest_token")
+
+
+def _stream_event(event_type: str, stream: Stream, changed=None) -> None:
+    payload = {
+        "stream": stream.pk,
+        "shop": stream.shop_id,
+        "status": stream.status,
+        "title": stream.title,
+        "starts_at": stream.starts_at,
+        "ends_at": stream.ends_at,
+    }
+    if changed is not None:
+        payload["changed"] = list(changed)
+    emit(event_type, payload, groups=[*control_groups(stream.pk), f"shop.{stream.shop_id}"])
+
+
+@transaction.atomic
+def stream_schedule(*, shop, title: str, starts_at, **fields) -> Stream:
+    """A new stream of ``shop``, scheduled (``fields``: any of STREAM_FIELDS); emits
+    ``stream.scheduled``. Precondition: the values are valid (``Stream.clean``: the admin's
+    form checks them)."""
+    unknown = set(fields) - set(STREAM_FIELDS)
+    if unknown:
+        raise TypeError(f"not a stream field: {', '.join(sorted(unknown))}")
+    stream = Stream.objects.create(shop=shop, title=title, starts_at=starts_at, **fields)
+    _stream_event("stream.scheduled", stream)
+    return stream
+
+
+@transaction.atomic
+def stream_update(*, stream: Stream, changed) -> Stream:
+    """Save the ``changed`` fields (of STREAM_FIELDS, and ``shop`` for staff) of an edited
+    ``stream`` with an UPDATE of those columns only, so the status and times the scheduler
+    wrote meanwhile stay; emits ``stream.updated``."""
+    fields = [name for name in dict.fromkeys(changed) if name in (*STREAM_FIELDS, "shop")]
+    if not fields:
+        return stream
+    stream.save(update_fields=fields)
+    _stream_event("stream.updated", stream, changed=fields)
+    return stream
 
 
 @transaction.atomic
@@ -74,9 +124,8 @@ def stream_end(*, stream: Stream, now=None) -> Stream:
     locked = Stream.objects.select_for_update().get(pk=stream.pk)
     if locked.status == Stream.Status.ENDED:
         return locked
-    for deal in FlashDeal.objects.filter(stream=locked, status=FlashDeal.Status.OPEN):
-        deal_close(deal=deal, now=now)
-    FlashDeal.objects.filter(stream=locked, status=FlashDeal.Status.SCHEDULED).update(status=FlashDeal.Status.CLOSED)
+    for deal in FlashDeal.objects.filter(stream=locked, status__in=[FlashDeal.Status.OPEN, FlashDeal.Status.SCHEDULED]):
+        deal_close(deal=deal, now=now)  # a scheduled one is cancelled
     locked.status, locked.ended_at = Stream.Status.ENDED, now
     locked.save(update_fields=["status", "ended_at"])
     emit(
@@ -111,12 +160,100 @@ def pin_add(*, stream: Stream, sku: SKU, position: int | None = None) -> Pin:
 
 
 @transaction.atomic
+def pins_reorder(*, stream: Stream, positions: dict[int, int]) -> bool:
+    """Move pins: ``positions`` maps a pinned SKU's id to its new position (SKUs not pinned
+    are ignored). Emits one ``pins.changed`` with the list in its new order when anything
+    moved, so viewers' pages follow; returns whether anything moved."""
+    Stream.objects.select_for_update().filter(pk=stream.pk).first()
+    moved = False
+    for pin in Pin.objects.filter(stream=stream, sku_id__in=list(positions)).order_by("pk"):
+        position = positions[pin.sku_id]
+        if pin.position != position:
+            Pin.objects.filter(pk=pin.pk).update(position=position)
+            moved = True
+    if moved:
+        _pins_changed(stream)
+    return moved
+
+
+@transaction.atomic
+def pins_refresh(*, sku_ids=(), product_id: int | None = None, shop_id: int | None = None) -> int:
+    """Tell the pages of the streams (not ended) that pin one of ``sku_ids``, or a SKU of
+    ``product_id``, or (a SKU deleted, whose pins are gone) every stream of ``shop_id``, their
+    pins as they are now: one ``pins.changed`` each. Returns how many streams were told."""
+    streams = Stream.objects.exclude(status=Stream.Status.ENDED)
+    if shop_id is not None:
+        streams = streams.filter(shop_id=shop_id)
+    else:
+        pinned = (
+            Pin.objects.filter(sku_id__in=list(sku_ids))
+            if product_id is None
+            else Pin.objects.filter(sku__product_id=product_id)
+        )
+        streams = streams.filter(pk__in=pinned.values("stream_id"))
+    told = 0
+    for stream in streams.order_by("pk"):
+        _pins_changed(stream)
+        told += 1
+    return told
+
+
+@transaction.atomic
 def pin_remove(*, stream: Stream, sku: SKU) -> bool:
     Stream.objects.select_for_update().filter(pk=stream.pk).first()
     deleted, _ = Pin.objects.filter(stream=stream, sku=sku).delete()
     if deleted:
         _pins_changed(stream)
     return bool(deleted)
+
+
+# -- annotations (the shoppable replay's notes) ------------------------------------------------
+
+ANNOTATION_FIELDS = ("offset_seconds", "text", "sku")
+
+
+def _annotation_event(event_type: str, annotation: Annotation, **extra) -> None:
+    payload = {
+        "stream": annotation.stream_id,
+        "id": annotation.pk,
+        "offset_seconds": annotation.offset_seconds,
+        "text": annotation.text,
+        "sku": annotation.sku.code if annotation.sku_id else None,
+        **extra,
+    }
+    emit(event_type, payload, groups=control_groups(annotation.stream_id))
+
+
+@transaction.atomic
+def annotation_add(*, stream: Stream, offset_seconds: int, text: str, sku: SKU | None = None) -> Annotation:
+    """A note ``offset_seconds`` into the stream, optionally about a SKU of its shop; emits
+    ``annotation.created``."""
+    if sku is not None and sku.shop_id != stream.shop_id:
+        raise SkuNotInShop()
+    annotation = Annotation.objects.create(stream=stream, offset_seconds=offset_seconds, text=text, sku=sku)
+    _annotation_event("annotation.created", annotation)
+    return annotation
+
+
+@transaction.atomic
+def annotation_update(*, annotation: Annotation, changed) -> Annotation:
+    """Save the ``changed`` fields of an edited note (those columns only); emits
+    ``annotation.updated``."""
+    fields = [name for name in dict.fromkeys(changed) if name in ANNOTATION_FIELDS]
+    if not fields:
+        return annotation
+    if annotation.sku_id and annotation.sku.shop_id != annotation.stream.shop_id:
+        raise SkuNotInShop()
+    annotation.save(update_fields=fields)
+    _annotation_event("annotation.updated", annotation, changed=fields)
+    return annotation
+
+
+@transaction.atomic
+def annotation_delete(*, annotation: Annotation) -> None:
+    payload = {"stream": annotation.stream_id, "id": annotation.pk}
+    annotation.delete()
+    emit("annotation.deleted", payload, groups=control_groups(payload["stream"]))
 
 
 # -- flash deals -------------------------------------------------------------------------------
@@ -158,6 +295,7 @@ def deal_open(*, deal: FlashDeal, now=None) -> FlashDeal:
     if deal.closes_at <= now:
         deal.status = FlashDeal.Status.CLOSED
         deal.save(update_fields=["status"])
+        _deal_cancelled(deal)
         return deal
     location = deal.location or location_default(shop=deal.stream.shop)
     level, _ = StockLevel.objects.get_or_create(sku=deal.sku, location=location)
@@ -175,9 +313,16 @@ def deal_open(*, deal: FlashDeal, now=None) -> FlashDeal:
     return deal
 
 
+def _deal_cancelled(deal: FlashDeal) -> None:
+    """``deal.cancelled``: a scheduled deal closed without ever opening (by hand, by the end
+    of its stream, or past its time), for the control room; viewers never saw it."""
+    emit("deal.cancelled", {"stream": deal.stream_id, **deal_row(deal)}, groups=control_groups(deal.stream_id))
+
+
 @transaction.atomic
 def deal_close(*, deal: FlashDeal, now=None) -> FlashDeal:
-    """Close the deal and give its unsold units back to the location."""
+    """Close the deal and give its unsold units back to the location (``deal.closed``); a
+    scheduled deal is cancelled (``deal.cancelled``)."""
     deal = FlashDeal.objects.select_for_update().select_related("sku", "stream").get(pk=deal.pk)
     if deal.status == FlashDeal.Status.CLOSED:
         return deal
@@ -193,6 +338,8 @@ def deal_close(*, deal: FlashDeal, now=None) -> FlashDeal:
             stock_changed_emit(sku_id=deal.sku_id, sku_code=deal.sku.code, shop_id=deal.stream.shop_id, level=count)
         event_type, payload, groups = deal_event(deal=deal, kind="closed")
         emit(event_type, payload, groups=groups)
+    else:
+        _deal_cancelled(deal)
     return deal
 
 
@@ -208,7 +355,115 @@ def deal_close_at_set(*, deal: FlashDeal, closes_at) -> FlashDeal:
     if deal.status == FlashDeal.Status.OPEN:
         event_type, payload, groups = deal_event(deal=deal, kind="changed")
         emit(event_type, payload, groups=groups)
+    else:
+        _deal_scheduled(deal)
     return deal
+
+
+# What may be set of a scheduled deal (everything else, status, remaining and version, is
+# the scheduler's and the buy path's), and of an open one (its units are set aside at its
+# location at its price): nothing else, and nothing at all once it is closed.
+DEAL_TERMS = ("sku", "location", "price", "quantity", "per_buyer_limit", "opens_at", "closes_at")
+OPEN_DEAL_TERMS = ("closes_at",)
+
+
+def _deal_scheduled(deal: FlashDeal) -> None:
+    """``deal.scheduled``: a scheduled deal's terms, as they are now (on scheduling and on
+    every change before it opens), for the control room (viewers see deals once open)."""
+    emit("deal.scheduled", {"stream": deal.stream_id, **deal_row(deal)}, groups=control_groups(deal.stream_id))
+
+
+@transaction.atomic
+def deal_schedule(*, stream: Stream, sku: SKU, price, quantity: int, opens_at, closes_at, **terms) -> FlashDeal:
+    """A new flash deal, scheduled; the scheduler opens it at ``opens_at`` (``terms``:
+    ``location``, ``per_buyer_limit``). Emits ``deal.scheduled``. Precondition: the terms are
+    valid (``FlashDeal.clean``: the admin's form checks them)."""
+    if sku.shop_id != stream.shop_id:
+        raise SkuNotInShop()
+    unknown = set(terms) - {"location", "per_buyer_limit"}
+    if unknown:
+        raise TypeError(f"not a deal term: {', '.join(sorted(unknown))}")
+    deal = FlashDeal.objects.create(
+        stream=stream, sku=sku, price=price, quantity=quantity, opens_at=opens_at, closes_at=closes_at, **terms
+    )
+    _deal_scheduled(deal)
+    return deal
+
+
+class DealTermsSet(NamedTuple):
+    deal: FlashDeal
+    saved: list[str]  # the terms written
+    refused: list[str]  # terms not written: the deal opened or closed since they were checked
+
+
+@transaction.atomic
+def deal_terms_set(*, deal: FlashDeal, changed) -> DealTermsSet:
+    """Write the ``changed`` terms of an edited ``deal`` (its other attributes are never
+    written: units sold and ticks that opened or closed the deal stay as they are). The row
+    is re-read under its lock, so deal_open / deal_close and this take turns; what its status
+    no longer allows is refused, not written. A scheduled deal emits ``deal.scheduled``; an
+    open one's new closing time goes through deal_close_at_set (``deal.changed``)."""
+    current = FlashDeal.objects.select_for_update().select_related("sku").get(pk=deal.pk)
+    allowed = {
+        FlashDeal.Status.SCHEDULED: DEAL_TERMS,
+        FlashDeal.Status.OPEN: OPEN_DEAL_TERMS,
+    }.get(current.status, ())
+    changed = [name for name in dict.fromkeys(changed) if name in DEAL_TERMS]
+    saved = [name for name in changed if name in allowed]
+    refused = [name for name in changed if name not in allowed]
+    if current.status == FlashDeal.Status.OPEN and saved:
+        current = deal_close_at_set(deal=current, closes_at=deal.closes_at)
+    elif saved:
+        for name in saved:
+            setattr(current, name, getattr(deal, name))
+        current.save(update_fields=saved)
+        _deal_scheduled(current)
+    return DealTermsSet(current, saved, refused)
+
+
+@transaction.atomic
+def deal_delete(*, deal: FlashDeal) -> bool:
+    """Delete a scheduled or closed deal without orders; emits ``deal.deleted``. An open
+    deal holds units taken out of its location's stock (DealIsOpen: close it first); a deal
+    with orders stays (DealHasOrders). False if it is gone already."""
+    from django.db.models import ProtectedError
+
+    current = FlashDeal.objects.select_for_update().select_related("sku").filter(pk=deal.pk).first()
+    if current is None:
+        return False
+    if current.status == FlashDeal.Status.OPEN:
+        raise DealIsOpen()
+    payload = {"stream": current.stream_id, "id": current.pk, "sku": current.sku.code, "sku_id": current.sku_id}
+    try:
+        with transaction.atomic():
+            current.delete()
+    except ProtectedError as exc:
+        raise DealHasOrders() from exc
+    emit("deal.deleted", payload, groups=control_groups(payload["stream"]))
+    return True
+
+
+@transaction.atomic
+def deal_open_now(*, deal: FlashDeal, now=None) -> FlashDeal:
+    """Open a deal by hand (the control room's "Open now"): a scheduled deal's window then
+    starts now. Raises DealNotOpen (``stream_not_live``) before the stream is live, and
+    AnotherDealOpen while another deal on the SKU is open here; nothing is changed then."""
+    now = now or timezone.now()
+    deal = FlashDeal.objects.select_for_update().select_related("stream").get(pk=deal.pk)
+    if deal.stream.status != Stream.Status.LIVE:
+        raise DealNotOpen("Start the stream before opening its deals.", code="stream_not_live")
+    if deal.status != FlashDeal.Status.SCHEDULED:
+        return deal
+    if (
+        FlashDeal.objects.filter(stream_id=deal.stream_id, sku_id=deal.sku_id, status=FlashDeal.Status.OPEN)
+        .exclude(pk=deal.pk)
+        .exists()
+    ):
+        raise AnotherDealOpen()
+    if deal.opens_at > now:
+        deal.opens_at = now
+        deal.save(update_fields=["opens_at"])
+    return deal_open(deal=deal, now=now)
 
 
 def deal_take(*, deal_id: int, quantity: int, now=None) -> DealCount:

@@ -22,7 +22,7 @@ from creatorcommerce.clientip import client_ip
 from .exceptions import StreamNotFound
 from .media import MediaDecision, media_authorize, media_caller_check
 from .models import FlashDeal, Stream
-from .selectors import stream_body, stream_get, stream_sales, streams_list
+from .selectors import deal_row, stream_body, stream_get, stream_sales, streams_list
 
 _DECISION_CODES = {
     MediaDecision.UNAUTHENTICATED: ("invalid_token", "Not allowed."),
@@ -165,16 +165,7 @@ def control_room(request, pk: int):
         for sku in skus
     ]
     deals = [
-        {
-            "id": deal.pk,
-            "sku": deal.sku.code,
-            "price": str(deal.price),
-            "quantity": deal.quantity,
-            "per_buyer_limit": deal.per_buyer_limit,
-            "status": deal.status,
-            "opens_at": deal.opens_at.isoformat().replace("+00:00", "Z"),
-            "closes_at": deal.closes_at.isoformat().replace("+00:00", "Z"),
-        }
+        deal_row(deal)
         for deal in FlashDeal.objects.filter(stream=stream).select_related("sku").order_by("opens_at", "pk")
     ]
     # The creator's own zone when one is active for the request (a user preference);

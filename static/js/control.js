@@ -373,6 +373,24 @@ function handle(message) {
       renderPins();
       renderDeals();
       break;
+    case "deal_scheduled": {
+      // Scheduled (or its terms changed) in the admin while this page is open.
+      const index = state.deals.findIndex((d) => d.id === message.deal.id);
+      if (index >= 0) state.deals[index] = { ...state.deals[index], ...message.deal };
+      else state.deals.push(message.deal);
+      state.deals.sort((a, b) => a.opens_at.localeCompare(b.opens_at) || a.id - b.id);
+      renderDeals();
+      break;
+    }
+    case "deal_cancelled":
+      // Cancelled before it opened (here, in another control room, or by the stream's end).
+      for (const d of state.deals) if (d.id === message.id) d.status = "closed";
+      renderDeals();
+      break;
+    case "deal_deleted":
+      state.deals = state.deals.filter((d) => d.id !== message.id);
+      renderDeals();
+      break;
     case "presence":
       els.viewers.textContent = String(message.viewers);
       break;

@@ -326,3 +326,38 @@ def test_a_declined_card_asks_for_another_card_and_the_buy_goes_through(server, 
         assert errors == []
     finally:
         context.close()
+
+
+def test_a_pin_moved_in_the_admin_moves_on_the_viewers_page_and_in_the_control_room(server, browser):
+    """The admin's pin inline writes through pins_reorder: pages already open follow live."""
+    from playwright.sync_api import expect
+
+    stream_path = f"/streams/{server['stream']}/"
+    creator_ctx = browser.new_context(viewport=DESKTOP)
+    viewer_ctx = browser.new_context(viewport=DESKTOP)
+    errors: list[str] = []
+    try:
+        control = login(creator_ctx, server, server["creator"], f"{stream_path}control/", errors)
+        viewer = viewer_ctx.new_page()
+        watch_errors(viewer, errors)
+        viewer.goto(server["base"] + stream_path)
+        expect(viewer.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
+        order = viewer.locator("li.pin").evaluate_all("els => els.map(e => e.dataset.sku)")
+        assert len(order) >= 2
+        first = order[0]
+
+        admin = creator_ctx.new_page()
+        admin.goto(f"{server['base']}/admin/streams/stream/{server['stream']}/change/")
+        positions = admin.locator('input[name^="pins-"][name$="-position"]')
+        assert positions.count() >= len(order)
+        positions.first.fill("999")  # the first pin goes last
+        admin.locator('input[name="_save"]').click()
+        admin.wait_for_url("**/admin/streams/stream/")
+
+        expect(viewer.locator("li.pin").last).to_have_attribute("data-sku", first)
+        expect(viewer.locator("li.pin").first).to_have_attribute("data-sku", order[1])
+        expect(control.locator("#pins-body tr").last).to_have_attribute("data-sku", first)
+        assert errors == []
+    finally:
+        viewer_ctx.close()
+        creator_ctx.close()

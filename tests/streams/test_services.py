@@ -167,7 +167,9 @@ def test_ending_a_stream_closes_its_deals_and_gives_the_units_back(
     assert available(deal_sku) == 30
     assert available(other) == 10  # the deal that never opened never touched stock
     types = [e.type for e in events_since(mark)]
-    assert types == ["stock.changed", "deal.closed", "stream.ended"]
+    # The deal that never opened is cancelled, for the control room (viewers never saw it).
+    assert types == ["stock.changed", "deal.closed", "deal.cancelled", "stream.ended"]
+    assert events_since(mark, "deal.cancelled")[0].payload["id"] == not_yet.pk
 
 
 # -- pins ----------------------------------------------------------------------------------

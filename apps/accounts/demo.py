@@ -1,0 +1,35 @@
+"""The accounts app's demo step: the demo viewer, creator (with the "Demo Studio" shop) and
+staff member, all with one password (``seed_demo`` prints the logins)."""
+
+from __future__ import annotations
+
+from allauth.account.models import EmailAddress
+
+from .models import User
+from .services import user_grant_role, user_set_time_zone
+
+DEMO_PASSWORD = "demo-pass-2026"
+DEMO_USERS = {
+    "viewer": ("viewer@demo.local", "Demo Viewer"),
+    "creator": ("creator@demo.local", "Demo Creator"),
+    "staff": ("staff@demo.local", "Demo Staff"),
+}
+# The demo creator schedules in their own zone (not the server's UTC): the admin shows and
+# reads their times in it.
+DEMO_CREATOR_TIME_ZONE = "Europe/Berlin"
+
+
+def _user(email: str, display_name: str) -> User:
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = User.objects.create_user(email=email, password=DEMO_PASSWORD, display_name=display_name)
+    EmailAddress.objects.get_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
+    return user
+
+
+def seed(context: dict) -> dict:
+    users = {role: _user(email, name) for role, (email, name) in DEMO_USERS.items()}
+    user_grant_role(email=users["creator"].email, role="creator", shop_name="Demo Studio")
+    user_grant_role(email=users["staff"].email, role="staff")
+    user_set_time_zone(user=users["creator"], time_zone=DEMO_CREATOR_TIME_ZONE)
+    return {"users": {role: User.objects.get(pk=u.pk) for role, u in users.items()}}
