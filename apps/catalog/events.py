@@ -1,6 +1,6 @@
 """The catalog's events and their payloads (docs/events.md; creatorcommerce/spine/event_schema.py)."""
 
-from creatorcommerce.spine.event_schema import DECIMAL, INT, STR, ListOf, Obj, declare
+from creatorcommerce.spine.event_schema import BOOL, DECIMAL, INT, STR, ListOf, Nullable, Obj, declare
 
 # Absolute units left on one stock row, with the row's version (consumers drop older ones).
 declare(
@@ -12,4 +12,23 @@ declare("product.created", Obj(product=INT, shop=INT, skus=ListOf(STR)))
 declare(
     "price.changed",
     Obj(sku=STR, sku_id=INT, shop=INT, price=DECIMAL, old_price=DECIMAL, currency=STR, source=STR),
+)
+
+# A SKU as the admin saved it; ``changed`` (sku.updated only) names the fields that changed,
+# ``price`` and ``currency`` come with sku.created only (price changes are price.changed).
+_SKU = {
+    "sku": STR,
+    "sku_id": INT,
+    "shop": INT,
+    "product": INT,
+    "title": STR,
+    "per_buyer_limit": Nullable(INT),
+    "is_active": BOOL,
+}
+declare("sku.created", Obj(**_SKU, price=DECIMAL, currency=STR))
+declare("sku.updated", Obj(**_SKU, changed=ListOf(STR)))
+declare("sku.deleted", Obj(sku=STR, sku_id=INT, shop=INT, product=INT))
+declare(
+    "product.updated",
+    Obj(product=INT, shop=INT, title=STR, image_url=STR, is_active=BOOL, changed=ListOf(STR)),
 )

@@ -34,3 +34,40 @@ for kind in ("opened", "changed", "closed"):
     )
 
 declare("presence.counted", Obj(stream=INT, viewers=INT))
+
+# A stream as its creator scheduled or edited it; ``changed`` (stream.updated only) names
+# the fields that changed.
+_STREAM = {
+    "stream": INT,
+    "shop": INT,
+    "status": STR,
+    "title": STR,
+    "starts_at": DATETIME,
+    "ends_at": Nullable(DATETIME),
+}
+declare("stream.scheduled", Obj(**_STREAM))
+declare("stream.updated", Obj(**_STREAM, changed=ListOf(STR)))
+
+# A deal as the control room lists it, whatever its status (``selectors.deal_row``).
+_DEAL_ROW = {
+    "stream": INT,
+    "id": INT,
+    "sku": STR,
+    "sku_id": INT,
+    "location": Nullable(INT),
+    "price": DECIMAL,
+    "quantity": INT,
+    "per_buyer_limit": Nullable(INT),
+    "status": STR,
+    "opens_at": DATETIME,
+    "closes_at": DATETIME,
+}
+declare("deal.scheduled", Obj(**_DEAL_ROW))
+declare("deal.cancelled", Obj(**_DEAL_ROW))
+declare("deal.deleted", Obj(stream=INT, id=INT, sku=STR, sku_id=INT))
+
+# A stream's notes (annotations); ``changed`` with annotation.updated only.
+_NOTE = {"stream": INT, "id": INT, "offset_seconds": INT, "text": STR, "sku": Nullable(STR)}
+declare("annotation.created", Obj(**_NOTE))
+declare("annotation.updated", Obj(**_NOTE, changed=ListOf(STR)))
+declare("annotation.deleted", Obj(stream=INT, id=INT))
