@@ -7,6 +7,8 @@ types are a 400, so API serializers use these.
 no control or bidirectional-override characters; ``multiline=True`` allows line breaks and tabs.
 """
 
+from datetime import UTC
+
 from rest_framework import serializers
 
 from .text import TextValidator
@@ -53,3 +55,11 @@ class StrictDecimalField(serializers.DecimalField):
         if isinstance(data, bool) or not isinstance(data, (int, float, str)):
             self.fail("type")
         return super().to_internal_value(data)
+
+
+def iso_utc(value):
+    """``value`` (an aware datetime, in whatever zone a form or the active time zone left it)
+    as the wire format of the API and the events: ISO 8601 in UTC with a ``Z``
+    (docs/events.md). A time typed by a creator in Berlin arrives as ``+01:00``: converted,
+    not relabelled."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")

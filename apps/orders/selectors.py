@@ -6,6 +6,8 @@ from decimal import Decimal
 
 from django.db import connection
 
+from creatorcommerce.fields import iso_utc
+
 from .models import Address, Order, PaymentMethod
 
 # One round trip for everything a buy needs to know before it writes: the SKU (with its
@@ -113,7 +115,7 @@ def order_body(order: Order, lines=None) -> dict:
         "total": str(order.total),
         "currency": order.currency,
         "receipt": order.receipt or None,
-        "created_at": order.created_at.isoformat().replace("+00:00", "Z"),
+        "created_at": iso_utc(order.created_at),
         "shipping_address": order.shipping_address,
     }
 

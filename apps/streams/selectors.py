@@ -6,6 +6,7 @@ from django.db.models import Prefetch
 
 from apps.catalog.models import StockLevel
 from apps.pricing.policy import unit_price_now
+from creatorcommerce.fields import iso_utc
 
 from .exceptions import StreamNotFound
 from .models import FlashDeal, Pin, Stream
@@ -25,7 +26,7 @@ def deal_body(deal: FlashDeal | None) -> dict | None:
     return {
         "id": deal.pk,
         "price": str(deal.price),
-        "ends_at": deal.closes_at.isoformat().replace("+00:00", "Z"),
+        "ends_at": iso_utc(deal.closes_at),
         "per_buyer_limit": deal.per_buyer_limit,
         "remaining": deal.remaining,
         "version": deal.version,
@@ -43,8 +44,8 @@ def deal_row(deal: FlashDeal) -> dict:
         "quantity": deal.quantity,
         "per_buyer_limit": deal.per_buyer_limit,
         "status": deal.status,
-        "opens_at": deal.opens_at.isoformat().replace("+00:00", "Z"),
-        "closes_at": deal.closes_at.isoformat().replace("+00:00", "Z"),
+        "opens_at": iso_utc(deal.opens_at),
+        "closes_at": iso_utc(deal.closes_at),
     }
 
 
@@ -106,7 +107,7 @@ def stream_body(*, stream: Stream, pins: list[dict] | None = None) -> dict:
         "creator": stream.shop.name,
         "shop": stream.shop.slug,
         "status": stream.status,
-        "starts_at": stream.starts_at.isoformat().replace("+00:00", "Z"),
+        "starts_at": iso_utc(stream.starts_at),
         "hls_url": stream.hls_url or None,
         "poster_url": stream.poster_url or None,
         "pins": stream_pins(stream=stream) if pins is None else pins,
@@ -175,7 +176,7 @@ def stream_sales(*, stream: Stream) -> dict:
         "currency": stream.shop.currency,
         "series": [
             {
-                "minute": row["minute"].isoformat().replace("+00:00", "Z"),
+                "minute": iso_utc(row["minute"]),
                 "orders": row["orders"],
                 "revenue": str(row["revenue"]),
             }
@@ -188,7 +189,7 @@ def stream_sales(*, stream: Stream) -> dict:
                 "total": str(order.total),
                 "currency": order.currency,
                 "lines": [{"sku": line.sku_code, "quantity": line.quantity} for line in order.lines.all()],
-                "at": order.created_at.isoformat().replace("+00:00", "Z"),
+                "at": iso_utc(order.created_at),
             }
             for order in recent
         ],

@@ -23,6 +23,7 @@ from django.utils import timezone
 from apps.catalog.exceptions import InsufficientStock
 from apps.catalog.models import SKU, StockLevel
 from apps.catalog.services import location_default, stock_changed_emit, stock_return, stock_take
+from creatorcommerce.fields import iso_utc
 from creatorcommerce.process import PerProcess
 from creatorcommerce.spine.events import emit
 
@@ -62,8 +63,8 @@ def _stream_event(event_type: str, stream: Stream, changed=None) -> None:
         "shop": stream.shop_id,
         "status": stream.status,
         "title": stream.title,
-        "starts_at": stream.starts_at,
-        "ends_at": stream.ends_at,
+        "starts_at": iso_utc(stream.starts_at),
+        "ends_at": iso_utc(stream.ends_at) if stream.ends_at else None,
     }
     if changed is not None:
         payload["changed"] = list(changed)

@@ -64,7 +64,7 @@ def _datetime(value: object, path: str) -> None:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         parsed = None
-    if parsed is None or parsed.utcoffset() is None:
+    if parsed is None or parsed.utcoffset() is None or parsed.utcoffset().total_seconds() != 0:
         _fail(path, "an ISO 8601 date and time in UTC (e.g. '2026-01-01T20:00:00Z')", value)
 
 

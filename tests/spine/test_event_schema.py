@@ -70,6 +70,7 @@ def test_a_matching_payload_passes(declared):
         ({"price": "9,90"}, "test.shaped.price must be a decimal as a string"),
         ({"at": "yesterday"}, "test.shaped.at must be an ISO 8601 date and time"),
         ({"at": "2026-01-01T20:00:00"}, "test.shaped.at must be an ISO 8601 date and time"),
+        ({"at": "2026-01-01T21:00:00+01:00"}, "test.shaped.at must be an ISO 8601 date and time in UTC"),
         ({"ok": 1}, "test.shaped.ok must be true or false"),
         ({"name": 5}, "test.shaped.name must be a string"),
         ({"kind": "c"}, "test.shaped.kind must be one of"),

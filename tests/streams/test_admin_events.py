@@ -8,7 +8,7 @@ test_admin_writes.py), with a test's edits on top.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -122,6 +122,27 @@ def test_scheduling_a_deal_in_the_admin_emits_deal_scheduled(logged_in, schedule
     assert event.payload == {"stream": scheduled_stream.pk, **deal_row(deal)}
     assert event.payload["price"] == "9.00" and event.payload["quantity"] == 4
     assert (event.payload["status"], event.payload["sku"]) == ("scheduled", deal_sku.code)
+
+
+@DB
+def test_times_a_creator_types_in_their_zone_travel_in_utc(logged_in, creator, scheduled_stream, deal_sku):
+    """The admin reads times in the creator's zone (Berlin here); events and pages must carry
+    them as UTC ("...Z"), not as "+01:00" relabelled: the control room sorts and compares them."""
+    from zoneinfo import ZoneInfo
+
+    creator.time_zone = "Europe/Berlin"
+    creator.save(update_fields=["time_zone"])
+    opens_at = (timezone.now() + timedelta(days=1)).astimezone(ZoneInfo("Europe/Berlin")).replace(microsecond=0)
+    data = page_form(logged_in, stream_url(scheduled_stream))
+    new_deal_row(data, deal_sku, opens_at=opens_at)
+    mark = last_event_id()
+
+    response = post(logged_in, scheduled_stream, data)
+
+    assert response.status_code == 302, page_errors(response)
+    event = only_event(mark, "deal.scheduled")
+    assert event.payload["opens_at"].endswith("Z")
+    assert datetime.fromisoformat(event.payload["opens_at"].replace("Z", "+00:00")) == opens_at
 
 
 @DB
