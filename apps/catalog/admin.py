@@ -14,6 +14,7 @@ from .services import (
     MAX_STOCK_PER_LEVEL,
     SKU_PRICE_FIELDS,
     product_create,
+    product_delete,
     product_update,
     sku_add,
     sku_delete,
@@ -176,6 +177,15 @@ class ProductAdmin(ShopScopedAdmin):
             fields = {name: getattr(obj, name) for name in ("title", "description", "image_url", "is_active")}
             obj.pk = product_create(shop=obj.shop, skus=[], **fields).pk
 
+    # Deleting from the product's page or the list goes through the service (sku.deleted for
+    # each SKU, so stream pages drop their pins; product.deleted).
+    def delete_model(self, request, obj):
+        product_delete(product=obj)
+
+    def delete_queryset(self, request, queryset):
+        for product in queryset.order_by("pk"):
+            product_delete(product=product)
+
     def save_formset(self, request, form, formset, change):
         if formset.model is not SKU:
             return super().save_formset(request, form, formset, change)
@@ -320,6 +330,14 @@ class SkuAdmin(PriceSeenAsLoaded, ShopScopedAdmin):
 
     def has_add_permission(self, request):
         return False  # SKUs are added on their product's page
+
+    # Deletions through the service: sku.deleted, so stream pages that pinned it drop it.
+    def delete_model(self, request, obj):
+        sku_delete(sku=obj)
+
+    def delete_queryset(self, request, queryset):
+        for sku in queryset.order_by("pk"):
+            sku_delete(sku=sku)
 
     def save_model(self, request, obj, form, change):
         if not change:

@@ -32,3 +32,4 @@ declare(
     "product.updated",
     Obj(product=INT, shop=INT, title=STR, image_url=STR, is_active=BOOL, changed=ListOf(STR)),
 )
+declare("product.deleted", Obj(product=INT, shop=INT))

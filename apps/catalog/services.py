@@ -364,11 +364,25 @@ def sku_add(*, product: Product, sku: SKU, stock: int = 0) -> SKU:
 
 @transaction.atomic
 def sku_delete(*, sku: SKU) -> None:
-    """Delete a SKU (with its stock rows; one that has orders is protected, ProtectedError);
+    """Delete a SKU (with its stock rows; one that has orders or flash deals is protected,
+    ProtectedError: an open deal holds units taken from stock, and its control room and
+    viewers would not be told);
     emits ``sku.deleted``, so pages that pinned it drop it (apps/streams/handlers.py)."""
     payload = {"sku": sku.code, "sku_id": sku.pk, "shop": sku.shop_id, "product": sku.product_id}
     sku.delete()
     emit("sku.deleted", payload, groups=[*sku_groups(payload["sku_id"]), f"shop.{payload['shop']}"])
+
+
+@transaction.atomic
+def product_delete(*, product: Product) -> None:
+    """Delete a product: each SKU through ``sku_delete`` (so pages that pinned one drop it),
+    then the product; emits ``product.deleted``. A SKU with orders or flash deals is
+    protected (ProtectedError) and then nothing is deleted."""
+    payload = {"product": product.pk, "shop": product.shop_id}
+    for sku in product.skus.order_by("pk"):
+        sku_delete(sku=sku)
+    product.delete()
+    emit("product.deleted", payload, groups=[f"shop.{payload['shop']}"])
 
 
 PRODUCT_FIELDS = ("shop", "title", "description", "image_url", "is_active")

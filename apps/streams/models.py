@@ -93,7 +93,9 @@ class FlashDeal(models.Model):
         CLOSED = "closed", "Closed"
 
     stream = models.ForeignKey(Stream, on_delete=models.CASCADE, related_name="deals")
-    sku = models.ForeignKey(SKU, on_delete=models.CASCADE, related_name="deals")
+    # PROTECT: deleting a SKU must not silently take its deals (an open one holds units taken
+    # from stock, and no control room or viewer would be told). Delete the deal first.
+    sku = models.ForeignKey(SKU, on_delete=models.PROTECT, related_name="deals")
     location = models.ForeignKey(
         Location,
         on_delete=models.PROTECT,

@@ -123,3 +123,55 @@ def test_editing_and_deleting_on_the_product_page_emit_product_updated_and_sku_d
     }
     assert events[1].payload == {"sku": "TEE", "sku_id": tee.pk, "shop": tee.shop_id, "product": tee.product_id}
     assert not SKU.objects.filter(pk=tee.pk).exists()
+
+
+def test_deleting_a_sku_from_its_own_page_or_the_list_emits_sku_deleted(client, creator, tee):
+    """Only the product page's rows went through sku_delete: the SKU's delete page and the
+    list's "Delete selected" deleted with no event, so a pinned SKU stayed on stream pages."""
+    other = make_sku(creator.shop, code="CAP", price="8.00", stock=2)
+    mark = last_event_id()
+
+    response = client.post(f"/admin/catalog/sku/{tee.pk}/delete/", {"post": "yes"})
+    assert response.status_code == 302
+    response = client.post(
+        "/admin/catalog/sku/", {"action": "delete_selected", "_selected_action": [other.pk], "post": "yes"}
+    )
+    assert response.status_code == 302
+
+    assert [e.payload["sku"] for e in events_since(mark, "sku.deleted")] == ["TEE", "CAP"]
+    assert not SKU.objects.filter(pk__in=[tee.pk, other.pk]).exists()
+
+
+def test_deleting_a_product_emits_sku_deleted_for_each_sku_then_product_deleted(client, creator, tee):
+    product = tee.product
+    mark = last_event_id()
+
+    response = client.post(f"/admin/catalog/product/{product.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert [e.payload["sku"] for e in events_since(mark, "sku.deleted")] == ["TEE"]
+    (deleted,) = events_since(mark, "product.deleted")
+    assert deleted.payload == {"product": product.pk, "shop": product.shop_id}
+
+
+def test_a_sku_with_a_flash_deal_cannot_be_deleted(client, creator, tee):
+    """A deal's SKU used to cascade away with it (an open deal's units with it), untold."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.streams.models import FlashDeal, Stream
+
+    stream = Stream.objects.create(shop=creator.shop, title="Drop", starts_at=timezone.now() + timedelta(hours=1))
+    FlashDeal.objects.create(
+        stream=stream, sku=tee, price="5.00", quantity=2,
+        opens_at=stream.starts_at, closes_at=stream.starts_at + timedelta(hours=1),
+    )  # fmt: skip
+    mark = last_event_id()
+
+    page = client.post(f"/admin/catalog/sku/{tee.pk}/delete/", {"post": "yes"})
+
+    assert page.status_code == 200  # the confirmation page, naming what protects it
+    assert "flash deal" in page.content.decode().lower()
+    assert SKU.objects.filter(pk=tee.pk).exists() and FlashDeal.objects.filter(sku=tee).exists()
+    assert events_since(mark, "sku.deleted") == []
