@@ -31,6 +31,7 @@ from .exceptions import (
     AnotherDealOpen,
     DealHasOrders,
     DealIsOpen,
+    DealNotFound,
     DealNotOpen,
     InvalidStreamTransition,
     SkuNotInShop,
@@ -450,7 +451,13 @@ def deal_open_now(*, deal: FlashDeal, now=None) -> FlashDeal:
     starts now. Raises DealNotOpen (``stream_not_live``) before the stream is live, and
     AnotherDealOpen while another deal on the SKU is open here; nothing is changed then."""
     now = now or timezone.now()
-    deal = FlashDeal.objects.select_for_update().select_related("stream").get(pk=deal.pk)
+    # The stream's row first, then the deal's: the order stream_end takes them in (one
+    # statement locking both could deadlock with a stream ending at that moment).
+    stream = Stream.objects.select_for_update().filter(pk=deal.stream_id).first()
+    deal = FlashDeal.objects.select_for_update().filter(pk=deal.pk).first()
+    if stream is None or deal is None:  # deleted since the page loaded
+        raise DealNotFound()
+    deal.stream = stream
     if deal.stream.status != Stream.Status.LIVE:
         raise DealNotOpen("Start the stream before opening its deals.", code="stream_not_live")
     if deal.status != FlashDeal.Status.SCHEDULED:

@@ -281,6 +281,17 @@ def test_open_now_before_the_stream_is_live_changes_nothing(scheduled_stream, pl
     assert FlashDeal.objects.filter(pk=deal.pk).values().get() == before
 
 
+@DB
+def test_open_now_on_a_deal_deleted_meanwhile_is_a_404_not_a_500(live_stream, plain_sku, make_deal):
+    from apps.streams.exceptions import DealNotFound
+    from apps.streams.services import deal_open_now
+
+    deal = make_deal(live_stream, plain_sku, opens_at=timezone.now() + timedelta(hours=1))
+    FlashDeal.objects.filter(pk=deal.pk).delete()  # another tab deleted it
+    with pytest.raises(DealNotFound):
+        deal_open_now(deal=deal)
+
+
 # -- the stream itself ---------------------------------------------------------------------------
 
 
