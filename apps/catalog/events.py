@@ -8,7 +8,7 @@ declare(
     Obj(sku=STR, sku_id=INT, shop=INT, level=INT, available=INT, version=INT),
 )
 declare("product.created", Obj(product=INT, shop=INT, skus=ListOf(STR)))
-# ``source``: "creator", or "webhook:<price source id>".
+# ``source``: "creator" (the API), "admin" (the catalog admin), or "webhook:<price source id>".
 declare(
     "price.changed",
     Obj(sku=STR, sku_id=INT, shop=INT, price=DECIMAL, old_price=DECIMAL, currency=STR, source=STR),
