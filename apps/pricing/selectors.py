@@ -121,14 +121,13 @@ def _limit(pl: PricedLine, sku: dict) -> tuple[int | None, int, str]:
 
 
 def _check_available(*, buyer, priced: list[PricedLine], skus: dict[int, dict]) -> None:
-    """Refuse as the buy would: over a per-buyer limit, not enough units (the deal's, or
-    the default location's), in line order."""
+    """Refuse as the buy would, in its order for each line: not enough units (the deal's,
+    or the default location's; the buy's take), then over the per-buyer limit with what
+    the buyer already holds (the buy's allowance, taken after the units)."""
     held = _held(buyer=buyer, priced=priced, skus=skus)
     for pl in priced:
         sku, quantity = skus[pl.line.sku_id], pl.line.quantity
         limit, sku_id, key = _limit(pl, sku)
-        if limit is not None and quantity > limit:
-            raise BuyerLimitExceeded(limit=limit, sku=pl.line.code)
         source = pl.unit_source
         available = source.units_left if source is not None else sku["default_available"]
         if sku["default_available"] is None or available < quantity:
@@ -166,7 +165,11 @@ def price_quote(*, buyer, lines: list[tuple[str, int]], context: Context) -> Quo
         raise CouponNotFound()
     priced = price_lines(priced_lines, offers)
     skus = {row["id"]: row for row in rows}
-    _check_available(buyer=buyer, priced=priced, skus=skus)
+    # In the buy's order, so a request wrong in two ways gets the same answer from both: no
+    # stock row, then a total too large, then the per-buyer limit and the units.
+    missing = next((pl for pl in priced if skus[pl.line.sku_id]["default_available"] is None), None)
+    if missing is not None:
+        raise InsufficientStock(sku=missing.line.code)
     quote = Quote(
         lines=priced,
         titles={row["id"]: row["title"] or row["product__title"] for row in rows},
@@ -174,4 +177,5 @@ def price_quote(*, buyer, lines: list[tuple[str, int]], context: Context) -> Quo
     )
     if quote.total > MAX_ORDER_TOTAL:
         raise QuoteTotalTooLarge()
+    _check_available(buyer=buyer, priced=priced, skus=skus)
     return quote

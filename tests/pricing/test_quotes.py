@@ -209,3 +209,22 @@ def test_a_quote_takes_nothing(client, stream):
         Order.objects.count(),
     )
     assert before == after
+
+
+@pytest.mark.parametrize(
+    ("price", "stock", "limit", "quantity", "code"),
+    [
+        ("999999999.00", 50, 1, 20, "amount_too_large"),  # too large AND over the limit
+        ("10.00", 0, 1, 5, "sold_out"),  # no units AND over the limit: the take comes first
+        ("10.00", 50, 1, 5, "buyer_limit_exceeded"),
+    ],
+)
+def test_a_request_wrong_in_two_ways_gets_the_same_answer_from_quote_and_buy(
+    client, price, stock, limit, quantity, code
+):
+    sku = make_sku(price=price, stock=stock, per_buyer_limit=limit)
+    client.force_login(make_buyer())
+    body = {"sku": sku.code, "quantity": quantity, "shop": sku.shop.slug}
+    quote, buy = post_quote(client, body), post_buy(client, body, key=f"two-ways-{sku.pk}")
+    assert (quote.status_code, quote.json()["code"]) == (buy.status_code, buy.json()["code"])
+    assert quote.json()["code"] == code
