@@ -282,6 +282,10 @@ def _reserve(
         counts_against_limit=limit is not None,
         limit_scope=scope,
     )
+    if limit is not None and quantity > limit:
+        # Over the limit whatever the stock: the same answer on every database (PostgreSQL's
+        # statement refused this before taking anything, SQLite only after the take).
+        raise BuyerLimitExceeded(limit=limit)
     if connection.vendor == "postgresql":
         count = _reserve_in_one_statement(buyer=buyer, purchase=purchase, order=order, line=line)
         return order, line, count

@@ -121,13 +121,16 @@ def _limit(pl: PricedLine, sku: dict) -> tuple[int | None, int, str]:
 
 
 def _check_available(*, buyer, priced: list[PricedLine], skus: dict[int, dict]) -> None:
-    """Refuse as the buy would, in its order for each line: not enough units (the deal's,
-    or the default location's; the buy's take), then over the per-buyer limit with what
-    the buyer already holds (the buy's allowance, taken after the units)."""
+    """Refuse as the buy would, in its order for each line: a quantity over the per-buyer
+    limit by itself, not enough units (the deal's, or the default location's: the buy's
+    take), then over the limit with what the buyer already holds (the buy's allowance,
+    taken after the units)."""
     held = _held(buyer=buyer, priced=priced, skus=skus)
     for pl in priced:
         sku, quantity = skus[pl.line.sku_id], pl.line.quantity
         limit, sku_id, key = _limit(pl, sku)
+        if limit is not None and quantity > limit:
+            raise BuyerLimitExceeded(limit=limit, sku=pl.line.code)
         source = pl.unit_source
         available = source.units_left if source is not None else sku["default_available"]
         if sku["default_available"] is None or available < quantity:

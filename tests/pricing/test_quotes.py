@@ -215,7 +215,8 @@ def test_a_quote_takes_nothing(client, stream):
     ("price", "stock", "limit", "quantity", "code"),
     [
         ("999999999.00", 50, 1, 20, "amount_too_large"),  # too large AND over the limit
-        ("10.00", 0, 1, 5, "sold_out"),  # no units AND over the limit: the take comes first
+        ("10.00", 0, 1, 5, "buyer_limit_exceeded"),  # over the limit by itself AND no units
+        ("10.00", 2, 3, 3, "sold_out"),  # within the limit, not enough units
         ("10.00", 50, 1, 5, "buyer_limit_exceeded"),
     ],
 )
