@@ -279,7 +279,7 @@ LOGIN_REDIRECT_URL = "/"
 ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
-# "optional": a new viewer can buy before clicking any e-mail link (contract.md).
+# "optional": a new viewer can buy before clicking any e-mail link (docs/architecture.md, "Accounts and roles").
 ACCOUNT_EMAIL_VERIFICATION = env.str("ACCOUNT_EMAIL_VERIFICATION", default="optional")
 ACCOUNT_LOGOUT_ON_GET = False
 HEADLESS_CLIENTS = ("app", "browser")

@@ -22,7 +22,7 @@ class _Refuse4403(AsyncWebsocketConsumer):
 
 class OriginGuard(OriginValidator):
     """Channels' origin check against ALLOWED_HOSTS, with two differences: a refused
-    connection closes with 4403 (contract.md), and a connection without an Origin header
+    connection closes with 4403 (docs/streams.md, "The WebSocket protocol"), and a connection without an Origin header
     (an app client, not a browser) is let through; viewer tokens bind it further."""
 
     def __init__(self, application):

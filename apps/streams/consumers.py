@@ -1,7 +1,7 @@
 """WebSocket consumers of a stream: viewers, and the creator's control room.
 
 Thin by design: they check who may connect, send the snapshot, and hand the stream's spine
-events, turned into the messages of the public protocol (contract.md, "Streams") by a
+events, turned into the messages of the public protocol (docs/streams.md, "The WebSocket protocol") by a
 ``StreamFeed`` (apps/streams/feed.py), to the socket. Counters are coalesced: a socket gets at
 most STREAM_PUSHES_PER_SECOND ``stock`` (and ``deal``) messages a second, each with absolute
 values and a rising ``seq``, and the last one always carries the final state.

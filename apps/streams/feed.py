@@ -1,5 +1,5 @@
 """What a stream's sockets are told: spine events turned into the public protocol's messages
-(contract.md, "Streams"), in one place for viewers and the control room.
+(docs/streams.md, "The WebSocket protocol"), in one place for viewers and the control room.
 
 A ``StreamFeed`` holds one stream's view of the world as far as its sockets know it: the
 pinned SKUs (their ``sku.<id>`` groups and the stock row viewers see, the default
