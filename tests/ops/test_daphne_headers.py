@@ -8,25 +8,19 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.browser import free_port, wait_for_http
 from tests.helpers import WAIT
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def daphne_port(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         # No request here reaches the database; a file of its own keeps it away from others'.
@@ -46,17 +40,7 @@ def daphne_port(tmp_path_factory):
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + WAIT
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(proc.stdout.read().decode()[-2000:])
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("daphne did not start") from None
-                time.sleep(0.1)
+        wait_for_http(f"http://127.0.0.1:{port}/livez", proc, timeout=WAIT)
         yield port
     finally:
         proc.terminate()
