@@ -41,6 +41,7 @@ from apps.catalog.services import (
     stock_take,
     stock_take_statement,
 )
+from apps.pricing.selectors import MAX_ORDER_TOTAL
 from apps.streams.exceptions import StreamNotFound
 from apps.streams.models import FlashDeal, Stream
 from apps.streams.services import (
@@ -242,7 +243,6 @@ def _purchase(*, context: dict, quantity: int, stream_id: int | None) -> _Purcha
     return _Purchase(sku, quantity, sku["price"], stream_id, None, sku["per_buyer_limit"], "")
 
 
-MAX_ORDER_TOTAL = Decimal("9999999999.99")  # Order.total is numeric(12, 2)
 
 
 def _reserve(

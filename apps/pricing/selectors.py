@@ -15,7 +15,8 @@ from .offers import Context, Line, Offer, PricedLine
 from .policy import ZERO, price_lines
 from .registry import providers, shop_resolver
 
-MAX_ORDER_TOTAL = Decimal("9999999999.99")  # the order's total is numeric(12, 2)
+# The most one order may total: Order.total is numeric(12, 2). The buy checks it too.
+MAX_ORDER_TOTAL = Decimal("9999999999.99")
 
 
 @dataclass
