@@ -155,3 +155,30 @@ def row_by_pk(model: type[Model], pk, *, using: str = "default") -> Model | None
             value = converter(value, None, connection)
         values.append(value)
     return model.from_db(using, names, values)
+
+
+class Names:
+    """A model's table and column names, quoted by the backend, for hand-written hot-path
+    statements: ``n = names(StockLevel)``, then ``f"UPDATE {n.table} SET {n.available} = ..."``.
+    An attribute is looked up by field name or attname (``n.sku_id``); a name the model does
+    not have raises AttributeError when the statement is built, so a renamed field or table
+    breaks the build of the statement, not a buy (tests/ops/test_hot_sql.py runs each)."""
+
+    def __init__(self, model: type[Model], using: str = "default"):
+        quote = connections[using].ops.quote_name
+        meta = model._meta
+        self.table = quote(meta.db_table)
+        self._columns = {}
+        for field in meta.concrete_fields:
+            self._columns[field.name] = self._columns[field.attname] = quote(field.column)
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self.__dict__["_columns"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+@lru_cache(maxsize=64)
+def names(model: type[Model], using: str = "default") -> Names:
+    return Names(model, using)

@@ -130,26 +130,26 @@ class StockLevel(models.Model):
 
 
 class BuyerAllowance(models.Model):
-    """Units one buyer holds of one SKU (reserved or bought), against its per-buyer limit.
+    """Units one buyer holds (reserved or bought) against one per-buyer limit.
 
-    Updated by one conditional upsert in the same transaction that takes the stock, so that
-    parallel requests from one buyer cannot pass the limit together.
+    ``key`` names the limit (docs/pricing.md, "Claims"): ``sku:<id>`` for a SKU's own
+    limit, ``deal:<id>`` for a flash deal's; the offers to come count under their own keys.
+    Updated by one conditional upsert in the same transaction that takes the units, so
+    that parallel requests from one buyer cannot pass the limit together.
     """
 
     buyer = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="+")
-    sku = models.ForeignKey(SKU, on_delete=models.CASCADE, related_name="+")
-    # "" for the SKU's own limit; "deal:<id>" for a flash deal's per-buyer limit.
-    scope = models.CharField(max_length=40, default="", blank=True)
+    key = models.CharField(max_length=64)
     units = models.IntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=("buyer", "sku", "scope"), name="catalog_allowance_per_buyer_sku_scope"),
+            models.UniqueConstraint(fields=("buyer", "key"), name="catalog_allowance_per_buyer_key"),
             models.CheckConstraint(condition=Q(units__gte=0), name="catalog_allowance_not_negative"),
         ]
 
     def __str__(self):
-        return f"{self.buyer_id} holds {self.units} of {self.sku_id}"
+        return f"{self.buyer_id} holds {self.units} under {self.key}"
 
 
 def _new_webhook_secret() -> str:

@@ -101,8 +101,12 @@ def product_detail(*, product) -> dict:
 
 def skus_with_default_stock(queryset):
     """``queryset`` of SKUs annotated with ``default_available``: the units at their shop's
-    default location (what buys take and stream pins show), None where there is no row."""
-    return queryset.annotate(default_available=Subquery(_default_level().values("available")[:1]))
+    default location (what buys take and stream pins show), None where there is no row, and
+    ``default_level``: that row's id."""
+    return queryset.annotate(
+        default_available=Subquery(_default_level().values("available")[:1]),
+        default_level=Subquery(_default_level().values("pk")[:1]),
+    )
 
 
 def sku_default_available(*, sku: SKU) -> int:

@@ -13,9 +13,12 @@ from decimal import Decimal
 from typing import NamedTuple
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
 
 from apps.accounts.models import Shop
 from creatorcommerce.spine.events import emit
+from creatorcommerce.sql import names
 
 from .exceptions import (
     BuyerLimitExceeded,
@@ -25,7 +28,7 @@ from .exceptions import (
     LocationNotFound,
     StockLimitExceeded,
 )
-from .models import SKU, Location, Product, StockLevel
+from .models import SKU, BuyerAllowance, Location, Product, StockLevel
 
 # The most units a creator may put on one stock level (by ``set`` or ``add``). Well below the
 # column's 2**31 - 1, leaving headroom for units given back by releases, which are never refused.
@@ -80,12 +83,18 @@ def stock_take(*, level_id: int, quantity: int) -> StockCount:
     return StockCount(level_id, row[0], row[1])
 
 
-def stock_take_statement(*, level_id: int, quantity: int) -> tuple[str, list]:
-    """``stock_take``'s conditional UPDATE (SQL and parameters), also run inside the buy's
-    single-statement reserve: it returns ``available, version``, or no row when refused."""
+def stock_take_statement(*, level_id: int, quantity: int, after: str | None = None) -> tuple[str, list]:
+    """``stock_take``'s conditional UPDATE (SQL and parameters), also a part of the buy's
+    single-statement reserve: it returns ``available, version``, or no row when refused.
+    With ``after`` (the name of an earlier part of that statement), it takes only if that
+    part returned a row, and after it (docs/pricing.md, "Claims")."""
+    n = names(StockLevel)
+    # Identifiers from the model's meta; ``after`` is a CTE name from our code; values are parameters.
+    gate = f" AND EXISTS (SELECT 1 FROM {after})" if after else ""  # noqa: S608 - a CTE name from our code
     return (
-        "UPDATE catalog_stocklevel SET available = available - %s, version = version + 1, "
-        "updated_at = CURRENT_TIMESTAMP WHERE id = %s AND available >= %s RETURNING available, version",
+        f"UPDATE {n.table} SET {n.available} = {n.available} - %s, {n.version} = {n.version} + 1, "  # noqa: S608
+        f"{n.updated_at} = CURRENT_TIMESTAMP WHERE {n.id} = %s AND {n.available} >= %s{gate} "
+        f"RETURNING {n.available} AS available, {n.version} AS version",
         [quantity, level_id, quantity],
     )
 
@@ -96,55 +105,47 @@ def stock_return(*, level_id: int, quantity: int, limit: int | None = None) -> S
     Without ``limit`` (releases) this never refuses: the units came out of this row. With
     ``limit`` (a creator adding stock) the UPDATE only applies while the new count stays
     within it; otherwise StockLimitExceeded is raised and nothing changes.
-    Precondition: inside ``transaction.atomic()``.
+    Precondition: inside ``transaction.atomic()`` (the row stays locked between the UPDATE
+    and the read of what it left).
     """
-    if limit is None:
-        sql = (
-            "UPDATE catalog_stocklevel SET available = available + %s, version = version + 1, "
-            "updated_at = CURRENT_TIMESTAMP WHERE id = %s RETURNING available, version"
-        )
-        params = [quantity, level_id]
-    else:
+    rows = StockLevel.objects.filter(pk=level_id)
+    if limit is not None:
         if quantity > limit:
             raise StockLimitExceeded(limit=limit)
         # ``available <= limit - quantity``, not ``available + quantity <= limit``: the sum
         # itself could be out of the column's range.
-        sql = (
-            "UPDATE catalog_stocklevel SET available = available + %s, version = version + 1, "
-            "updated_at = CURRENT_TIMESTAMP WHERE id = %s AND available <= %s RETURNING available, version"
-        )
-        params = [quantity, level_id, limit - quantity]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None and limit is not None:
-        raise StockLimitExceeded(limit=limit)
-    return StockCount(level_id, row[0], row[1])
+        rows = rows.filter(available__lte=limit - quantity)
+    changed = rows.update(available=F("available") + quantity, version=F("version") + 1, updated_at=timezone.now())
+    if not changed:
+        if limit is not None:
+            raise StockLimitExceeded(limit=limit)
+        raise StockLevel.DoesNotExist(level_id)
+    return _count(level_id)
 
 
 def stock_set(*, level_id: int, available: int) -> StockCount:
     """Set the count outright (a creator's stock take). Precondition: inside a transaction."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE catalog_stocklevel SET available = %s, version = version + 1, "
-            "updated_at = CURRENT_TIMESTAMP WHERE id = %s RETURNING available, version",
-            [available, level_id],
-        )
-        row = cursor.fetchone()
-    return StockCount(level_id, row[0], row[1])
+    StockLevel.objects.filter(pk=level_id).update(
+        available=available, version=F("version") + 1, updated_at=timezone.now()
+    )
+    return _count(level_id)
 
 
-def allowance_take(*, buyer_id: int, sku_id: int, quantity: int, limit: int, scope: str = "") -> int:
-    """Count ``quantity`` more units against a buyer's per-SKU ``limit``; return the new total.
+def _count(level_id: int) -> StockCount:
+    available, version = StockLevel.objects.values_list("available", "version").get(pk=level_id)
+    return StockCount(level_id, available, version)
+
+
+def allowance_take(*, buyer_id: int, key: str, quantity: int, limit: int) -> int:
+    """Count ``quantity`` more units against a buyer's per-buyer ``limit`` named ``key``
+    (``sku:<id>``, ``deal:<id>``, ...); return the new total.
 
     One upsert whose UPDATE arm only applies while the total stays within the limit, so
     parallel requests of one buyer serialise on the row and cannot pass it together.
     Precondition: inside ``transaction.atomic()``.
     """
     with connection.cursor() as cursor:
-        cursor.execute(
-            *allowance_take_statement(buyer_id=buyer_id, sku_id=sku_id, quantity=quantity, limit=limit, scope=scope)
-        )
+        cursor.execute(*allowance_take_statement(buyer_id=buyer_id, key=key, quantity=quantity, limit=limit))
         row = cursor.fetchone()
     if row is None:
         raise BuyerLimitExceeded(limit=limit)
@@ -152,7 +153,7 @@ def allowance_take(*, buyer_id: int, sku_id: int, quantity: int, limit: int, sco
 
 
 def allowance_take_statement(
-    *, buyer_id: int, sku_id: int, quantity: int, limit: int, scope: str = "", after: str | None = None
+    *, buyer_id: int, key: str, quantity: int, limit: int, after: str | None = None
 ) -> tuple[str, list]:
     """``allowance_take``'s upsert (SQL and parameters); it returns ``units``, or no row when
     refused. With ``after`` (the name of an earlier part of a CTE: the buy's single-statement
@@ -161,26 +162,22 @@ def allowance_take_statement(
     has no condition of its own)."""
     if quantity > limit:
         raise BuyerLimitExceeded(limit=limit)
+    n = names(BuyerAllowance)
     values = (
-        "VALUES (%s, %s, %s, %s)"
-        if after is None
-        else f"SELECT %s::bigint, %s::bigint, %s::text, %s::integer FROM {after}"  # noqa: S608 - a CTE name from our code
+        "VALUES (%s, %s, %s)" if after is None else f"SELECT %s::bigint, %s::text, %s::integer FROM {after}"  # noqa: S608 - a CTE name from our code
     )
+    # Identifiers from the model's meta; values are parameters.
     return (
-        f"INSERT INTO catalog_buyerallowance (buyer_id, sku_id, scope, units) {values} "
-        "ON CONFLICT (buyer_id, sku_id, scope) DO UPDATE SET units = catalog_buyerallowance.units + EXCLUDED.units "
-        "WHERE catalog_buyerallowance.units + EXCLUDED.units <= %s RETURNING units",
-        [buyer_id, sku_id, scope, quantity, limit],
+        f"INSERT INTO {n.table} ({n.buyer_id}, {n.key}, {n.units}) {values} "
+        f"ON CONFLICT ({n.buyer_id}, {n.key}) DO UPDATE SET {n.units} = {n.table}.{n.units} + EXCLUDED.{n.units} "
+        f"WHERE {n.table}.{n.units} + EXCLUDED.{n.units} <= %s RETURNING {n.units} AS units",
+        [buyer_id, key, quantity, limit],
     )
 
 
-def allowance_return(*, buyer_id: int, sku_id: int, quantity: int, scope: str = "") -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE catalog_buyerallowance SET units = units - %s "
-            "WHERE buyer_id = %s AND sku_id = %s AND scope = %s AND units >= %s",
-            [quantity, buyer_id, sku_id, scope, quantity],
-        )
+def allowance_return(*, buyer_id: int, key: str, quantity: int) -> None:
+    """Give ``quantity`` units back to a buyer's allowance (a released order); never below zero."""
+    BuyerAllowance.objects.filter(buyer_id=buyer_id, key=key, units__gte=quantity).update(units=F("units") - quantity)
 
 
 # -- creator operations -------------------------------------------------------------------

@@ -36,9 +36,13 @@ class RefundForm(forms.Form):
 
 class OrderLineInline(ShopScopedInline):
     model = OrderLine
-    fields = ("sku_code", "title", "quantity", "unit_price")
+    fields = ("sku_code", "title", "quantity", "unit_price", "offers", "total")
     readonly_fields = fields
     can_delete = False
+
+    @admin.display(description="Offers applied")
+    def offers(self, line):
+        return "; ".join(f"{a['label']} ({a['source']} {a['id']}): {a['amount']}" for a in line.adjustments) or "-"
 
     def has_add_permission(self, request, obj=None):
         return False

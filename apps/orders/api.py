@@ -11,8 +11,9 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.pricing.api import AdjustmentSerializer, CheckoutRequestSerializer, checkout_lines
 from creatorcommerce.api import error_responses, validated
-from creatorcommerce.fields import StrictCharField, StrictIntegerField
+from creatorcommerce.fields import StrictCharField
 from creatorcommerce.throttling import FixedWindowThrottle
 
 from .exceptions import IdempotencyKeyInvalid, IdempotencyKeyMissing
@@ -22,34 +23,20 @@ from .services import address_set, order_place, payment_method_add, request_fing
 IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{8,255}$")
 
 
-class BuySerializer(serializers.Serializer):
-    sku = StrictCharField(max_length=64)
-    quantity = StrictIntegerField(min_value=1, default=1)
-    stream = StrictIntegerField(
-        min_value=1,
-        required=False,
-        allow_null=True,
-        help_text="the stream the buy is made in; names the shop (the stream's) and applies its open flash deal",
-    )
-    shop = StrictCharField(
-        max_length=140,
-        required=False,
-        help_text="the slug of the shop whose SKU is meant. SKU codes are unique per shop only: name the shop "
-        "(here or through `stream`) so that other shops using the same code never change the answer; without "
-        "either, a code several shops use answers 409 ambiguous_sku",
-    )
-
-    def validate_quantity(self, value):
-        if value > settings.ORDER_MAX_QUANTITY:
-            raise serializers.ValidationError(f"At most {settings.ORDER_MAX_QUANTITY} per order.", code="max_value")
-        return value
+class BuySerializer(CheckoutRequestSerializer):
+    """The buy's body: the v1 single SKU, or 1-20 ``lines`` (docs/api.md); the same body a
+    quote takes."""
 
 
 class LineSerializer(serializers.Serializer):
     sku = serializers.CharField()
     title = serializers.CharField()
     quantity = serializers.IntegerField()
-    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    unit_price = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="the list price")
+    adjustments = AdjustmentSerializer(many=True, help_text="one per applied offer; amount negative for a discount")
+    total = serializers.DecimalField(
+        max_digits=12, decimal_places=2, help_text="unit_price x quantity + the adjustments' amounts"
+    )
 
 
 class ShippingAddressSerializer(serializers.Serializer):
@@ -66,6 +53,8 @@ class OrderSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["reserved", "paid", "declined", "expired", "refunded"])
     lines = LineSerializer(many=True)
+    subtotal = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="the lines' list prices")
+    discount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="subtotal - total")
     total = serializers.DecimalField(max_digits=12, decimal_places=2)
     currency = serializers.CharField()
     receipt = serializers.CharField(allow_null=True, help_text="JWS compact (EdDSA), see /.well-known/jwks.json")
@@ -148,11 +137,14 @@ class OrdersView(APIView):
             201: OrderSerializer,
             **error_responses(
                 **{
-                    "400": "invalid, malformed_request, idempotency_key_missing, idempotency_key_invalid",
+                    "400": "invalid, malformed_request, idempotency_key_missing, idempotency_key_invalid, "
+                    "duplicate_sku (with sku), several_shops, mixed_currencies, amount_too_large",
                     "401": "not_authenticated",
                     "402": "payment_declined (stock returned)",
-                    "404": "sku_not_found (also: not in the named shop or the stream's shop), stream_not_found",
-                    "409": "sold_out, buyer_limit_exceeded, checkout_incomplete, idempotency_key_in_flight, "
+                    "404": "sku_not_found (with sku; also: not in the named shop or the stream's shop), "
+                    "stream_not_found, coupon_not_found",
+                    "409": "sold_out (with sku: the first line that cannot be had; nothing was taken), "
+                    "buyer_limit_exceeded (with sku, limit), checkout_incomplete, idempotency_key_in_flight, "
                     "ambiguous_sku (the code is used by several shops and no shop or stream was named), "
                     "reservation_expired, deal_not_open",
                     "422": "idempotency_key_reused",
@@ -172,10 +164,10 @@ class OrdersView(APIView):
         data = _buy_body(request.data)
         outcome = order_place(
             buyer=request.user,
-            sku_code=data["sku"],
-            quantity=data["quantity"],
+            lines=checkout_lines(data),
             shop_slug=data.get("shop"),
             stream_id=data.get("stream"),
+            coupon=data.get("coupon"),
             idempotency_key=key,
             fingerprint=request_fingerprint(data),
         )

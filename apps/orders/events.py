@@ -5,7 +5,7 @@ from creatorcommerce.spine.event_schema import BOOL, DECIMAL, INT, STR, ListOf, 
 from .models import Order
 
 # A paid buy. ``buyer_name`` is only the display name the buyer chose to show, or null;
-# ``deal`` is the flash deal a line's units came from, or null.
+# each line's ``adjustments`` say which offers changed its list price, and by how much.
 declare(
     "order.placed",
     Obj(
@@ -14,9 +14,19 @@ declare(
         stream=Nullable(INT),
         buyer=INT,
         buyer_name=Nullable(STR),
+        subtotal=DECIMAL,
         total=DECIMAL,
         currency=STR,
-        lines=ListOf(Obj(sku=STR, sku_id=INT, quantity=INT, deal=Nullable(INT))),
+        lines=ListOf(
+            Obj(
+                sku=STR,
+                sku_id=INT,
+                quantity=INT,
+                unit_price=DECIMAL,
+                adjustments=ListOf(Obj(source=STR, id=INT, label=STR, amount=DECIMAL)),
+                total=DECIMAL,
+            )
+        ),
     ),
 )
 # A reservation closed without payment; its units went back (``stock.changed``/``deal.changed``).

@@ -130,21 +130,31 @@ class OrderLine(models.Model):
     title = models.CharField(max_length=200)
     quantity = models.PositiveIntegerField()
     unit_price = models.DecimalField(max_digits=12, decimal_places=2)
-    # The flash deal the units were bought in (its price, stock and limit applied).
-    deal = models.ForeignKey("streams.FlashDeal", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    # Whether the units count against a per-buyer limit (given back with the stock), and
-    # which one: "" for the SKU's own, "deal:<id>" for a flash deal's.
-    counts_against_limit = models.BooleanField(default=False)
-    limit_scope = models.CharField(max_length=40, blank=True, default="")
+    # How the line's price came about (docs/buying.md, "Prices"): ``unit_price`` is the list
+    # price, ``adjustments`` one {"source", "id", "label", "amount"} per applied offer
+    # (negative for a discount), ``total`` = unit_price x quantity + their amounts.
+    adjustments = models.JSONField(default=list, blank=True)
+    total = models.DecimalField(max_digits=12, decimal_places=2)
+    # Where the units came from: "" for ``stock_level``, "<source>:<id>" for an offer's own
+    # units (a flash deal's: "deal:<id>"); a release or a restocking refund gives them back
+    # there (apps.pricing.claims).
+    unit_source = models.CharField(max_length=64, blank=True, default="")
+    # The per-buyer limit the units count against ("sku:<id>", "deal:<id>", ...), given back
+    # with the units on a release; "" when no limit applied.
+    allowance_key = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         constraints = [models.CheckConstraint(condition=Q(quantity__gte=1), name="orders_line_quantity_positive")]
+        indexes = [
+            # Which lines took an offer's units (a deal with orders cannot be deleted).
+            models.Index(fields=("unit_source",), condition=~Q(unit_source=""), name="orders_line_unit_source"),
+        ]
 
     def __str__(self):
         return f"{self.quantity} x {self.sku_code}"
 
     @property
-    def total(self):
+    def subtotal(self):
         return self.unit_price * self.quantity
 
 

@@ -3,66 +3,87 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import lru_cache
 
 from django.db import connection
 
+from apps.accounts.models import Shop, User
+from apps.catalog.models import SKU, Location, Product, StockLevel
+from apps.pricing.registry import shop_subquery
 from creatorcommerce.fields import iso_utc
+from creatorcommerce.sql import names
 
-from .models import Address, Order, PaymentMethod
+from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
 
-# One round trip for everything a buy needs to know before it writes: the SKU (with its
-# stock row at the shop's default location) and the buyer's state (an earlier order or
+# One round trip for everything a buy needs to know before it writes: the SKUs (each with
+# its stock row at the shop's default location) and the buyer's state (an earlier order or
 # stored answer under this Idempotency-Key, default payment method, the address the order
-# keeps a copy of). A named shop or stream narrows the SKU to that shop inside the
+# keeps a copy of). A named shop or stream narrows the SKUs to that shop inside the
 # statement, so other shops using the same code never reach the LIMIT (docs/buying.md,
-# "Naming the shop"). This is the
-# hottest read in the product, so it is one SQL statement rather than several ORM queries
-# (which cost 3.4 ms of Python per buy in the profile). The ORM form of the SKU part is
+# "Naming the shop"). This is the hottest read in the product, so it is one SQL statement
+# rather than several ORM queries (which cost 3.4 ms of Python per buy in the profile). It
+# is built from the models' metadata, once per number of codes (tests/ops/test_hot_sql.py
+# runs it on every database); the ORM form of the SKU part is
 # apps.catalog.selectors.sku_for_buy.
-_BUY_CONTEXT_SQL = """
+
+
+@lru_cache(maxsize=32)
+def _buy_context_sql(codes: int, using: str = "default") -> str:
+    o, r, u = names(Order, using), names(IdempotencyRecord, using), names(User, using)
+    pm, a, s, p = names(PaymentMethod, using), names(Address, using), names(SKU, using), names(Product, using)
+    sh, loc, lv = names(Shop, using), names(Location, using), names(StockLevel, using)
+    stream_shop = shop_subquery("stream", "%(stream)s")
+    prior = (
+        f"FROM {o.table} o WHERE o.{o.buyer_id} = u.{u.id} AND o.{o.idempotency_key} = %(key)s "
+        f"AND o.{o.status} <> %(failed)s LIMIT 1"
+    )
+    address = ", ".join(f"a.{getattr(a, name)}" for name in Order.SHIPPING_FIELDS)
+    in_codes = ", ".join(f"%(code{i})s" for i in range(codes))
+    # Identifiers from the models' meta; values are parameters.
+    return f"""
 SELECT
-  (SELECT o.id FROM orders_order o WHERE o.buyer_id = u.id AND o.idempotency_key = %(key)s
-     AND o.status <> 'failed' LIMIT 1),
-  (SELECT o.status FROM orders_order o WHERE o.buyer_id = u.id AND o.idempotency_key = %(key)s
-     AND o.status <> 'failed' LIMIT 1),
-  (SELECT o.request_fingerprint FROM orders_order o WHERE o.buyer_id = u.id AND o.idempotency_key = %(key)s
-     AND o.status <> 'failed' LIMIT 1),
-  (SELECT r.id FROM orders_idempotencyrecord r WHERE r.user_id = u.id AND r.key = %(key)s),
-  pm.id, pm.token,
-  a.id, a.name, a.line1, a.line2, a.city, a.region, a.postal_code, a.country,
-  (SELECT st.shop_id FROM streams_stream st WHERE st.id = %(stream)s),
-  s.id, s.code, s.title, p.title, s.price, s.currency, s.per_buyer_limit, s.shop_id, l.id
-FROM accounts_user u
-LEFT JOIN orders_paymentmethod pm ON pm.id = (
-  SELECT m.id FROM orders_paymentmethod m WHERE m.user_id = u.id ORDER BY m.is_default DESC, m.created_at DESC LIMIT 1)
-LEFT JOIN orders_address a ON a.user_id = u.id
-LEFT JOIN (catalog_sku s JOIN catalog_product p ON p.id = s.product_id AND p.is_active)
-  ON s.code = %(code)s AND s.is_active
-  AND (%(shop)s IS NULL OR s.shop_id = (SELECT sh.id FROM accounts_shop sh WHERE sh.slug = %(shop)s))
-  AND (%(stream)s IS NULL OR s.shop_id = (SELECT st.shop_id FROM streams_stream st WHERE st.id = %(stream)s))
-LEFT JOIN catalog_location loc ON loc.shop_id = s.shop_id AND loc.is_default
-LEFT JOIN catalog_stocklevel l ON l.sku_id = s.id AND l.location_id = loc.id
-WHERE u.id = %(buyer)s
-LIMIT 2
-"""
+  (SELECT o.{o.id} {prior}), (SELECT o.{o.status} {prior}), (SELECT o.{o.request_fingerprint} {prior}),
+  (SELECT r.{r.id} FROM {r.table} r WHERE r.{r.user_id} = u.{u.id} AND r.{r.key} = %(key)s),
+  pm.{pm.id}, pm.{pm.token},
+  a.{a.id}, {address},
+  {stream_shop},
+  s.{s.id}, s.{s.code}, s.{s.title}, p.{p.title}, s.{s.price}, s.{s.currency}, s.{s.per_buyer_limit},
+  s.{s.shop_id}, l.{lv.id}
+FROM {u.table} u
+LEFT JOIN {pm.table} pm ON pm.{pm.id} = (
+  SELECT m.{pm.id} FROM {pm.table} m WHERE m.{pm.user_id} = u.{u.id}
+  ORDER BY m.{pm.is_default} DESC, m.{pm.created_at} DESC LIMIT 1)
+LEFT JOIN {a.table} a ON a.{a.user_id} = u.{u.id}
+LEFT JOIN ({s.table} s JOIN {p.table} p ON p.{p.id} = s.{s.product_id} AND p.{p.is_active})
+  ON s.{s.code} IN ({in_codes}) AND s.{s.is_active}
+  AND (%(shop)s IS NULL OR s.{s.shop_id} = (SELECT sh.{sh.id} FROM {sh.table} sh WHERE sh.{sh.slug} = %(shop)s))
+  AND (%(stream)s IS NULL OR s.{s.shop_id} = {stream_shop})
+LEFT JOIN {loc.table} loc ON loc.{loc.shop_id} = s.{s.shop_id} AND loc.{loc.is_default}
+LEFT JOIN {lv.table} l ON l.{lv.sku_id} = s.{s.id} AND l.{lv.location_id} = loc.{loc.id}
+WHERE u.{u.id} = %(buyer)s
+{"LIMIT 2" if codes == 1 else ""}
+"""  # noqa: S608
 
 
 CENTS = Decimal("0.01")
 
 
 def buy_context(
-    *, buyer_id: int, key: str, sku_code: str, shop_slug: str | None = None, stream_id: int | None = None
+    *, buyer_id: int, key: str, codes: list[str], shop_slug: str | None = None, stream_id: int | None = None
 ) -> dict:
-    """Everything the buy path reads, in one query (see _BUY_CONTEXT_SQL).
+    """Everything the buy path reads, in one query (see _buy_context_sql).
 
-    ``skus`` lists the matching active SKUs: none (unknown code, or not in the named shop or
-    stream's shop), one, or two (the code is used by several shops and neither a shop nor a
-    stream was named). ``stream_shop_id`` is the shop of ``stream_id`` (None when there is
-    no such stream); ``address`` the buyer's shipping address as a dict, or None.
+    ``skus`` lists the active SKUs the codes name (in apps.pricing.selectors.resolve_lines'
+    row shape): none for an unknown code or one not in the named shop or stream's shop,
+    one, or several for a code several shops use when neither a shop nor a stream was
+    named (a single code reads two at most: enough to tell). ``stream_shop_id`` is the shop
+    of ``stream_id`` (None when there is no such stream); ``address`` the buyer's shipping
+    address as a dict, or None.
     """
-    params = {"key": key, "code": sku_code, "shop": shop_slug, "stream": stream_id, "buyer": buyer_id}
+    params = {"key": key, "shop": shop_slug, "stream": stream_id, "buyer": buyer_id, "failed": Order.Status.FAILED}
+    params.update({f"code{i}": code for i, code in enumerate(codes)})
     with connection.cursor() as cursor:
-        cursor.execute(_BUY_CONTEXT_SQL, params)
+        cursor.execute(_buy_context_sql(len(codes)), params)
         rows = cursor.fetchall()
     first = rows[0]
     context = dict(
@@ -86,7 +107,7 @@ def buy_context(
         {
             "id": row[15],
             "code": row[16],
-            "display_title": row[17] or row[18],
+            "title": row[17] or row[18],
             "price": Decimal(str(row[19])).quantize(CENTS),
             "currency": row[20],
             "per_buyer_limit": row[21],
@@ -100,24 +121,41 @@ def buy_context(
 
 
 def line_body(line) -> dict:
-    """An order line as the API and the receipt show it."""
-    return {"sku": line.sku_code, "title": line.title, "quantity": line.quantity, "unit_price": str(line.unit_price)}
+    """An order line as the API and the receipt show it: ``unit_price`` is the list price,
+    ``adjustments`` how applied offers changed it, ``total`` what the line cost."""
+    return {
+        "sku": line.sku_code,
+        "title": line.title,
+        "quantity": line.quantity,
+        "unit_price": str(line.unit_price),
+        "adjustments": line.adjustments,
+        "total": str(line.total),
+    }
 
 
 def order_body(order: Order, lines=None) -> dict:
     """The API representation of an order; the same order always gives the same body, so a
     replayed request gets the first response again."""
     lines = lines if lines is not None else list(order.lines.all())
+    subtotal = sum((line.subtotal for line in lines), Decimal("0.00"))
     return {
         "id": order.pk,
         "status": order.status,
         "lines": [line_body(line) for line in lines],
+        "subtotal": str(subtotal),
+        "discount": str(subtotal - order.total),
         "total": str(order.total),
         "currency": order.currency,
         "receipt": order.receipt or None,
         "created_at": iso_utc(order.created_at),
         "shipping_address": order.shipping_address,
     }
+
+
+def unit_sources_with_orders(*, keys) -> set[str]:
+    """Which of ``keys`` (``deal:<id>``, ...: an order line's ``unit_source``) some order
+    line took its units from."""
+    return set(OrderLine.objects.filter(unit_source__in=list(keys)).values_list("unit_source", flat=True).distinct())
 
 
 def orders_of_buyer(*, buyer):

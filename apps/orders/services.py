@@ -2,9 +2,11 @@
 
 A buy is three short steps, none of which holds a transaction across network I/O:
 
-1. **reserve** (all or nothing; one statement on PostgreSQL): take the stock with a
-   conditional UPDATE, count the units against the buyer's limit, insert the order under
-   the buyer's Idempotency-Key;
+1. **reserve** (all or nothing; one statement on PostgreSQL): price the lines through the
+   pricing layer (apps.pricing: the same quote ``POST /api/v1/quotes/`` answers), take
+   every claim they make - units of a stock row or of an offer, per-buyer allowances -
+   with conditional UPDATEs in one global order (apps.pricing.claims), and insert the
+   order and its lines under the buyer's Idempotency-Key;
 2. **authorize** the payment with the gateway (no transaction open), and sign the receipt;
 3. **confirm** (all or nothing; one statement on PostgreSQL): mark the order paid - only if
    it is still reserved - and emit ``stock.changed`` and ``order.placed``; capture follows
@@ -30,36 +32,26 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
-from apps.catalog.exceptions import AmbiguousSku, BuyerLimitExceeded, InsufficientStock, SkuNotFound
-from apps.catalog.services import (
-    StockCount,
-    allowance_return,
-    allowance_take,
-    allowance_take_statement,
-    stock_changed_event,
-    stock_return,
-    stock_take,
-    stock_take_statement,
+from apps.pricing.claims import (
+    Claim,
+    LineRef,
+    allowance_give_back,
+    claims_chain,
+    claims_results,
+    claims_take,
+    taken_event,
+    unit_source_key,
+    units_give_back,
 )
-from apps.pricing.selectors import MAX_ORDER_TOTAL
-from apps.streams.exceptions import StreamNotFound
-from apps.streams.models import FlashDeal, Stream
-from apps.streams.services import (
-    DealCount,
-    deal_changed_event,
-    deal_return,
-    deal_take,
-    deal_take_refused,
-    deal_take_statement,
-    stream_groups,
-)
+from apps.pricing.offers import Context
+from apps.pricing.registry import shop_resolver
+from apps.pricing.selectors import Quote, quote_rows, refuse_duplicates, resolve_lines
 from creatorcommerce.errors import DomainError
 from creatorcommerce.signing.services import receipt_sign
 from creatorcommerce.spine.events import emit, emit_many_when
-from creatorcommerce.sql import insert, insert_select, set_keys
+from creatorcommerce.sql import insert, insert_select, names, set_keys
 
 from .exceptions import (
-    AmountTooLarge,
     CheckoutIncomplete,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
@@ -97,44 +89,45 @@ def request_fingerprint(body: dict) -> str:
 def order_place(
     *,
     buyer,
-    sku_code: str,
-    quantity: int,
     idempotency_key: str,
     fingerprint: str,
+    sku_code: str | None = None,
+    quantity: int = 1,
+    lines: list[tuple[str, int]] | None = None,
     shop_slug: str | None = None,
     stream_id: int | None = None,
+    coupon: str | None = None,
 ) -> BuyOutcome:
-    """One-tap buy of ``quantity`` units of ``sku_code`` by ``buyer``.
+    """One-tap buy by ``buyer`` of ``lines`` ([(sku code, quantity)], 1-20 of one shop), or
+    of ``quantity`` units of ``sku_code`` (the v1 body).
 
-    With ``shop_slug`` or ``stream_id``, the SKU is looked up in that shop (the stream's),
+    With ``shop_slug`` or ``stream_id``, SKUs are looked up in that shop (the stream's),
     so another shop using the same code changes nothing (docs/buying.md, "Naming the
-    shop"); with neither, a code several shops use answers ``ambiguous_sku``. If a flash
-    deal is open on the SKU in that stream, the deal's price, stock and per-buyer limit
-    apply. The order keeps a copy of the buyer's address as it is now.
+    shop"); with neither, a code several shops use answers ``ambiguous_sku``. The lines are
+    priced by the pricing layer as a quote would price them (a flash deal open on a SKU
+    in the stream applies its price, units and per-buyer limit), and taken all or nothing.
+    The order keeps a copy of the buyer's address as it is now.
 
     Precondition: no transaction open (this function commits twice, and authorises the
     payment between the two). Never raises for business outcomes: sold out, over the limit,
     declined, an earlier answer under the same key... all come back as a BuyOutcome, and
     those that did not create an order are stored so that a retry gets the same answer.
     """
-    context = buy_context(
-        buyer_id=buyer.pk, key=idempotency_key, sku_code=sku_code, shop_slug=shop_slug, stream_id=stream_id
-    )
+    lines = lines if lines is not None else [(sku_code, quantity)]
+    codes = [code for code, _ in lines]
+    context = buy_context(buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id)
     replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
     if replay is not None:
         return replay
 
     try:
-        purchase = _purchase(context=context, quantity=quantity, stream_id=stream_id)
+        quote = _checkout_quote(
+            buyer=buyer, context=context, lines=lines, shop_slug=shop_slug, stream_id=stream_id, coupon=coupon
+        )
         if context["payment_method_id"] is None or not context["has_address"]:
             raise CheckoutIncomplete()
-        order, line, count = _reserve(
-            buyer=buyer,
-            purchase=purchase,
-            key=idempotency_key,
-            fingerprint=fingerprint,
-            payment_method_id=context["payment_method_id"],
-            address=context["address"],
+        order, order_lines, taken = _reserve(
+            buyer=buyer, quote=quote, key=idempotency_key, fingerprint=fingerprint, context=context
         )
     except CheckoutIncomplete as exc:
         # Not remembered: the buyer saves a card and an address and retries with the same
@@ -146,14 +139,33 @@ def order_place(
         # The same key committed a moment ago by a parallel request (the unique index made
         # us wait for it): answer as a retry would.
         context = buy_context(
-            buyer_id=buyer.pk, key=idempotency_key, sku_code=sku_code, shop_slug=shop_slug, stream_id=stream_id
+            buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id
         )
         replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
         if replay is None:
             raise
         return replay
 
-    return _pay_and_confirm(order=order, lines=[(line, count)], token=context["payment_token"])
+    return _pay_and_confirm(order=order, lines=order_lines, taken=taken, token=context["payment_token"])
+
+
+def order_reserve(
+    *,
+    buyer,
+    lines: list[tuple[str, int]],
+    idempotency_key: str,
+    fingerprint: str = "",
+    shop_slug: str | None = None,
+    stream_id: int | None = None,
+) -> Order:
+    """Step 1 of a buy alone: price and take ``lines`` and write the order as ``reserved``,
+    without paying. What a process that dies mid-buy leaves behind; ``order_release`` (or
+    the sweeper, ``orders_release_expired``) gives it back. Raises the buy's refusals."""
+    codes = [code for code, _ in lines]
+    context = buy_context(buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id)
+    quote = _checkout_quote(buyer=buyer, context=context, lines=lines, shop_slug=shop_slug, stream_id=stream_id)
+    order, _, _ = _reserve(buyer=buyer, quote=quote, key=idempotency_key, fingerprint=fingerprint, context=context)
+    return order
 
 
 def _replay(*, buyer, key: str, fingerprint: str, context: dict) -> BuyOutcome | None:
@@ -196,174 +208,121 @@ def _remember_failure(*, buyer, key: str, fingerprint: str, error: DomainError) 
     return outcome
 
 
-@dataclass(frozen=True)
-class _Purchase:
-    sku: dict
-    quantity: int
-    unit_price: Decimal
-    stream_id: int | None = None
-    deal_id: int | None = None
-    limit: int | None = None  # per-buyer limit that applies, counted under ``scope``
-    scope: str = ""
-
-
-def _purchase(*, context: dict, quantity: int, stream_id: int | None) -> _Purchase:
-    """What exactly is being bought: which SKU, at which price, out of which stock, under
-    which per-buyer limit (the deal's if it has one, else the SKU's)."""
-    skus = context["skus"]
-    if stream_id is not None:
-        if context.get("stream_id") == stream_id:  # the read already narrowed to its shop
-            stream_shop_id = context["stream_shop_id"]
-        else:  # a context read without the stream (not the buy path's way): look it up
-            stream_shop_id = Stream.objects.filter(pk=stream_id).values_list("shop_id", flat=True).first()
-        if stream_shop_id is None:
-            raise StreamNotFound()
-        skus = [s for s in skus if s["shop_id"] == stream_shop_id]
-    if not skus:
-        raise SkuNotFound()
-    if len(skus) > 1:
-        raise AmbiguousSku()
-    sku = skus[0]
-    if sku["level_id"] is None:
-        raise InsufficientStock()
-    if stream_id is not None:
-        deal = (
-            FlashDeal.objects.filter(
-                stream_id=stream_id, sku_id=sku["id"], status=FlashDeal.Status.OPEN, closes_at__gt=timezone.now()
-            )
-            .values("id", "price", "per_buyer_limit")
-            .first()
-        )
-        if deal is not None:
-            if deal["per_buyer_limit"] is not None:
-                limit, scope = deal["per_buyer_limit"], f"deal:{deal['id']}"
-            else:
-                limit, scope = sku["per_buyer_limit"], ""
-            return _Purchase(sku, quantity, deal["price"], stream_id, deal["id"], limit, scope)
-    return _Purchase(sku, quantity, sku["price"], stream_id, None, sku["per_buyer_limit"], "")
-
-
+def _checkout_quote(*, buyer, context: dict, lines: list[tuple[str, int]], shop_slug, stream_id, coupon=None) -> Quote:
+    """The lines priced as ``POST /api/v1/quotes/`` prices them (apps.pricing), from the
+    SKU rows ``buy_context`` read: raises the quote's refusals (unknown, ambiguous or
+    duplicate SKU, several shops, no stock row, total too large, a quantity over its
+    per-buyer limit), in the quote's order."""
+    if stream_id is not None and context["stream_shop_id"] is None:
+        shop_resolver("stream")(stream_id)  # raises the stream's not-found answer
+    refuse_duplicates(lines)
+    rows = resolve_lines(lines=lines, rows=context["skus"])
+    return quote_rows(
+        buyer=buyer, lines=lines, rows=rows, context=Context(stream=stream_id, shop=shop_slug, coupon=coupon)
+    )
 
 
 def _reserve(
-    *, buyer, purchase: _Purchase, key: str, fingerprint: str, payment_method_id: int, address: dict | None = None
-):
-    """Take the units (stock or deal), count them against the buyer's limit, and insert the
-    order (with its copy of ``address``, the buyer's as ``buy_context`` read it) and its
-    line: all or nothing. Raises InsufficientStock, DealNotOpen,
-    BuyerLimitExceeded or IntegrityError (the key taken meanwhile) with nothing written."""
-    sku, quantity = purchase.sku, purchase.quantity
-    if purchase.unit_price * quantity > MAX_ORDER_TOTAL:
-        raise AmountTooLarge()
-    limit, scope = purchase.limit, purchase.scope
+    *, buyer, quote: Quote, key: str, fingerprint: str, context: dict
+) -> tuple[Order, list[OrderLine], list[tuple[Claim, tuple]]]:
+    """Take every claim of ``quote``'s lines (units, per-buyer allowances) and insert the
+    order (in ``context``'s stream, with its default payment method and a copy of its
+    address: the buyer's as ``buy_context`` read them) and its lines: all or nothing.
+    Returns the order, its lines and each units claim with the row it returned (for the
+    counter events of the confirm). Raises the first refused
+    claim's answer (InsufficientStock or DealNotOpen naming the SKU, BuyerLimitExceeded)
+    or IntegrityError (the key taken meanwhile), with nothing written."""
+    now = timezone.now()
+    pairs = quote.line_claims(buyer_id=buyer.pk)
+    claims = quote.claims(buyer_id=buyer.pk)
+    first, address = quote.skus[0], context["address"]
     # creatorcommerce.sql: the ORM's INSERT without its per-call cost (hot path).
     order = Order(
         buyer=buyer,
-        shop_id=sku["shop_id"],
-        stream_id=purchase.stream_id,
-        total=purchase.unit_price * quantity,
-        currency=sku["currency"],
+        shop_id=first["shop_id"],
+        stream_id=context["stream_id"],
+        total=quote.total,
+        currency=quote.currency,
         idempotency_key=key,
         request_fingerprint=fingerprint,
-        payment_method_id=payment_method_id,
+        payment_method_id=context["payment_method_id"],
         # The copy travels in the order's own INSERT (inside the one reserve statement on
         # PostgreSQL): no extra round trip.
         **{f"shipping_{name}": value or "" for name, value in (address or {}).items()},
     )
-    line = OrderLine(
-        order=order,
-        sku_id=sku["id"],
-        stock_level_id=sku["level_id"],
-        deal_id=purchase.deal_id,
-        sku_code=sku["code"],
-        title=sku["display_title"],
-        quantity=quantity,
-        unit_price=purchase.unit_price,
-        counts_against_limit=limit is not None,
-        limit_scope=scope,
-    )
-    if limit is not None and quantity > limit:
-        # Over the limit whatever the stock: the same answer on every database (PostgreSQL's
-        # statement refused this before taking anything, SQLite only after the take).
-        raise BuyerLimitExceeded(limit=limit)
-    if connection.vendor == "postgresql":
-        count = _reserve_in_one_statement(buyer=buyer, purchase=purchase, order=order, line=line)
-        return order, line, count
-    with transaction.atomic():
-        if purchase.deal_id is not None:
-            count = deal_take(deal_id=purchase.deal_id, quantity=quantity)
-        else:
-            count = stock_take(level_id=sku["level_id"], quantity=quantity)
-        if limit is not None:
-            allowance_take(buyer_id=buyer.pk, sku_id=sku["id"], quantity=quantity, limit=limit, scope=scope)
-        insert([order])
-        line.order_id = order.pk
-        insert([line])
-    return order, line, count
-
-
-def _reserve_in_one_statement(*, buyer, purchase: _Purchase, order: Order, line: OrderLine):
-    """``_reserve`` on PostgreSQL: one data-modifying CTE instead of five round trips (BEGIN,
-    the take, two INSERTs, COMMIT). Every part after the take selects from it, so a refused
-    take writes nothing. Without a per-buyer limit the statement is its own transaction;
-    with one, the allowance may refuse after the take succeeded, so the statement runs in
-    a transaction that is rolled back then (BEGIN and COMMIT: three round trips)."""
-    sku, quantity = purchase.sku, purchase.quantity
-    if purchase.deal_id is not None:
-        now = timezone.now()
-        take_sql, take_params = deal_take_statement(deal_id=purchase.deal_id, quantity=quantity, now=now)
-    else:
-        take_sql, take_params = stock_take_statement(level_id=sku["level_id"], quantity=quantity)
-    parts, params, source = [f"taken AS ({take_sql})"], [*take_params], "taken"
-    if purchase.limit is not None:
-        allow_sql, allow_params = allowance_take_statement(
-            buyer_id=buyer.pk,
-            sku_id=sku["id"],
-            quantity=quantity,
-            limit=purchase.limit,
-            scope=purchase.scope,
-            after="taken",
+    order_lines = [
+        OrderLine(
+            order=order,
+            sku_id=row["id"],
+            stock_level_id=row["level_id"],
+            sku_code=pl.line.code,
+            title=row["title"],
+            quantity=pl.line.quantity,
+            unit_price=pl.line.unit_price,
+            adjustments=[a.body() for a in pl.adjustments],
+            total=pl.total,
+            unit_source=unit_source_key(units),
+            allowance_key=allowance.target if allowance is not None else "",
         )
-        parts.append(f"allowed AS ({allow_sql})")
-        params += allow_params
-        source = "taken CROSS JOIN allowed"
-    order_sql, order_params = insert_select([order], source=source)
-    line_sql, line_params = insert_select([line], source="placed", exprs={"order_id": "placed.id"})
+        for pl, row, (units, allowance) in zip(quote.lines, quote.skus, pairs, strict=True)
+    ]
+    if connection.vendor == "postgresql":
+        results = _reserve_in_one_statement(buyer=buyer, claims=claims, order=order, lines=order_lines, now=now)
+    else:
+        with transaction.atomic():
+            results = claims_take(claims=claims, buyer_id=buyer.pk, now=now)
+            insert([order])
+            for line in order_lines:
+                line.order_id = order.pk
+            insert(order_lines)
+    taken = [(claim, row) for claim, row in zip(claims, results, strict=True) if claim.kind == "units"]
+    return order, order_lines, taken
+
+
+def _reserve_in_one_statement(*, buyer, claims: list[Claim], order: Order, lines: list[OrderLine], now) -> list:
+    """``_reserve`` on PostgreSQL: one data-modifying CTE instead of a round trip per claim
+    and row. The claims are chained parts, taken in order, each only if the one before it
+    was (apps.pricing.claims.claims_chain); the order is inserted only if the last was, and
+    the lines only with the order. With one claim the statement is its own transaction;
+    with several, a later claim may refuse after earlier ones took, so the statement runs
+    in a transaction that is rolled back then (BEGIN and COMMIT: three round trips)."""
+    parts, params, last, columns = claims_chain(claims=claims, buyer_id=buyer.pk, now=now)
+    order_sql, order_params = insert_select([order], source=last)
+    line_sql, line_params = insert_select(lines, source="placed", exprs={"order_id": "placed.id"})
     parts += [f"placed AS ({order_sql})", f"lined AS ({line_sql})"]
     params += [*order_params, *line_params]
+    o, ln = names(Order), names(OrderLine)
+    joins = " ".join(f"LEFT JOIN claim{i} ON true" for i in range(len(claims)))
     # Every part is SQL from this module and the services it calls; values are parameters.
-    ctes = ", ".join(parts)
-    sql = f"WITH {ctes} SELECT taken.available, taken.version, placed.id, lined.id FROM taken LEFT JOIN placed ON true LEFT JOIN lined ON true"  # noqa: E501, S608
-    with transaction.atomic() if purchase.limit is not None else nullcontext():
+    sql = (
+        f"WITH {', '.join(parts)} SELECT {', '.join(columns)}, placed.{o.id}, "  # noqa: S608
+        f"(SELECT array_agg(lined.{ln.id} ORDER BY lined.{ln.id}) FROM lined) "
+        f"FROM (SELECT 1) AS one {joins} LEFT JOIN placed ON true"
+    )
+    with transaction.atomic() if len(claims) > 1 else nullcontext():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
-        if row is not None and row[2] is None:  # taken, but over the buyer's limit: undo the take
-            raise BuyerLimitExceeded(limit=purchase.limit)
-    if row is None:
-        if purchase.deal_id is not None:
-            deal_take_refused(deal_id=purchase.deal_id, now=now)
-        raise InsufficientStock()
-    available, version, order_id, line_id = row
+        results = claims_results(claims=claims, values=row, now=now)  # raises (rolls back) on a refusal
+    order_id, line_ids = row[-2], row[-1]
     set_keys([order], [order_id])
-    line.order_id = order_id
-    set_keys([line], [line_id])
-    if purchase.deal_id is not None:
-        return DealCount(purchase.deal_id, available, version)
-    return StockCount(sku["level_id"], available, version)
+    for line in lines:
+        line.order_id = order_id
+    set_keys(lines, line_ids)
+    return results
 
 
-def _count_event(*, line: OrderLine, shop_id: int, count) -> tuple[str, dict, list]:
-    """``deal.changed`` for units of a flash deal, ``stock.changed`` otherwise."""
-    if isinstance(count, DealCount):
-        return deal_changed_event(deal_id=count.deal_id, count=count)
-    return stock_changed_event(sku_id=line.sku_id, sku_code=line.sku_code, shop_id=shop_id, level=count)
+def _line_ref(line: OrderLine, shop_id: int) -> LineRef:
+    return LineRef(line.sku_id, line.sku_code, shop_id)
 
 
-def _pay_and_confirm(*, order: Order, lines: list[tuple[OrderLine, StockCount]], token: str) -> BuyOutcome:
-    """Authorise (no transaction open), sign, then confirm. ``stock.changed`` is emitted here,
-    with the count and version the reservation produced, together with ``order.placed``:
-    viewers see completed sales, and a declined card never blips the counter."""
+def _pay_and_confirm(
+    *, order: Order, lines: list[OrderLine], taken: list[tuple[Claim, tuple]], token: str
+) -> BuyOutcome:
+    """Authorise (no transaction open), sign, then confirm. ``stock.changed`` (``deal.changed``
+    for a deal's units) is emitted here, with the count and version the reservation
+    produced, together with ``order.placed``: viewers see completed sales, and a declined
+    card never blips the counter."""
     gateway = get_gateway()
     try:
         authorization = gateway.authorize(
@@ -378,15 +337,18 @@ def _pay_and_confirm(*, order: Order, lines: list[tuple[OrderLine, StockCount]],
         order_release(order_id=order.pk, to_status=Order.Status.FAILED)
         return _error_outcome(GatewayUnavailable())
 
-    order_lines = [line for line, _ in lines]
-    receipt = receipt_sign(payload=_receipt_payload(order, order_lines))
+    receipt = receipt_sign(payload=_receipt_payload(order, lines))
     now = timezone.now()
-    groups = [f"shop.{order.shop_id}"] + (stream_groups(order.stream_id) if order.stream_id else [])
+    # The groups docs/events.md names for order.placed: the shop's, and the stream's for a
+    # buy in a stream (its purchase ticker).
+    groups = [f"shop.{order.shop_id}"] + ([f"stream.{order.stream_id}"] if order.stream_id else [])
     # Mark the order paid - only if it is still reserved: the sweeper may have released it -
     # and record its events, as one unit (one statement on PostgreSQL).
+    o = names(Order)
     confirmed = emit_many_when(
-        "UPDATE orders_order SET status = %s, payment_status = %s, payment_reference = %s, receipt = %s, "
-        "paid_at = %s WHERE id = %s AND status = %s RETURNING id",
+        # Identifiers from the model's meta; values are parameters.
+        f"UPDATE {o.table} SET {o.status} = %s, {o.payment_status} = %s, {o.payment_reference} = %s, "  # noqa: S608
+        f"{o.receipt} = %s, {o.paid_at} = %s WHERE {o.id} = %s AND {o.status} = %s RETURNING {o.id}",
         [
             Order.Status.PAID,
             Order.PaymentStatus.AUTHORIZED,
@@ -397,8 +359,11 @@ def _pay_and_confirm(*, order: Order, lines: list[tuple[OrderLine, StockCount]],
             Order.Status.RESERVED,
         ],
         [
-            *(_count_event(line=ln, shop_id=order.shop_id, count=count) for ln, count in lines),
-            ("order.placed", _order_placed_payload(order, order_lines), groups),
+            *(
+                taken_event(claim=claim, row=row, line=_line_ref(lines[claim.line], order.shop_id))
+                for claim, row in taken
+            ),
+            ("order.placed", _order_placed_payload(order, lines), groups),
         ],
     )
     if confirmed is None:  # the sweeper released it first: nothing may be charged
@@ -407,7 +372,7 @@ def _pay_and_confirm(*, order: Order, lines: list[tuple[OrderLine, StockCount]],
         return BuyOutcome(*_order_answer(order), order=order)
     order.status, order.receipt, order.paid_at = Order.Status.PAID, receipt, now
     order.payment_status, order.payment_reference = Order.PaymentStatus.AUTHORIZED, authorization
-    return BuyOutcome(*_order_answer(order, order_lines), order=order)
+    return BuyOutcome(*_order_answer(order, lines), order=order)
 
 
 def payment_reference(order: Order) -> str:
@@ -427,10 +392,19 @@ def _order_placed_payload(order: Order, lines: list[OrderLine]) -> dict:
         "stream": order.stream_id,
         "buyer": order.buyer_id,
         "buyer_name": order.buyer.display_name or None,
+        "subtotal": sum((ln.subtotal for ln in lines), Decimal("0.00")),
         "total": order.total,
         "currency": order.currency,
         "lines": [
-            {"sku": ln.sku_code, "sku_id": ln.sku_id, "quantity": ln.quantity, "deal": ln.deal_id} for ln in lines
+            {
+                "sku": ln.sku_code,
+                "sku_id": ln.sku_id,
+                "quantity": ln.quantity,
+                "unit_price": ln.unit_price,
+                "adjustments": ln.adjustments,
+                "total": ln.total,
+            }
+            for ln in lines
         ],
     }
 
@@ -448,17 +422,32 @@ def _receipt_payload(order: Order, lines: list[OrderLine]) -> dict:
     }
 
 
-def _line_units_return(line: OrderLine):
-    """Give a line's units back where they came from: a flash deal's to the deal while it is
-    open, else to the location the deal drew them from; other units to their stock row.
-    Precondition: inside ``transaction.atomic()``. Returns the DealCount or StockCount."""
-    if line.deal_id is not None:
-        return deal_return(deal_id=line.deal_id, quantity=line.quantity)
-    return stock_return(level_id=line.stock_level_id, quantity=line.quantity)
+def _lines_give_back(*, order: Order, lines: list[OrderLine], allowances: bool) -> None:
+    """Give the lines' units back where they came from (a deal's to the deal while it is
+    open, else to the location the deal drew them from; others to their stock row) and,
+    with ``allowances``, the per-buyer allowances they counted against; emit the counter
+    events. In the claims' order (apps.pricing.claims), so that two releases cannot lock
+    the same rows in opposite orders. Precondition: inside ``transaction.atomic()``."""
+
+    def rank(line: OrderLine):
+        source, _, target = line.unit_source.partition(":")
+        return (source or "stock", int(target) if target else line.stock_level_id)
+
+    for line in sorted(lines, key=rank):
+        event_type, payload, groups = units_give_back(
+            unit_source=line.unit_source,
+            stock_level_id=line.stock_level_id,
+            quantity=line.quantity,
+            line=_line_ref(line, order.shop_id),
+        )
+        emit(event_type, payload, groups=groups)
+    if allowances:
+        for line in sorted(lines, key=lambda ln: ln.allowance_key):
+            allowance_give_back(buyer_id=order.buyer_id, key=line.allowance_key, quantity=line.quantity)
 
 
 def order_release(*, order_id: int, to_status: str) -> bool:
-    """Give a reserved order's stock (and per-buyer allowance) back and close it as
+    """Give a reserved order's units (and per-buyer allowances) back and close it as
     ``to_status`` (declined, expired or failed). Returns False if it was no longer
     reserved (confirmed or released meanwhile). Opens its own transaction."""
     with transaction.atomic():
@@ -467,13 +456,7 @@ def order_release(*, order_id: int, to_status: str) -> bool:
             return False
         order.status = to_status
         order.save(update_fields=["status"])
-        for line in order.lines.all():
-            count = _line_units_return(line)
-            scope = line.limit_scope
-            if line.counts_against_limit:
-                allowance_return(buyer_id=order.buyer_id, sku_id=line.sku_id, quantity=line.quantity, scope=scope)
-            event_type, payload, groups = _count_event(line=line, shop_id=order.shop_id, count=count)
-            emit(event_type, payload, groups=groups)
+        _lines_give_back(order=order, lines=list(order.lines.all()), allowances=True)
         emit(f"order.{to_status}", {"order": order.pk, "shop": order.shop_id}, groups=[f"shop.{order.shop_id}"])
     return True
 
@@ -566,10 +549,7 @@ def order_refund(*, order: Order, actor, restock: bool, reason: str) -> Order:
         locked.save(update_fields=["status", "payment_status", "refund_reference", "refunded_at"])
         lines = list(locked.lines.order_by("pk"))
         if restock:
-            for line in lines:
-                count = _line_units_return(line)
-                event_type, payload, groups = _count_event(line=line, shop_id=locked.shop_id, count=count)
-                emit(event_type, payload, groups=groups)
+            _lines_give_back(order=locked, lines=lines, allowances=False)
         emit(
             "order.refunded",
             {

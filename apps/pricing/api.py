@@ -19,38 +19,74 @@ MAX_LINES = 20
 
 
 def _quantity_field(**kwargs):
-    return StrictIntegerField(min_value=1, max_value=settings.ORDER_MAX_QUANTITY, **kwargs)
+    return StrictIntegerField(min_value=1, **kwargs)
 
 
-class QuoteLineInSerializer(serializers.Serializer):
+def _check_quantity(value):
+    if value > settings.ORDER_MAX_QUANTITY:
+        raise serializers.ValidationError(f"At most {settings.ORDER_MAX_QUANTITY} per order.", code="max_value")
+    return value
+
+
+class CheckoutLineSerializer(serializers.Serializer):
     sku = StrictCharField(max_length=64)
     quantity = _quantity_field(default=1)
 
+    def validate_quantity(self, value):
+        return _check_quantity(value)
 
-class QuoteRequestSerializer(serializers.Serializer):
-    """The buy's body: v1 (``sku``, ``quantity``) or ``lines``; one of the two."""
+
+class CheckoutRequestSerializer(serializers.Serializer):
+    """The body of a buy and of a quote: v1 (``sku``, ``quantity``) or ``lines``; one of
+    the two (docs/api.md)."""
 
     sku = StrictCharField(max_length=64, required=False, help_text="v1 body: one SKU (or use `lines`)")
     quantity = _quantity_field(required=False, help_text="v1 body: units of `sku` (default 1)")
-    lines = QuoteLineInSerializer(
+    lines = CheckoutLineSerializer(
         many=True,
         required=False,
         min_length=1,
         max_length=MAX_LINES,
-        help_text=f"1-{MAX_LINES} lines of one shop; a SKU may appear once (duplicates: 400 duplicate_sku)",
+        help_text=f"1-{MAX_LINES} lines of one shop; a SKU may appear once (duplicates: 400 duplicate_sku). "
+        "All or nothing: if one line cannot be had, nothing is taken.",
     )
     stream = StrictIntegerField(
-        min_value=1, required=False, allow_null=True, help_text="the stream: names the shop, applies its open deals"
+        min_value=1,
+        required=False,
+        allow_null=True,
+        help_text="the stream the buy is made in; names the shop (the stream's) and applies its open flash deals",
     )
-    shop = StrictCharField(max_length=140, required=False, help_text="the shop's slug")
+    shop = StrictCharField(
+        max_length=140,
+        required=False,
+        help_text="the slug of the shop whose SKUs are meant. SKU codes are unique per shop only: name the shop "
+        "(here or through `stream`) so that other shops using the same code never change the answer; without "
+        "either, a code several shops use answers 409 ambiguous_sku",
+    )
     coupon = StrictCharField(max_length=64, required=False, help_text="a coupon code (no coupons exist yet: 404)")
 
+    def validate_quantity(self, value):
+        return _check_quantity(value)
+
     def validate(self, attrs):
-        if ("sku" in attrs) == ("lines" in attrs):
+        if "sku" not in attrs and "lines" not in attrs:
+            raise serializers.ValidationError(
+                {"sku": [serializers.ErrorDetail("Give 'sku' (and 'quantity') or 'lines'.", code="required")]}
+            )
+        if "sku" in attrs and "lines" in attrs:
             raise serializers.ValidationError("Give either 'sku' (and 'quantity') or 'lines'.", code="sku_or_lines")
         if "lines" in attrs and "quantity" in attrs:
             raise serializers.ValidationError("'quantity' goes on each line.", code="sku_or_lines")
+        if "sku" in attrs:
+            attrs.setdefault("quantity", 1)
         return attrs
+
+
+def checkout_lines(data: dict) -> list[tuple[str, int]]:
+    """The validated body's lines as [(sku code, quantity)]."""
+    if "lines" in data:
+        return [(line["sku"], line["quantity"]) for line in data["lines"]]
+    return [(data["sku"], data.get("quantity", 1))]
 
 
 class AdjustmentSerializer(serializers.Serializer):
@@ -84,7 +120,7 @@ class QuotesView(APIView):
     permission_classes = [AllowAny]
 
     @extend_schema(
-        request=QuoteRequestSerializer,
+        request=CheckoutRequestSerializer,
         responses={
             200: QuoteSerializer,
             **error_responses(
@@ -100,12 +136,8 @@ class QuotesView(APIView):
         operation_id="quotes_create",
     )
     def post(self, request):
-        data = validated(QuoteRequestSerializer, request.data)
-        lines = (
-            [(ln["sku"], ln["quantity"]) for ln in data["lines"]]
-            if "lines" in data
-            else [(data["sku"], data.get("quantity", 1))]
-        )
+        data = validated(CheckoutRequestSerializer, request.data)
+        lines = checkout_lines(data)
         context = Context(stream=data.get("stream"), shop=data.get("shop"), coupon=data.get("coupon"))
         buyer = request.user if request.user.is_authenticated else None
         return Response(price_quote(buyer=buyer, lines=lines, context=context).body())

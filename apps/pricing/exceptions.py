@@ -21,6 +21,6 @@ class CouponNotFound(NotFound):
     message = "No such coupon for these lines."
 
 
-class QuoteTotalTooLarge(DomainError):
+class TotalTooLarge(DomainError):
     code = "amount_too_large"
     message = "The order total is larger than can be charged in one order."

@@ -10,6 +10,10 @@ it returns the offers (``offers.Offer``) that could apply; the stacking policy
 (``apps.pricing.policy``) decides which do. Like oscar's ``Applicator.get_offers``, the
 quote asks every provider; unlike it, offers never live in one table.
 
+An app whose offers have units of their own also registers a units source
+(``@units_source("deal")``, see ``apps.pricing.claims``): how the buy takes those units
+and gives them back.
+
 An app may also say which shop a context value names (``@context_shop("stream")``): a
 quote in a stream looks SKUs up in that stream's shop.
 """
@@ -20,6 +24,8 @@ from collections.abc import Callable
 
 _providers: dict[str, Callable] = {}
 _context_shops: dict[str, Callable] = {}
+_units_sources: dict[str, object] = {}
+_context_shop_sql: dict[str, Callable] = {}
 
 
 def _register(table: dict[str, Callable], key: str, fn: Callable, what: str) -> Callable:
@@ -35,10 +41,50 @@ def offer_provider(source: str):
     return lambda fn: _register(_providers, source, fn, "offer providers")
 
 
-def context_shop(name: str):
+def context_shop(name: str, *, sql: Callable[[str], str] | None = None):
     """Register ``fn(value) -> shop id`` for the context field ``name`` (raises its app's
-    not-found error for an unknown value)."""
-    return lambda fn: _register(_context_shops, name, fn, "shop resolvers")
+    not-found error for an unknown value). ``sql(placeholder)``, if given, returns the same
+    look-up as a scalar subquery (the shop's id, or NULL) for a hot-path statement that
+    cannot afford a round trip of its own (the buy's one read)."""
+
+    def register(fn):
+        _register(_context_shops, name, fn, "shop resolvers")
+        if sql is not None:
+            _register(_context_shop_sql, name, sql, "shop subqueries")
+        return fn
+
+    return register
+
+
+def shop_subquery(name: str, placeholder: str) -> str:
+    """The registered subquery of ``context_shop(name, sql=...)``; NULL when none is."""
+    sql = _context_shop_sql.get(name)
+    return f"({sql(placeholder)})" if sql is not None else "NULL"
+
+
+def units_source(source: str):
+    """Register a class whose instance takes, explains and gives back the units of offers
+    of ``source`` (a flash deal's), for ``apps.pricing.claims``. Its methods:
+    ``take_statement(*, id, quantity, now, after) -> (sql, params)`` (a conditional UPDATE
+    returning ``available, version``, gated on the CTE part ``after`` when given),
+    ``refused(*, id, now, sku)`` (raises why), ``taken_event(*, id, available, version,
+    line)`` and ``give_back(*, id, quantity, line)`` (both return an event to emit)."""
+
+    def register(cls):
+        existing = _units_sources.get(source)
+        if existing is not None and type(existing) is not cls:
+            raise ValueError(f"two units sources are registered for {source!r}")
+        _units_sources[source] = cls()
+        return cls
+
+    return register
+
+
+def units_source_for(source: str):
+    try:
+        return _units_sources[source]
+    except KeyError:
+        raise LookupError(f"no units source is registered for {source!r}") from None
 
 
 def providers() -> list[tuple[str, Callable]]:

@@ -10,7 +10,8 @@ from apps.catalog.exceptions import AmbiguousSku, BuyerLimitExceeded, Insufficie
 from apps.catalog.models import SKU, BuyerAllowance
 from apps.catalog.selectors import skus_with_default_stock
 
-from .exceptions import CouponNotFound, DuplicateSku, MixedCurrencies, QuoteTotalTooLarge, SeveralShops
+from .claims import Claim, line_claims, line_limit, ordered
+from .exceptions import CouponNotFound, DuplicateSku, MixedCurrencies, SeveralShops, TotalTooLarge
 from .offers import Context, Line, Offer, PricedLine
 from .policy import ZERO, price_lines
 from .registry import providers, shop_resolver
@@ -22,9 +23,21 @@ MAX_ORDER_TOTAL = Decimal("9999999999.99")
 @dataclass
 class Quote:
     lines: list[PricedLine]
-    titles: dict[int, str]
+    skus: list[dict]  # each line's SKU row (``resolve_lines``)
     currency: str
     suggestions: list[dict] = field(default_factory=list)
+
+    def line_claims(self, *, buyer_id: int | None) -> list[tuple[Claim, Claim | None]]:
+        """Each line's units claim and allowance claim (None without a per-buyer limit, or
+        without a buyer: an anonymous quote)."""
+        return [
+            line_claims(index=index, pl=pl, sku=row, buyer_id=buyer_id)
+            for index, (pl, row) in enumerate(zip(self.lines, self.skus, strict=True))
+        ]
+
+    def claims(self, *, buyer_id: int | None) -> list[Claim]:
+        """What a buy of these lines takes, in the order it takes it (apps.pricing.claims)."""
+        return ordered([c for pair in self.line_claims(buyer_id=buyer_id) for c in pair if c is not None])
 
     @property
     def subtotal(self) -> Decimal:
@@ -44,13 +57,13 @@ class Quote:
             "lines": [
                 {
                     "sku": pl.line.code,
-                    "title": self.titles[pl.line.sku_id],
+                    "title": row["title"],
                     "quantity": pl.line.quantity,
                     "unit_price": str(pl.line.unit_price),
                     "adjustments": [a.body() for a in pl.adjustments],
                     "total": str(pl.total),
                 }
-                for pl in self.lines
+                for pl, row in zip(self.lines, self.skus, strict=True)
             ],
             "subtotal": str(self.subtotal),
             "discount": str(self.discount),
@@ -61,31 +74,59 @@ class Quote:
 
 
 def _skus(*, codes: list[str], context: Context) -> list[dict]:
-    """The active SKUs the codes name, in the codes' order, in the shop the context names
-    (the stream's and/or the named shop), with their default-location stock."""
+    """The active SKUs the codes name in the shop the context names (the stream's and/or
+    the named shop), in ``resolve_lines``'s row shape, with their default-location stock."""
     qs = SKU.objects.filter(code__in=codes, is_active=True, product__is_active=True)
     if context.stream is not None:
         qs = qs.filter(shop_id=shop_resolver("stream")(context.stream))
     if context.shop:
         qs = qs.filter(shop__slug=context.shop)
-    rows = list(
-        skus_with_default_stock(qs).values(
-            "id",
-            "code",
-            "title",
-            "product__title",
-            "price",
-            "currency",
-            "per_buyer_limit",
-            "shop_id",
-            "default_available",
-        )
+    rows = skus_with_default_stock(qs).values(
+        "id",
+        "code",
+        "title",
+        "product__title",
+        "price",
+        "currency",
+        "per_buyer_limit",
+        "shop_id",
+        "default_level",
+        "default_available",
     )
+    return [
+        {
+            "id": row["id"],
+            "code": row["code"],
+            "title": row["title"] or row["product__title"],
+            "price": row["price"],
+            "currency": row["currency"],
+            "per_buyer_limit": row["per_buyer_limit"],
+            "shop_id": row["shop_id"],
+            "level_id": row["default_level"],
+            "available": row["default_available"],
+        }
+        for row in rows
+    ]
+
+
+def refuse_duplicates(lines: list[tuple[str, int]]) -> None:
+    """Duplicate codes are refused (DuplicateSku), not merged: the buyer meant one line."""
+    codes = [code for code, _ in lines]
+    duplicate = next((code for i, code in enumerate(codes) if code in codes[:i]), None)
+    if duplicate is not None:
+        raise DuplicateSku(sku=duplicate)
+
+
+def resolve_lines(*, lines: list[tuple[str, int]], rows: list[dict]) -> list[dict]:
+    """The SKU row of each line, in the lines' order, out of ``rows`` (every active SKU the
+    codes name in the shop the request names: dicts with ``id, code, title, price,
+    currency, per_buyer_limit, shop_id, level_id`` and, for quotes, ``available``). Raises
+    SkuNotFound or AmbiguousSku (naming the SKU), SeveralShops, MixedCurrencies."""
     by_code: dict[str, list[dict]] = {}
     for row in rows:
         by_code.setdefault(row["code"], []).append(row)
     out = []
-    for code in codes:
+    for code, _ in lines:
         found = by_code.get(code, [])
         if not found:
             raise SkuNotFound(sku=code)
@@ -99,47 +140,6 @@ def _skus(*, codes: list[str], context: Context) -> list[dict]:
     return out
 
 
-def _held(*, buyer, priced: list[PricedLine], skus: dict[int, dict]) -> dict[tuple[int, str], int]:
-    """Units the buyer holds against each limit that applies (one query)."""
-    if buyer is None or not getattr(buyer, "is_authenticated", False):
-        return {}
-    keys = {_limit(pl, skus[pl.line.sku_id])[1:] for pl in priced if _limit(pl, skus[pl.line.sku_id])[0]}
-    if not keys:
-        return {}
-    rows = BuyerAllowance.objects.filter(
-        buyer_id=buyer.pk, sku_id__in={k[0] for k in keys}, scope__in={k[1] for k in keys}
-    ).values_list("sku_id", "scope", "units")
-    return {(sku_id, scope): units for sku_id, scope, units in rows}
-
-
-def _limit(pl: PricedLine, sku: dict) -> tuple[int | None, int, str]:
-    """The per-buyer limit that applies to a line and what it counts under: the limit of
-    the offer the units come from (a deal's) if it has one, else the SKU's."""
-    source = pl.unit_source
-    if source is not None and source.per_buyer_limit is not None:
-        return source.per_buyer_limit, pl.line.sku_id, source.allowance_key
-    return sku["per_buyer_limit"], pl.line.sku_id, ""
-
-
-def _check_available(*, buyer, priced: list[PricedLine], skus: dict[int, dict]) -> None:
-    """Refuse as the buy would, in its order for each line: a quantity over the per-buyer
-    limit by itself, not enough units (the deal's, or the default location's: the buy's
-    take), then over the limit with what the buyer already holds (the buy's allowance,
-    taken after the units)."""
-    held = _held(buyer=buyer, priced=priced, skus=skus)
-    for pl in priced:
-        sku, quantity = skus[pl.line.sku_id], pl.line.quantity
-        limit, sku_id, key = _limit(pl, sku)
-        if limit is not None and quantity > limit:
-            raise BuyerLimitExceeded(limit=limit, sku=pl.line.code)
-        source = pl.unit_source
-        available = source.units_left if source is not None else sku["default_available"]
-        if sku["default_available"] is None or available < quantity:
-            raise InsufficientStock(sku=pl.line.code)
-        if limit is not None and held.get((sku_id, key), 0) + quantity > limit:
-            raise BuyerLimitExceeded(limit=limit, sku=pl.line.code)
-
-
 def offers_for(*, buyer, lines: list[Line], context: Context) -> list[Offer]:
     """Every registered provider's candidate offers for these lines."""
     offers: list[Offer] = []
@@ -148,18 +148,11 @@ def offers_for(*, buyer, lines: list[Line], context: Context) -> list[Offer]:
     return offers
 
 
-def price_quote(*, buyer, lines: list[tuple[str, int]], context: Context) -> Quote:
-    """What ``lines`` ([(sku code, quantity)], one shop) cost for ``buyer`` (None when
-    anonymous) in ``context``, under the stacking policy; raises what the buy would answer
-    right now (unknown or ambiguous SKU, sold out, over a per-buyer limit) instead.
-
-    Duplicate codes are refused (DuplicateSku), not merged: the buyer meant one line.
-    """
-    codes = [code for code, _ in lines]
-    duplicate = next((code for i, code in enumerate(codes) if code in codes[:i]), None)
-    if duplicate is not None:
-        raise DuplicateSku(sku=duplicate)
-    rows = _skus(codes=codes, context=context)
+def quote_rows(*, buyer, lines: list[tuple[str, int]], rows: list[dict], context: Context) -> Quote:
+    """Price ``lines`` whose SKU rows are ``rows`` (``resolve_lines``'s) under the stacking
+    policy, and refuse what no buy could get whatever the stock: in this order, a line
+    without a stock row (sold_out), a total too large, a line's quantity over its per-buyer
+    limit by itself. The buy and ``price_quote`` both price through here."""
     priced_lines = [
         Line(row["id"], row["code"], quantity, Decimal(row["price"]))
         for row, (_, quantity) in zip(rows, lines, strict=True)
@@ -167,19 +160,48 @@ def price_quote(*, buyer, lines: list[tuple[str, int]], context: Context) -> Quo
     offers = offers_for(buyer=buyer, lines=priced_lines, context=context)
     if context.coupon and not any(o.source == "coupon" for o in offers):
         raise CouponNotFound()
-    priced = price_lines(priced_lines, offers)
-    skus = {row["id"]: row for row in rows}
-    # In the buy's order, so a request wrong in two ways gets the same answer from both: no
-    # stock row, then a total too large, then the per-buyer limit and the units.
-    missing = next((pl for pl in priced if skus[pl.line.sku_id]["default_available"] is None), None)
+    quote = Quote(lines=price_lines(priced_lines, offers), skus=rows, currency=rows[0]["currency"])
+    missing = next((row for row in rows if row["level_id"] is None), None)
     if missing is not None:
-        raise InsufficientStock(sku=missing.line.code)
-    quote = Quote(
-        lines=priced,
-        titles={row["id"]: row["title"] or row["product__title"] for row in rows},
-        currency=rows[0]["currency"],
-    )
+        raise InsufficientStock(sku=missing["code"])
     if quote.total > MAX_ORDER_TOTAL:
-        raise QuoteTotalTooLarge()
-    _check_available(buyer=buyer, priced=priced, skus=skus)
+        raise TotalTooLarge()
+    for pl, row in zip(quote.lines, rows, strict=True):
+        limit, _ = line_limit(pl, row)
+        if limit is not None and pl.line.quantity > limit:
+            raise BuyerLimitExceeded(limit=limit, sku=pl.line.code)
+    return quote
+
+
+def _check_available(*, buyer, quote: Quote) -> None:
+    """Refuse as the buy's claims would, in the order the buy takes them: units (the
+    deal's, or the default location's), then per-buyer limits with what the buyer
+    already holds (one query)."""
+    buyer_id = buyer.pk if buyer is not None and getattr(buyer, "is_authenticated", False) else None
+    claims = quote.claims(buyer_id=buyer_id)
+    keys = [c.target for c in claims if c.kind == "allowance"]
+    held = (
+        dict(BuyerAllowance.objects.filter(buyer_id=buyer_id, key__in=keys).values_list("key", "units")) if keys else {}
+    )
+    for claim in claims:
+        if claim.kind == "units":
+            pl, row = quote.lines[claim.line], quote.skus[claim.line]
+            source = pl.unit_source
+            available = source.units_left if source is not None else row["available"]
+            if available < claim.quantity:
+                raise InsufficientStock(sku=claim.sku)
+        elif held.get(claim.target, 0) + claim.quantity > claim.limit:
+            raise BuyerLimitExceeded(limit=claim.limit, sku=claim.sku)
+
+
+def price_quote(*, buyer, lines: list[tuple[str, int]], context: Context) -> Quote:
+    """What ``lines`` ([(sku code, quantity)], one shop) cost for ``buyer`` (None when
+    anonymous) in ``context``, under the stacking policy; raises what the buy would answer
+    right now (unknown or ambiguous SKU, sold out, over a per-buyer limit) instead, in the
+    buy's order, so a request wrong in two ways gets the same answer from both.
+    """
+    refuse_duplicates(lines)
+    rows = resolve_lines(lines=lines, rows=_skus(codes=[code for code, _ in lines], context=context))
+    quote = quote_rows(buyer=buyer, lines=lines, rows=rows, context=context)
+    _check_available(buyer=buyer, quote=quote)
     return quote

@@ -15,7 +15,7 @@ from django.utils import formats, timezone
 from django.utils.functional import lazy
 from django.utils.html import format_html
 
-from apps.orders.models import OrderLine
+from apps.orders.selectors import unit_sources_with_orders
 from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline
 
 from .exceptions import DealHasOrders, DealIsOpen
@@ -81,12 +81,12 @@ class FlashDealInlineFormSet(forms.BaseInlineFormSet):
         super().clean()
 
     def _check_deletions(self, ids):
-        with_orders = set(OrderLine.objects.filter(deal_id__in=ids).values_list("deal_id", flat=True))
+        with_orders = unit_sources_with_orders(keys=[f"deal:{pk}" for pk in ids])
         problems = []
         for deal in FlashDeal.objects.filter(pk__in=ids).select_related("sku").order_by("pk"):
             if deal.status == FlashDeal.Status.OPEN:
                 problems.append(f"The deal on {deal.sku} is open. Close the deal first, then delete it.")
-            elif deal.pk in with_orders:
+            elif f"deal:{deal.pk}" in with_orders:
                 problems.append(f"The deal on {deal.sku} has orders, so it cannot be deleted.")
         if problems:
             raise ValidationError(problems)

@@ -7,4 +7,4 @@ class StreamsConfig(AppConfig):
     verbose_name = "Streams and drops"
 
     def ready(self):
-        from . import pricing  # noqa: F401  (registers the flash-deal offer provider)
+        from . import pricing, units  # noqa: F401  (register the flash-deal offer provider and units source)

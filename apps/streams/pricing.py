@@ -2,8 +2,8 @@
 
 Registered from ``StreamsConfig.ready``. A deal is an offer on one SKU in one stream while
 it is open and before its closing time (the buy's own condition): its price replaces the
-list price, its units are the line's, and its per-buyer limit (if any) counts under
-``deal:<id>``.
+list price, its units are the line's (taken and given back by ``units.DealUnits``), and its
+per-buyer limit (if any) counts under ``deal:<id>``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from apps.pricing.offers import Context, Kind, Offer
 from apps.pricing.registry import context_shop, offer_provider
+from creatorcommerce.sql import names
 
 from .exceptions import StreamNotFound
 from .models import FlashDeal, Stream
@@ -49,7 +50,12 @@ def deal_offers(*, buyer, lines, context: Context) -> list[Offer]:
     return [deal_offer(d) for d in open_deals(stream_ids=[context.stream], sku_ids=[ln.sku_id for ln in lines])]
 
 
-@context_shop("stream")
+def _stream_shop_sql(placeholder: str) -> str:
+    n = names(Stream)
+    return f"SELECT {n.shop_id} FROM {n.table} WHERE {n.id} = {placeholder}"  # noqa: S608 - names from meta
+
+
+@context_shop("stream", sql=_stream_shop_sql)
 def stream_shop(stream_id: int) -> int:
     shop_id = Stream.objects.filter(pk=stream_id).values_list("shop_id", flat=True).first()
     if shop_id is None:

@@ -23,9 +23,11 @@ from django.utils import timezone
 from apps.catalog.exceptions import InsufficientStock
 from apps.catalog.models import SKU, StockLevel
 from apps.catalog.services import location_default, stock_changed_emit, stock_return, stock_take
+from apps.orders.selectors import unit_sources_with_orders
 from creatorcommerce.fields import iso_utc
 from creatorcommerce.process import PerProcess
 from creatorcommerce.spine.events import emit
+from creatorcommerce.sql import names
 
 from .exceptions import (
     AnotherDealOpen,
@@ -428,19 +430,16 @@ def deal_delete(*, deal: FlashDeal) -> bool:
     """Delete a scheduled or closed deal without orders; emits ``deal.deleted``. An open
     deal holds units taken out of its location's stock (DealIsOpen: close it first); a deal
     with orders stays (DealHasOrders). False if it is gone already."""
-    from django.db.models import ProtectedError
-
     current = FlashDeal.objects.select_for_update().select_related("sku").filter(pk=deal.pk).first()
     if current is None:
         return False
     if current.status == FlashDeal.Status.OPEN:
         raise DealIsOpen()
+    # Not open, and locked: no buy can take its units before the delete commits.
+    if unit_sources_with_orders(keys=[f"deal:{current.pk}"]):
+        raise DealHasOrders()
     payload = {"stream": current.stream_id, "id": current.pk, "sku": current.sku.code, "sku_id": current.sku_id}
-    try:
-        with transaction.atomic():
-            current.delete()
-    except ProtectedError as exc:
-        raise DealHasOrders() from exc
+    current.delete()
     emit("deal.deleted", payload, groups=control_groups(payload["stream"]))
     return True
 
@@ -486,41 +485,42 @@ def deal_take(*, deal_id: int, quantity: int, now=None) -> DealCount:
     return DealCount(deal_id, row[0], row[1])
 
 
-def deal_take_statement(*, deal_id: int, quantity: int, now) -> tuple[str, list]:
-    """``deal_take``'s conditional UPDATE (SQL and parameters), also run inside the buy's
+def deal_take_statement(*, deal_id: int, quantity: int, now, after: str | None = None) -> tuple[str, list]:
+    """``deal_take``'s conditional UPDATE (SQL and parameters), also a part of the buy's
     single-statement reserve: it returns ``available, version`` (the deal's remaining
-    units), or no row when refused."""
+    units), or no row when refused. With ``after`` (an earlier part of that statement), it
+    takes only if that part returned a row (docs/pricing.md, "Claims")."""
+    n = names(FlashDeal)
+    gate = f" AND EXISTS (SELECT 1 FROM {after})" if after else ""  # noqa: S608 - a CTE name from our code
+    # Identifiers from the model's meta; ``after`` is a CTE name from our code; values are parameters.
     return (
-        "UPDATE streams_flashdeal SET remaining = remaining - %s, version = version + 1 "
-        "WHERE id = %s AND status = 'open' AND closes_at > %s AND remaining >= %s "
-        "RETURNING remaining AS available, version",
-        [quantity, deal_id, now, quantity],
+        f"UPDATE {n.table} SET {n.remaining} = {n.remaining} - %s, {n.version} = {n.version} + 1 "  # noqa: S608
+        f"WHERE {n.id} = %s AND {n.status} = %s AND {n.closes_at} > %s AND {n.remaining} >= %s{gate} "
+        f"RETURNING {n.remaining} AS available, {n.version} AS version",
+        [quantity, deal_id, FlashDeal.Status.OPEN, now, quantity],
     )
 
 
-def deal_take_refused(*, deal_id: int, now) -> NoReturn:
+def deal_take_refused(*, deal_id: int, now, sku: str | None = None) -> NoReturn:
     """Why a deal refused a take: DealNotOpen (closed, past its time, or gone), else
-    InsufficientStock."""
+    InsufficientStock. ``sku`` (the line's code) goes into the answer."""
+    named = {"sku": sku} if sku is not None else {}
     status = FlashDeal.objects.filter(pk=deal_id).values_list("status", "closes_at").first()
     if status is None or status[0] != FlashDeal.Status.OPEN or status[1] <= now:
-        raise DealNotOpen()
-    raise InsufficientStock()
+        raise DealNotOpen(**named)
+    raise InsufficientStock(**named)
 
 
 def deal_return(*, deal_id: int, quantity: int):
     """Give units of a released order back: to the deal while it is open, else to the
     location its units came from (the deal already returned the rest when it closed).
     Precondition: inside ``transaction.atomic()``. Returns the DealCount or StockCount."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE streams_flashdeal SET remaining = remaining + %s, version = version + 1 "
-            "WHERE id = %s AND status = 'open' RETURNING remaining, version",
-            [quantity, deal_id],
-        )
-        row = cursor.fetchone()
-    if row is not None:
-        return DealCount(deal_id, row[0], row[1])
-    deal = FlashDeal.objects.get(pk=deal_id)
+    deal = FlashDeal.objects.select_for_update().get(pk=deal_id)
+    if deal.status == FlashDeal.Status.OPEN:
+        deal.remaining += quantity
+        deal.version += 1
+        deal.save(update_fields=["remaining", "version"])
+        return DealCount(deal_id, deal.remaining, deal.version)
     level = StockLevel.objects.get(sku_id=deal.sku_id, location_id=deal.location_id)
     return stock_return(level_id=level.pk, quantity=quantity)
 

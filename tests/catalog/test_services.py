@@ -142,22 +142,22 @@ def test_stock_never_negative_constraint():
 def test_allowance_never_negative_constraint():
     buyer, sku = UserFactory(), make_sku()
     with pytest.raises(IntegrityError), transaction.atomic():
-        BuyerAllowance.objects.create(buyer=buyer, sku=sku, units=-1)
+        BuyerAllowance.objects.create(buyer=buyer, key=f"sku:{sku.pk}", units=-1)
 
 
 # -- allowance_take / allowance_return ------------------------------------------------------
 
 
 def allowance_units(buyer, sku):
-    row = BuyerAllowance.objects.filter(buyer=buyer, sku=sku).first()
+    row = BuyerAllowance.objects.filter(buyer=buyer, key=f"sku:{sku.pk}").first()
     return row.units if row else 0
 
 
 def test_allowance_take_counts_up_to_the_limit():
     buyer, sku = UserFactory(), make_sku(per_buyer_limit=3)
     with transaction.atomic():
-        assert allowance_take(buyer_id=buyer.pk, sku_id=sku.pk, quantity=1, limit=3) == 1
-        assert allowance_take(buyer_id=buyer.pk, sku_id=sku.pk, quantity=2, limit=3) == 3  # exactly the limit
+        assert allowance_take(buyer_id=buyer.pk, key=f"sku:{sku.pk}", quantity=1, limit=3) == 1
+        assert allowance_take(buyer_id=buyer.pk, key=f"sku:{sku.pk}", quantity=2, limit=3) == 3  # exactly the limit
     assert allowance_units(buyer, sku) == 3
 
 
@@ -165,9 +165,9 @@ def test_allowance_take_counts_up_to_the_limit():
 def test_allowance_take_refuses_going_over_the_limit(held, more):
     buyer, sku = UserFactory(), make_sku(per_buyer_limit=3)
     with transaction.atomic():
-        allowance_take(buyer_id=buyer.pk, sku_id=sku.pk, quantity=held, limit=3)
+        allowance_take(buyer_id=buyer.pk, key=f"sku:{sku.pk}", quantity=held, limit=3)
     with pytest.raises(BuyerLimitExceeded) as raised, transaction.atomic():
-        allowance_take(buyer_id=buyer.pk, sku_id=sku.pk, quantity=more, limit=3)
+        allowance_take(buyer_id=buyer.pk, key=f"sku:{sku.pk}", quantity=more, limit=3)
     assert raised.value.code == "buyer_limit_exceeded" and raised.value.status == 409
     assert allowance_units(buyer, sku) == held
 
@@ -175,7 +175,7 @@ def test_allowance_take_refuses_going_over_the_limit(held, more):
 def test_first_allowance_take_over_the_limit_writes_no_row():
     buyer, sku = UserFactory(), make_sku(per_buyer_limit=2)
     with pytest.raises(BuyerLimitExceeded), transaction.atomic():
-        allowance_take(buyer_id=buyer.pk, sku_id=sku.pk, quantity=3, limit=2)
+        allowance_take(buyer_id=buyer.pk, key=f"sku:{sku.pk}", quantity=3, limit=2)
     assert not BuyerAllowance.objects.exists()
 
 
@@ -185,21 +185,21 @@ def test_allowances_are_per_buyer_and_per_sku():
     with transaction.atomic():
         for buyer in (a, b):
             for sku in (tee, cap):
-                assert allowance_take(buyer_id=buyer.pk, sku_id=sku.pk, quantity=1, limit=1) == 1
+                assert allowance_take(buyer_id=buyer.pk, key=f"sku:{sku.pk}", quantity=1, limit=1) == 1
     assert BuyerAllowance.objects.count() == 4
 
 
 def test_allowance_return_frees_units_but_never_below_zero():
     buyer, sku = UserFactory(), make_sku(per_buyer_limit=3)
     with transaction.atomic():
-        allowance_take(buyer_id=buyer.pk, sku_id=sku.pk, quantity=3, limit=3)
-        allowance_return(buyer_id=buyer.pk, sku_id=sku.pk, quantity=2)
+        allowance_take(buyer_id=buyer.pk, key=f"sku:{sku.pk}", quantity=3, limit=3)
+        allowance_return(buyer_id=buyer.pk, key=f"sku:{sku.pk}", quantity=2)
     assert allowance_units(buyer, sku) == 1
     with transaction.atomic():
-        allowance_return(buyer_id=buyer.pk, sku_id=sku.pk, quantity=5)  # more than held: ignored
+        allowance_return(buyer_id=buyer.pk, key=f"sku:{sku.pk}", quantity=5)  # more than held: ignored
     assert allowance_units(buyer, sku) == 1
     with transaction.atomic():
-        assert allowance_take(buyer_id=buyer.pk, sku_id=sku.pk, quantity=2, limit=3) == 3
+        assert allowance_take(buyer_id=buyer.pk, key=f"sku:{sku.pk}", quantity=2, limit=3) == 3
 
 
 # -- location_default -----------------------------------------------------------------------

@@ -51,9 +51,19 @@ def test_a_paid_buy_sends_the_new_count_then_order_placed():
                 "stream": None,
                 "buyer": buyer.pk,
                 "buyer_name": buyer.display_name,
+                "subtotal": "25.00",
                 "total": "25.00",
                 "currency": "USD",
-                "lines": [{"sku": sku.code, "sku_id": sku.pk, "quantity": 2, "deal": None}],
+                "lines": [
+                    {
+                        "sku": sku.code,
+                        "sku_id": sku.pk,
+                        "quantity": 2,
+                        "unit_price": "12.50",
+                        "adjustments": [],
+                        "total": "25.00",
+                    }
+                ],
             },
             [f"shop.{sku.shop_id}"],
         ),

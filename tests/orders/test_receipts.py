@@ -41,7 +41,14 @@ def test_order_receipt_verifies_against_jwks(client):
     assert set(claims) == {"order", "node", "seq", "items", "total", "currency", "buyer", "iat"}
     assert claims["order"] == order["id"] and claims["total"] == "14.50" and claims["currency"] == "USD"
     assert claims["items"] == [
-        {"sku": order["lines"][0]["sku"], "title": order["lines"][0]["title"], "quantity": 2, "unit_price": "7.25"}
+        {
+            "sku": order["lines"][0]["sku"],
+            "title": order["lines"][0]["title"],
+            "quantity": 2,
+            "unit_price": "7.25",
+            "adjustments": [],
+            "total": "14.50",
+        }
     ]
     assert claims["buyer"] == buyer.pk and claims["node"] == "node-test"
 

@@ -84,7 +84,12 @@ def test_a_buy_right_after_a_quote_charges_the_quotes_total(client, stream, sku,
     bought = post_buy(client, body, key=f"quote-then-buy-{sku}")
     assert bought.status_code == 201, bought.content
     assert bought.json()["total"] == quote.json()["total"]
-    assert Decimal(bought.json()["lines"][0]["unit_price"]) * 2 == Decimal(quote.json()["lines"][0]["total"])
+    # Line by line too: the same list price, the same adjustments, the same total.
+    keys = ("sku", "title", "quantity", "unit_price", "adjustments", "total")
+    assert [{k: ln[k] for k in keys} for ln in bought.json()["lines"]] == quote.json()["lines"]
+    assert {k: bought.json()[k] for k in ("subtotal", "discount", "currency")} == {
+        k: quote.json()[k] for k in ("subtotal", "discount", "currency")
+    }
 
 
 def _shown_price(pin: dict) -> Decimal:

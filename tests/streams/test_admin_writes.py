@@ -121,7 +121,7 @@ def test_a_buy_during_the_save_is_kept(logged_in, live_stream, open_deal, deal_s
     assert deal.status == FlashDeal.Status.OPEN and deal.remaining == 4
     assert deal.closes_at == later.replace(microsecond=0)
     assert units(open_deal) == total - 1
-    assert Order.objects.filter(lines__deal=deal).count() == 1
+    assert Order.objects.filter(lines__unit_source=f"deal:{deal.pk}").count() == 1
 
 
 def test_a_tick_closing_the_deal_during_the_save_stays_closed(logged_in, live_stream, open_deal, during_save):

@@ -246,13 +246,18 @@ def test_buy_in_stream_gets_the_deal_price_and_takes_from_the_deal(live_stream, 
     outcome = stream_buy(buyer, deal_sku.code, live_stream.pk, quantity=2)
     assert outcome.status == 201, outcome.body
     assert outcome.body["total"] == "24.00"
-    assert outcome.body["lines"][0]["unit_price"] == "12.00"
+    # The line shows the list price and the deal's adjustment (docs/buying.md, "Prices").
+    line = outcome.body["lines"][0]
+    assert line["unit_price"] == str(deal_sku.price) and line["total"] == "24.00"
+    assert line["adjustments"] == [
+        {"source": "deal", "id": open_deal.pk, "label": "Flash deal", "amount": str((12 - deal_sku.price) * 2)}
+    ]
     open_deal.refresh_from_db()
     assert open_deal.remaining == 3
     assert available(deal_sku) == 25  # the location is not touched: the units were set aside
     order = Order.objects.get(pk=outcome.body["id"])
     assert order.stream_id == live_stream.pk and order.status == Order.Status.PAID
-    assert order.lines.get().deal_id == open_deal.pk
+    assert order.lines.get().unit_source == f"deal:{open_deal.pk}"
 
 
 @pytest.mark.django_db
@@ -273,7 +278,16 @@ def test_buy_in_stream_emits_deal_changed_and_order_placed_to_the_stream(live_st
     assert placed.payload["buyer_name"] == "Ada"
     assert placed.payload["stream"] == live_stream.pk
     assert placed.payload["lines"] == [
-        {"sku": deal_sku.code, "sku_id": deal_sku.pk, "quantity": 1, "deal": open_deal.pk}
+        {
+            "sku": deal_sku.code,
+            "sku_id": deal_sku.pk,
+            "quantity": 1,
+            "unit_price": str(deal_sku.price),
+            "adjustments": [
+                {"source": "deal", "id": open_deal.pk, "label": "Flash deal", "amount": str(12 - deal_sku.price)}
+            ],
+            "total": "12.00",
+        }
     ]
 
     mark = last_event_id()
@@ -313,7 +327,7 @@ def test_sku_without_a_deal_in_the_stream_sells_at_the_normal_price(live_stream,
     assert outcome.status == 201 and outcome.body["total"] == "10.00"
     assert available(plain_sku) == 8
     line = OrderLine.objects.get(order_id=outcome.body["id"])
-    assert line.deal_id is None and line.order.stream_id == live_stream.pk
+    assert line.unit_source == "" and line.order.stream_id == live_stream.pk
 
 
 @pytest.mark.django_db
@@ -366,7 +380,7 @@ def test_declined_card_gives_the_units_back_to_the_open_deal(live_stream, open_d
     open_deal.refresh_from_db()
     assert open_deal.status == FlashDeal.Status.OPEN and open_deal.remaining == 5
     assert available(deal_sku) == 25
-    assert BuyerAllowance.objects.get(buyer=declined, sku=deal_sku).units == 0
+    assert BuyerAllowance.objects.get(buyer=declined, key=f"deal:{open_deal.pk}").units == 0
     assert Order.objects.get().status == Order.Status.DECLINED
     [changed] = events_since(mark, "deal.changed")
     assert changed.payload["remaining"] == 5
@@ -397,21 +411,15 @@ def test_declined_card_after_the_deal_closed_gives_the_units_to_the_location(
     open_deal.refresh_from_db()
     assert open_deal.status == FlashDeal.Status.CLOSED and open_deal.remaining == 0
     assert available(deal_sku) == 30  # 25 + 3 at closing + 2 from the declined order
-    assert BuyerAllowance.objects.get(buyer=declined, sku=deal_sku).units == 0
+    assert BuyerAllowance.objects.get(buyer=declined, key=f"deal:{open_deal.pk}").units == 0
 
 
 @pytest.mark.django_db
 def test_release_after_the_deal_closed_returns_to_the_location(live_stream, open_deal, deal_sku, buyer):
-    from apps.orders.selectors import buy_context
-    from apps.orders.services import _purchase, _reserve
+    from apps.orders.services import order_reserve
 
-    context = buy_context(buyer_id=buyer.pk, key="abandoned-1", sku_code=deal_sku.code)
-    order, _, _ = _reserve(
-        buyer=buyer,
-        purchase=_purchase(context=context, quantity=2, stream_id=live_stream.pk),
-        key="abandoned-1",
-        fingerprint="f",
-        payment_method_id=buyer.payment_methods.get().pk,
+    order = order_reserve(
+        buyer=buyer, lines=[(deal_sku.code, 2)], idempotency_key="abandoned-1", stream_id=live_stream.pk
     )
     open_deal.refresh_from_db()
     assert open_deal.remaining == 3
@@ -448,7 +456,7 @@ def test_after_the_deal_closed_the_normal_price_applies_again(live_stream, open_
     outcome = stream_buy(buyer, deal_sku.code, live_stream.pk, quantity=2)
     assert outcome.status == 201 and outcome.body["total"] == "40.00"
     assert available(deal_sku) == 27
-    assert OrderLine.objects.get(order_id=outcome.body["id"]).deal_id is None
+    assert OrderLine.objects.get(order_id=outcome.body["id"]).unit_source == ""
 
 
 @pytest.mark.django_db
@@ -463,7 +471,7 @@ def test_deal_past_closing_time_but_not_yet_ticked_sells_at_the_normal_price(liv
     assert outcome.status == 201 and outcome.body["total"] == "20.00"
     open_deal.refresh_from_db()
     assert open_deal.remaining == 5
-    assert Order.objects.get().lines.get().deal_id is None
+    assert Order.objects.get().lines.get().unit_source == ""
 
 
 @pytest.mark.django_db
@@ -530,7 +538,7 @@ def _live_deal(*, quantity, per_buyer_limit, stock=100):
 
 
 def sold_from(deal) -> int:
-    paid = OrderLine.objects.filter(deal=deal, order__status=Order.Status.PAID)
+    paid = OrderLine.objects.filter(unit_source=f"deal:{deal.pk}", order__status=Order.Status.PAID)
     return paid.aggregate(n=Sum("quantity"))["n"] or 0
 
 
@@ -546,7 +554,7 @@ def test_deal_per_buyer_limit_holds_under_concurrency():
     deal.refresh_from_db()
     assert deal.remaining == 48
     assert sold_from(deal) == 2
-    assert BuyerAllowance.objects.get(buyer=buyer, sku=sku).units == 2
+    assert BuyerAllowance.objects.get(buyer=buyer, key=f"deal:{deal.pk}").units == 2
     assert available(sku) == 50  # buys in the stream never touched the location
     assert not Order.objects.exclude(status=Order.Status.PAID).exists()
 
@@ -641,7 +649,7 @@ def test_deal_without_its_own_limit_keeps_the_skus_limit(live_stream, plain_sku,
     second = stream_buy(buyer, plain_sku.code, live_stream.pk)
     assert second.status == 409 and second.body["code"] == "buyer_limit_exceeded"
     line = OrderLine.objects.get()
-    assert line.deal_id == deal.pk and line.limit_scope == ""
+    assert line.unit_source == f"deal:{deal.pk}" and line.allowance_key == f"sku:{plain_sku.pk}"
 
 
 def test_refund_with_restock_gives_deal_units_back_where_they_came_from(creator, live_stream, make_deal, buyer):

@@ -142,9 +142,26 @@ def test_a_deal_buy_sends_deal_changed_then_order_placed_to_shop_and_stream(live
                 "stream": live_stream.pk,
                 "buyer": buyer.pk,
                 "buyer_name": "Ada",
+                "subtotal": str(open_deal.sku.price * 2),
                 "total": "24.00",
                 "currency": "USD",
-                "lines": [{"sku": open_deal.sku.code, "sku_id": open_deal.sku_id, "quantity": 2, "deal": open_deal.pk}],
+                "lines": [
+                    {
+                        "sku": open_deal.sku.code,
+                        "sku_id": open_deal.sku_id,
+                        "quantity": 2,
+                        "unit_price": str(open_deal.sku.price),
+                        "adjustments": [
+                            {
+                                "source": "deal",
+                                "id": open_deal.pk,
+                                "label": "Flash deal",
+                                "amount": str((open_deal.price - open_deal.sku.price) * 2),
+                            }
+                        ],
+                        "total": "24.00",
+                    }
+                ],
             },
             [f"shop.{shop}", f"stream.{live_stream.pk}"],
         ),

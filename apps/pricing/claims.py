@@ -1,0 +1,221 @@
+"""Claims: what a buy takes, all or nothing (docs/pricing.md, "Claims").
+
+A priced line makes two kinds of claim:
+
+- **units**: out of the SKU's stock row (source ``stock``, the row's id), or out of the
+  offer whose units the line is sold from (a flash deal: source ``deal``, the deal's id);
+- **allowance**: units counted against a per-buyer limit, under its key (``sku:<id>`` for
+  a SKU's own limit, ``deal:<id>`` for a deal's; coupon and bundle keys to come).
+
+Every claim is one conditional statement that takes only what is there (``available >=
+n``, ``units + n <= limit``), so no interleaving of requests can oversell. A buy takes
+its claims in one global order (``Claim.rank``: units before allowances, then by source
+and id), so two multi-line buys that want the same rows lock them in the same order and
+cannot deadlock. On PostgreSQL the claims are chained parts of the reserve's one
+statement (each part takes only if the one before it did); elsewhere they are taken one
+by one inside the reserve's transaction.
+
+Apps whose offers have units of their own register a units source (``@units_source``) in
+their ``AppConfig.ready``, as they register offer providers; ``stock`` is this module's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NoReturn
+
+from django.db import connection
+
+from apps.catalog.exceptions import BuyerLimitExceeded, InsufficientStock
+from apps.catalog.services import (
+    StockCount,
+    allowance_return,
+    allowance_take_statement,
+    stock_changed_event,
+    stock_return,
+    stock_take_statement,
+)
+
+from .offers import PricedLine
+from .registry import units_source, units_source_for
+
+STOCK = "stock"
+
+
+@dataclass(frozen=True)
+class LineRef:
+    """What the events of a line's units need to know about it."""
+
+    sku_id: int
+    sku_code: str
+    shop_id: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    kind: str  # "units" or "allowance"
+    source: str  # units: "stock" or the offer's source; allowance: "allowance"
+    target: int | str  # units: the stock row's or the offer's id; allowance: the limit's key
+    quantity: int
+    line: int  # index of the line it is for
+    sku: str  # that line's code, named when the claim is refused
+    limit: int | None = None  # allowance only
+
+    @property
+    def rank(self) -> tuple:
+        return (0 if self.kind == "units" else 1, self.source, str(type(self.target).__name__), self.target)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return ("available", "version") if self.kind == "units" else ("units",)
+
+    def statement(self, *, buyer_id: int, now, after: str | None) -> tuple[str, list]:
+        if self.kind == "units":
+            return units_source_for(self.source).take_statement(
+                id=self.target, quantity=self.quantity, now=now, after=after
+            )
+        return allowance_take_statement(
+            buyer_id=buyer_id, key=self.target, quantity=self.quantity, limit=self.limit, after=after
+        )
+
+    def refused(self, *, now) -> NoReturn:
+        """Raise why this claim took nothing (it was run and returned no row)."""
+        if self.kind == "units":
+            units_source_for(self.source).refused(id=self.target, now=now, sku=self.sku)
+        raise BuyerLimitExceeded(limit=self.limit, sku=self.sku)
+
+
+def unit_source_key(claim: Claim) -> str:
+    """How an order line records where its units came from: "" for its stock row,
+    ``<source>:<id>`` for an offer's own units."""
+    return "" if claim.source == STOCK else f"{claim.source}:{claim.target}"
+
+
+def line_claims(*, index: int, pl: PricedLine, sku: dict, buyer_id: int | None) -> tuple[Claim, Claim | None]:
+    """The units claim of a priced line, and its allowance claim when a per-buyer limit
+    applies (the limit of the offer the units come from if it has one, else the SKU's)."""
+    source, quantity, code = pl.unit_source, pl.line.quantity, pl.line.code
+    if source is not None:
+        units = Claim("units", source.source, source.id, quantity, index, code)
+    else:
+        units = Claim("units", STOCK, sku["level_id"], quantity, index, code)
+    limit, key = line_limit(pl, sku)
+    if limit is None or buyer_id is None:
+        return units, None
+    return units, Claim("allowance", "allowance", key, quantity, index, code, limit)
+
+
+def line_limit(pl: PricedLine, sku: dict) -> tuple[int | None, str]:
+    """The per-buyer limit that applies to a line and the key it counts under."""
+    source = pl.unit_source
+    if source is not None and source.per_buyer_limit is not None:
+        return source.per_buyer_limit, source.allowance_key
+    return sku["per_buyer_limit"], f"sku:{pl.line.sku_id}"
+
+
+def ordered(claims: list[Claim]) -> list[Claim]:
+    """Claims in the one order every buy takes them in; allowance claims on one key (two
+    lines under one limit) merged into one."""
+    merged: dict[tuple, Claim] = {}
+    for claim in claims:
+        key = (claim.kind, claim.source, claim.target)
+        if key in merged:
+            if claim.kind == "units":
+                raise ValueError(f"two lines take units from {key}")
+            first = merged[key]
+            merged[key] = Claim(
+                first.kind,
+                first.source,
+                first.target,
+                first.quantity + claim.quantity,
+                first.line,
+                first.sku,
+                first.limit,
+            )
+        else:
+            merged[key] = claim
+    return sorted(merged.values(), key=lambda c: c.rank)
+
+
+def claims_take(*, claims: list[Claim], buyer_id: int, now) -> list[tuple]:
+    """Take ``claims`` one statement each, in order; return each one's row. Raises why
+    the first refused claim refused. Precondition: inside ``transaction.atomic()`` (a
+    refusal after a take rolls it back)."""
+    results = []
+    with connection.cursor() as cursor:
+        for claim in claims:
+            cursor.execute(*claim.statement(buyer_id=buyer_id, now=now, after=None))
+            row = cursor.fetchone()
+            if row is None:
+                claim.refused(now=now)
+            results.append(tuple(row))
+    return results
+
+
+def claims_chain(*, claims: list[Claim], buyer_id: int, now) -> tuple[list[str], list, str, list[str]]:
+    """The claims as chained parts of one data-modifying CTE (PostgreSQL): each part takes
+    only if the one before returned a row, so the parts run in order. Returns the parts
+    (``claim0 AS (...)``, ...), their parameters, the name of the last part (the row that
+    says all were taken) and the columns to select (``claimN.column``) for
+    ``claims_results``."""
+    parts, params, columns, after = [], [], [], None
+    for i, claim in enumerate(claims):
+        name = f"claim{i}"
+        sql, claim_params = claim.statement(buyer_id=buyer_id, now=now, after=after)
+        parts.append(f"{name} AS ({sql})")
+        params += claim_params
+        columns += [f"{name}.{column}" for column in claim.columns]
+        after = name
+    return parts, params, after, columns
+
+
+def claims_results(*, claims: list[Claim], values: tuple, now) -> list[tuple]:
+    """Split the selected ``values`` of ``claims_chain``'s columns per claim; raise why the
+    first claim that took nothing refused (the ones after it took nothing either)."""
+    results, at = [], 0
+    for claim in claims:
+        row = tuple(values[at : at + len(claim.columns)])
+        at += len(claim.columns)
+        if row[0] is None:
+            claim.refused(now=now)
+        results.append(row)
+    return results
+
+
+def taken_event(*, claim: Claim, row: tuple, line: LineRef) -> tuple[str, dict, list]:
+    """The counter event of a units claim that was taken (``stock.changed``, ``deal.changed``)."""
+    return units_source_for(claim.source).taken_event(id=claim.target, available=row[0], version=row[1], line=line)
+
+
+def units_give_back(*, unit_source: str, stock_level_id: int, quantity: int, line: LineRef) -> tuple[str, dict, list]:
+    """Give a line's units back where they came from (its ``unit_source``, see
+    ``unit_source_key``); return the counter event to emit. Precondition: inside
+    ``transaction.atomic()``."""
+    if not unit_source:
+        return units_source_for(STOCK).give_back(id=stock_level_id, quantity=quantity, line=line)
+    source, _, target = unit_source.partition(":")
+    return units_source_for(source).give_back(id=int(target), quantity=quantity, line=line)
+
+
+def allowance_give_back(*, buyer_id: int, key: str, quantity: int) -> None:
+    if key:
+        allowance_return(buyer_id=buyer_id, key=key, quantity=quantity)
+
+
+@units_source(STOCK)
+class StockUnits:
+    """Units out of a SKU's stock row (apps.catalog.services)."""
+
+    def take_statement(self, *, id: int, quantity: int, now, after: str | None) -> tuple[str, list]:
+        return stock_take_statement(level_id=id, quantity=quantity, after=after)
+
+    def refused(self, *, id: int, now, sku: str) -> NoReturn:
+        raise InsufficientStock(sku=sku)
+
+    def taken_event(self, *, id: int, available: int, version: int, line: LineRef) -> tuple[str, dict, list]:
+        count = StockCount(id, available, version)
+        return stock_changed_event(sku_id=line.sku_id, sku_code=line.sku_code, shop_id=line.shop_id, level=count)
+
+    def give_back(self, *, id: int, quantity: int, line: LineRef) -> tuple[str, dict, list]:
+        count = stock_return(level_id=id, quantity=quantity)
+        return stock_changed_event(sku_id=line.sku_id, sku_code=line.sku_code, shop_id=line.shop_id, level=count)
