@@ -33,6 +33,7 @@ from .models import SKU, BuyerAllowance, Location, Product, StockLevel
 # The most units a creator may put on one stock level (by ``set`` or ``add``). Well below the
 # column's 2**31 - 1, leaving headroom for units given back by releases, which are never refused.
 MAX_STOCK_PER_LEVEL = 1_000_000_000
+CENTS = Decimal("0.01")
 
 
 def sku_groups(sku_id: int) -> list[str]:
@@ -229,6 +230,8 @@ def product_create(
                     currency=spec.get("currency") or shop.currency,
                     per_buyer_limit=spec.get("per_buyer_limit"),
                 )
+                # As stored (numeric(12, 2)): "1e1" or 5 as "10.00", "5.00".
+                _sku_event("sku.created", sku, price=Decimal(str(sku.price)).quantize(CENTS), currency=sku.currency)
                 level = StockLevel.objects.create(sku=sku, location=location, available=spec.get("stock", 0))
                 count = StockCount(level.pk, level.available, level.version)
                 stock_changed_emit(sku_id=sku.pk, sku_code=sku.code, shop_id=shop.pk, level=count)

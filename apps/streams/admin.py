@@ -18,7 +18,7 @@ from django.utils.html import format_html
 from apps.orders.selectors import unit_sources_with_orders
 from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline
 
-from .exceptions import DealHasOrders, DealIsOpen
+from .exceptions import DealHasOrders, DealIsOpen, StreamHasOpenDeal, StreamHasOrders
 from .models import Annotation, FlashDeal, Pin, Stream
 from .services import (
     ANNOTATION_FIELDS,
@@ -33,6 +33,7 @@ from .services import (
     pin_add,
     pin_remove,
     pins_reorder,
+    stream_delete,
     stream_end,
     stream_schedule,
     stream_start,
@@ -57,8 +58,24 @@ class _LocalTimes:
         return field
 
 
+class PinForm(forms.ModelForm):
+    """A pin row's SKU is fixed once pinned (pins are keyed by SKU): to show another SKU,
+    remove the pin and add one."""
+
+    class Meta:
+        model = Pin
+        fields = ("sku", "position")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None and "sku" in self.fields:
+            self.fields["sku"].disabled = True
+            self.fields["sku"].help_text = "Pinned; remove the pin to show another SKU."
+
+
 class PinInline(ShopScopedInline):
     model = Pin
+    form = PinForm
     fields = ("sku", "position")
     ordering = ("position",)
 
@@ -188,11 +205,31 @@ class StreamAdmin(_LocalTimes, ShopScopedAdmin):
         return format_html('<a href="/streams/{}/control/">Open the control room</a>', obj.pk) if obj.pk else "-"
 
     def get_deleted_objects(self, objs, request):
-        # Deleting a stream deletes its deals; an open one would take its units with it.
+        # Deleting a stream deletes its deals: an open one would take its units with it, and
+        # orders give units back to the deal they came from (stream_delete refuses both).
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
-        open_deals = FlashDeal.objects.filter(stream__in=objs, status=FlashDeal.Status.OPEN).select_related("sku")
-        protected = [*protected, *(f"Open flash deal on {deal.sku} (close it first)" for deal in open_deals)]
+        deals = list(FlashDeal.objects.filter(stream__in=objs).select_related("sku"))
+        with_orders = unit_sources_with_orders(keys=[f"deal:{deal.pk}" for deal in deals])
+        protected = [
+            *protected,
+            *(f"Open flash deal on {d.sku} (close it first)" for d in deals if d.status == FlashDeal.Status.OPEN),
+            *(f"Flash deal on {d.sku}, which has orders" for d in deals if f"deal:{d.pk}" in with_orders),
+        ]
         return deleted, model_count, perms_needed, protected
+
+    def delete_model(self, request, obj):
+        self._delete(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for stream in queryset:
+            self._delete(request, stream)
+
+    def _delete(self, request, stream):
+        # get_deleted_objects refused these already; a deal opened or sold since is told here.
+        try:
+            stream_delete(stream=stream)
+        except (StreamHasOpenDeal, StreamHasOrders) as exc:
+            messages.error(request, f"{stream} was not deleted: {exc.message}")
 
     def save_model(self, request, obj, form, change):
         self.assign_shop(request, obj)

@@ -208,6 +208,12 @@ class ControlRoomConsumer(_StreamSocket):
             # The deal list follows the admin: a deal scheduled, or its terms changed.
             deal = {k: v for k, v in message["payload"].items() if k != "stream"}
             await self.send_json({"type": "deal_scheduled", "deal": deal})
+        elif message["type"] == "stream.updated":
+            # The creator edited the stream in the admin: the header follows (title, start).
+            payload = message["payload"]
+            await self.send_json(
+                {"type": "stream_updated", **{k: payload[k] for k in ("title", "status", "starts_at", "ends_at")}}
+            )
         elif message["type"] == "deal.cancelled":
             await self.send_json({"type": "deal_cancelled", "id": message["payload"]["id"]})
         elif message["type"] == "deal.deleted":

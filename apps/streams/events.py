@@ -47,6 +47,8 @@ _STREAM = {
 }
 declare("stream.scheduled", Obj(**_STREAM))
 declare("stream.updated", Obj(**_STREAM, changed=ListOf(STR)))
+# A stream deleted by its creator or staff (with its pins, deals and annotations).
+declare("stream.deleted", Obj(stream=INT, shop=INT))
 
 # A deal as the control room lists it, whatever its status (``selectors.deal_row``).
 _DEAL_ROW = {

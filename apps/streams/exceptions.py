@@ -26,6 +26,21 @@ class SkuNotInShop(DomainError):
     message = "That SKU does not belong to this stream's shop."
 
 
+class LocationNotInShop(DomainError):
+    code = "location_not_in_shop"
+    message = "That location does not belong to this stream's shop."
+
+
+class StreamHasOpenDeal(Conflict):
+    code = "stream_has_open_deal"
+    message = "A flash deal of this stream is open: close it first (it holds units of its location)."
+
+
+class StreamHasOrders(Conflict):
+    code = "stream_has_orders"
+    message = "Orders were bought in a flash deal of this stream, so the stream cannot be deleted."
+
+
 class InvalidViewerToken(DomainError):
     status = 401
     code = "invalid_viewer_token"

@@ -206,6 +206,11 @@ class StreamFeed:
         self.status = (self.changes, status)
         await self.send([{"type": "stream", "status": status}])
 
+    async def _stream_deleted(self, message: dict) -> None:
+        self.changes += 1
+        self.status = (self.changes, "deleted")
+        await self.send([{"type": "stream", "status": "deleted"}])
+
     async def _order_placed(self, message: dict) -> None:
         p = message["payload"]
         await self.send(
@@ -231,6 +236,7 @@ class StreamFeed:
         "presence.counted": _presence_counted,
         "stream.started": _stream_status,
         "stream.ended": _stream_status,
+        "stream.deleted": _stream_deleted,
         "order.placed": _order_placed,
     }
 

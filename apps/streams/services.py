@@ -36,7 +36,10 @@ from .exceptions import (
     DealNotFound,
     DealNotOpen,
     InvalidStreamTransition,
+    LocationNotInShop,
     SkuNotInShop,
+    StreamHasOpenDeal,
+    StreamHasOrders,
 )
 from .models import Annotation, FlashDeal, Pin, Stream
 from .selectors import deal_body, deal_row, stream_pins
@@ -98,6 +101,32 @@ def stream_update(*, stream: Stream, changed) -> Stream:
     stream.save(update_fields=fields)
     _stream_event("stream.updated", stream, changed=fields)
     return stream
+
+
+@transaction.atomic
+def stream_delete(*, stream: Stream) -> bool:
+    """Delete a stream with its pins, annotations and deals; emits ``stream.deleted`` to its
+    viewers, control room and shop. Refused while one of its deals is open
+    (StreamHasOpenDeal: the deal holds units of its location) or when orders took units
+    from one of its deals (StreamHasOrders: a release or a refund gives units back to the
+    deal they came from). Orders bought in the stream keep their other details; their
+    ``stream`` becomes null. False if the stream is gone already."""
+    locked = Stream.objects.select_for_update().filter(pk=stream.pk).first()
+    if locked is None:
+        return False
+    deals = list(FlashDeal.objects.select_for_update().filter(stream=locked))
+    if any(deal.status == FlashDeal.Status.OPEN for deal in deals):
+        raise StreamHasOpenDeal()
+    if unit_sources_with_orders(keys=[f"deal:{deal.pk}" for deal in deals]):
+        raise StreamHasOrders()
+    payload = {"stream": locked.pk, "shop": locked.shop_id}
+    locked.delete()
+    emit(
+        "stream.deleted",
+        payload,
+        groups=[*stream_groups(payload["stream"]), *control_groups(payload["stream"]), f"shop.{payload['shop']}"],
+    )
+    return True
 
 
 @transaction.atomic
@@ -382,8 +411,7 @@ def deal_schedule(*, stream: Stream, sku: SKU, price, quantity: int, opens_at, c
     """A new flash deal, scheduled; the scheduler opens it at ``opens_at`` (``terms``:
     ``location``, ``per_buyer_limit``). Emits ``deal.scheduled``. Precondition: the terms are
     valid (``FlashDeal.clean``: the admin's form checks them)."""
-    if sku.shop_id != stream.shop_id:
-        raise SkuNotInShop()
+    _deal_in_shop(stream=stream, sku=sku, location=terms.get("location"))
     unknown = set(terms) - {"location", "per_buyer_limit"}
     if unknown:
         raise TypeError(f"not a deal term: {', '.join(sorted(unknown))}")
@@ -392,6 +420,14 @@ def deal_schedule(*, stream: Stream, sku: SKU, price, quantity: int, opens_at, c
     )
     _deal_scheduled(deal)
     return deal
+
+
+def _deal_in_shop(*, stream: Stream, sku: SKU, location) -> None:
+    """A deal sells its stream's shop's SKU out of that shop's location (None: the default)."""
+    if sku.shop_id != stream.shop_id:
+        raise SkuNotInShop()
+    if location is not None and location.shop_id != stream.shop_id:
+        raise LocationNotInShop()
 
 
 class DealTermsSet(NamedTuple):
@@ -407,7 +443,9 @@ def deal_terms_set(*, deal: FlashDeal, changed) -> DealTermsSet:
     is re-read under its lock, so deal_open / deal_close and this take turns; what its status
     no longer allows is refused, not written. A scheduled deal emits ``deal.scheduled``; an
     open one's new closing time goes through deal_close_at_set (``deal.changed``)."""
-    current = FlashDeal.objects.select_for_update().select_related("sku").get(pk=deal.pk)
+    current = FlashDeal.objects.select_for_update().select_related("sku", "stream").get(pk=deal.pk)
+    if {"sku", "location"} & set(changed):
+        _deal_in_shop(stream=current.stream, sku=deal.sku, location=deal.location)
     allowed = {
         FlashDeal.Status.SCHEDULED: DEAL_TERMS,
         FlashDeal.Status.OPEN: OPEN_DEAL_TERMS,

@@ -10,6 +10,7 @@ import re
 import threading
 import time
 from collections.abc import Iterable
+from decimal import Decimal
 
 from celery import current_app
 from django.conf import settings
@@ -102,6 +103,17 @@ def emit_many_when(
     return _deliver_after_commit(set_keys(rows, keys, using=using), using)
 
 
+class _PayloadEncoder(DjangoJSONEncoder):
+    """Django's encoder, with decimals always in plain notation: ``Decimal("1E+1")`` (a price
+    typed as ``1e1``) is ``"10"``, never ``"1E+1"`` (docs/events.md: a decimal is a string of
+    digits)."""
+
+    def default(self, o):
+        if isinstance(o, Decimal):
+            return format(o, "f")
+        return super().default(o)
+
+
 def _outbox_row(event_type: str, payload: dict, groups: Iterable[str]) -> OutboxEvent:
     if not EVENT_TYPE_RE.match(event_type):
         raise EventError(f"event type {event_type!r} is not of the form '<noun>.<past_verb>'")
@@ -112,7 +124,7 @@ def _outbox_row(event_type: str, payload: dict, groups: Iterable[str]) -> Outbox
     try:
         # Round-trip through JSON now, so that what the outbox stores, what sync replicates
         # and what consumers receive are the same plain values (Decimal -> str, etc.).
-        plain = json.loads(json.dumps(payload, cls=DjangoJSONEncoder))
+        plain = json.loads(json.dumps(payload, cls=_PayloadEncoder))
     except (TypeError, ValueError) as exc:
         raise EventError(f"payload of {event_type} is not JSON-serializable: {exc}") from exc
     if not isinstance(plain, dict):

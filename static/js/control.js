@@ -37,6 +37,7 @@ const els = {
   deals: document.getElementById("deals"),
   status: document.getElementById("control-status"),
   startsAt: document.getElementById("starts-at"),
+  title: document.getElementById("control-title"),
   chartCaption: document.getElementById("chart-caption"),
 };
 
@@ -397,8 +398,18 @@ function handle(message) {
     case "sale":
       addSale(message);
       break;
+    case "stream_updated":
+      // Edited in the admin (stream.updated): the header shows the new title and start.
+      if (els.title) els.title.textContent = message.title;
+      if (message.status === "scheduled" && message.starts_at) {
+        const when = new Date(message.starts_at);
+        els.startsAt?.replaceChildren("starts ", h("time", { datetime: when.toISOString() }, dateTime(when)));
+      }
+      break;
     case "stream":
-      if (message.status !== state.stream.status && (message.status === "live" || message.status === "ended")) {
+      if (message.status === "deleted") {
+        els.startsAt?.replaceChildren("deleted");
+      } else if (message.status !== state.stream.status && (message.status === "live" || message.status === "ended")) {
         // The header said "starts <time>" until a reload: say what just happened, and when.
         const now = new Date();
         const label = message.status === "live" ? "live since" : "ended";

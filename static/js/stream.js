@@ -243,7 +243,13 @@ function renderStatus() {
   els.liveBadge.hidden = status !== "live";
   els.statusBadge.hidden = status === "live";
   els.statusBadge.textContent = status === "scheduled" ? "UPCOMING" : status.toUpperCase();
-  if (status === "ended") {
+  if (status === "deleted") {
+    // The creator removed the stream (stream.deleted): nothing here can be bought any more.
+    els.statusText.textContent = "This stream was removed";
+    els.statusSub.textContent = "The creator took it down.";
+    els.viewers.hidden = true;
+    els.pins.replaceChildren(h("li", { class: "pins-empty muted" }, "Nothing to buy here any more."));
+  } else if (status === "ended") {
     els.statusText.textContent = "This stream has ended";
     els.statusSub.textContent = "Thanks for watching.";
     els.viewers.hidden = true;

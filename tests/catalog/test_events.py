@@ -14,7 +14,7 @@ from tests.helpers import captured_events, expected_stock_changed
 pytestmark = pytest.mark.django_db
 
 
-def test_product_create_sends_each_skus_opening_stock_then_product_created():
+def test_product_create_sends_each_sku_with_its_opening_stock_then_product_created():
     shop = CreatorFactory().shop
     with captured_events() as events:
         product = product_create(
@@ -23,8 +23,25 @@ def test_product_create_sends_each_skus_opening_stock_then_product_created():
             skus=[{"code": "MUG-RED", "price": "9.00", "stock": 4}, {"code": "MUG-BLUE", "price": "9.00"}],
         )
     red, blue = product.skus.get(code="MUG-RED"), product.skus.get(code="MUG-BLUE")
+
+    def created(sku):
+        payload = {
+            "sku": sku.code,
+            "sku_id": sku.pk,
+            "shop": shop.pk,
+            "product": product.pk,
+            "title": "",
+            "per_buyer_limit": None,
+            "is_active": True,
+            "price": "9.00",
+            "currency": shop.currency,
+        }
+        return ("sku.created", payload, [f"sku.{sku.pk}", f"shop.{shop.pk}"])
+
     assert events == [
+        created(red),
         expected_stock_changed(red, 4),
+        created(blue),
         expected_stock_changed(blue, 0),
         (
             "product.created",

@@ -167,6 +167,16 @@ def test_payload_is_stored_as_plain_json():
     assert event.payload == {"price": "9.90"}
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(("typed", "stored"), [("1E+1", "10"), ("1.5E+2", "150"), ("-2.50", "-2.50"), ("1E-2", "0.01")])
+def test_a_decimal_in_exponent_notation_is_stored_in_plain_digits(typed, stored):
+    """A price typed as ``1e1`` is the Decimal ``1E+1``; events carry digits (docs/events.md)."""
+    with transaction.atomic():
+        event = emit("test.pinged", {"price": decimal.Decimal(typed)})
+    event.refresh_from_db()
+    assert event.payload == {"price": stored}
+
+
 @pytest.mark.django_db(transaction=True)
 def test_emit_outside_a_transaction_is_refused():
     with pytest.raises(EventError, match=r"inside transaction\.atomic"):

@@ -423,3 +423,28 @@ async def test_a_second_deal_on_the_same_sku_reaches_viewers(layer, stream_setup
     deals = await receive_until(comm, lambda got: got[-1]["type"] == "deal" and got[-1]["deal"] is not None)
     assert deals[-1]["deal"]["price"] == "7.00" and deals[-1]["deal"]["id"] == second.pk
     await comm.disconnect()
+
+
+async def test_a_deleted_stream_tells_its_viewers(layer, stream_setup, session_key, close_db_after):
+    from apps.streams.services import stream_delete
+
+    stream = stream_setup["stream"]
+    comm = await open_socket(stream, token_for(stream, session_key=session_key), session_key=session_key)
+    await comm.receive_json_from(timeout=WAIT)  # the snapshot
+    await sync_to_async(stream_delete)(stream=stream)
+    messages = await receive_until(comm, lambda got: got[-1]["type"] == "stream")
+    assert messages[-1] == {"type": "stream", "status": "deleted"}
+    await comm.disconnect()
+
+
+async def test_the_control_room_follows_an_edit_of_the_stream(layer, stream_setup, session_key, close_db_after):
+    from apps.streams.services import stream_update
+
+    stream = stream_setup["stream"]
+    owner = await _control_socket(stream, stream_setup["creator"])
+    await owner.receive_json_from(timeout=WAIT)
+    stream.title = "Renamed drop"
+    await sync_to_async(stream_update)(stream=stream, changed=["title"])
+    messages = await receive_until(owner, lambda got: got[-1]["type"] == "stream_updated")
+    assert messages[-1]["title"] == "Renamed drop" and messages[-1]["status"] == stream.status
+    await owner.disconnect()
