@@ -72,6 +72,13 @@ def set_keys(objs: list[Model], keys: list, *, using: str = "default") -> list[M
 _TYPE_MODIFIER = re.compile(r"\([^)]*\)")
 
 
+def cast_type(field, connection) -> str:
+    """The column type of ``field`` to cast a parameter to, without its modifier (varchar,
+    not varchar(64)): an explicit cast to varchar(64) would truncate silently, whereas the
+    INSERT or UPDATE the value goes into checks the length as a plain one does."""
+    return _TYPE_MODIFIER.sub("", field.db_type(connection))
+
+
 @lru_cache(maxsize=64)
 def _insert_select(
     model: type[Model], rows: int, source: str, exprs: tuple[tuple[str, str], ...], using: str
@@ -85,11 +92,9 @@ def _insert_select(
     if unknown:
         raise ValueError(f"{meta.label} has no column {sorted(unknown)}")
     bound = tuple(f for f in fields if f.attname not in computed)
-    # A cast per value: in a SELECT, a quoted literal would be text, which PostgreSQL does
-    # not assign to an integer or jsonb column. The cast is to the type without its
-    # modifier (varchar, not varchar(64)): an explicit cast to varchar(64) would truncate
-    # silently, whereas the INSERT itself then checks the length as a plain INSERT does.
-    casts = [_TYPE_MODIFIER.sub("", f.db_type(connection)) for f in bound]
+    # A cast per value (``cast_type``): in a SELECT, a quoted literal would be text, which
+    # PostgreSQL does not assign to an integer or jsonb column.
+    casts = [cast_type(f, connection) for f in bound]
     values = ", ".join("(" + ", ".join([str(n)] + [f"%s::{cast}" for cast in casts]) + ")" for n in range(rows))
     names = ", ".join(["n"] + [f"c{i}" for i in range(len(bound))])
     position = {f.attname: i for i, f in enumerate(bound)}
@@ -162,19 +167,31 @@ class Names:
     statements: ``n = names(StockLevel)``, then ``f"UPDATE {n.table} SET {n.available} = ..."``.
     An attribute is looked up by field name or attname (``n.sku_id``); a name the model does
     not have raises AttributeError when the statement is built, so a renamed field or table
-    breaks the build of the statement, not a buy (tests/ops/test_hot_sql.py runs each)."""
+    breaks the build of the statement, not a buy (tests/ops/test_hot_sql.py runs each).
+    ``n.cast("units")`` is ``CAST(%s AS integer)``: a parameter as the column's type, for a
+    value selected rather than inserted directly. (A field named ``table`` or ``cast`` would
+    be hidden by these; no model has one.)"""
 
     def __init__(self, model: type[Model], using: str = "default"):
-        quote = connections[using].ops.quote_name
+        connection = connections[using]
+        quote = connection.ops.quote_name
         meta = model._meta
         self.table = quote(meta.db_table)
         self._columns = {}
+        self._types = {}
         for field in meta.concrete_fields:
             self._columns[field.name] = self._columns[field.attname] = quote(field.column)
+            self._types[field.name] = self._types[field.attname] = cast_type(field, connection)
 
     def __getattr__(self, name: str) -> str:
         try:
             return self.__dict__["_columns"][name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def cast(self, name: str) -> str:
+        try:
+            return f"CAST(%s AS {self._types[name]})"
         except KeyError:
             raise AttributeError(name) from None
 

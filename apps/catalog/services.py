@@ -164,10 +164,10 @@ def allowance_take_statement(
     if quantity > limit:
         raise BuyerLimitExceeded(limit=limit)
     n = names(BuyerAllowance)
-    values = (
-        "VALUES (%s, %s, %s)" if after is None else f"SELECT %s::bigint, %s::text, %s::integer FROM {after}"  # noqa: S608 - a CTE name from our code
-    )
-    # Identifiers from the model's meta; values are parameters.
+    # Selected from ``after``, the values are cast to their columns' types (from the model).
+    selected = f"SELECT {n.cast('buyer_id')}, {n.cast('key')}, {n.cast('units')} FROM {after}"  # noqa: S608 - a CTE name from our code
+    values = "VALUES (%s, %s, %s)" if after is None else selected
+    # Identifiers and types from the model's meta; values are parameters.
     return (
         f"INSERT INTO {n.table} ({n.buyer_id}, {n.key}, {n.units}) {values} "
         f"ON CONFLICT ({n.buyer_id}, {n.key}) DO UPDATE SET {n.units} = {n.table}.{n.units} + EXCLUDED.{n.units} "

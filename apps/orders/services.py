@@ -286,19 +286,7 @@ def _reserve_in_one_statement(*, buyer, claims: list[Claim], order: Order, lines
     the lines only with the order. With one claim the statement is its own transaction;
     with several, a later claim may refuse after earlier ones took, so the statement runs
     in a transaction that is rolled back then (BEGIN and COMMIT: three round trips)."""
-    parts, params, last, columns = claims_chain(claims=claims, buyer_id=buyer.pk, now=now)
-    order_sql, order_params = insert_select([order], source=last)
-    line_sql, line_params = insert_select(lines, source="placed", exprs={"order_id": "placed.id"})
-    parts += [f"placed AS ({order_sql})", f"lined AS ({line_sql})"]
-    params += [*order_params, *line_params]
-    o, ln = names(Order), names(OrderLine)
-    joins = " ".join(f"LEFT JOIN claim{i} ON true" for i in range(len(claims)))
-    # Every part is SQL from this module and the services it calls; values are parameters.
-    sql = (
-        f"WITH {', '.join(parts)} SELECT {', '.join(columns)}, placed.{o.id}, "  # noqa: S608
-        f"(SELECT array_agg(lined.{ln.id} ORDER BY lined.{ln.id}) FROM lined) "
-        f"FROM (SELECT 1) AS one {joins} LEFT JOIN placed ON true"
-    )
+    sql, params = reserve_statement(buyer_id=buyer.pk, claims=claims, order=order, lines=lines, now=now)
     with transaction.atomic() if len(claims) > 1 else nullcontext():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -310,6 +298,50 @@ def _reserve_in_one_statement(*, buyer, claims: list[Claim], order: Order, lines
         line.order_id = order_id
     set_keys(lines, line_ids)
     return results
+
+
+def reserve_statement(
+    *, buyer_id: int, claims: list[Claim], order: Order, lines: list[OrderLine], now
+) -> tuple[str, list]:
+    """``_reserve_in_one_statement``'s statement (PostgreSQL) and its parameters. It selects
+    each claim's columns (``claims_chain``; NULL for a claim that took nothing), the new
+    order's id (NULL unless every claim took) and its lines' ids, in order."""
+    parts, params, last, columns = claims_chain(claims=claims, buyer_id=buyer_id, now=now)
+    o, ln = names(Order), names(OrderLine)
+    order_sql, order_params = insert_select([order], source=last)
+    line_sql, line_params = insert_select(lines, source="placed", exprs={"order_id": f"placed.{o.id}"})
+    parts += [f"placed AS ({order_sql})", f"lined AS ({line_sql})"]
+    params += [*order_params, *line_params]
+    joins = " ".join(f"LEFT JOIN claim{i} ON true" for i in range(len(claims)))
+    # Every part is SQL from this module and the services it calls, identifiers from the
+    # models' meta; values are parameters.
+    sql = (
+        f"WITH {', '.join(parts)} SELECT {', '.join(columns)}, placed.{o.id}, "  # noqa: S608
+        f"(SELECT array_agg(lined.{ln.id} ORDER BY lined.{ln.id}) FROM lined) "
+        f"FROM (SELECT 1) AS one {joins} LEFT JOIN placed ON true"
+    )
+    return sql, params
+
+
+def confirm_statement(*, order_id: int, authorization: str, receipt: str, now) -> tuple[str, list]:
+    """The confirm's conditional UPDATE (SQL and parameters): the order becomes paid, with
+    its authorisation and signed receipt, only if it is still reserved; it returns the
+    order's id, or no row when the sweeper released it first."""
+    o = names(Order)
+    # Identifiers from the model's meta; values (the statuses too) are parameters.
+    return (
+        f"UPDATE {o.table} SET {o.status} = %s, {o.payment_status} = %s, {o.payment_reference} = %s, "  # noqa: S608
+        f"{o.receipt} = %s, {o.paid_at} = %s WHERE {o.id} = %s AND {o.status} = %s RETURNING {o.id}",
+        [
+            Order.Status.PAID,
+            Order.PaymentStatus.AUTHORIZED,
+            authorization,
+            receipt,
+            connection.ops.adapt_datetimefield_value(now),
+            order_id,
+            Order.Status.RESERVED,
+        ],
+    )
 
 
 def _line_ref(line: OrderLine, shop_id: int) -> LineRef:
@@ -344,20 +376,8 @@ def _pay_and_confirm(
     groups = [f"shop.{order.shop_id}"] + ([f"stream.{order.stream_id}"] if order.stream_id else [])
     # Mark the order paid - only if it is still reserved: the sweeper may have released it -
     # and record its events, as one unit (one statement on PostgreSQL).
-    o = names(Order)
     confirmed = emit_many_when(
-        # Identifiers from the model's meta; values are parameters.
-        f"UPDATE {o.table} SET {o.status} = %s, {o.payment_status} = %s, {o.payment_reference} = %s, "  # noqa: S608
-        f"{o.receipt} = %s, {o.paid_at} = %s WHERE {o.id} = %s AND {o.status} = %s RETURNING {o.id}",
-        [
-            Order.Status.PAID,
-            Order.PaymentStatus.AUTHORIZED,
-            authorization,
-            receipt,
-            connection.ops.adapt_datetimefield_value(now),
-            order.pk,
-            Order.Status.RESERVED,
-        ],
+        *confirm_statement(order_id=order.pk, authorization=authorization, receipt=receipt, now=now),
         [
             *(
                 taken_event(claim=claim, row=row, line=_line_ref(lines[claim.line], order.shop_id))

@@ -93,14 +93,24 @@ def emit_many_when(
                 return None
             insert(rows, using=using)
             return _deliver_after_commit(rows, using)
-    # The outbox rows are inserted once if the statement returned any row at all.
-    sql, outbox_params = insert_select(rows, source="(SELECT 1 FROM matched LIMIT 1) AS m", using=using)
+    sql, params = when_statement(statement, params, rows, using=using)
     with connection.cursor() as cursor:
-        cursor.execute(f"WITH matched AS ({statement}) {sql}", [*params, *outbox_params])
+        cursor.execute(sql, params)
         keys = [row[0] for row in cursor.fetchall()]
     if not keys:
         return None
     return _deliver_after_commit(set_keys(rows, keys, using=using), using)
+
+
+def when_statement(
+    statement: str, params: list, rows: list[OutboxEvent], *, using: str = "default"
+) -> tuple[str, list]:
+    """``emit_many_when``'s one statement on PostgreSQL (SQL and parameters): ``statement``
+    as a data-modifying CTE, then the outbox INSERT (``creatorcommerce.sql.insert_select``,
+    built from the model's meta), which inserts ``rows`` once if the statement returned any
+    row at all, and returns their ids."""
+    sql, outbox_params = insert_select(rows, source="(SELECT 1 FROM matched LIMIT 1) AS m", using=using)
+    return f"WITH matched AS ({statement}) {sql}", [*params, *outbox_params]
 
 
 class _PayloadEncoder(DjangoJSONEncoder):
