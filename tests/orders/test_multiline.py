@@ -320,6 +320,38 @@ def test_a_deal_that_closes_between_pricing_and_taking_takes_nothing(
     assert not BuyerAllowance.objects.filter(buyer=buyer).exists()
 
 
+@pytest.mark.parametrize("refusal", ["sold_out", "buyer_limit_exceeded"])
+def test_a_copy_refused_by_what_its_own_key_took_answers_as_a_retry(shop, monkeypatch, refusal):
+    """Two copies of one request under one key: the first buys between the second's read
+    and its claims, and takes what the second then finds gone (X's last units, or X's
+    per-buyer allowance). The second answers as a retry would - the first's order - and
+    stores no answer of its own under the key (docs/buying.md, "Idempotency-Key")."""
+    from apps.orders import services
+
+    x = make_sku(shop, code="X", price="2.00", stock=3 if refusal == "sold_out" else 10, per_buyer_limit=5)
+    make_sku(shop, code="Y", price="3.00", stock=10)
+    buyer = make_buyer()
+    lines = [("Y", 1), ("X", 3)]
+    priced = services.quote_rows
+    first = []
+
+    def first_copy_buys_meanwhile(**kwargs):
+        quote = priced(**kwargs)
+        if not first:
+            first.append(None)  # before the call: the first copy prices through here too
+            first[0] = buy_lines(buyer, lines, shop=shop.slug, key="one-key-two-copies")
+        return quote
+
+    monkeypatch.setattr(services, "quote_rows", first_copy_buys_meanwhile)
+    second = buy_lines(buyer, lines, shop=shop.slug, key="one-key-two-copies")
+    assert first[0].status == 201, first[0].body
+    assert (second.status, second.body) == (201, first[0].body), second.body
+    assert second.replayed
+    assert not IdempotencyRecord.objects.exists()
+    assert Order.objects.count() == 1
+    assert BuyerAllowance.objects.get(buyer=buyer, key=f"sku:{x.pk}").units == 3
+
+
 # -- 3. a decline, a dead gateway, the sweeper, a refund: every line given back -------------
 
 
@@ -640,6 +672,33 @@ def test_concurrent_multiline_buys_with_a_deal_line_never_oversell_the_deal():
     assert {b: n for b, n in held.items() if n} == dict(bought)
     assert max(held.values(), default=0) <= 2
     assert sold > 0
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_key_sent_many_times_at_once_buys_the_lines_once():
+    """20 simultaneous copies of one multi-line request under one Idempotency-Key: one
+    order; the copies that took their claims before meeting the key's index give them
+    back (their reserve rolls back) and answer as a replay would."""
+    shop = CreatorFactory().shop
+    x = make_sku(shop, code="X", price="2.00", stock=10, per_buyer_limit=5)
+    y = make_sku(shop, code="Y", price="3.00", stock=10)
+    buyer = make_buyer()
+    lines = [("Y", 2), ("X", 3)]
+
+    def send():
+        outcome = buy_lines(buyer, lines, shop=shop.slug, key="one-key-many-times")
+        return outcome.status, outcome.body
+
+    results = run_concurrently(send, [() for _ in range(20)])
+    assert Order.objects.count() == 1
+    order = Order.objects.get()
+    assert order.status == Order.Status.PAID
+    assert {status for status, _ in results} <= {201, 409}
+    assert all(body["id"] == order.pk for status, body in results if status == 201)
+    assert all(body["code"] == "idempotency_key_in_flight" for status, body in results if status == 409)
+    assert (available(x), available(y)) == (7, 8)
+    assert BuyerAllowance.objects.get(buyer=buyer, key=f"sku:{x.pk}").units == 3
 
 
 @pytest.mark.postgres
