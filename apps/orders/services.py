@@ -120,12 +120,22 @@ def order_place(
     if replay is not None:
         return replay
 
+    def replay_now() -> BuyOutcome | None:
+        """The answer a retry would get now: the key's order if one was committed since
+        our read (by a parallel request with the same key)."""
+        context = buy_context(
+            buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id
+        )
+        return _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
+
+    claiming = False
     try:
         quote = _checkout_quote(
             buyer=buyer, context=context, lines=lines, shop_slug=shop_slug, stream_id=stream_id, coupon=coupon
         )
         if context["payment_method_id"] is None or not context["has_address"]:
             raise CheckoutIncomplete()
+        claiming = True
         order, order_lines, taken = _reserve(
             buyer=buyer, quote=quote, key=idempotency_key, fingerprint=fingerprint, context=context
         )
@@ -134,14 +144,17 @@ def order_place(
         # key, and that retry must buy (nothing was written the first time).
         return _error_outcome(exc)
     except DomainError as exc:  # sold out, over the limit, unknown SKU
+        # A claim refused: a parallel request with the same key may be what took those
+        # units or that allowance since our read (its order then exists). This request
+        # answers as a retry would, and stores no refusal under a key that bought.
+        replay = replay_now() if claiming else None
+        if replay is not None:
+            return replay
         return _remember_failure(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, error=exc)
     except IntegrityError:
         # The same key committed a moment ago by a parallel request (the unique index made
         # us wait for it): answer as a retry would.
-        context = buy_context(
-            buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id
-        )
-        replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
+        replay = replay_now()
         if replay is None:
             raise
         return replay

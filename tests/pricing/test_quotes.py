@@ -92,6 +92,37 @@ def test_a_buy_right_after_a_quote_charges_the_quotes_total(client, stream, sku,
     }
 
 
+@pytest.mark.parametrize(
+    "order", [("MUG", "TEE-DEAL", "CAP"), ("CAP", "MUG", "TEE-DEAL")], ids=["deal-line-second", "deal-line-last"]
+)
+def test_a_three_line_buy_right_after_a_quote_charges_the_quotes_total(client, stream, shop, order):
+    make_sku(shop, code="CAP", price="7.25", stock=10, per_buyer_limit=5)
+    quantities = {"MUG": 3, "TEE-DEAL": 2, "CAP": 4}
+    body = {"lines": [{"sku": code, "quantity": quantities[code]} for code in order], "stream": stream.pk}
+    buyer = make_buyer()
+    client.force_login(buyer)
+    quote = post_quote(client, body)
+    assert quote.status_code == 200, quote.content
+    assert quote.json()["total"] == "78.50"  # 3 x 8.50 + 2 x 12.00 (the deal) + 4 x 7.25
+    bought = post_buy(client, body, key=f"three-lines-{order[0]}")
+    assert bought.status_code == 201, bought.content
+    assert bought.json()["total"] == quote.json()["total"]
+    keys = ("sku", "title", "quantity", "unit_price", "adjustments", "total")
+    assert [{k: ln[k] for k in keys} for ln in bought.json()["lines"]] == quote.json()["lines"]
+    assert [ln["sku"] for ln in bought.json()["lines"]] == list(order)
+    assert {k: bought.json()[k] for k in ("subtotal", "discount", "currency")} == {
+        k: quote.json()[k] for k in ("subtotal", "discount", "currency")
+    }
+    # ... and that is what was charged: the order's total, its authorisation at the gateway.
+    order_row = Order.objects.get(pk=bought.json()["id"])
+    assert str(order_row.total) == quote.json()["total"]
+    from apps.orders.payments import TestGateway
+
+    charged = [(op, amount) for op, ref, amount in TestGateway.ledger if ref == order_row.payment_reference]
+    assert ("authorize", Decimal(quote.json()["total"])) in charged
+    assert {amount for _, amount in charged} == {Decimal(quote.json()["total"])}
+
+
 def _shown_price(pin: dict) -> Decimal:
     """The price a viewer sees on a pin (static/js/stream.js: the deal's, else the pin's)."""
     return Decimal(pin["deal"]["price"] if pin["deal"] else pin["price"])
