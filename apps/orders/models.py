@@ -144,6 +144,8 @@ class OrderLine(models.Model):
     allowance_key = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
+        # Lines in the order they were bought in: the API, receipts and replays list them so.
+        ordering = ("pk",)
         constraints = [models.CheckConstraint(condition=Q(quantity__gte=1), name="orders_line_quantity_positive")]
         indexes = [
             # Which lines took an offer's units (a deal with orders cannot be deleted).

@@ -10,10 +10,12 @@ import itertools
 import json
 import random
 from collections import Counter
+from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.db.models import Sum
 from django.test import Client
 from django.utils import timezone
@@ -521,6 +523,39 @@ def test_a_replayed_multiline_buy_answers_the_same_lines(client, live_stream):
     other = post_buy(client, {**body, "lines": list(reversed(body["lines"]))}, key="replay-multi-1")
     assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
     assert Order.objects.count() == 1
+
+
+def test_an_orders_lines_keep_the_order_they_were_bought_in(client, live_stream):
+    """After a line's row is rewritten (PostgreSQL then returns it last from a plain scan),
+    the order, its replay and the list still show the lines as bought."""
+    client.force_login(make_buyer())
+    body = {"lines": _lines(("MUG", 1), ("TEE", 1)), "stream": live_stream.pk}
+    first = post_buy(client, body, key="line-order-1")
+    assert first.status_code == 201
+    order_id = first.json()["id"]
+    earliest = OrderLine.objects.filter(order_id=order_id).order_by("pk").first()
+    OrderLine.objects.filter(pk=earliest.pk).update(title=earliest.title)  # a new row version, placed last
+    codes = ["MUG", "TEE"]
+    with _plain_scans():
+        assert [ln["sku"] for ln in client.get(f"/api/v1/orders/{order_id}/").json()["lines"]] == codes
+        assert [ln["sku"] for ln in post_buy(client, body, key="line-order-1").json()["lines"]] == codes
+        assert [ln["sku"] for ln in client.get("/api/v1/orders/").json()[0]["lines"]] == codes
+
+
+@contextmanager
+def _plain_scans():
+    """On PostgreSQL, read tables in their physical order (no index scans), as a large or
+    freshly vacuumed table may be read: only an ORDER BY then decides the order."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_indexscan = off; SET enable_bitmapscan = off; SET enable_indexonlyscan = off")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET enable_indexscan; RESET enable_bitmapscan; RESET enable_indexonlyscan")
 
 
 # -- 4. under concurrency (PostgreSQL) ----------------------------------------------------------
