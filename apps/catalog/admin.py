@@ -199,6 +199,7 @@ class ProductAdmin(ShopScopedAdmin):
             obj.shop = form.instance.shop
             sku_update(sku=obj, changed=[*changed, "shop"] if moved else changed)
         new = {id(obj) for obj in formset.new_objects}
+        stock_changes = []
         for sku_form in formset.forms:
             sku = sku_form.instance
             if id(sku) in new:
@@ -207,7 +208,17 @@ class ProductAdmin(ShopScopedAdmin):
                 sku_add(product=form.instance, sku=sku, stock=sku_form.cleaned_data.get("stock") or 0)
             elif sku.pk is not None and "stock" in sku_form.changed_data and (delta := sku_form.count_delta()):
                 # (A row deleted above has no pk any more.)
-                stock_change_apply(request, sku=sku, location=None, delta=delta)
+                stock_changes.append((sku, delta))
+        # Stock rows in id order, as buys lock them (docs/pricing.md, "Claims"): this save is
+        # one transaction, and several rows locked in another order could deadlock with a
+        # multi-line buy.
+        rows = dict(
+            StockLevel.objects.filter(sku__in=[sku for sku, _ in stock_changes], location__is_default=True).values_list(
+                "sku_id", "pk"
+            )
+        )
+        for sku, delta in sorted(stock_changes, key=lambda change: (rows.get(change[0].pk, 0), change[0].pk)):
+            stock_change_apply(request, sku=sku, location=None, delta=delta)
         formset.save_m2m()
 
 

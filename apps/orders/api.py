@@ -24,8 +24,8 @@ IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{8,255}$")
 
 
 class BuySerializer(CheckoutRequestSerializer):
-    """The buy's body: the v1 single SKU, or 1-20 ``lines`` (docs/api.md); the same body a
-    quote takes."""
+    """The buy's body: the v1 single SKU, or 1-20 ``lines`` (docs/buying.md, "Several lines
+    in one tap"); the same body a quote takes."""
 
 
 class LineSerializer(serializers.Serializer):

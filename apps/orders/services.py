@@ -34,6 +34,7 @@ from django.utils import timezone
 from apps.audit.services import audit_record
 from apps.pricing.claims import (
     Claim,
+    GiveBack,
     LineRef,
     allowance_give_back,
     claims_chain,
@@ -45,7 +46,7 @@ from apps.pricing.claims import (
 )
 from apps.pricing.offers import Context
 from apps.pricing.registry import shop_resolver
-from apps.pricing.selectors import Quote, quote_rows, refuse_duplicates, resolve_lines
+from apps.pricing.selectors import Quote, quote_refusals, quote_rows, refuse_duplicates, resolve_lines
 from creatorcommerce.errors import DomainError
 from creatorcommerce.signing.services import receipt_sign
 from creatorcommerce.spine.events import emit, emit_many_when
@@ -135,6 +136,7 @@ def order_place(
         )
         if context["payment_method_id"] is None or not context["has_address"]:
             raise CheckoutIncomplete()
+        quote_refusals(quote)
         claiming = True
         order, order_lines, taken = _reserve(
             buyer=buyer, quote=quote, key=idempotency_key, fingerprint=fingerprint, context=context
@@ -177,6 +179,7 @@ def order_reserve(
     codes = [code for code, _ in lines]
     context = buy_context(buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id)
     quote = _checkout_quote(buyer=buyer, context=context, lines=lines, shop_slug=shop_slug, stream_id=stream_id)
+    quote_refusals(quote)
     order, _, _ = _reserve(buyer=buyer, quote=quote, key=idempotency_key, fingerprint=fingerprint, context=context)
     return order
 
@@ -223,12 +226,12 @@ def _remember_failure(*, buyer, key: str, fingerprint: str, error: DomainError) 
 
 def _checkout_quote(*, buyer, context: dict, lines: list[tuple[str, int]], shop_slug, stream_id, coupon=None) -> Quote:
     """The lines priced as ``POST /api/v1/quotes/`` prices them (apps.pricing), from the
-    SKU rows ``buy_context`` read: raises the quote's refusals (unknown, ambiguous or
-    duplicate SKU, several shops, no stock row, total too large, a quantity over its
-    per-buyer limit), in the quote's order."""
+    SKU rows ``buy_context`` read: raises the quote's first refusals (duplicate SKU,
+    unknown stream, unknown or ambiguous SKU, several shops, no stock row), in the quote's
+    order; the buyer's checkout details are checked next, then ``quote_refusals``."""
+    refuse_duplicates(lines)
     if stream_id is not None and context["stream_shop_id"] is None:
         shop_resolver("stream")(stream_id)  # raises the stream's not-found answer
-    refuse_duplicates(lines)
     rows = resolve_lines(lines=lines, rows=context["skus"])
     return quote_rows(
         buyer=buyer, lines=lines, rows=rows, context=Context(stream=stream_id, shop=shop_slug, coupon=coupon)
@@ -459,20 +462,13 @@ def _lines_give_back(*, order: Order, lines: list[OrderLine], allowances: bool) 
     """Give the lines' units back where they came from (a deal's to the deal while it is
     open, else to the location the deal drew them from; others to their stock row) and,
     with ``allowances``, the per-buyer allowances they counted against; emit the counter
-    events. In the claims' order (apps.pricing.claims), so that two releases cannot lock
-    the same rows in opposite orders. Precondition: inside ``transaction.atomic()``."""
-
-    def rank(line: OrderLine):
-        source, _, target = line.unit_source.partition(":")
-        return (source or "stock", int(target) if target else line.stock_level_id)
-
-    for line in sorted(lines, key=rank):
-        event_type, payload, groups = units_give_back(
-            unit_source=line.unit_source,
-            stock_level_id=line.stock_level_id,
-            quantity=line.quantity,
-            line=_line_ref(line, order.shop_id),
-        )
+    events. Rows are locked in the claims' global order (apps.pricing.claims.units_give_back),
+    so a release or refund cannot deadlock with a buy or another release. Precondition:
+    inside ``transaction.atomic()``."""
+    give_backs = [
+        GiveBack(line.unit_source, line.stock_level_id, line.quantity, _line_ref(line, order.shop_id)) for line in lines
+    ]
+    for event_type, payload, groups in units_give_back(give_backs):
         emit(event_type, payload, groups=groups)
     if allowances:
         for line in sorted(lines, key=lambda ln: ln.allowance_key):

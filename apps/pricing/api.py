@@ -38,7 +38,7 @@ class CheckoutLineSerializer(serializers.Serializer):
 
 class CheckoutRequestSerializer(serializers.Serializer):
     """The body of a buy and of a quote: v1 (``sku``, ``quantity``) or ``lines``; one of
-    the two (docs/api.md)."""
+    the two (docs/buying.md, "Several lines in one tap")."""
 
     sku = StrictCharField(max_length=64, required=False, help_text="v1 body: one SKU (or use `lines`)")
     quantity = _quantity_field(required=False, help_text="v1 body: units of `sku` (default 1)")
@@ -79,6 +79,9 @@ class CheckoutRequestSerializer(serializers.Serializer):
             raise serializers.ValidationError("'quantity' goes on each line.", code="sku_or_lines")
         if "sku" in attrs:
             attrs.setdefault("quantity", 1)
+        elif sum(line["quantity"] for line in attrs["lines"]) > settings.ORDER_MAX_QUANTITY:
+            message = f"At most {settings.ORDER_MAX_QUANTITY} units per order, all lines together."
+            raise serializers.ValidationError({"lines": [serializers.ErrorDetail(message, code="max_value")]})
         return attrs
 
 

@@ -187,14 +187,51 @@ def taken_event(*, claim: Claim, row: tuple, line: LineRef) -> tuple[str, dict, 
     return units_source_for(claim.source).taken_event(id=claim.target, available=row[0], version=row[1], line=line)
 
 
-def units_give_back(*, unit_source: str, stock_level_id: int, quantity: int, line: LineRef) -> tuple[str, dict, list]:
-    """Give a line's units back where they came from (its ``unit_source``, see
-    ``unit_source_key``); return the counter event to emit. Precondition: inside
-    ``transaction.atomic()``."""
-    if not unit_source:
-        return units_source_for(STOCK).give_back(id=stock_level_id, quantity=quantity, line=line)
-    source, _, target = unit_source.partition(":")
-    return units_source_for(source).give_back(id=int(target), quantity=quantity, line=line)
+@dataclass(frozen=True)
+class GiveBack:
+    """Units of an order line to give back: ``unit_source`` as the line recorded it (see
+    ``unit_source_key``), the line's stock row, how many."""
+
+    unit_source: str
+    stock_level_id: int
+    quantity: int
+    line: LineRef
+
+
+def units_give_back(give_backs: list[GiveBack]) -> list[tuple[str, dict, list]]:
+    """Give lines' units back where they came from, locking rows in the claims' global
+    order, so that a release or a refund cannot deadlock with a buy: first every offer row
+    (by source and id; each says whether its units go back to it or, once it closed, to
+    which stock row), then the stock rows by id. Returns the counter events to emit, in
+    that order. Precondition: inside ``transaction.atomic()``."""
+    offers: dict[tuple[str, int], int | None] = {}
+    for gb in give_backs:
+        if gb.unit_source:
+            source, _, target = gb.unit_source.partition(":")
+            offers[(source, int(target))] = None
+    for source, target in sorted(offers):
+        offers[(source, target)] = units_source_for(source).lock_for_return(id=target)
+    events, to_stock = [], []
+    for gb in give_backs:
+        if not gb.unit_source:
+            to_stock.append((gb.stock_level_id, gb))
+            continue
+        source, _, target = gb.unit_source.partition(":")
+        level_id = offers[(source, int(target))]
+        if level_id is None:  # back to the offer (a deal still open)
+            events.append((source, int(target), gb))
+        else:
+            to_stock.append((level_id, gb))
+    out = [
+        units_source_for(source).give_back(id=target, quantity=gb.quantity, line=gb.line)
+        for source, target, gb in sorted(events, key=lambda e: (e[0], e[1]))
+    ]
+    stock = units_source_for(STOCK)
+    out += [
+        stock.give_back(id=level_id, quantity=gb.quantity, line=gb.line)
+        for level_id, gb in sorted(to_stock, key=lambda e: e[0])
+    ]
+    return out
 
 
 def allowance_give_back(*, buyer_id: int, key: str, quantity: int) -> None:
@@ -215,6 +252,9 @@ class StockUnits:
     def taken_event(self, *, id: int, available: int, version: int, line: LineRef) -> tuple[str, dict, list]:
         count = StockCount(id, available, version)
         return stock_changed_event(sku_id=line.sku_id, sku_code=line.sku_code, shop_id=line.shop_id, level=count)
+
+    def lock_for_return(self, *, id: int) -> None:
+        return None  # a stock row takes its units back itself
 
     def give_back(self, *, id: int, quantity: int, line: LineRef) -> tuple[str, dict, list]:
         count = stock_return(level_id=id, quantity=quantity)

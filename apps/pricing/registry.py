@@ -68,7 +68,10 @@ def units_source(source: str):
     ``take_statement(*, id, quantity, now, after) -> (sql, params)`` (a conditional UPDATE
     returning ``available, version``, gated on the CTE part ``after`` when given),
     ``refused(*, id, now, sku)`` (raises why), ``taken_event(*, id, available, version,
-    line)`` and ``give_back(*, id, quantity, line)`` (both return an event to emit)."""
+    line)``, ``lock_for_return(*, id)`` (locks the offer's row; returns None when given-back
+    units go back to the offer, else the id of the stock row they go to) and
+    ``give_back(*, id, quantity, line)`` (units back to the offer; returns the event to
+    emit, as ``taken_event`` does)."""
 
     def register(cls):
         existing = _units_sources.get(source)

@@ -150,9 +150,8 @@ def offers_for(*, buyer, lines: list[Line], context: Context) -> list[Offer]:
 
 def quote_rows(*, buyer, lines: list[tuple[str, int]], rows: list[dict], context: Context) -> Quote:
     """Price ``lines`` whose SKU rows are ``rows`` (``resolve_lines``'s) under the stacking
-    policy, and refuse what no buy could get whatever the stock: in this order, a line
-    without a stock row (sold_out), a total too large, a line's quantity over its per-buyer
-    limit by itself. The buy and ``price_quote`` both price through here."""
+    policy; refuse an unknown coupon and a line without a stock row (sold_out). The buy
+    and ``price_quote`` both price through here, then refuse with ``quote_refusals``."""
     priced_lines = [
         Line(row["id"], row["code"], quantity, Decimal(row["price"]))
         for row, (_, quantity) in zip(rows, lines, strict=True)
@@ -164,13 +163,18 @@ def quote_rows(*, buyer, lines: list[tuple[str, int]], rows: list[dict], context
     missing = next((row for row in rows if row["level_id"] is None), None)
     if missing is not None:
         raise InsufficientStock(sku=missing["code"])
+    return quote
+
+
+def quote_refusals(quote: Quote) -> None:
+    """Refuse what no buy could get whatever the stock: a total too large, then a line's
+    quantity over its per-buyer limit by itself."""
     if quote.total > MAX_ORDER_TOTAL:
         raise TotalTooLarge()
-    for pl, row in zip(quote.lines, rows, strict=True):
+    for pl, row in zip(quote.lines, quote.skus, strict=True):
         limit, _ = line_limit(pl, row)
         if limit is not None and pl.line.quantity > limit:
             raise BuyerLimitExceeded(limit=limit, sku=pl.line.code)
-    return quote
 
 
 def _check_available(*, buyer, quote: Quote) -> None:
@@ -203,5 +207,6 @@ def price_quote(*, buyer, lines: list[tuple[str, int]], context: Context) -> Quo
     refuse_duplicates(lines)
     rows = resolve_lines(lines=lines, rows=_skus(codes=[code for code, _ in lines], context=context))
     quote = quote_rows(buyer=buyer, lines=lines, rows=rows, context=context)
+    quote_refusals(quote)
     _check_available(buyer=buyer, quote=quote)
     return quote

@@ -145,9 +145,30 @@ def stream_start(*, stream: Stream, now=None) -> Stream:
         {"stream": locked.pk, "shop": locked.shop_id, "status": locked.status},
         groups=[*stream_groups(locked.pk), f"shop.{locked.shop_id}"],
     )
-    for deal in FlashDeal.objects.filter(stream=locked, status=FlashDeal.Status.SCHEDULED, opens_at__lte=now):
+    due = FlashDeal.objects.filter(stream=locked, status=FlashDeal.Status.SCHEDULED, opens_at__lte=now)
+    for deal in _deals_in_lock_order(due):
         deal_open(deal=deal, now=now)
     return locked
+
+
+def _deals_in_lock_order(deals) -> list[FlashDeal]:
+    """Lock ``deals`` (by id), then return them ordered by the stock row each moves units
+    out of or back into: opening or closing them one by one then locks deals before stock
+    rows and stock rows by id, the order a buy takes them in (docs/pricing.md, "Claims"),
+    so ending a stream cannot deadlock with a multi-line buy."""
+    locked = list(deals.select_for_update().select_related("stream").order_by("pk"))
+    defaults = {}
+
+    def level_id(deal: FlashDeal) -> int:
+        location_id = deal.location_id
+        if location_id is None:
+            if deal.stream.shop_id not in defaults:
+                defaults[deal.stream.shop_id] = location_default(shop=deal.stream.shop).pk
+            location_id = defaults[deal.stream.shop_id]
+        level, _ = StockLevel.objects.get_or_create(sku_id=deal.sku_id, location_id=location_id)
+        return level.pk
+
+    return sorted(locked, key=lambda deal: (level_id(deal), deal.pk))
 
 
 @transaction.atomic
@@ -157,7 +178,8 @@ def stream_end(*, stream: Stream, now=None) -> Stream:
     locked = Stream.objects.select_for_update().get(pk=stream.pk)
     if locked.status == Stream.Status.ENDED:
         return locked
-    for deal in FlashDeal.objects.filter(stream=locked, status__in=[FlashDeal.Status.OPEN, FlashDeal.Status.SCHEDULED]):
+    live_deals = FlashDeal.objects.filter(stream=locked, status__in=[FlashDeal.Status.OPEN, FlashDeal.Status.SCHEDULED])
+    for deal in _deals_in_lock_order(live_deals):
         deal_close(deal=deal, now=now)  # a scheduled one is cancelled
     locked.status, locked.ended_at = Stream.Status.ENDED, now
     locked.save(update_fields=["status", "ended_at"])
@@ -547,6 +569,16 @@ def deal_take_refused(*, deal_id: int, now, sku: str | None = None) -> NoReturn:
     if status is None or status[0] != FlashDeal.Status.OPEN or status[1] <= now:
         raise DealNotOpen(**named)
     raise InsufficientStock(**named)
+
+
+def deal_return_target(*, deal_id: int) -> int | None:
+    """Lock the deal; None while it is open (given-back units go to it), else the id of the
+    stock row at its location (where they go instead). Precondition: inside
+    ``transaction.atomic()``."""
+    deal = FlashDeal.objects.select_for_update().get(pk=deal_id)
+    if deal.status == FlashDeal.Status.OPEN:
+        return None
+    return StockLevel.objects.values_list("pk", flat=True).get(sku_id=deal.sku_id, location_id=deal.location_id)
 
 
 def deal_return(*, deal_id: int, quantity: int):

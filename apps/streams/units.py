@@ -6,7 +6,14 @@ from __future__ import annotations
 from apps.catalog.services import StockCount, stock_changed_event
 from apps.pricing.registry import units_source
 
-from .services import DealCount, deal_changed_event, deal_return, deal_take_refused, deal_take_statement
+from .services import (
+    DealCount,
+    deal_changed_event,
+    deal_return,
+    deal_return_target,
+    deal_take_refused,
+    deal_take_statement,
+)
 
 
 @units_source("deal")
@@ -22,8 +29,13 @@ class DealUnits:
     def taken_event(self, *, id: int, available: int, version: int, line) -> tuple[str, dict, list]:
         return deal_changed_event(deal_id=id, count=DealCount(id, available, version))
 
+    def lock_for_return(self, *, id: int) -> int | None:
+        """While the deal is open its units go back to it; once closed, to the location it
+        drew them from (it gave the rest back when it closed)."""
+        return deal_return_target(deal_id=id)
+
     def give_back(self, *, id: int, quantity: int, line) -> tuple[str, dict, list]:
         count = deal_return(deal_id=id, quantity=quantity)
-        if isinstance(count, StockCount):  # the deal closed: the units went to its location
+        if isinstance(count, StockCount):  # closed meanwhile (not under lock_for_return's lock)
             return stock_changed_event(sku_id=line.sku_id, sku_code=line.sku_code, shop_id=line.shop_id, level=count)
         return deal_changed_event(deal_id=id, count=count)

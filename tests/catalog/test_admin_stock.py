@@ -153,3 +153,29 @@ def test_add_stock_level_where_one_exists_sets_its_count(client, creator):
     assert StockLevel.objects.filter(sku=sku).count() == 1
     assert default_stock(sku) == 7
     assert stock_events(mark) == [("SCARF", 7)]
+
+
+def test_stock_edited_for_several_skus_is_written_in_stock_row_order(client, creator):
+    """The page lists SKUs by code; their stock rows are changed in id order, the order a
+    multi-line buy locks them in (docs/buying.md, "Several lines in one tap"), so a save
+    and a buy cannot deadlock."""
+    from apps.catalog.services import product_create
+
+    product = product_create(
+        shop=creator.shop,
+        title="Two",
+        skus=[{"code": "Z-FIRST", "price": "5.00", "stock": 5}, {"code": "A-SECOND", "price": "5.00", "stock": 5}],
+    )
+    z, a = SKU.objects.get(code="Z-FIRST"), SKU.objects.get(code="A-SECOND")
+    assert default_level(z).pk < default_level(a).pk
+    url = f"{ADMIN}/product/{product.pk}/change/"
+    data = page_form(client, url)
+    assert data[f"{inline_row(data, 'skus', a)}-stock"] == "5"  # listed first (by code)
+    mark = last_event_id()
+    edited = {f"{inline_row(data, 'skus', a)}-stock": "7", f"{inline_row(data, 'skus', z)}-stock": "9"}
+    assert client.post(url, {**data, **edited}).status_code == 302
+    assert stock_events(mark) == [("Z-FIRST", 9), ("A-SECOND", 7)]
+
+
+def default_level(sku):
+    return StockLevel.objects.get(sku=sku, location__is_default=True)

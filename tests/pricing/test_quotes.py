@@ -265,3 +265,37 @@ def test_a_request_wrong_in_two_ways_gets_the_same_answer_from_quote_and_buy(
     quote, buy = post_quote(client, body), post_buy(client, body, key=f"two-ways-{sku.pk}")
     assert (quote.status_code, quote.json()["code"]) == (buy.status_code, buy.json()["code"])
     assert quote.json()["code"] == code
+
+
+def test_duplicate_lines_in_an_unknown_stream_get_the_same_answer_from_quote_and_buy(client):
+    make_sku(code="DUP", stock=5)
+    client.force_login(make_buyer())
+    body = {"lines": [{"sku": "DUP"}, {"sku": "DUP"}], "stream": 999999}
+    quote, buy = post_quote(client, body), post_buy(client, body, key="dup-unknown-stream")
+    assert (quote.status_code, quote.json()["code"]) == (buy.status_code, buy.json()["code"])
+    assert quote.json()["code"] == "duplicate_sku"
+
+
+def test_a_buyer_without_card_and_address_hears_so_before_the_limit(client):
+    """The v1 buy's order of answers: a buyer who cannot check out yet is told that first
+    (not stored: they save a card and retry with the same key), whatever else is wrong."""
+    from tests.factories import UserFactory
+
+    sku = make_sku(stock=50, per_buyer_limit=2)
+    client.force_login(UserFactory())
+    body = {"sku": sku.code, "quantity": 3, "shop": sku.shop.slug}
+    response = post_buy(client, body, key="no-card-over-limit")
+    assert (response.status_code, response.json()["code"]) == (409, "checkout_incomplete")
+
+
+@pytest.mark.parametrize("path", ["/api/v1/quotes/", "/api/v1/orders/"])
+def test_all_lines_together_may_not_exceed_the_most_units_per_order(client, settings, path):
+    settings.ORDER_MAX_QUANTITY = 10
+    for code in ("ONE", "TWO"):
+        make_sku(code=code, stock=50)
+    client.force_login(make_buyer())
+    body = {"lines": [{"sku": "ONE", "quantity": 6}, {"sku": "TWO", "quantity": 5}]}
+    response = post_buy(client, body, key="too-many-units") if "orders" in path else post_quote(client, body)
+    assert response.status_code == 400 and response.json()["code"] == "invalid"
+    assert "lines" in response.json()["errors"]
+    assert Order.objects.count() == 0

@@ -3,13 +3,15 @@
 
 from django.conf import settings
 from django.db import migrations, models
+from django.db.models import CharField, F, Value
+from django.db.models.functions import Cast, Concat
 
 
 def fill_keys(apps, schema_editor):
+    # Set-based (two UPDATEs, whatever the number of rows): the table is locked meanwhile.
     BuyerAllowance = apps.get_model("catalog", "BuyerAllowance")
-    for row in BuyerAllowance.objects.all().only("pk", "sku_id", "scope").iterator():
-        row.key = row.scope or f"sku:{row.sku_id}"
-        row.save(update_fields=["key"])
+    BuyerAllowance.objects.filter(scope="").update(key=Concat(Value("sku:"), Cast("sku_id", CharField())))
+    BuyerAllowance.objects.exclude(scope="").update(key=F("scope"))
 
 
 def forget_allowances(apps, schema_editor):

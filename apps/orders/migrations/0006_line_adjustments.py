@@ -6,34 +6,49 @@ Lines bought in a flash deal before this change kept the deal's price as their u
 and not the list price of the time (which was never stored), so their adjustment names the
 deal with an amount of 0.00 and their total stays what was charged (docs/buying.md)."""
 
-from decimal import Decimal
-
 from django.db import migrations, models
-from django.db.models import Q
+from django.db.models import CharField, DecimalField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Cast, Concat, Round
+
+
+def _constraints_now(schema_editor):
+    """PostgreSQL checks the lines' deferred foreign keys at once, so that the ALTER TABLEs
+    after these UPDATEs (in the same transaction) find no pending trigger events."""
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
 def forwards(apps, schema_editor):
+    # Set-based: a few UPDATEs (one per flash deal with lines), not one per line; the table
+    # is locked while this runs, and buys insert lines.
+    _constraints_now(schema_editor)
     OrderLine = apps.get_model("orders", "OrderLine")
-    for line in OrderLine.objects.all().iterator():
-        line.total = (line.unit_price * line.quantity).quantize(Decimal("0.01"))
-        if line.deal_id is not None:
-            line.unit_source = f"deal:{line.deal_id}"
-            line.adjustments = [{"source": "deal", "id": line.deal_id, "label": "Flash deal", "amount": "0.00"}]
-        if line.counts_against_limit:
-            line.allowance_key = line.limit_scope or f"sku:{line.sku_id}"
-        line.save(update_fields=["total", "unit_source", "adjustments", "allowance_key"])
+    money = DecimalField(max_digits=12, decimal_places=2)
+    OrderLine.objects.update(total=ExpressionWrapper(F("unit_price") * F("quantity"), output_field=money))
+    limited = OrderLine.objects.filter(counts_against_limit=True)
+    limited.filter(limit_scope="").update(allowance_key=Concat(Value("sku:"), Cast("sku_id", CharField())))
+    limited.exclude(limit_scope="").update(allowance_key=F("limit_scope"))
+    deals = OrderLine.objects.filter(deal__isnull=False).values_list("deal_id", flat=True).distinct()
+    for deal_id in list(deals):
+        OrderLine.objects.filter(deal_id=deal_id).update(
+            unit_source=f"deal:{deal_id}",
+            adjustments=[{"source": "deal", "id": deal_id, "label": "Flash deal", "amount": "0.00"}],
+        )
 
 
 def backwards(apps, schema_editor):
+    _constraints_now(schema_editor)
     OrderLine = apps.get_model("orders", "OrderLine")
-    for line in OrderLine.objects.all().iterator():
-        source, _, target = line.unit_source.partition(":")
-        line.deal_id = int(target) if source == "deal" else None
-        line.counts_against_limit = bool(line.allowance_key)
-        line.limit_scope = "" if line.allowance_key.startswith("sku:") else line.allowance_key
-        if line.quantity:  # the charged price per unit, as the old lines kept it
-            line.unit_price = (line.total / line.quantity).quantize(Decimal("0.01"))
-        line.save(update_fields=["deal_id", "counts_against_limit", "limit_scope", "unit_price"])
+    money = DecimalField(max_digits=12, decimal_places=2)
+    # The charged price per unit, as the old lines kept it (rounded to the cent).
+    OrderLine.objects.update(
+        unit_price=Round(ExpressionWrapper(F("total") / F("quantity"), output_field=money), 2),
+        counts_against_limit=~Q(allowance_key=""),
+    )
+    OrderLine.objects.filter(allowance_key__startswith="deal:").update(limit_scope=F("allowance_key"))
+    sources = OrderLine.objects.filter(unit_source__startswith="deal:").values_list("unit_source", flat=True)
+    for source in list(sources.distinct()):
+        OrderLine.objects.filter(unit_source=source).update(deal_id=int(source.partition(":")[2]))
 
 
 class Migration(migrations.Migration):
