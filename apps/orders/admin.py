@@ -116,6 +116,11 @@ class OrderAdmin(ShopScopedReadOnlyAdmin):
         if order is None or not self.has_view_permission(request, order):
             raise Http404("No such order.")
         change_url = reverse("admin:orders_order_change", args=[order.pk])
+        if request.method != "POST" and order.status != Order.Status.PAID:
+            # Refunded already (or never paid): say so at once instead of showing the form.
+            state = "has already been refunded" if order.status == Order.Status.REFUNDED else "was never paid"
+            messages.info(request, f"Order {order.pk} {state}; there is nothing to refund.")
+            return redirect(change_url)
         form = RefundForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             restock = form.cleaned_data["restock"]

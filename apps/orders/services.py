@@ -589,7 +589,9 @@ def order_refund(*, order: Order, actor, restock: bool, reason: str) -> Order:
                 "restocked": restock,
                 "lines": [{"sku": ln.sku_code, "sku_id": ln.sku_id, "quantity": ln.quantity} for ln in lines],
             },
-            groups=[f"shop.{locked.shop_id}"],
+            # docs/events.md: the shop's group, and the control room of the stream it was
+            # bought in (its sales no longer count it).
+            groups=[f"shop.{locked.shop_id}"] + ([f"control.{locked.stream_id}"] if locked.stream_id else []),
         )
         audit_record(
             actor=actor,

@@ -218,6 +218,11 @@ class ControlRoomConsumer(_StreamSocket):
             await self.send_json({"type": "deal_cancelled", "id": message["payload"]["id"]})
         elif message["type"] == "deal.deleted":
             await self.send_json({"type": "deal_deleted", "id": message["payload"]["id"]})
+        elif message["type"] == "order.refunded":
+            # A refunded order no longer counts: the totals, chart and list are read again.
+            sales = await database_sync_to_async(self._sales)()
+            if sales is not None:
+                await self.send_json({"type": "sales", "sales": sales})
 
     async def _publish(self, messages: list[dict]) -> None:
         for message in messages:
@@ -235,6 +240,12 @@ class ControlRoomConsumer(_StreamSocket):
     def _may_control(self, user) -> bool:
         stream = stream_get(stream_id=self.stream_id)
         return is_staff(user) or (user.is_creator and stream.shop.owner_id == user.pk)
+
+    def _sales(self) -> dict | None:
+        try:
+            return stream_sales(stream=stream_get(stream_id=self.stream_id))
+        except StreamNotFound:
+            return None
 
     def _snapshot(self) -> dict:
         snapshot = stream_snapshot(stream_id=self.stream_id)

@@ -94,9 +94,13 @@ function updateBanner() {
 function renderStatus() {
   const status = state.stream.status;
   els.statusPill.dataset.status = status;
-  els.statusPill.textContent = { live: "Live", scheduled: "Scheduled", ended: "Ended" }[status] || status;
+  els.statusPill.textContent = { live: "Live", scheduled: "Scheduled", ended: "Ended", deleted: "Deleted" }[status] || status;
   els.start.disabled = status !== "scheduled";
-  els.end.disabled = status === "ended";
+  els.end.disabled = status === "ended" || status === "deleted";
+  if (status === "deleted") {
+    // stream.deleted: nothing here can be changed any more.
+    document.querySelectorAll("#control button, #control select").forEach((el) => { el.disabled = true; });
+  }
 }
 
 function renderTotals() {
@@ -337,6 +341,12 @@ function handle(message) {
       renderTotals();
       renderChart();
       break;
+    case "sales":
+      // A refund: the server's totals, chart and latest sales, read again.
+      setSales(message.sales);
+      renderTotals();
+      renderChart();
+      break;
     case "stock":
       if (typeof message.seq === "number") {
         if (message.seq <= state.seq) return;
@@ -408,7 +418,7 @@ function handle(message) {
       break;
     case "stream":
       if (message.status === "deleted") {
-        els.startsAt?.replaceChildren("deleted");
+        els.startsAt?.replaceChildren("this stream was deleted");
       } else if (message.status !== state.stream.status && (message.status === "live" || message.status === "ended")) {
         // The header said "starts <time>" until a reload: say what just happened, and when.
         const now = new Date();

@@ -115,3 +115,17 @@ def test_a_creator_reads_only_their_own_shops_audit_entries(client):
     assert client.get("/admin/audit/auditentry/add/").status_code == 403
     assert client.post(f"/admin/audit/auditentry/{mine.pk}/delete/", {"post": "yes"}).status_code == 403
     assert AuditEntry.objects.filter(pk=mine.pk).exists()
+
+
+def test_the_refund_page_of_a_refunded_order_says_so_at_once(client):
+    from apps.orders.services import order_refund
+
+    _, order = _paid_order()
+    staff = StaffFactory()
+    order_refund(order=order, actor=staff, restock=False, reason="Damaged")
+    client.force_login(staff)
+    response = client.get(_url(order, "refund/"), follow=True)
+    assert response.redirect_chain[-1][0] == _url(order)
+    texts = [str(m) for m in response.context["messages"]]
+    assert texts == [f"Order {order.pk} has already been refunded; there is nothing to refund."]
+    assert AuditEntry.objects.count() == 1  # nothing more was written

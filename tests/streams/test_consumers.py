@@ -448,3 +448,22 @@ async def test_the_control_room_follows_an_edit_of_the_stream(layer, stream_setu
     messages = await receive_until(owner, lambda got: got[-1]["type"] == "stream_updated")
     assert messages[-1]["title"] == "Renamed drop" and messages[-1]["status"] == stream.status
     await owner.disconnect()
+
+
+async def test_a_refund_takes_the_order_out_of_the_control_rooms_sales(
+    layer, stream_setup, session_key, close_db_after
+):
+    from apps.orders.services import order_refund
+
+    stream, sku = stream_setup["stream"], stream_setup["skus"][0]
+    owner = await _control_socket(stream, stream_setup["creator"])
+    await owner.receive_json_from(timeout=WAIT)
+    buyer = await sync_to_async(make_buyer)()
+    outcome = await sync_to_async(_buy_in_stream)(buyer, sku, stream, "control-refund-1")
+    await receive_until(owner, lambda got: any(m["type"] == "sale" for m in got))
+    staff = await sync_to_async(StaffFactory)()
+    await sync_to_async(order_refund)(order=outcome.order, actor=staff, restock=True, reason="Wrong size")
+    messages = await receive_until(owner, lambda got: got[-1]["type"] == "sales")
+    sales = messages[-1]["sales"]
+    assert sales["orders"] == 0 and sales["revenue"] == "0" and sales["recent"] == []
+    await owner.disconnect()

@@ -5,6 +5,7 @@ embedded beat runs beside the server; without one, tasks run in-process.
 """
 
 import os
+import signal
 import subprocess
 import sys
 
@@ -48,14 +49,27 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"Celery worker + beat started (pid {worker.pid}).")
         self.stdout.write(self.style.SUCCESS(f"Storefront: http://{host}:{port}/   Admin: http://{host}:{port}/admin/"))
+        server = subprocess.Popen(
+            [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "creatorcommerce.asgi:application"],
+            env=os.environ.copy(),
+        )
+
+        def stop(signum, frame):
+            raise KeyboardInterrupt
+
+        # A SIGTERM (kill, a service manager) stops the server and the worker too, as Ctrl-C
+        # does: neither is left behind holding the port.
+        previous = signal.signal(signal.SIGTERM, stop)
         try:
-            subprocess.call(
-                [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "creatorcommerce.asgi:application"],
-                env=os.environ.copy(),
-            )
+            server.wait()
         except KeyboardInterrupt:
             pass
         finally:
-            if worker is not None:
-                worker.terminate()
-                worker.wait(timeout=10)
+            signal.signal(signal.SIGTERM, previous)
+            for child in (server, worker):
+                if child is not None and child.poll() is None:
+                    child.terminate()
+                    try:
+                        child.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        child.kill()
