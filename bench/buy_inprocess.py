@@ -10,7 +10,9 @@ whose ``order_place`` has no ``lines`` refuses it); ``--per-buyer-limit`` puts a
 limit on the SKUs (an allowance claim per line, as bench/run.py's seed does). ``--tree``
 imports the project from another checkout (a ``git worktree`` of an older commit: bench/compare.py
 measures two commits in one sitting). ``--profile`` writes a pyinstrument profile of the HTTP
-buys, ``--cprofile`` cProfile's top functions of both paths (and the calls per buy).
+buys, ``--cprofile`` cProfile's top functions of both paths by CPU time (and the calls per
+buy), each path's raw profile next to the JSON (``<out>-service.prof``, ``-http.prof``: compare
+two with bench/profile_diff.py).
 
 Creates its own database objects in the configured database (use a scratch database);
 prints a table and writes bench/results/buy_inprocess-<timestamp>.json (``--out`` to choose).
@@ -85,8 +87,15 @@ def main():
     parser.add_argument("--tree", help="import the project from this checkout (default: this one)")
     parser.add_argument("--profile", action="store_true", help="write a pyinstrument profile of the HTTP buys")
     parser.add_argument("--cprofile", action="store_true", help="cProfile both paths: top functions, calls per buy")
+    parser.add_argument(
+        "--paths",
+        default="service,http",
+        help="which timed loops run (comma-separated): fewer for an instruction count under valgrind, "
+        "where the difference between two --n is the cost of the buys alone",
+    )
     parser.add_argument("--out", help="JSON path (default bench/results/buy_inprocess-<timestamp>.json)")
     args = parser.parse_args()
+    args.paths = {p.strip() for p in args.paths.split(",") if p.strip()}
 
     tree = Path(args.tree).resolve() if args.tree else BENCH_ROOT
     out = (
@@ -128,7 +137,7 @@ def main():
     events.enqueue_handlers = lambda event: None
     fanout.fan_out = lambda event: None
 
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"  # runs side by side share a database
     creator = User.objects.create_user(email=f"bench-creator-{stamp}@example.test", password="x")
     user_grant_role(email=creator.email, role="creator")
     stock = 6 * args.n + 10  # every buy below takes one unit of each SKU
@@ -213,13 +222,14 @@ def main():
         "queries_per_http_buy": len(http_queries),
         "round_trips_per_http_buy": http_trips["count"],
         "http_queries": http_queries,
-        "service": timed(service_buy, args.n, 0),
-        "http": timed(http_buy, args.n, 0),
     }
+    for path, fn in (("service", service_buy), ("http", http_buy)):
+        if path in args.paths:
+            results[path] = timed(fn, args.n, 0)
     if args.cprofile:
         results["cprofile"] = {
-            "service": _cprofile(service_buy, args.n, args.n, tree),
-            "http": _cprofile(http_buy, args.n, args.n, tree),
+            "service": _cprofile(service_buy, args.n, args.n, tree, out.with_name(out.stem + "-service.prof")),
+            "http": _cprofile(http_buy, args.n, args.n, tree, out.with_name(out.stem + "-http.prof")),
         }
     if args.profile:
         from pyinstrument import Profiler
@@ -244,6 +254,8 @@ def main():
     )
     print(f"{'path':<10}{'cpu ms':>10}{'median ms':>12}{'p95 ms':>10}{'p99 ms':>10}{'calls':>10}")
     for path in ("service", "http"):
+        if path not in results:
+            continue
         r = results[path]
         calls = results.get("cprofile", {}).get(path, {}).get("calls_per_buy", "")
         print(f"{path:<10}{r['cpu_ms']:>10}{r['median_ms']:>12}{r['p95_ms']:>10}{r['p99_ms']:>10}{calls:>10}")
@@ -262,14 +274,18 @@ def _commit(tree: Path) -> str:
     return ""
 
 
-def _cprofile(fn, n: int, start: int, tree: Path) -> dict:
-    """``n`` calls of ``fn`` under cProfile: Python calls per buy, and the top functions by
-    own time (everything) and by cumulative time (the project's own code), per buy."""
-    profiler = cProfile.Profile()
+def _cprofile(fn, n: int, start: int, tree: Path, dump: Path) -> dict:
+    """``n`` calls of ``fn`` under cProfile, timed by the thread's CPU clock (the buy runs on
+    this thread; waits for PostgreSQL and Redis do not count): Python calls per buy, and the
+    top functions by own time (everything) and by cumulative time (the project's own code),
+    per buy. The raw profile goes to ``dump``."""
+    profiler = cProfile.Profile(time.thread_time)
     profiler.enable()
     for i in range(start, start + n):
         fn(i)
     profiler.disable()
+    dump.parent.mkdir(parents=True, exist_ok=True)
+    profiler.dump_stats(str(dump))
     stats = pstats.Stats(profiler, stream=io.StringIO())
     total_calls = stats.total_calls  # type: ignore[attr-defined]
     prefix = str(tree) + os.sep
@@ -289,7 +305,8 @@ def _cprofile(fn, n: int, start: int, tree: Path) -> dict:
     by_cum = sorted(own_code, key=lambda kv: kv[1][3], reverse=True)[:40]
     return {
         "calls_per_buy": round(total_calls / n),
-        "profiled_ms_per_buy": round(1000 * stats.total_tt / n, 3),  # type: ignore[attr-defined]
+        "profiled_cpu_ms_per_buy": round(1000 * stats.total_tt / n, 3),  # type: ignore[attr-defined]
+        "raw": str(dump),
         "top_own_time": [row(k, v, 2) for k, v in by_own],
         "top_cumulative_project": [row(k, v, 3) for k, v in by_cum],
     }
