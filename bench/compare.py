@@ -64,7 +64,9 @@ def takes_lines(tree: Path) -> bool:
     return False
 
 
-def inprocess(tree: Path, *, n: int, lines: int, redis_db: int, out: Path, serial: int, cprofile: bool) -> dict:
+def inprocess(
+    tree: Path, *, n: int, lines: int, redis_db: int, out: Path, serial: int, cprofile: bool, keep_queries: bool
+) -> dict:
     database = f"cc_bench_ip_{os.getpid()}_{serial}"
     with pg_connect("postgres") as conn:
         conn.execute(f'CREATE DATABASE "{database}"')
@@ -87,7 +89,11 @@ def inprocess(tree: Path, *, n: int, lines: int, redis_db: int, out: Path, seria
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     print("    " + "\n    ".join(proc.stdout.strip().splitlines()), flush=True)
-    return json.loads(out.read_text())
+    result = json.loads(out.read_text())
+    if not keep_queries:  # the statements' text once per checkout and buy is enough (all of it in ``out``)
+        result.pop("queries", None)
+        result.pop("http_queries", None)
+    return result
 
 
 def load(tree: Path, *, rates: str, rates3: str | None, redis_db: int, out: Path, quick: bool) -> dict:
@@ -119,6 +125,20 @@ def load(tree: Path, *, rates: str, rates3: str | None, redis_db: int, out: Path
     if proc.returncode != 0 or not out.exists():
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return json.loads(out.read_text())
+
+
+def quiet(threshold: float | None, limit: float) -> dict:
+    """Wait (at most ``limit`` s) until every core was less than ``threshold`` % busy over
+    3 s; return the last sample (what the machine was doing when the step started)."""
+    from run import cores_busy, cores_snapshot
+
+    deadline = time.monotonic() + limit
+    while True:
+        before = cores_snapshot()
+        time.sleep(3)
+        busy = cores_busy(before, cores_snapshot())
+        if threshold is None or all((v or 0) < threshold for v in busy.values()) or time.monotonic() > deadline:
+            return busy
 
 
 def rate_figures(results: dict, scenario: str) -> dict:
@@ -170,10 +190,19 @@ def summary_rows(rounds: list[dict], rates: list[str]) -> list[list]:
             (f"daphne {rate}/s: server CPU ms/buy", lambda r, t, k=rate: r[t]["load"].get(k, {}).get("cpu_ms_per_buy")),
             (f"daphne {rate}/s: buys/s", lambda r, t, k=rate: r[t]["load"].get(k, {}).get("ok_rps")),
         ]
+
+    def safe(get, r, t):
+        try:
+            return get(r, t)
+        except (KeyError, TypeError):
+            return None
+
     rows = []
     for name, get in figures:
-        before = [get(r, "before") for r in rounds]
-        after = [get(r, "after") for r in rounds]
+        before = [safe(get, r, "before") for r in rounds]
+        after = [safe(get, r, "after") for r in rounds]
+        if all(v is None for v in before + after):
+            continue
         b = [v for v in before if isinstance(v, (int, float))]
         a = [v for v in after if isinstance(v, (int, float))]
         mb = statistics.median(b) if b else None
@@ -198,6 +227,14 @@ def main() -> int:
     parser.add_argument("--lines", type=int, default=3, help="SKUs of the multi-line buy (0: none)")
     parser.add_argument("--redis-db", type=int, default=8, choices=range(16), metavar="0-15")
     parser.add_argument("--skip-load", action="store_true", help="in-process figures only")
+    parser.add_argument("--skip-inprocess", action="store_true", help="load figures only")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        help="before each step, wait until every core is less busy than this %% (over 3 s; others' work "
+        "blurs latency most), at most --wait-max seconds",
+    )
+    parser.add_argument("--wait-max", type=float, default=900)
     parser.add_argument("--quick", action="store_true", help="run.py's quick profile (3 s per rate, not 10)")
     parser.add_argument("--out", help="JSON path (default bench/results/compare-<timestamp>.json)")
     args = parser.parse_args()
@@ -229,23 +266,27 @@ def main() -> int:
     t0 = time.monotonic()
     for k in range(args.rounds):
         order = ["before", "after"] if k % 2 == 0 else ["after", "before"]
-        entry: dict = {"order": order, "load_average": {}}
+        entry: dict = {"order": order}
         for label in order:
             tree = trees[label]
-            print(f"[round {k + 1}, {label}] load average {os.getloadavg()[0]:.2f}", flush=True)
-            entry["load_average"][label] = round(os.getloadavg()[0], 2)
-            serial += 1
-            ip = inprocess(
-                tree,
-                n=args.n,
-                lines=1,
-                redis_db=args.redis_db,
-                out=runs_dir / f"inprocess-{label}-r{k + 1}.json",
-                serial=serial,
-                cprofile=True,
-            )
-            figures: dict = {"inprocess": ip, "load": {}, "commit": commits[label]}
+            figures: dict = {"load": {}, "commit": commits[label], "cores_busy_pct_before": {}}
+            if not args.skip_inprocess:
+                figures["cores_busy_pct_before"]["inprocess"] = quiet(args.wait_quiet, args.wait_max)
+                print(f"[round {k + 1}, {label}] in process; load average {os.getloadavg()[0]:.2f}", flush=True)
+                serial += 1
+                figures["inprocess"] = inprocess(
+                    tree,
+                    n=args.n,
+                    lines=1,
+                    redis_db=args.redis_db,
+                    out=runs_dir / f"inprocess-{label}-r{k + 1}.json",
+                    serial=serial,
+                    cprofile=True,
+                    keep_queries=k == 0,
+                )
             if not args.skip_load:
+                figures["cores_busy_pct_before"]["load"] = quiet(args.wait_quiet, args.wait_max)
+                print(f"[round {k + 1}, {label}] load; load average {os.getloadavg()[0]:.2f}", flush=True)
                 rates3 = args.rates3 if lines_ok[label] else None
                 res = load(
                     tree,
@@ -259,7 +300,7 @@ def main() -> int:
                 figures["load_problems"] = res.get("problems", [])
                 if rates3:
                     figures["load3"] = rate_figures(res, "buy3")
-            if lines_ok[label]:
+            if lines_ok[label] and not args.skip_inprocess:
                 serial += 1
                 figures["inprocess3"] = inprocess(
                     tree,
@@ -269,6 +310,7 @@ def main() -> int:
                     out=runs_dir / f"inprocess{args.lines}-{label}-r{k + 1}.json",
                     serial=serial,
                     cprofile=True,
+                    keep_queries=k == 0,
                 )
             entry[label] = figures
         result["rounds"].append(entry)
@@ -285,22 +327,23 @@ def main() -> int:
         + table(["figure", "before", "after", "median before", "median after", "after/before"], rows)
     )
     multi = [(r["after"].get("inprocess3"), r["after"].get("load3")) for r in result["rounds"] if "after" in r]
-    if any(ip for ip, _ in multi):
+    if any(ip or ld for ip, ld in multi):
         rows3 = []
         ips = [ip for ip, _ in multi if ip]
-        rows3.append(["statements per buy (PostgreSQL)", " / ".join(str(ip["queries_per_buy"]) for ip in ips)])
-        rows3.append(["round trips per buy", " / ".join(str(ip["round_trips_per_buy"]) for ip in ips)])
-        rows3.append(["in-process service CPU ms/buy", " / ".join(str(ip["service"]["cpu_ms"]) for ip in ips)])
-        rows3.append(["in-process HTTP CPU ms/buy", " / ".join(str(ip["http"]["cpu_ms"]) for ip in ips)])
-        rows3.append(
-            [
-                "Python calls per service / HTTP buy",
-                " / ".join(
-                    f"{ip['cprofile']['service']['calls_per_buy']}, {ip['cprofile']['http']['calls_per_buy']}"
-                    for ip in ips
-                ),
-            ]
-        )
+        if ips:
+            rows3.append(["statements per buy (PostgreSQL)", " / ".join(str(ip["queries_per_buy"]) for ip in ips)])
+            rows3.append(["round trips per buy", " / ".join(str(ip["round_trips_per_buy"]) for ip in ips)])
+            rows3.append(["in-process service CPU ms/buy", " / ".join(str(ip["service"]["cpu_ms"]) for ip in ips)])
+            rows3.append(["in-process HTTP CPU ms/buy", " / ".join(str(ip["http"]["cpu_ms"]) for ip in ips)])
+            rows3.append(
+                [
+                    "Python calls per service / HTTP buy",
+                    " / ".join(
+                        f"{ip['cprofile']['service']['calls_per_buy']}, {ip['cprofile']['http']['calls_per_buy']}"
+                        for ip in ips
+                    ),
+                ]
+            )
         loads = [ld for _, ld in multi if ld]
         for rate in sorted({k for ld in loads for k in ld}, key=int):
             for key, name in (

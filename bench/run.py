@@ -313,6 +313,28 @@ def bench_env(base: dict, *, database: str, redis_url: str, layer: str | None = 
     return env
 
 
+def production_like() -> dict:
+    """The servers' settings besides the services: production's, with a random SECRET_KEY
+    and no limit that the bench's few buyers on 127.0.0.1 could trigger."""
+    return {
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "SECURE_HSTS_SECONDS": "0",
+        "EMBEDDED_SCHEDULER": "0",
+        # All load comes from 127.0.0.1 and a few users: no rate limit may trigger (the
+        # throttles still run, and still cost what they cost).
+        "BUY_RATE_LIMIT": "1000000/s",
+        "API_ANON_RATE": "1000000/s",
+        "API_USER_RATE": "1000000/s",
+        "NODE_ID": "bench",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
 def public_settings(secret_free_base: dict, database: str, redis_url: str) -> dict:
     shown = {k: ("<random, 64 chars>" if k == "SECRET_KEY" else v) for k, v in secret_free_base.items()}
     shown.update(
@@ -1667,23 +1689,7 @@ def main() -> int:
     out_path = Path(args.out).resolve() if args.out else results_dir / f"{stamp}.json"
     logs = out_path.with_name(out_path.stem + "-logs")
     logs.mkdir(parents=True, exist_ok=True)
-    base = {
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "0",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "SECURE_HSTS_SECONDS": "0",
-        "EMBEDDED_SCHEDULER": "0",
-        # All load comes from 127.0.0.1 and a few users: no rate limit may trigger (the
-        # throttles still run, and still cost what they cost).
-        "BUY_RATE_LIMIT": "1000000/s",
-        "API_ANON_RATE": "1000000/s",
-        "API_USER_RATE": "1000000/s",
-        "NODE_ID": "bench",
-        "LOG_LEVEL": "WARNING",
-    }
+    base = production_like()
     results: dict = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "profile": profile_name,
