@@ -90,9 +90,18 @@ def inprocess(
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
     print("    " + "\n    ".join(proc.stdout.strip().splitlines()), flush=True)
     result = json.loads(out.read_text())
-    if not keep_queries:  # the statements' text once per checkout and buy is enough (all of it in ``out``)
+    return slim(result, keep_queries=keep_queries)
+
+
+def slim(result: dict, *, keep_queries: bool) -> dict:
+    """An in-process result as this summary keeps it (the run's own file has everything):
+    the statements' text once per checkout and buy, the profiles' top 15 functions."""
+    if not keep_queries:
         result.pop("queries", None)
         result.pop("http_queries", None)
+    for profile in result.get("cprofile", {}).values():
+        for key in ("top_own_time", "top_cumulative_project"):
+            profile[key] = profile.get(key, [])[:15]
     return result
 
 
@@ -296,6 +305,7 @@ def main() -> int:
                     out=runs_dir / f"load-{label}-r{k + 1}.json",
                     quick=args.quick,
                 )
+                result.setdefault("machine", res.get("machine"))
                 figures["load"] = rate_figures(res, "buy")
                 figures["load_problems"] = res.get("problems", [])
                 if rates3:
