@@ -5,6 +5,7 @@ one run against this machine's own limits. Not a test: it never fails on timings
     .venv/bin/python bench/run.py --quick    # fewer, shorter runs, under 2 minutes
     .venv/bin/python bench/run.py --smoke    # tiny counts, end to end (tests/bench/test_smoke.py)
     .venv/bin/python bench/run.py --only ceiling,buy --servers uvicorn
+    .venv/bin/python bench/run.py --only buy --servers daphne --tree ../wt-before --redis-db 8
 
 It starts what it measures (daphne or uvicorn on core 0, the baseline WebSocket server on
 core 0, load generators on core 1, with taskset), on production-like settings: a fresh
@@ -15,11 +16,17 @@ bounded in count and in time and targets 127.0.0.1 only. Everything it started i
 on the way out, also on Ctrl-C or an error. It prints a table and writes
 bench/results/<timestamp>.json (server logs next to it, in bench/results/<timestamp>-logs/).
 
-Scenarios: ceiling (GET /livez), buy (open-loop POST /api/v1/orders/), pgbench (the hot-row
-UPDATE), fanout (WebSocket viewers of a live stream, per channel layer), baseline (the
-``websockets`` broadcast server with the same clients and cadence). Fan-out steps run at
+Scenarios: ceiling (GET /livez), buy (open-loop POST /api/v1/orders/), buy3 (the same with
+three SKUs of one shop in one body's ``lines``), pgbench (the hot-row UPDATE), fanout
+(WebSocket viewers of a live stream, per channel layer), baseline (the ``websockets``
+broadcast server with the same clients and cadence). Fan-out steps run at
 the contract's cadence (10 stock changes a second: a stream pushes at most 10 a second), and
 the largest step once more above it (``overload_changes_per_s``, 20), each its own row.
+
+``--tree`` runs the servers, migrations and seed from another checkout of the project (e.g. a
+``git worktree`` of an older commit) with this checkout's bench code: bench/compare.py uses
+it to measure two commits in one sitting. ``--redis-db`` pins the Redis index (the run
+flushes it afterwards) instead of taking the first empty one from 15 down.
 """
 
 from __future__ import annotations
@@ -58,6 +65,9 @@ from loadgen import (  # noqa: E402
 )
 
 HOST = "127.0.0.1"
+# The application's source tree: servers, manage.py and seed.py's imports run from it
+# (``--tree``; this checkout by default).
+APP = ROOT
 
 
 def _services() -> tuple[dict, tuple[str, int]]:
@@ -92,7 +102,8 @@ def pg_url(database: str, *, masked: bool = False) -> str:
     return f"postgres://{auth}@{PG['host']}:{PG['port']}/{database}"
 
 
-SCENARIOS = ("ceiling", "buy", "pgbench", "fanout", "baseline")
+SCENARIOS = ("ceiling", "buy", "buy3", "pgbench", "fanout", "baseline")
+LINES_PER_BUY3 = 3
 SERVERS = ("daphne", "uvicorn")
 LAYERS = ("core", "pubsub")
 
@@ -100,6 +111,8 @@ PROFILES = {
     "default": {
         "ceiling_seconds": 8,
         "rates": [50, 100, 200, 400],
+        # The 3-line buy (buy3): one request, three SKUs of one shop, one unit each.
+        "rates3": [100, 200],
         "rate_seconds": 10,
         "pgbench_seconds": 10,
         "pgbench_clients": [1, 4],
@@ -120,6 +133,7 @@ PROFILES = {
     "quick": {
         "ceiling_seconds": 3,
         "rates": [50, 200],
+        "rates3": [200],
         "rate_seconds": 3,
         "pgbench_seconds": 3,
         "pgbench_clients": [1, 4],
@@ -138,6 +152,7 @@ PROFILES = {
     "smoke": {
         "ceiling_seconds": 1,
         "rates": [10],
+        "rates3": [10],
         "rate_seconds": 1,
         "pgbench_seconds": 1,
         "pgbench_clients": [1],
@@ -237,7 +252,7 @@ def spawn(name: str, cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     proc = subprocess.Popen(
         cmd,
         env=env,
-        cwd=ROOT,
+        cwd=APP,
         stdout=handle,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -253,7 +268,7 @@ async def run_cmd(cmd: list[str], *, env: dict | None = None, timeout: float = 1
     proc = await asyncio.create_subprocess_exec(
         *cmd,
         env=env,
-        cwd=ROOT,
+        cwd=APP,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         start_new_session=True,
@@ -290,11 +305,34 @@ def bench_env(base: dict, *, database: str, redis_url: str, layer: str | None = 
             "REDIS_URL": redis_url,
             "DJANGO_SETTINGS_MODULE": "creatorcommerce.settings",
             "PYTHONUNBUFFERED": "1",
+            "BENCH_APP_TREE": str(APP),
         }
     )
     if layer is not None:
         env["CHANNEL_LAYER_BACKEND"] = layer
     return env
+
+
+def production_like() -> dict:
+    """The servers' settings besides the services: production's, with a random SECRET_KEY
+    and no limit that the bench's few buyers on 127.0.0.1 could trigger."""
+    return {
+        "DEBUG": "0",
+        "SECRET_KEY": secrets.token_urlsafe(48),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+        "SECURE_HSTS_SECONDS": "0",
+        "EMBEDDED_SCHEDULER": "0",
+        # All load comes from 127.0.0.1 and a few users: no rate limit may trigger (the
+        # throttles still run, and still cost what they cost).
+        "BUY_RATE_LIMIT": "1000000/s",
+        "API_ANON_RATE": "1000000/s",
+        "API_USER_RATE": "1000000/s",
+        "NODE_ID": "bench",
+        "LOG_LEVEL": "WARNING",
+    }
 
 
 def public_settings(secret_free_base: dict, database: str, redis_url: str) -> dict:
@@ -310,10 +348,14 @@ def public_settings(secret_free_base: dict, database: str, redis_url: str) -> di
     return shown
 
 
-def pick_redis_db() -> str:
-    """The first empty Redis database index from 15 down: the run owns it and flushes it."""
+def pick_redis_db(index: int | None = None) -> str:
+    """The first empty Redis database index from 15 down, or ``index`` when one is given
+    (``--redis-db``: several runs side by side must not take each other's): the run owns it
+    and flushes it."""
     import redis
 
+    if index is not None:
+        return f"redis://{REDIS_AT[0]}:{REDIS_AT[1]}/{index}"
     for index in range(15, 7, -1):
         client = redis.Redis(host=REDIS_AT[0], port=REDIS_AT[1], db=index)
         if client.dbsize() == 0:
@@ -446,41 +488,57 @@ async def ceiling(server: Server, seconds: float) -> dict:
 # -- scenario 2: buys -------------------------------------------------------------------------
 
 
-def stock_state(conn, level_id: int) -> dict:
-    available = conn.execute("SELECT available FROM catalog_stocklevel WHERE id = %s", [level_id]).fetchone()[0]
+def stock_state(conn, level_ids: list[int]) -> dict:
+    """Units available on ``level_ids`` (summed), and the orders with a line on any of them
+    by status: orders counted once however many of their lines are there."""
+    available = conn.execute(
+        "SELECT COALESCE(SUM(available), 0) FROM catalog_stocklevel WHERE id = ANY(%s)", [level_ids]
+    ).fetchone()[0]
     rows = conn.execute(
-        "SELECT o.status, COUNT(*), COALESCE(SUM(l.quantity), 0) FROM orders_orderline l "
-        "JOIN orders_order o ON o.id = l.order_id WHERE l.stock_level_id = %s GROUP BY o.status",
-        [level_id],
+        "SELECT o.status, COUNT(DISTINCT o.id), COALESCE(SUM(l.quantity), 0) FROM orders_orderline l "
+        "JOIN orders_order o ON o.id = l.order_id WHERE l.stock_level_id = ANY(%s) GROUP BY o.status",
+        [level_ids],
     ).fetchall()
     by_status = {status: {"orders": n, "units": int(units)} for status, n, units in rows}
-    return {"available": available, "by_status": by_status}
+    return {"available": int(available), "by_status": by_status}
 
 
-async def settled_state(conn, level_id: int, *, quiet: float = 1.0, limit: float = 60.0) -> dict:
+async def settled_state(conn, level_ids: list[int], *, quiet: float = 1.0, limit: float = 60.0) -> dict:
     """The stock state once it has stopped changing for ``quiet`` s (requests the client gave
     up on may still be running in the server)."""
     deadline = time.monotonic() + limit
-    state = stock_state(conn, level_id)
+    state = stock_state(conn, level_ids)
     while time.monotonic() < deadline:
         await asyncio.sleep(quiet)
-        again = stock_state(conn, level_id)
+        again = stock_state(conn, level_ids)
         if again == state and "reserved" not in again["by_status"]:
             return again
         state = again
     return state
 
 
-async def buys(server: Server, seed: dict, profile: dict, stamp: str) -> dict:
-    sku = seed["buy_skus"][server.label]
+async def buys(server: Server, seed: dict, profile: dict, stamp: str, *, lines: int = 1) -> dict:
+    """Open-loop buys at each of the profile's rates. ``lines`` 1: the v1 body (one SKU,
+    ``rates``); 3: one body with ``lines`` naming three SKUs of one shop, one unit each
+    (``rates3``; the buy3 scenario). The stock checks after each rate cover every SKU bought."""
+    if lines == 1:
+        sku = seed["buy_skus"][server.label]
+        skus = [sku]
+        body = json.dumps({"sku": sku["code"], "quantity": 1}).encode()
+        rates, tag0 = profile["rates"], ""
+    else:
+        skus = seed["buy3_skus"][server.label]
+        body = json.dumps({"lines": [{"sku": s["code"], "quantity": 1} for s in skus]}).encode()
+        rates, tag0 = profile["rates3"], "l3"
+    level_ids = [s["level_id"] for s in skus]
+    initial = sum(s["initial"] for s in skus)
     tokens = seed["buyer_tokens"]
-    body = json.dumps({"sku": sku["code"], "quantity": 1}).encode()
 
     def maker(tag: str):
         def make(i: int) -> bytes:
             headers = {
                 "X-Session-Token": tokens[i % len(tokens)],
-                "Idempotency-Key": f"bench-{stamp}-{server.label}-{tag}-{i:07d}",
+                "Idempotency-Key": f"bench-{stamp}-{server.label}-{tag0}{tag}-{i:07d}",
                 "Content-Type": "application/json",
                 "Accept": "application/json",
             }
@@ -488,8 +546,14 @@ async def buys(server: Server, seed: dict, profile: dict, stamp: str) -> dict:
 
         return make
 
-    out: dict = {"sku": sku["code"], "initial_stock": sku["initial"], "rates": []}
+    out: dict = {
+        "sku": ",".join(s["code"] for s in skus),
+        "lines": lines,
+        "initial_stock": initial,
+        "rates": [],
+    }
     client_ok = unanswered = 0
+    label = server.label if lines == 1 else f"{server.label} x{lines}"
     with pg_connect(STARTED.database) as conn:
         warm = await open_loop(
             host=HOST, port=server.port, make_request=maker("warm"), rate=20, duration=WARMUP_BUYS / 20, timeout=20
@@ -497,8 +561,8 @@ async def buys(server: Server, seed: dict, profile: dict, stamp: str) -> dict:
         client_ok += warm["ok"]
         unanswered += sum(v for k, v in warm["statuses"].items() if not k.isdigit())
         out["warmup"] = {"sent": warm["sent"], "statuses": warm["statuses"]}
-        before = await settled_state(conn, sku["level_id"], limit=profile["quiet_limit"])
-        for step, rate in enumerate(profile["rates"]):
+        before = await settled_state(conn, level_ids, limit=profile["quiet_limit"])
+        for step, rate in enumerate(rates):
             cpu0, wall0, cores0, steal0 = cpu_seconds(server.pid), time.monotonic(), cores_snapshot(), steal_snapshot()
             result = await open_loop(
                 host=HOST,
@@ -522,9 +586,9 @@ async def buys(server: Server, seed: dict, profile: dict, stamp: str) -> dict:
             result["cores_busy_pct"] = cores_busy(cores0, cores_snapshot())
             client_ok += result["statuses"].get("201", 0)
             unanswered += sum(v for k, v in result["statuses"].items() if not k.isdigit())
-            after = await settled_state(conn, sku["level_id"], limit=profile["quiet_limit"])
+            after = await settled_state(conn, level_ids, limit=profile["quiet_limit"])
             paid = after["by_status"].get("paid", {"orders": 0, "units": 0})
-            sold_total = sku["initial"] - after["available"]
+            sold_total = initial - after["available"]
             held = sum(v["units"] for k, v in after["by_status"].items() if k == "reserved")
             result["check"] = {
                 "available": after["available"],
@@ -541,11 +605,11 @@ async def buys(server: Server, seed: dict, profile: dict, stamp: str) -> dict:
                 # Every 201 the client saw is a paid order; orders beyond those are requests
                 # the client stopped waiting for (timeouts), which the server still completed.
                 "client_201_consistent": client_ok <= paid["orders"] <= client_ok + unanswered,
-                "stock_never_below_zero": after["available"] >= 0 and sold_total <= sku["initial"],
+                "stock_never_below_zero": after["available"] >= 0 and sold_total <= initial,
             }
             before = after
             out["rates"].append(result)
-            print_buy_line(server.label, result)
+            print_buy_line(label, result)
     return out
 
 
@@ -553,7 +617,7 @@ def print_buy_line(label: str, r: dict) -> None:
     lat = r["latency_ms"]
     c = r["check"]
     print(
-        f"  {label:<8} offered {r['offered_rps']:>5}/s  achieved {r['ok_rps']:>6}/s  cpu {r['server_cpu_pct']}% "
+        f"  {label:<10} offered {r['offered_rps']:>5}/s  achieved {r['ok_rps']:>6}/s  cpu {r['server_cpu_pct']}% "
         f"({r['server_cpu_ms_per_request']} ms/request, steal {r['steal_pct']}%)  "
         f"p50 {fmt_ms(lat['p50'])} p95 {fmt_ms(lat['p95'])} p99 {fmt_ms(lat['p99'])}  {r['statuses']}  "
         f"sold {c['units_sold_total']} = paid {c['paid_units_total']} "
@@ -1140,9 +1204,14 @@ def report(results: dict) -> str:
                 ["server", "load", "req/s", "p50 ms", "p95 ms", "p99 ms", "errors", "srv cpu ms/req", "steal %"], rows
             )
         )
-    if "buy" in sc:
+    for scenario, title in (
+        ("buy", "2. Buy while a drop sells out: POST /api/v1/orders/, open loop, latency from the scheduled send"),
+        ("buy3", f"2b. The {LINES_PER_BUY3}-line buy: one POST /api/v1/orders/ with {LINES_PER_BUY3} SKUs of one shop"),
+    ):
+        if scenario not in sc:
+            continue
         rows = []
-        for s, b in sc["buy"].items():
+        for s, b in sc[scenario].items():
             for r in b["rates"]:
                 c = r["check"]
                 errors = {k: v for k, v in r["statuses"].items() if k != "201"}
@@ -1164,7 +1233,8 @@ def report(results: dict) -> str:
                     ]
                 )
         parts.append(
-            "2. Buy while a drop sells out: POST /api/v1/orders/, open loop, latency from the scheduled send\n"
+            title
+            + "\n"
             + table(
                 [
                     "server",
@@ -1267,14 +1337,17 @@ def problems(results: dict) -> list[str]:
     """Plain observations that need a look (not assertions: the run never fails on them)."""
     found = []
     sc = results["scenarios"]
-    for server, b in sc.get("buy", {}).items():
-        for r in b["rates"]:
-            c = r["check"]
-            bad = {k: v for k, v in r["statuses"].items() if k != "201"}
-            if bad:
-                found.append(f"buy {server} @{r['offered_rps']}/s: non-201 answers {bad} {r['sample_bodies']}")
-            if not (c["sold_equals_paid"] and c["client_201_consistent"] and c["stock_never_below_zero"]):
-                found.append(f"buy {server} @{r['offered_rps']}/s: stock check failed {c}")
+    for scenario in ("buy", "buy3"):
+        for server, b in sc.get(scenario, {}).items():
+            for r in b["rates"]:
+                c = r["check"]
+                bad = {k: v for k, v in r["statuses"].items() if k != "201"}
+                if bad:
+                    found.append(
+                        f"{scenario} {server} @{r['offered_rps']}/s: non-201 answers {bad} {r['sample_bodies']}"
+                    )
+                if not (c["sold_equals_paid"] and c["client_201_consistent"] and c["stock_never_below_zero"]):
+                    found.append(f"{scenario} {server} @{r['offered_rps']}/s: stock check failed {c}")
     for layer, fan in sc.get("fanout", {}).items():
         for s in fan["steps"]:
             at = f"@{s['viewers']}x{fmt_num(s['changes_per_s'])}/s"
@@ -1348,12 +1421,13 @@ def machine(redis_url: str, database: str) -> dict:
     code = {}
     with contextlib.suppress(Exception):
         code["commit"] = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+            ["git", "rev-parse", "HEAD"], cwd=APP, capture_output=True, text=True, timeout=10
         ).stdout.strip()
         changed = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, timeout=10
+            ["git", "status", "--porcelain"], cwd=APP, capture_output=True, text=True, timeout=10
         ).stdout.splitlines()
         code["uncommitted_files"] = len(changed)
+        code["tree"] = str(APP)
     return {
         "code": code,
         "nproc": os.cpu_count(),
@@ -1385,6 +1459,9 @@ async def run_all(args, profile: dict, stamp: str, results: dict, logs: Path) ->
     if rc != 0:
         raise RuntimeError(f"migrate failed:\n{out[-2000:]}")
     planned = WARMUP_BUYS + sum(round(r * profile["rate_seconds"]) for r in profile["rates"])
+    # buy3 takes one unit of each of its three SKUs per buy.
+    planned3 = WARMUP_BUYS + sum(round(r * profile["rate_seconds"]) for r in profile["rates3"])
+    buy3 = [a for s in args.servers for a in ("--buy3-sku", f"{s}={planned3}")] if "buy3" in only else []
     seed_file = logs / "seed.json"
     fan_stock = 1_000_000
     rc, out = await run_cmd(
@@ -1398,6 +1475,7 @@ async def run_all(args, profile: dict, stamp: str, results: dict, logs: Path) ->
             "--out",
             str(seed_file),
             *[a for s in args.servers for a in ("--buy-sku", f"{s}={planned}")],
+            *buy3,
         ],
         env=bench_env(base, database=database, redis_url=redis_url),
         timeout=600,
@@ -1409,6 +1487,7 @@ async def run_all(args, profile: dict, stamp: str, results: dict, logs: Path) ->
         "migrate_and_seed_seconds": round(time.monotonic() - t0, 1),
         "buyers": len(seed["buyer_tokens"]),
         "stock_per_buy_sku": planned,
+        "stock_per_buy3_sku": planned3 if buy3 else None,
         "fan_stock": fan_stock,
         "seed_seconds": seed["seconds"],
     }
@@ -1425,7 +1504,7 @@ async def run_all(args, profile: dict, stamp: str, results: dict, logs: Path) ->
         """The 1-minute load average when a scenario starts: other work on the machine shows here."""
         results["load_average"][name] = round(os.getloadavg()[0], 2)
 
-    if only & {"ceiling", "buy"}:
+    if only & {"ceiling", "buy", "buy3"}:
         for kind in args.servers:
             env = bench_env(base, database=database, redis_url=redis_url)
             note_load(kind)
@@ -1452,6 +1531,9 @@ async def run_all(args, profile: dict, stamp: str, results: dict, logs: Path) ->
                     )
                 if "buy" in only:
                     sc.setdefault("buy", {})[kind] = await buys(server, seed, profile, stamp)
+                if "buy3" in only:
+                    # In the same process, after the single-SKU buys (which it does not disturb).
+                    sc.setdefault("buy3", {})[kind] = await buys(server, seed, profile, stamp, lines=LINES_PER_BUY3)
                 sc.setdefault("servers", {})[kind] = {"rss_kb_at_end": rss_kb(server.pid), "command": server.command()}
             results["server_log_problems"][kind] = log_problems(server.log)
 
@@ -1538,6 +1620,20 @@ def main() -> int:
     parser.add_argument("--servers", default=",".join(SERVERS), help="for ceiling and buy: daphne,uvicorn")
     parser.add_argument("--layers", default=",".join(LAYERS), help="for fanout: core,pubsub")
     parser.add_argument("--rates", help="buys/s offered, comma-separated (overrides the profile)")
+    parser.add_argument("--rates3", help="buy3: 3-line buys/s offered, comma-separated (overrides the profile)")
+    parser.add_argument(
+        "--tree",
+        help="run the servers, migrations and seed from this checkout of the project (default: this one)",
+    )
+    parser.add_argument(
+        "--redis-db",
+        type=int,
+        choices=range(16),
+        metavar="0-15",
+        default=int(os.environ["BENCH_REDIS_DB"]) if os.environ.get("BENCH_REDIS_DB") else None,
+        help="the Redis database index to use and flush afterwards (default: BENCH_REDIS_DB, else the first "
+        "empty one from 15 down)",
+    )
     parser.add_argument("--viewers", help="viewer steps, comma-separated (overrides the profile)")
     parser.add_argument(
         "--changes-per-s",
@@ -1566,6 +1662,13 @@ def main() -> int:
     profile = dict(PROFILES[profile_name])
     if args.rates:
         profile["rates"] = [float(x) for x in args.rates.split(",")]
+    if args.rates3:
+        profile["rates3"] = [float(x) for x in args.rates3.split(",")]
+    if args.tree:
+        global APP
+        APP = Path(args.tree).resolve()
+        if not (APP / "manage.py").is_file():
+            parser.error(f"--tree: no manage.py in {APP}")
     if args.viewers:
         profile["viewers"] = [int(x) for x in args.viewers.split(",")]
     if args.changes_per_s is not None:
@@ -1586,23 +1689,7 @@ def main() -> int:
     out_path = Path(args.out).resolve() if args.out else results_dir / f"{stamp}.json"
     logs = out_path.with_name(out_path.stem + "-logs")
     logs.mkdir(parents=True, exist_ok=True)
-    base = {
-        "DEBUG": "0",
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "SECURE_SSL_REDIRECT": "0",
-        "SESSION_COOKIE_SECURE": "0",
-        "CSRF_COOKIE_SECURE": "0",
-        "SECURE_HSTS_SECONDS": "0",
-        "EMBEDDED_SCHEDULER": "0",
-        # All load comes from 127.0.0.1 and a few users: no rate limit may trigger (the
-        # throttles still run, and still cost what they cost).
-        "BUY_RATE_LIMIT": "1000000/s",
-        "API_ANON_RATE": "1000000/s",
-        "API_USER_RATE": "1000000/s",
-        "NODE_ID": "bench",
-        "LOG_LEVEL": "WARNING",
-    }
+    base = production_like()
     results: dict = {
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "profile": profile_name,
@@ -1617,7 +1704,7 @@ def main() -> int:
     status = 0
     print(f"bench/run.py --{profile_name}: {', '.join(args.only)}; logs in {shown(logs)}", flush=True)
     try:
-        STARTED.redis_url = pick_redis_db()
+        STARTED.redis_url = pick_redis_db(args.redis_db)
         database = f"cc_bench_{stamp.replace('-', '_')}_{os.getpid()}"
         create_database(database)
         results["machine"] = machine(STARTED.redis_url, database)

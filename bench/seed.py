@@ -2,8 +2,9 @@
 subprocess, with the bench environment: DATABASE_URL of the fresh bench database, ...).
 
 Creates a creator and their shop, one SKU per buy run (each with its own stock, so that the
-checks after each rate are exact), a SKU for the fan-out pinned on a live stream, and N
-buyers with a saved card (tok_ok) and an address. Every user gets an allauth headless
+checks after each rate are exact), three SKUs of one product per 3-line buy run
+(``--buy3-sku``), a SKU for the fan-out pinned on a live stream, and N buyers with a saved
+card (tok_ok) and an address. Every user gets an allauth headless
 session (the ``X-Session-Token`` an app client sends); sessions are created here with
 Django's ``login()`` rather than through the login endpoint, because PBKDF2 makes each
 password check cost ~0.5 s on purpose. For the same reason the password is hashed once and
@@ -11,6 +12,9 @@ the hash given to every buyer.
 
     python bench/seed.py --buyers 100 --buy-sku daphne=8000 --buy-sku uvicorn=8000 \
         --fan-stock 1000000 --out seed.json
+
+The project's code comes from ``BENCH_APP_TREE`` when set (run.py's ``--tree``: another
+checkout), else from this one.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import time
 from importlib import import_module
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(os.environ.get("BENCH_APP_TREE") or Path(__file__).resolve().parents[1])
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "creatorcommerce.settings")
 
@@ -34,6 +38,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--buyers", type=int, default=100)
     parser.add_argument("--buy-sku", action="append", default=[], help="name=stock, one per buy run")
+    parser.add_argument(
+        "--buy3-sku", action="append", default=[], help="name=stock: three SKUs (stock each) for a 3-line buy run"
+    )
     parser.add_argument("--fan-stock", type=int, default=1_000_000)
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
@@ -85,6 +92,23 @@ def main() -> None:
         level = StockLevel.objects.get(sku__shop=shop, sku__code=code)
         skus[name] = {"code": code, "level_id": level.pk, "sku_id": level.sku_id, "initial": level.available}
 
+    skus3 = {}
+    for spec in args.buy3_sku:
+        name, _, stock = spec.partition("=")
+        codes = [f"BUY3-{name.upper()}-{size}" for size in ("S", "M", "L")]
+        product_create(
+            shop=shop,
+            title=f"Three sizes for {name}",
+            skus=[
+                {"code": code, "price": "25.00", "stock": int(stock), "per_buyer_limit": BUY_PER_BUYER_LIMIT}
+                for code in codes
+            ],
+        )
+        skus3[name] = []
+        for code in codes:
+            level = StockLevel.objects.get(sku__shop=shop, sku__code=code)
+            skus3[name].append({"code": code, "level_id": level.pk, "sku_id": level.sku_id, "initial": level.available})
+
     product_create(shop=shop, title="Pinned tee", skus=[{"code": "FAN-TEE", "price": "30.00", "stock": args.fan_stock}])
     fan_level = StockLevel.objects.get(sku__shop=shop, sku__code="FAN-TEE")
     stream = Stream.objects.create(shop=shop, title="Bench live", starts_at=timezone.now())
@@ -107,6 +131,7 @@ def main() -> None:
         "shop_id": shop.pk,
         "buyer_tokens": buyers,
         "buy_skus": skus,
+        "buy3_skus": skus3,
         "fan": {
             "code": "FAN-TEE",
             "level_id": fan_level.pk,

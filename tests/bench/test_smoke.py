@@ -50,12 +50,13 @@ def test_bench_smoke_runs_every_scenario_and_writes_results(tmp_path):
     assert data["settings"]["SECRET_KEY"] != os.environ.get("SECRET_KEY")
 
     scenarios = data["scenarios"]
-    assert {"ceiling", "buy", "pgbench", "fanout", "baseline"} <= scenarios.keys()
+    assert {"ceiling", "buy", "buy3", "pgbench", "fanout", "baseline"} <= scenarios.keys()
     for server in ("daphne", "uvicorn"):
         ceiling = scenarios["ceiling"][server]
         assert _numbers(ceiling["rps"], *ceiling["latency_ms"].values())
-        rates = scenarios["buy"][server]["rates"]
-        assert rates
+        assert scenarios["buy3"][server]["lines"] == 3
+        rates = scenarios["buy"][server]["rates"] + scenarios["buy3"][server]["rates"]
+        assert len(rates) == 2
         for rate in rates:
             assert _numbers(rate["offered_rps"], rate["ok_rps"], rate["sent"])
             assert set(rate["latency_ms"]) == {"p50", "p95", "p99"}
@@ -63,6 +64,7 @@ def test_bench_smoke_runs_every_scenario_and_writes_results(tmp_path):
             check = rate["check"]
             assert {"units_sold_total", "paid_units_total", "available", "sold_equals_paid"} <= check.keys()
             assert check["available"] >= 0  # never oversold: a correctness check, not a timing one
+            assert rate["statuses"].get("201", 0) > 0
 
     assert all(_numbers(run["tps"]) for run in scenarios["pgbench"]["runs"])
     steps = [s for layer in ("core", "pubsub") for s in scenarios["fanout"][layer]["steps"]]
