@@ -20,8 +20,10 @@ With ``--lines`` (3 by default; 0 for none) the "after" checkout also runs the 3
 (three SKUs of one shop in one body's ``lines``), in process and under load (run.py's buy3
 scenario, ``--rates3``); a checkout whose buy takes one SKU only skips it. Everything uses
 the one Redis index ``--redis-db`` (8 by default; it must be empty at the start, and is
-flushed after every step). Prints a table and writes bench/results/compare-<timestamp>.json
-(``--out``), with every run's own results next to it in compare-<timestamp>-runs/.
+flushed after every step). ``--skip-load`` or ``--skip-inprocess`` runs one half only;
+``--wait-quiet`` waits (bounded) for idle cores before each step. Prints a table and writes
+bench/results/compare-<timestamp>.json (``--out``), with every run's own results next to it
+in compare-<timestamp>-runs/ (the in-process runs' raw profiles too: bench/profile_diff.py).
 """
 
 from __future__ import annotations

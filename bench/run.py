@@ -1,7 +1,7 @@
 """The benchmark suite (issue 5): the buy path and the live fan-out, measured side by side in
 one run against this machine's own limits. Not a test: it never fails on timings.
 
-    .venv/bin/python bench/run.py            # everything, about 5-6 minutes (at most 10)
+    .venv/bin/python bench/run.py            # everything, about 6½ minutes (at most 12)
     .venv/bin/python bench/run.py --quick    # fewer, shorter runs, under 2 minutes
     .venv/bin/python bench/run.py --smoke    # tiny counts, end to end (tests/bench/test_smoke.py)
     .venv/bin/python bench/run.py --only ceiling,buy --servers uvicorn
