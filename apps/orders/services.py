@@ -250,7 +250,7 @@ def _reserve(
     or IntegrityError (the key taken meanwhile), with nothing written."""
     now = timezone.now()
     pairs = quote.line_claims(buyer_id=buyer.pk)
-    claims = quote.claims(buyer_id=buyer.pk)
+    claims = quote.claims(buyer_id=buyer.pk, pairs=pairs)
     first, address = quote.skus[0], context["address"]
     # creatorcommerce.sql: the ORM's INSERT without its per-call cost (hot path).
     order = Order(

@@ -35,9 +35,11 @@ class Quote:
             for index, (pl, row) in enumerate(zip(self.lines, self.skus, strict=True))
         ]
 
-    def claims(self, *, buyer_id: int | None) -> list[Claim]:
-        """What a buy of these lines takes, in the order it takes it (apps.pricing.claims)."""
-        return ordered([c for pair in self.line_claims(buyer_id=buyer_id) for c in pair if c is not None])
+    def claims(self, *, buyer_id: int | None, pairs: list[tuple[Claim, Claim | None]] | None = None) -> list[Claim]:
+        """What a buy of these lines takes, in the order it takes it (apps.pricing.claims);
+        ``pairs``: ``line_claims``'s answer when the caller has it already."""
+        pairs = pairs if pairs is not None else self.line_claims(buyer_id=buyer_id)
+        return ordered([c for pair in pairs for c in pair if c is not None])
 
     @property
     def subtotal(self) -> Decimal:
