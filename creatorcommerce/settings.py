@@ -8,6 +8,7 @@ onto PostgreSQL, Redis and an MQTT broker.
 
 from __future__ import annotations
 
+import importlib.util
 import ipaddress
 from datetime import timedelta
 from pathlib import Path
@@ -73,6 +74,7 @@ INSTALLED_APPS = [
     "apps.pricing",  # offers and quotes: one price for pins, quotes and buys (docs/pricing.md)
     "apps.orders",
     "apps.streams",
+    "apps.geofences",  # pop-up venues, fences, presence, geo offers (docs/geofences.md)
 ]
 
 MIDDLEWARE = [
@@ -352,7 +354,16 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-STATICFILES_DIRS = [BASE_DIR / "static"]
+# Leaflet and Leaflet.draw come from the django-leaflet package's static files (served by
+# us, never a CDN). The package is not an installed app: its admin and form widget import
+# GeoDjango, which needs the GDAL system library (apps/geofences/fields.py).
+STATICFILES_DIRS = [
+    BASE_DIR / "static",
+    (
+        "leaflet",
+        Path(importlib.util.find_spec("leaflet").origin).parent / "static" / "leaflet",
+    ),
+]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
