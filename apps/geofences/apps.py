@@ -5,3 +5,6 @@ class GeofencesConfig(AppConfig):
     name = "apps.geofences"
     label = "geofences"
     verbose_name = "Pop-up venues and geofences"
+
+    def ready(self):
+        from . import pricing  # noqa: F401  (register the coupon offer provider and counter sources)

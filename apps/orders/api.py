@@ -140,13 +140,15 @@ class OrdersView(APIView):
                     "400": "invalid, malformed_request, idempotency_key_missing, idempotency_key_invalid, "
                     "duplicate_sku (with sku), several_shops, mixed_currencies, amount_too_large",
                     "401": "not_authenticated",
-                    "402": "payment_declined (stock returned)",
+                    "402": "payment_declined (stock and coupon returned)",
+                    "403": "coupon_not_yours",
                     "404": "sku_not_found (with sku; also: not in the named shop or the stream's shop), "
                     "stream_not_found, coupon_not_found",
                     "409": "sold_out (with sku: the first line that cannot be had; nothing was taken), "
                     "buyer_limit_exceeded (with sku, limit), checkout_incomplete, idempotency_key_in_flight, "
                     "ambiguous_sku (the code is used by several shops and no shop or stream was named), "
-                    "reservation_expired, deal_not_open",
+                    "reservation_expired, deal_not_open, coupon_used, coupon_expired, coupon_not_applicable, "
+                    "coupon_cap_reached",
                     "422": "idempotency_key_reused",
                     "429": "rate_limited",
                     "503": "payment_gateway_unavailable (nothing charged, key free to retry)",

@@ -96,6 +96,10 @@ class Order(models.Model):
     # Set by order_refund: the gateway's refund (or void) id, and when.
     refund_reference = models.CharField(max_length=128, blank=True, default="")
     refunded_at = models.DateTimeField(null=True, blank=True)
+    # The counters the buy consumed ("coupon:<id>", "geo_offer:<id>": a coupon's single use,
+    # a geo offer's cap; apps.pricing.claims), given back when the reservation is released
+    # (declined, failed, expired), not on a refund (docs/buying.md, "Coupons").
+    redemptions = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ("-created_at",)

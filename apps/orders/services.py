@@ -37,9 +37,12 @@ from apps.pricing.claims import (
     GiveBack,
     LineRef,
     allowance_give_back,
+    claims_atomic,
     claims_chain,
     claims_results,
     claims_take,
+    counters_give_back,
+    redemption_keys,
     taken_event,
     unit_source_key,
     units_give_back,
@@ -98,6 +101,7 @@ def order_place(
     shop_slug: str | None = None,
     stream_id: int | None = None,
     coupon: str | None = None,
+    now=None,
 ) -> BuyOutcome:
     """One-tap buy by ``buyer`` of ``lines`` ([(sku code, quantity)], 1-20 of one shop), or
     of ``quantity`` units of ``sku_code`` (the v1 body).
@@ -113,7 +117,11 @@ def order_place(
     payment between the two). Never raises for business outcomes: sold out, over the limit,
     declined, an earlier answer under the same key... all come back as a BuyOutcome, and
     those that did not create an order are stored so that a retry gets the same answer.
+
+    ``coupon``: a coupon code (the geofences app's provider values it at ``now``, the
+    moment the claims are taken at; ``now`` defaults to the clock, tests pass their own).
     """
+    now = now or timezone.now()
     lines = lines if lines is not None else [(sku_code, quantity)]
     codes = [code for code, _ in lines]
     context = buy_context(buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id)
@@ -132,14 +140,20 @@ def order_place(
     claiming = False
     try:
         quote = _checkout_quote(
-            buyer=buyer, context=context, lines=lines, shop_slug=shop_slug, stream_id=stream_id, coupon=coupon
+            buyer=buyer,
+            context=context,
+            lines=lines,
+            shop_slug=shop_slug,
+            stream_id=stream_id,
+            coupon=coupon,
+            now=now,
         )
         if context["payment_method_id"] is None or not context["has_address"]:
             raise CheckoutIncomplete()
         quote_refusals(quote)
         claiming = True
         order, order_lines, taken = _reserve(
-            buyer=buyer, quote=quote, key=idempotency_key, fingerprint=fingerprint, context=context
+            buyer=buyer, quote=quote, key=idempotency_key, fingerprint=fingerprint, context=context, now=now
         )
     except CheckoutIncomplete as exc:
         # Not remembered: the buyer saves a card and an address and retries with the same
@@ -172,15 +186,22 @@ def order_reserve(
     fingerprint: str = "",
     shop_slug: str | None = None,
     stream_id: int | None = None,
+    coupon: str | None = None,
+    now=None,
 ) -> Order:
     """Step 1 of a buy alone: price and take ``lines`` and write the order as ``reserved``,
     without paying. What a process that dies mid-buy leaves behind; ``order_release`` (or
     the sweeper, ``orders_release_expired``) gives it back. Raises the buy's refusals."""
     codes = [code for code, _ in lines]
     context = buy_context(buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id)
-    quote = _checkout_quote(buyer=buyer, context=context, lines=lines, shop_slug=shop_slug, stream_id=stream_id)
+    now = now or timezone.now()
+    quote = _checkout_quote(
+        buyer=buyer, context=context, lines=lines, shop_slug=shop_slug, stream_id=stream_id, coupon=coupon, now=now
+    )
     quote_refusals(quote)
-    order, _, _ = _reserve(buyer=buyer, quote=quote, key=idempotency_key, fingerprint=fingerprint, context=context)
+    order, _, _ = _reserve(
+        buyer=buyer, quote=quote, key=idempotency_key, fingerprint=fingerprint, context=context, now=now
+    )
     return order
 
 
@@ -224,7 +245,9 @@ def _remember_failure(*, buyer, key: str, fingerprint: str, error: DomainError) 
     return outcome
 
 
-def _checkout_quote(*, buyer, context: dict, lines: list[tuple[str, int]], shop_slug, stream_id, coupon=None) -> Quote:
+def _checkout_quote(
+    *, buyer, context: dict, lines: list[tuple[str, int]], shop_slug, stream_id, coupon=None, now=None
+) -> Quote:
     """The lines priced as ``POST /api/v1/quotes/`` prices them (apps.pricing), from the
     SKU rows ``buy_context`` read: raises the quote's first refusals (duplicate SKU,
     unknown stream, unknown or ambiguous SKU, several shops, no stock row), in the quote's
@@ -234,12 +257,12 @@ def _checkout_quote(*, buyer, context: dict, lines: list[tuple[str, int]], shop_
         shop_resolver("stream")(stream_id)  # raises the stream's not-found answer
     rows = resolve_lines(lines=lines, rows=context["skus"])
     return quote_rows(
-        buyer=buyer, lines=lines, rows=rows, context=Context(stream=stream_id, shop=shop_slug, coupon=coupon)
+        buyer=buyer, lines=lines, rows=rows, context=Context(stream=stream_id, shop=shop_slug, coupon=coupon, now=now)
     )
 
 
 def _reserve(
-    *, buyer, quote: Quote, key: str, fingerprint: str, context: dict
+    *, buyer, quote: Quote, key: str, fingerprint: str, context: dict, now
 ) -> tuple[Order, list[OrderLine], list[tuple[Claim, tuple]]]:
     """Take every claim of ``quote``'s lines (units, per-buyer allowances) and insert the
     order (in ``context``'s stream, with its default payment method and a copy of its
@@ -247,8 +270,8 @@ def _reserve(
     Returns the order, its lines and each units claim with the row it returned (for the
     counter events of the confirm). Raises the first refused
     claim's answer (InsufficientStock or DealNotOpen naming the SKU, BuyerLimitExceeded)
-    or IntegrityError (the key taken meanwhile), with nothing written."""
-    now = timezone.now()
+    or IntegrityError (the key taken meanwhile), with nothing written. ``now``: the moment
+    the quote valued its offers at (a running-time coupon)."""
     pairs = quote.line_claims(buyer_id=buyer.pk)
     claims = quote.claims(buyer_id=buyer.pk, pairs=pairs)
     first, address = quote.skus[0], context["address"]
@@ -262,6 +285,7 @@ def _reserve(
         idempotency_key=key,
         request_fingerprint=fingerprint,
         payment_method_id=context["payment_method_id"],
+        redemptions=redemption_keys(claims),
         # The copy travels in the order's own INSERT (inside the one reserve statement on
         # PostgreSQL): no extra round trip.
         **{f"shipping_{name}": value or "" for name, value in (address or {}).items()},
@@ -301,9 +325,11 @@ def _reserve_in_one_statement(*, buyer, claims: list[Claim], order: Order, lines
     was (apps.pricing.claims.claims_chain); the order is inserted only if the last was, and
     the lines only with the order. With one claim the statement is its own transaction;
     with several, a later claim may refuse after earlier ones took, so the statement runs
-    in a transaction that is rolled back then (BEGIN and COMMIT: three round trips)."""
+    in a transaction that is rolled back then (BEGIN and COMMIT: three round trips). A
+    coupon's counters never refuse after a write (``claims_atomic``): a one-line buy with a
+    coupon is still one statement."""
     sql, params = reserve_statement(buyer_id=buyer.pk, claims=claims, order=order, lines=lines, now=now)
-    with transaction.atomic() if len(claims) > 1 else nullcontext():
+    with transaction.atomic() if claims_atomic(claims) else nullcontext():
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             row = cursor.fetchone()
@@ -476,7 +502,8 @@ def _lines_give_back(*, order: Order, lines: list[OrderLine], allowances: bool) 
 
 
 def order_release(*, order_id: int, to_status: str) -> bool:
-    """Give a reserved order's units (and per-buyer allowances) back and close it as
+    """Give a reserved order's redemptions (a coupon, a geo offer's cap), units and
+    per-buyer allowances back and close it as
     ``to_status`` (declined, expired or failed). Returns False if it was no longer
     reserved (confirmed or released meanwhile). Opens its own transaction."""
     with transaction.atomic():
@@ -485,6 +512,9 @@ def order_release(*, order_id: int, to_status: str) -> bool:
             return False
         order.status = to_status
         order.save(update_fields=["status"])
+        # Counters first (a coupon's use, a cap): the claims' global order (apps.pricing.claims).
+        for event_type, payload, groups in counters_give_back(order.redemptions):
+            emit(event_type, payload, groups=groups)
         _lines_give_back(order=order, lines=list(order.lines.all()), allowances=True)
         emit(f"order.{to_status}", {"order": order.pk, "shop": order.shop_id}, groups=[f"shop.{order.shop_id}"])
     return True

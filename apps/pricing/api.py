@@ -63,7 +63,14 @@ class CheckoutRequestSerializer(serializers.Serializer):
         "(here or through `stream`) so that other shops using the same code never change the answer; without "
         "either, a code several shops use answers 409 ambiguous_sku",
     )
-    coupon = StrictCharField(max_length=64, required=False, help_text="a coupon code (no coupons exist yet: 404)")
+    coupon = StrictCharField(
+        max_length=64,
+        required=False,
+        help_text="a coupon code from GET /api/v1/me/coupons/ (the signed-in owner's only), valued at the moment of "
+        "the request; at most one per order, never on a line a bundle prices. Unknown: 404 coupon_not_found; "
+        "someone else's, or in an anonymous quote: 403 coupon_not_yours; 409 coupon_used, coupon_expired, "
+        "coupon_not_applicable (another shop, or its SKU not among the lines), coupon_cap_reached",
+    )
 
     def validate_quantity(self, value):
         return _check_quantity(value)
@@ -130,8 +137,10 @@ class QuotesView(APIView):
                 **{
                     "400": "invalid, malformed_request, duplicate_sku, several_shops, mixed_currencies, "
                     "amount_too_large",
+                    "403": "coupon_not_yours (someone else's coupon, or any coupon in an anonymous quote)",
                     "404": "sku_not_found (with sku), stream_not_found, coupon_not_found",
-                    "409": "sold_out (with sku), buyer_limit_exceeded (with sku, limit), ambiguous_sku (with sku)",
+                    "409": "sold_out (with sku), buyer_limit_exceeded (with sku, limit), ambiguous_sku (with sku), "
+                    "coupon_used, coupon_expired, coupon_not_applicable, coupon_cap_reached",
                     "429": "rate_limited",
                 }
             ),

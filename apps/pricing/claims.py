@@ -1,22 +1,33 @@
 """Claims: what a buy takes, all or nothing (docs/pricing.md, "Claims").
 
-A priced line makes two kinds of claim:
+A buy makes three kinds of claim:
 
-- **units**: out of the SKU's stock row (source ``stock``, the row's id), or out of the
-  offer whose units the line is sold from (a flash deal: source ``deal``, the deal's id);
-- **allowance**: units counted against a per-buyer limit, under its key (``sku:<id>`` for
-  a SKU's own limit, ``deal:<id>`` for a deal's; coupon and bundle keys to come).
+- **units**, per line: out of the SKU's stock row (source ``stock``, the row's id), or out
+  of the offer whose units the line is sold from (a flash deal: source ``deal``, the
+  deal's id);
+- **allowance**, per line under a limit: units counted against a per-buyer limit, under
+  its key (``sku:<id>`` for a SKU's own limit, ``deal:<id>`` for a deal's);
+- **counter**, per order: one redemption of something an applied offer names in its
+  ``redeem`` (a coupon's single use: source ``coupon``; a geo offer's redemption cap:
+  source ``geo_offer``), whatever the number of lines it applies to.
 
 Every claim is one conditional statement that takes only what is there (``available >=
-n``, ``units + n <= limit``), so no interleaving of requests can oversell. A buy takes
-its claims in one global order (``Claim.rank``: units before allowances, then by source
-and id), so two multi-line buys that want the same rows lock them in the same order and
-cannot deadlock. On PostgreSQL the claims are chained parts of the reserve's one
-statement (each part takes only if the one before it did); elsewhere they are taken one
-by one inside the reserve's transaction.
+n``, ``units + n <= limit``, ``redeemed_at IS NULL``), so no interleaving of requests can
+oversell or redeem twice. A buy takes its claims in one global order (``Claim.rank``:
+counters, then units, then allowances, each by source and id), so two buys that want the
+same rows lock them in the same order and cannot deadlock; releases give back in that
+order too. On PostgreSQL the claims are chained parts of the reserve's one statement
+(each part takes only if the one before it did); a counter is a pair of parts: its row is
+locked first (``SELECT ... FOR UPDATE``, returning nothing when it cannot be taken) and
+taken after the units and allowances, where, locked and checked, it cannot refuse. So
+a buy whose only refusable writes are one line's units (one line, no limit) is still a
+statement of its own with a coupon (``claims_atomic``: no BEGIN and COMMIT). Elsewhere
+the claims are taken one by one inside the reserve's transaction.
 
 Apps whose offers have units of their own register a units source (``@units_source``) in
 their ``AppConfig.ready``, as they register offer providers; ``stock`` is this module's.
+Apps whose offers are single-use or capped register a counter source
+(``@counter_source``).
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ from apps.catalog.services import (
 )
 
 from .offers import PricedLine
-from .registry import units_source, units_source_for
+from .registry import counter_source_for, units_source, units_source_for
 
 STOCK = "stock"
 
@@ -53,9 +64,9 @@ class LineRef:
 
 @dataclass(frozen=True)
 class Claim:
-    kind: str  # "units" or "allowance"
-    source: str  # units: "stock" or the offer's source; allowance: "allowance"
-    target: int | str  # units: the stock row's or the offer's id; allowance: the limit's key
+    kind: str  # "counter", "units" or "allowance"
+    source: str  # units: "stock" or the offer's source; allowance: "allowance"; counter: its source
+    target: int | str  # units: the stock row's or the offer's id; allowance: the limit's key; counter: its id
     quantity: int
     line: int  # index of the line it is for
     sku: str  # that line's code, named when the claim is refused
@@ -63,13 +74,23 @@ class Claim:
 
     @property
     def rank(self) -> tuple:
-        return (0 if self.kind == "units" else 1, self.source, str(type(self.target).__name__), self.target)
+        return (_KIND_RANK[self.kind], self.source, str(type(self.target).__name__), self.target)
 
     @property
     def columns(self) -> tuple[str, ...]:
+        if self.kind == "counter":
+            return (counter_source_for(self.source).column,)
         return ("available", "version") if self.kind == "units" else ("units",)
 
+    def lock_statement(self, *, buyer_id: int, now, after: str | None) -> tuple[str, list]:
+        """A counter's ``SELECT ... FOR UPDATE`` (the first of its two parts on PostgreSQL)."""
+        return counter_source_for(self.source).lock_statement(id=self.target, buyer_id=buyer_id, now=now, after=after)
+
     def statement(self, *, buyer_id: int, now, after: str | None) -> tuple[str, list]:
+        if self.kind == "counter":
+            return counter_source_for(self.source).take_statement(
+                id=self.target, buyer_id=buyer_id, now=now, after=after
+            )
         if self.kind == "units":
             return units_source_for(self.source).take_statement(
                 id=self.target, quantity=self.quantity, now=now, after=after
@@ -80,9 +101,38 @@ class Claim:
 
     def refused(self, *, now) -> NoReturn:
         """Raise why this claim took nothing (it was run and returned no row)."""
+        if self.kind == "counter":
+            counter_source_for(self.source).refused(id=self.target, now=now)
         if self.kind == "units":
             units_source_for(self.source).refused(id=self.target, now=now, sku=self.sku)
         raise BuyerLimitExceeded(limit=self.limit, sku=self.sku)
+
+
+_KIND_RANK = {"counter": 0, "units": 1, "allowance": 2}
+
+
+def counter_claims(priced: list[PricedLine]) -> list[Claim]:
+    """One counter claim per counter the applied offers name (``Offer.redeem``), however
+    many lines an offer applies to; each names the first line it applies to."""
+    found: dict[tuple[str, int], Claim] = {}
+    for index, pl in enumerate(priced):
+        for offer in pl.applied:
+            for source, target in offer.redeem:
+                found.setdefault((source, target), Claim("counter", source, target, 1, index, pl.line.code))
+    return list(found.values())
+
+
+def redemption_keys(claims: list[Claim]) -> list[str]:
+    """What an order records it redeemed (``Order.redemptions``): ``<source>:<id>`` per
+    counter claim, in the claims' order; ``counters_give_back`` takes them back."""
+    return [f"{c.source}:{c.target}" for c in claims if c.kind == "counter"]
+
+
+def claims_atomic(claims: list[Claim]) -> bool:
+    """Whether taking ``claims`` in one statement needs a transaction around it: when a
+    claim may refuse after another one wrote. Counters never do in the chained statement
+    (locked first, taken last), so only units and allowances count."""
+    return sum(1 for c in claims if c.kind != "counter") > 1
 
 
 def unit_source_key(claim: Claim) -> str:
@@ -157,15 +207,31 @@ def claims_chain(*, claims: list[Claim], buyer_id: int, now) -> tuple[list[str],
     only if the one before returned a row, so the parts run in order. Returns the parts
     (``claim0 AS (...)``, ...), their parameters, the name of the last part (the row that
     says all were taken) and the columns to select (``claimN.column``) for
-    ``claims_results``."""
+    ``claims_results``.
+
+    A counter claim (ordered first) is two parts: ``claimN`` locks its row (``SELECT ...
+    FOR UPDATE``, materialised; its column says whether it could be taken) and
+    ``takenN``, after every units and allowance part, takes it: a row locked and checked
+    by the same statement cannot refuse, so a counter never refuses after a write."""
     parts, params, columns, after = [], [], [], None
     for i, claim in enumerate(claims):
         name = f"claim{i}"
-        sql, claim_params = claim.statement(buyer_id=buyer_id, now=now, after=after)
-        parts.append(f"{name} AS ({sql})")
+        if claim.kind == "counter":
+            sql, claim_params = claim.lock_statement(buyer_id=buyer_id, now=now, after=after)
+            parts.append(f"{name} AS MATERIALIZED ({sql})")
+        else:
+            sql, claim_params = claim.statement(buyer_id=buyer_id, now=now, after=after)
+            parts.append(f"{name} AS ({sql})")
         params += claim_params
         columns += [f"{name}.{column}" for column in claim.columns]
         after = name
+    for i, claim in enumerate(claims):
+        if claim.kind == "counter":
+            name = f"taken{i}"
+            sql, claim_params = claim.statement(buyer_id=buyer_id, now=now, after=after)
+            parts.append(f"{name} AS ({sql})")
+            params += claim_params
+            after = name
     return parts, params, after, columns
 
 
@@ -232,6 +298,18 @@ def units_give_back(give_backs: list[GiveBack]) -> list[tuple[str, dict, list]]:
         for level_id, gb in sorted(to_stock, key=lambda e: e[0])
     ]
     return out
+
+
+def counters_give_back(redemptions: list[str]) -> list[tuple[str, dict, list]]:
+    """Give a released order's redemptions (``Order.redemptions``: ``<source>:<id>``) back
+    through their counter sources, locking their rows in the claims' global order (by
+    source and id, before any units: a buy locks its counters first). Returns the events
+    to emit. Precondition: inside ``transaction.atomic()``."""
+    keys = sorted({(source, int(target)) for source, _, target in (r.partition(":") for r in redemptions)})
+    events: list[tuple[str, dict, list]] = []
+    for source, target in keys:
+        events += counter_source_for(source).give_back(id=target)
+    return events
 
 
 def allowance_give_back(*, buyer_id: int, key: str, quantity: int) -> None:

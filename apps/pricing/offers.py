@@ -8,18 +8,22 @@ kept on its line with its source, reason and amount), cut down to what the check
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 
 @dataclass(frozen=True)
 class Context:
-    """Where a buy or quote happens. Only ``stream`` is used by a provider today; ``coupon``
-    and ``venue`` are passed on for the coupon and venue providers to come."""
+    """Where and when a buy or quote happens: the stream (flash deals), the named shop, the
+    coupon code (the geofences app's coupon provider), the venue, and ``now``: the moment
+    the offers are valued at (a running-time coupon's value), the same moment the buy's
+    claims are taken at (None: the provider's own clock)."""
 
     stream: int | None = None
     shop: str | None = None
     coupon: str | None = None
     venue: int | None = None
+    now: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Line:
     code: str
     quantity: int
     unit_price: Decimal  # the SKU's list price
+    shop_id: int | None = None  # the SKU's shop (all lines have one)
 
 
 class Kind:
@@ -46,7 +51,9 @@ class Offer:
     with ``units_left`` has units of its own (a flash deal's): a line it prices takes its
     units from the offer, not from the SKU's stock row. ``per_buyer_limit`` counts the
     buyer's units under ``allowance_key`` (held so far: ``held``); without one, the SKU's
-    own limit applies.
+    own limit applies. ``redeem`` names the counters an order that applies the offer
+    consumes once (``(("coupon", 12), ("geo_offer", 3))``: a single-use coupon, an offer's
+    redemption cap), taken as claims of kind ``counter`` (apps.pricing.claims).
     """
 
     source: str  # "deal" | "coupon" | "perk" | "bundle"
@@ -58,6 +65,7 @@ class Offer:
     units_left: int | None = None
     per_buyer_limit: int | None = None
     allowance_key: str = ""
+    redeem: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ An app whose offers have units of their own also registers a units source
 (``@units_source("deal")``, see ``apps.pricing.claims``): how the buy takes those units
 and gives them back.
 
+An app whose offers are single-use or capped registers a counter source
+(``@counter_source("coupon")``): how the buy consumes one redemption and gives it back.
+
 An app may also say which shop a context value names (``@context_shop("stream")``): a
 quote in a stream looks SKUs up in that stream's shop.
 """
@@ -26,6 +29,7 @@ _providers: dict[str, Callable] = {}
 _context_shops: dict[str, Callable] = {}
 _units_sources: dict[str, object] = {}
 _context_shop_sql: dict[str, Callable] = {}
+_counter_sources: dict[str, object] = {}
 
 
 def _register(table: dict[str, Callable], key: str, fn: Callable, what: str) -> Callable:
@@ -88,6 +92,36 @@ def units_source_for(source: str):
         return _units_sources[source]
     except KeyError:
         raise LookupError(f"no units source is registered for {source!r}") from None
+
+
+def counter_source(source: str):
+    """Register a class whose instance consumes, explains and gives back one redemption of
+    a counter named ``(source, id)`` by an applied offer's ``redeem`` (a coupon's single
+    use, a geo offer's cap), for ``apps.pricing.claims``. Its attribute ``column`` is the
+    quoted column ``lock_statement`` selects; its methods:
+    ``lock_statement(*, id, buyer_id, now, after) -> (sql, params)`` (a ``SELECT ... FOR
+    UPDATE`` returning a row only while the counter can be taken: the buy's statement locks
+    its counters first, so that taking them later in the statement cannot fail),
+    ``take_statement(*, id, buyer_id, now, after) -> (sql, params)`` (the conditional
+    UPDATE returning a row when taken), ``refused(*, id, now)`` (raises why nothing was
+    taken), ``give_back(*, id) -> list[event]`` (a released order's redemption back; locks
+    the row; returns the events to emit)."""
+
+    def register(cls):
+        existing = _counter_sources.get(source)
+        if existing is not None and type(existing) is not cls:
+            raise ValueError(f"two counter sources are registered for {source!r}")
+        _counter_sources[source] = cls()
+        return cls
+
+    return register
+
+
+def counter_source_for(source: str):
+    try:
+        return _counter_sources[source]
+    except KeyError:
+        raise LookupError(f"no counter source is registered for {source!r}") from None
 
 
 def providers() -> list[tuple[str, Callable]]:

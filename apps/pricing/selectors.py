@@ -10,7 +10,7 @@ from apps.catalog.exceptions import AmbiguousSku, BuyerLimitExceeded, Insufficie
 from apps.catalog.models import SKU, BuyerAllowance
 from apps.catalog.selectors import skus_with_default_stock
 
-from .claims import Claim, line_claims, line_limit, ordered
+from .claims import Claim, counter_claims, line_claims, line_limit, ordered
 from .exceptions import CouponNotFound, DuplicateSku, MixedCurrencies, SeveralShops, TotalTooLarge
 from .offers import Context, Line, Offer, PricedLine
 from .policy import ZERO, price_lines
@@ -36,10 +36,11 @@ class Quote:
         ]
 
     def claims(self, *, buyer_id: int | None, pairs: list[tuple[Claim, Claim | None]] | None = None) -> list[Claim]:
-        """What a buy of these lines takes, in the order it takes it (apps.pricing.claims);
-        ``pairs``: ``line_claims``'s answer when the caller has it already."""
+        """What a buy of these lines takes, in the order it takes it (apps.pricing.claims):
+        the counters the applied offers redeem (a coupon), each line's units and
+        allowance; ``pairs``: ``line_claims``'s answer when the caller has it already."""
         pairs = pairs if pairs is not None else self.line_claims(buyer_id=buyer_id)
-        return ordered([c for pair in pairs for c in pair if c is not None])
+        return ordered(counter_claims(self.lines) + [c for pair in pairs for c in pair if c is not None])
 
     @property
     def subtotal(self) -> Decimal:
@@ -155,7 +156,7 @@ def quote_rows(*, buyer, lines: list[tuple[str, int]], rows: list[dict], context
     policy; refuse an unknown coupon and a line without a stock row (sold_out). The buy
     and ``price_quote`` both price through here, then refuse with ``quote_refusals``."""
     priced_lines = [
-        Line(row["id"], row["code"], quantity, Decimal(row["price"]))
+        Line(row["id"], row["code"], quantity, Decimal(row["price"]), row["shop_id"])
         for row, (_, quantity) in zip(rows, lines, strict=True)
     ]
     offers = offers_for(buyer=buyer, lines=priced_lines, context=context)
@@ -196,7 +197,7 @@ def _check_available(*, buyer, quote: Quote) -> None:
             available = source.units_left if source is not None else row["available"]
             if available < claim.quantity:
                 raise InsufficientStock(sku=claim.sku)
-        elif held.get(claim.target, 0) + claim.quantity > claim.limit:
+        elif claim.kind == "allowance" and held.get(claim.target, 0) + claim.quantity > claim.limit:
             raise BuyerLimitExceeded(limit=claim.limit, sku=claim.sku)
 
 
@@ -204,7 +205,9 @@ def price_quote(*, buyer, lines: list[tuple[str, int]], context: Context) -> Quo
     """What ``lines`` ([(sku code, quantity)], one shop) cost for ``buyer`` (None when
     anonymous) in ``context``, under the stacking policy; raises what the buy would answer
     right now (unknown or ambiguous SKU, sold out, over a per-buyer limit) instead, in the
-    buy's order, so a request wrong in two ways gets the same answer from both.
+    buy's order, so a request wrong in two ways gets the same answer from both. A
+    coupon's refusals (used, expired, not the buyer's, cap reached) come from its
+    provider, before any other: the buy takes its counters first.
     """
     refuse_duplicates(lines)
     rows = resolve_lines(lines=lines, rows=_skus(codes=[code for code, _ in lines], context=context))
