@@ -142,7 +142,8 @@ def test_old_allowances_and_lines_get_keys_sources_adjustments_and_totals_and_ba
     # order's total, nothing shows as a discount.
     from apps.orders.models import Order
 
-    body = order_body(Order.objects.get(pk=order.pk))
+    # (Columns added by later migrations, not there yet at AFTER, are deferred.)
+    body = order_body(Order.objects.defer("redemptions").get(pk=order.pk))
     assert (body["subtotal"], body["discount"], body["total"]) == ("46.50", "0.00", "46.50")
     assert sum(Decimal(ln["total"]) for ln in body["lines"]) == Decimal(body["total"])
 
