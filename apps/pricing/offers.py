@@ -13,13 +13,16 @@ from decimal import Decimal
 
 @dataclass(frozen=True)
 class Context:
-    """Where a buy or quote happens. Only ``stream`` is used by a provider today; ``coupon``
-    and ``venue`` are passed on for the coupon and venue providers to come."""
+    """Where a buy or quote happens. ``stream`` (flash deals) and ``bundle`` (the bundle the
+    request names: apps/pricing/bundles.py) are used by providers; ``venue`` is the pickup
+    venue of a pickup (its location id; the lines take that location's stock), ``coupon``
+    the code given."""
 
     stream: int | None = None
     shop: str | None = None
     coupon: str | None = None
     venue: int | None = None
+    bundle: int | None = None
 
 
 @dataclass(frozen=True)

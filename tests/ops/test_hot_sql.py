@@ -211,7 +211,15 @@ BUY_CONTEXT_MODELS = (Order, IdempotencyRecord, User, PaymentMethod, Address, SK
 
 def _buy_context(codes: list[str], **named) -> list[tuple]:
     sql = _buy_context_sql(len(codes))
-    params = {"key": "ctx-key-1", "shop": None, "stream": None, "failed": Order.Status.FAILED, **named}
+    params = {
+        "key": "ctx-key-1",
+        "shop": None,
+        "stream": None,
+        "failed": Order.Status.FAILED,
+        "venue": None,
+        "venue_kind": Location.Kind.VENUE,
+        **named,
+    }
     params.update({f"code{i}": code for i, code in enumerate(codes)})
     explain(sql, params)
     return run(sql, params)
