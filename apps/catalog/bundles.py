@@ -24,9 +24,7 @@ def bundle_unit_prices(*, list_prices: list[Decimal], price: Decimal | None, per
     if (price is None) == (percent is None):
         raise ValueError("a bundle has a price or a percent off, not both")
     if percent is not None:
-        return [
-            max((p - p * percent / 100).quantize(CENTS, rounding=ROUND_HALF_UP), ZERO) for p in list_prices
-        ]
+        return [max((p - p * percent / 100).quantize(CENTS, rounding=ROUND_HALF_UP), ZERO) for p in list_prices]
     total_list = sum(list_prices, ZERO)
     if total_list == 0:
         # Nothing to be proportional to: the whole price on the anchor.

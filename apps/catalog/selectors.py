@@ -270,6 +270,4 @@ def bundles_suggested(*, sku_ids) -> list[dict]:
 
 def bundles_with_sku(*, sku_id: int) -> list[BundleRule]:
     """Every bundle rule (active or not) the SKU is part of, as the anchor or an item."""
-    return list(
-        _rules().filter(Q(anchor_id=sku_id) | Q(items__sku_id=sku_id)).distinct().order_by("pk")
-    )
+    return list(_rules().filter(Q(anchor_id=sku_id) | Q(items__sku_id=sku_id)).distinct().order_by("pk"))

@@ -485,8 +485,10 @@ def bundle_rule_save(*, rule: BundleRule, items: list[SKU]) -> BundleRule:
     BundleItem.objects.filter(rule=rule).exclude(sku_id__in=wanted).delete()
     have = set(BundleItem.objects.filter(rule=rule).values_list("sku_id", flat=True))
     BundleItem.objects.bulk_create([BundleItem(rule=rule, sku_id=pk) for pk in wanted if pk not in have])
-    rule = BundleRule.objects.select_related("anchor__product", "venue").prefetch_related("items__sku__product").get(
-        pk=rule.pk
+    rule = (
+        BundleRule.objects.select_related("anchor__product", "venue")
+        .prefetch_related("items__sku__product")
+        .get(pk=rule.pk)
     )
     _bundle_event("bundle.created" if created else "bundle.updated", rule, previous_anchor=previous_anchor)
     return rule

@@ -22,10 +22,10 @@ from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
 # statement, so other shops using the same code never reach the LIMIT (docs/buying.md,
 # "Naming the shop"). With a pickup venue, the stock rows are the venue's (and the venue's
 # shop, name and address come along); else the default location's. This is the hottest
-# read in the product, so it is one SQL statement rather than several ORM queries (which cost 3.4 ms of Python per buy in the profile). It
-# is built from the models' metadata, once per number of codes (tests/ops/test_hot_sql.py
-# runs it on every database); the ORM form of the SKU part is
-# apps.catalog.selectors.sku_for_buy.
+# read in the product, so it is one SQL statement rather than several ORM queries (which
+# cost 3.4 ms of Python per buy in the profile). It is built from the models' metadata,
+# once per number of codes (tests/ops/test_hot_sql.py runs it on every database); the ORM
+# form of the SKU part is apps.catalog.selectors.sku_for_buy.
 
 
 @lru_cache(maxsize=32)

@@ -156,7 +156,7 @@ class QuoteLineSerializer(serializers.Serializer):
 
 
 class BundleSuggestionSerializer(serializers.Serializer):
-    bundle = serializers.IntegerField(help_text="the bundle's id: buy it with `\"bundle\": id`")
+    bundle = serializers.IntegerField(help_text='the bundle\'s id: buy it with `"bundle": id`')
     label = serializers.CharField()
     skus = serializers.ListField(child=serializers.CharField(), help_text="its SKUs' codes, the anchor first")
     price = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="what the bundle costs")

@@ -33,7 +33,7 @@ class VenueRequired(DomainError):
 
 class PickupRequired(DomainError):
     code = "pickup_required"
-    message = "'venue' goes with \"fulfilment\": \"pickup\" only."
+    message = '\'venue\' goes with "fulfilment": "pickup" only.'
 
 
 class VenueNotOfShop(DomainError):
