@@ -55,7 +55,9 @@ def test_a_bundle_price_is_split_by_list_price_with_the_remainder_on_the_anchor(
         list_prices=[Decimal("10.00"), Decimal("10.00"), Decimal("10.00")], price=Decimal("20.00"), percent=None
     )
     assert prices == [Decimal("6.66"), Decimal("6.67"), Decimal("6.67")]  # 6.67 x 3 is 20.01: -0.01 on the anchor
-    assert bundle_unit_prices(list_prices=[Decimal("30.00"), Decimal("15.00")], price=Decimal("39.00"), percent=None) == [
+    assert bundle_unit_prices(
+        list_prices=[Decimal("30.00"), Decimal("15.00")], price=Decimal("39.00"), percent=None
+    ) == [
         Decimal("26.00"),
         Decimal("13.00"),
     ]
@@ -88,7 +90,7 @@ def test_saving_a_bundle_emits_it_as_storefronts_show_it(shop):
     venue = make_venue(shop, stock={tee: 3})
     with captured_events() as events:
         rule = make_bundle(shop, tee, [cap], price="39.00", venue=venue, threshold=2, label="Tee + cap")
-    ((event_type, payload, groups),) = events.of("bundle.created")
+    ((_, payload, groups),) = events.of("bundle.created")
     assert groups == [f"sku.{tee.pk}", f"shop.{shop.pk}"]
     assert payload == {
         "bundle": rule.pk,
@@ -140,7 +142,11 @@ def test_moving_the_anchor_tells_both_anchors_and_deleting_tells_the_anchor(shop
     with captured_events() as events:
         bundle_rule_delete(rule=rule)
     assert events.of("bundle.deleted") == [
-        ("bundle.deleted", {"bundle": rule_id, "shop": shop.pk, "anchor_id": mug.pk}, [f"sku.{mug.pk}", f"shop.{shop.pk}"])
+        (
+            "bundle.deleted",
+            {"bundle": rule_id, "shop": shop.pk, "anchor_id": mug.pk},
+            [f"sku.{mug.pk}", f"shop.{shop.pk}"],
+        )
     ]
     assert not BundleRule.objects.exists() and not BundleItem.objects.exists()
 
