@@ -8,11 +8,14 @@ from django.http import HttpResponseRedirect
 from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline, is_staff, user_shop
 
 from .exceptions import InsufficientStock, StockLimitExceeded
-from .models import SKU, Location, PriceMapping, PriceSource, Product, StockLevel
+from .models import SKU, BundleRule, Location, PriceMapping, PriceSource, Product, StockLevel
 from .selectors import sku_default_available, skus_with_default_stock
 from .services import (
     MAX_STOCK_PER_LEVEL,
     SKU_PRICE_FIELDS,
+    bundle_rule_delete,
+    bundle_rule_errors,
+    bundle_rule_save,
     product_create,
     product_delete,
     product_update,
@@ -376,3 +379,78 @@ class PriceSourceAdmin(ShopScopedAdmin):
     @admin.display(description="Webhook URL")
     def webhook_url(self, obj):
         return f"/hooks/price/?source={obj.public_id}" if obj.pk else "(saved first)"
+
+
+class BundleRuleForm(forms.ModelForm):
+    """A bundle rule with its complementary SKUs as one multiple choice (the creator's own
+    SKUs only); what ``bundle_rule_errors`` finds wrong shows as field errors."""
+
+    items = forms.ModelMultipleChoiceField(
+        queryset=SKU.objects.none(),
+        label="Complementary SKUs",
+        help_text="One unit of each comes with one unit of the anchor.",
+    )
+
+    class Meta:
+        model = BundleRule
+        fields = ("shop", "label", "anchor", "price", "percent", "trigger", "threshold", "venue", "is_active")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and not self.is_bound:
+            self.fields["items"].initial = [item.sku_id for item in self.instance.items.all()]
+
+    def _post_clean(self):
+        super()._post_clean()
+        rule = self.instance
+        if rule.shop_id is None:
+            return  # staff left the shop empty: that field's error says so
+        if rule.anchor_id is None and "anchor" not in self.errors:
+            return
+        errors = bundle_rule_errors(rule=rule, items=list(self.cleaned_data.get("items") or []))
+        for field, message in errors.items():
+            if field in self.errors:
+                continue
+            self.add_error(field if field in self.fields else None, message)
+
+
+@admin.register(BundleRule)
+class BundleRuleAdmin(ShopScopedAdmin):
+    """Smart bundles (docs/geofences-bundles.md), saved and deleted through the services
+    (``bundle.*`` events: storefronts follow)."""
+
+    form = BundleRuleForm
+    list_display = ("label", "anchor", "trigger", "threshold", "venue", "price", "percent", "is_active")
+    list_filter = ("trigger", "is_active")
+    fields = ("shop", "label", "anchor", "items", "price", "percent", "trigger", "threshold", "venue", "is_active")
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        return [f for f in fields if f != "shop"] if not is_staff(request.user) else fields
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        skus = SKU.objects.select_related("product").order_by("code")
+        if not is_staff(request.user):
+            skus = skus.filter(shop=user_shop(request.user))
+        elif obj is not None:
+            skus = skus.filter(shop_id=obj.shop_id)
+        form.base_fields["items"].queryset = skus
+        if "venue" in form.base_fields:
+            form.base_fields["venue"].queryset = form.base_fields["venue"].queryset.filter(kind=Location.Kind.VENUE)
+        return form
+
+    def save_model(self, request, obj, form, change):
+        self.assign_shop(request, obj)
+        saved = bundle_rule_save(rule=obj, items=list(form.cleaned_data["items"]))
+        obj.pk = saved.pk
+
+    def save_related(self, request, form, formsets, change):
+        pass  # the items were saved with the rule (bundle_rule_save)
+
+    def delete_model(self, request, obj):
+        bundle_rule_delete(rule=obj)
+
+    def delete_queryset(self, request, queryset):
+        for rule in queryset.order_by("pk"):
+            bundle_rule_delete(rule=rule)

@@ -15,7 +15,7 @@ from creatorcommerce.fields import StrictCharField, StrictDecimalField, StrictIn
 
 from .exceptions import LocationNotFound
 from .models import CURRENCY_VALIDATOR, SKU_CODE_VALIDATOR, Location, Product
-from .selectors import product_detail, sku_of_shop, sku_public
+from .selectors import product_detail, sku_of_shop, sku_public, venue_stock
 from .services import product_create, stock_adjust
 
 MAX_STOCK = 10_000_000
@@ -164,3 +164,25 @@ class SkuStockView(APIView):
         with transaction.atomic():
             level = stock_adjust(sku=sku, location=location, set_to=data.get("set"), add=data.get("add"))
         return Response({"sku": sku.code, "location": level.location_id, "available": level.available})
+
+
+class VenueStockSerializer(serializers.Serializer):
+    stock = serializers.DictField(
+        child=serializers.IntegerField(),
+        help_text="units at the venue itself, by SKU code (active SKUs with a row there)",
+    )
+
+
+class VenueStockView(APIView):
+    """``GET /api/v1/venues/{id}/stock/``: a pop-up venue's own stock (public; the id is the
+    venue's location id; docs/geofences-bundles.md)."""
+
+    permission_classes = [AllowAny]
+    authentication_classes: list = []  # public, and cheap: no session lookup
+
+    @extend_schema(
+        responses={200: VenueStockSerializer, **error_responses(**{"404": "venue_not_found"})},
+        operation_id="venues_stock",
+    )
+    def get(self, request, pk: int):
+        return Response({"stock": venue_stock(venue_id=pk)})

@@ -33,3 +33,26 @@ declare(
     Obj(product=INT, shop=INT, title=STR, image_url=STR, is_active=BOOL, changed=ListOf(STR)),
 )
 declare("product.deleted", Obj(product=INT, shop=INT))
+
+# A smart bundle as storefronts show it (apps.catalog.selectors.bundle_card), sent when a
+# creator saves it and when a price change of one of its SKUs re-prices it.
+_BUNDLE = {
+    "bundle": INT,
+    "shop": INT,
+    "label": STR,
+    "anchor": STR,
+    "anchor_id": INT,
+    "skus": ListOf(STR),
+    "titles": ListOf(STR),
+    "price": DECIMAL,
+    "list_price": DECIMAL,
+    "saving": DECIMAL,
+    "currency": STR,
+    "trigger": STR,
+    "threshold": Nullable(INT),
+    "venue": Nullable(INT),
+    "is_active": BOOL,
+}
+declare("bundle.created", Obj(**_BUNDLE))
+declare("bundle.updated", Obj(**_BUNDLE))
+declare("bundle.deleted", Obj(bundle=INT, shop=INT, anchor_id=INT))

@@ -54,3 +54,13 @@ class StockLimitExceeded(Conflict):
 
     code = "stock_limit_exceeded"
     message = "That would put more units on this stock level than it may hold."
+
+
+class VenueNotFound(NotFound):
+    code = "venue_not_found"
+    message = "No such venue."
+
+
+class InvalidBundle(DomainError):
+    code = "invalid_bundle"
+    message = "The bundle rule is not valid."

@@ -206,3 +206,90 @@ class WebhookDelivery(models.Model):
 
     def __str__(self):
         return self.webhook_id
+
+
+class BundleRule(models.Model):
+    """A smart bundle (docs/geofences-bundles.md): one unit of the ``anchor`` and one of each
+    complementary SKU (``items``) for a bundle ``price``, or ``percent`` off their list
+    prices (exactly one of the two). It is offered ``always``, or only while the anchor's
+    stock at ``venue`` (a location of kind venue) is at or below ``threshold`` (``low_stock``)."""
+
+    SHOP_PATH = "shop"
+
+    class Trigger(models.TextChoices):
+        ALWAYS = "always", "Always"
+        LOW_STOCK = "low_stock", "When the anchor runs low at the venue"
+
+    shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="bundle_rules")
+    label = models.CharField(max_length=120)
+    anchor = models.ForeignKey(SKU, on_delete=models.CASCADE, related_name="anchored_bundles")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.ALWAYS)
+    threshold = models.PositiveIntegerField(
+        null=True, blank=True, help_text="low_stock: offered while the anchor's units at the venue are at most this."
+    )
+    venue = models.ForeignKey(
+        Location,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="bundle_rules",
+        limit_choices_to={"kind": Location.Kind.VENUE},
+        help_text="low_stock: the venue whose on-site stock of the anchor is watched.",
+    )
+    price = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.00"))],
+        help_text="The whole bundle's price (or give a percent off).",
+    )
+    percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Percent off each SKU's list price (or give a bundle price).",
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("shop", "label")
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(price__isnull=False) & Q(percent__isnull=True))
+                | (Q(price__isnull=True) & Q(percent__isnull=False)),
+                name="catalog_bundle_price_or_percent",
+            ),
+            models.CheckConstraint(condition=Q(price__isnull=True) | Q(price__gte=0), name="catalog_bundle_price_ok"),
+            models.CheckConstraint(
+                condition=Q(percent__isnull=True) | (Q(percent__gt=0) & Q(percent__lte=100)),
+                name="catalog_bundle_percent_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(trigger="always", threshold__isnull=True, venue__isnull=True)
+                | Q(trigger="low_stock", threshold__isnull=False, venue__isnull=False),
+                name="catalog_bundle_trigger_fields",
+            ),
+        ]
+
+    def __str__(self):
+        return self.label
+
+
+class BundleItem(models.Model):
+    """A complementary SKU of a bundle: one unit of it comes with the anchor."""
+
+    SHOP_PATH = "rule__shop"
+
+    rule = models.ForeignKey(BundleRule, on_delete=models.CASCADE, related_name="items")
+    sku = models.ForeignKey(SKU, on_delete=models.CASCADE, related_name="bundle_items")
+
+    class Meta:
+        ordering = ("pk",)
+        constraints = [models.UniqueConstraint(fields=("rule", "sku"), name="catalog_bundle_item_once")]
+
+    def __str__(self):
+        return f"{self.rule_id}: {self.sku_id}"

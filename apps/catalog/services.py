@@ -24,11 +24,13 @@ from .exceptions import (
     BuyerLimitExceeded,
     DuplicateSkuCode,
     InsufficientStock,
+    InvalidBundle,
     InvalidStockChange,
     LocationNotFound,
     StockLimitExceeded,
 )
-from .models import SKU, BuyerAllowance, Location, Product, StockLevel
+from .models import SKU, BundleItem, BundleRule, BuyerAllowance, Location, Product, StockLevel
+from .selectors import bundle_card, bundles_with_sku
 
 # The most units a creator may put on one stock level (by ``set`` or ``add``). Well below the
 # column's 2**31 - 1, leaving headroom for units given back by releases, which are never refused.
@@ -307,6 +309,10 @@ def sku_set_price(*, sku_id: int, price: Decimal, currency: str | None = None, s
         },
         groups=sku_groups(sku.pk),
     )
+    # The bundles it is part of cost something else now: their viewers see the new price
+    # live (docs/geofences-bundles.md).
+    for rule in bundles_with_sku(sku_id=sku.pk):
+        _bundle_event("bundle.updated", rule)
     return sku
 
 
@@ -409,3 +415,88 @@ def product_update(*, product: Product, changed) -> Product:
         groups=[f"shop.{product.shop_id}"],
     )
     return product
+
+
+# -- smart bundles (docs/geofences-bundles.md) ---------------------------------------------------
+
+
+def bundle_rule_errors(*, rule: BundleRule, items: list[SKU]) -> dict[str, str]:
+    """What is wrong with ``rule`` and its complementary ``items`` (field -> message; empty
+    when nothing is): the admin shows them as field errors, ``bundle_rule_save`` refuses
+    them."""
+    errors: dict[str, str] = {}
+    shop_id = rule.shop_id
+    anchor = rule.anchor if rule.anchor_id else None
+    if anchor is not None and anchor.shop_id != shop_id:
+        errors["anchor"] = "Choose a SKU of your shop."
+    if not items:
+        errors["items"] = "Add at least one complementary SKU."
+    elif any(sku.shop_id != shop_id for sku in items):
+        errors["items"] = "Choose SKUs of your shop."
+    elif anchor is not None and any(sku.pk == anchor.pk for sku in items):
+        errors["items"] = "The anchor comes with the bundle already; choose other SKUs."
+    elif len({sku.pk for sku in items}) != len(items):
+        errors["items"] = "Each SKU once."
+    elif anchor is not None and any(sku.currency != anchor.currency for sku in items):
+        errors["items"] = "All SKUs of a bundle must be priced in one currency."
+    if (rule.price is None) == (rule.percent is None):
+        errors["price"] = "Give either a bundle price or a percent off (not both)."
+    elif rule.percent is not None and not (0 < rule.percent <= 100):
+        errors["percent"] = "A percent between 0.01 and 100."
+    elif rule.price is not None and rule.price < 0:
+        errors["price"] = "Not below zero."
+    if rule.trigger == BundleRule.Trigger.LOW_STOCK:
+        if rule.threshold is None:
+            errors["threshold"] = "Say at how many units on site the bundle is offered."
+        if rule.venue_id is None:
+            errors["venue"] = "Choose the venue whose stock is watched."
+        elif rule.venue.shop_id != shop_id or rule.venue.kind != Location.Kind.VENUE:
+            errors["venue"] = "Choose a venue of your shop."
+    elif rule.threshold is not None or rule.venue_id is not None:
+        errors["trigger"] = "A threshold and a venue only go with the low-stock trigger."
+    return errors
+
+
+def _bundle_event(event_type: str, rule: BundleRule, *, previous_anchor: int | None = None) -> None:
+    """``bundle.created`` / ``bundle.updated``: the bundle as storefronts show it, to the
+    groups of its anchor (stream pages that pin it) and of its shop; also to a previous
+    anchor's group when the anchor changed (those pages drop it)."""
+    anchor_groups = sku_groups(rule.anchor_id)
+    if previous_anchor is not None and previous_anchor != rule.anchor_id:
+        anchor_groups += sku_groups(previous_anchor)
+    payload = {**bundle_card(rule), "shop": rule.shop_id, "anchor_id": rule.anchor_id}
+    emit(event_type, payload, groups=[*anchor_groups, f"shop.{rule.shop_id}"])
+
+
+@transaction.atomic
+def bundle_rule_save(*, rule: BundleRule, items: list[SKU]) -> BundleRule:
+    """Create or update a bundle rule (``rule``, its fields set, saved or not) with exactly
+    ``items`` as its complementary SKUs; emits ``bundle.created`` or ``bundle.updated``.
+    Raises InvalidBundle (nothing written) with ``errors`` (field -> message)."""
+    errors = bundle_rule_errors(rule=rule, items=items)
+    if errors:
+        raise InvalidBundle(errors=errors)
+    created = rule.pk is None
+    previous_anchor = None
+    if not created:
+        previous_anchor = BundleRule.objects.filter(pk=rule.pk).values_list("anchor_id", flat=True).first()
+    rule.save()
+    wanted = [sku.pk for sku in items]
+    BundleItem.objects.filter(rule=rule).exclude(sku_id__in=wanted).delete()
+    have = set(BundleItem.objects.filter(rule=rule).values_list("sku_id", flat=True))
+    BundleItem.objects.bulk_create([BundleItem(rule=rule, sku_id=pk) for pk in wanted if pk not in have])
+    rule = (
+        BundleRule.objects.select_related("anchor__product", "venue")
+        .prefetch_related("items__sku__product")
+        .get(pk=rule.pk)
+    )
+    _bundle_event("bundle.created" if created else "bundle.updated", rule, previous_anchor=previous_anchor)
+    return rule
+
+
+@transaction.atomic
+def bundle_rule_delete(*, rule: BundleRule) -> None:
+    """Delete a bundle rule; emits ``bundle.deleted`` (storefronts drop its card)."""
+    payload = {"bundle": rule.pk, "shop": rule.shop_id, "anchor_id": rule.anchor_id}
+    rule.delete()
+    emit("bundle.deleted", payload, groups=[*sku_groups(payload["anchor_id"]), f"shop.{payload['shop']}"])

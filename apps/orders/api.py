@@ -11,7 +11,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.pricing.api import AdjustmentSerializer, CheckoutRequestSerializer, checkout_lines
+from apps.pricing.api import AdjustmentSerializer, CheckoutRequestSerializer, checkout_request
 from creatorcommerce.api import error_responses, validated
 from creatorcommerce.fields import StrictCharField
 from creatorcommerce.throttling import FixedWindowThrottle
@@ -49,6 +49,12 @@ class ShippingAddressSerializer(serializers.Serializer):
     country = serializers.CharField(help_text="ISO 3166-1 alpha-2")
 
 
+class PickupSerializer(serializers.Serializer):
+    venue = serializers.IntegerField(help_text="the venue's (location's) id")
+    name = serializers.CharField()
+    address = serializers.CharField(allow_blank=True)
+
+
 class OrderSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=["reserved", "paid", "declined", "expired", "refunded"])
@@ -62,8 +68,10 @@ class OrderSerializer(serializers.Serializer):
     shipping_address = ShippingAddressSerializer(
         allow_null=True,
         help_text="A copy of the buyer's address as it was at the buy; later changes to the address do not "
-        "touch it. null for orders placed before orders kept a copy.",
+        "touch it. null for orders placed before orders kept a copy, and for pickups.",
     )
+    fulfilment = serializers.ChoiceField(choices=["delivery", "pickup"])
+    pickup = PickupSerializer(allow_null=True, help_text="where a pickup order is picked up; null for delivery")
 
 
 class PaymentMethodInSerializer(serializers.Serializer):
@@ -138,13 +146,15 @@ class OrdersView(APIView):
             **error_responses(
                 **{
                     "400": "invalid, malformed_request, idempotency_key_missing, idempotency_key_invalid, "
-                    "duplicate_sku (with sku), several_shops, mixed_currencies, amount_too_large",
+                    "duplicate_sku (with sku), several_shops, mixed_currencies, amount_too_large, "
+                    "venue_required, pickup_required, venue_not_of_shop, bundle_mismatch",
                     "401": "not_authenticated",
                     "402": "payment_declined (stock and coupon returned)",
                     "403": "coupon_not_yours",
                     "404": "sku_not_found (with sku; also: not in the named shop or the stream's shop), "
-                    "stream_not_found, coupon_not_found",
-                    "409": "sold_out (with sku: the first line that cannot be had; nothing was taken), "
+                    "stream_not_found, coupon_not_found, venue_not_found, bundle_not_found",
+                    "409": "bundle_not_available, "
+                    "sold_out (with sku: the first line that cannot be had; nothing was taken), "
                     "buyer_limit_exceeded (with sku, limit), checkout_incomplete, idempotency_key_in_flight, "
                     "ambiguous_sku (the code is used by several shops and no shop or stream was named), "
                     "reservation_expired, deal_not_open, coupon_used, coupon_expired, coupon_not_applicable, "
@@ -164,12 +174,15 @@ class OrdersView(APIView):
         if not IDEMPOTENCY_KEY_RE.match(key):
             raise IdempotencyKeyInvalid()
         data = _buy_body(request.data)
+        lines, context = checkout_request(data)
         outcome = order_place(
             buyer=request.user,
-            lines=checkout_lines(data),
-            shop_slug=data.get("shop"),
-            stream_id=data.get("stream"),
-            coupon=data.get("coupon"),
+            lines=lines,
+            shop_slug=context.shop,
+            stream_id=context.stream,
+            coupon=context.coupon,
+            venue_id=context.venue,
+            bundle_id=context.bundle,
             idempotency_key=key,
             fingerprint=request_fingerprint(data),
         )

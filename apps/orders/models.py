@@ -65,6 +65,10 @@ class Order(models.Model):
         VOIDED = "voided", "Voided"
         REFUNDED = "refunded", "Refunded"
 
+    class Fulfilment(models.TextChoices):
+        DELIVERY = "delivery", "Delivery"
+        PICKUP = "pickup", "Pickup at a venue"
+
     buyer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="orders")
     shop = models.ForeignKey("accounts.Shop", on_delete=models.PROTECT, related_name="orders")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.RESERVED, db_index=True)
@@ -100,6 +104,13 @@ class Order(models.Model):
     # a geo offer's cap; apps.pricing.claims), given back when the reservation is released
     # (declined, failed, expired), not on a refund (docs/buying.md, "Coupons").
     redemptions = models.JSONField(default=list, blank=True)
+    # How the buyer gets the goods (docs/buying.md, "Pickup at a venue"): shipped to the
+    # address copied above, or picked up at ``pickup_location`` (a venue of the shop, whose
+    # own stock rows the lines took their units from).
+    fulfilment = models.CharField(max_length=16, choices=Fulfilment.choices, default=Fulfilment.DELIVERY)
+    pickup_location = models.ForeignKey(
+        "catalog.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="pickup_orders"
+    )
 
     class Meta:
         ordering = ("-created_at",)
@@ -108,6 +119,11 @@ class Order(models.Model):
                 fields=("buyer", "idempotency_key"), condition=~Q(status="failed"), name="orders_one_order_per_key"
             ),
             models.CheckConstraint(condition=Q(total__gte=0), name="orders_total_not_negative"),
+            models.CheckConstraint(
+                condition=Q(fulfilment="delivery", pickup_location__isnull=True)
+                | Q(fulfilment="pickup", pickup_location__isnull=False),
+                name="orders_pickup_has_location",
+            ),
         ]
 
     def __str__(self):

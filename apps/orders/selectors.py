@@ -20,11 +20,12 @@ from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
 # stored answer under this Idempotency-Key, default payment method, the address the order
 # keeps a copy of). A named shop or stream narrows the SKUs to that shop inside the
 # statement, so other shops using the same code never reach the LIMIT (docs/buying.md,
-# "Naming the shop"). This is the hottest read in the product, so it is one SQL statement
-# rather than several ORM queries (which cost 3.4 ms of Python per buy in the profile). It
-# is built from the models' metadata, once per number of codes (tests/ops/test_hot_sql.py
-# runs it on every database); the ORM form of the SKU part is
-# apps.catalog.selectors.sku_for_buy.
+# "Naming the shop"). With a pickup venue, the stock rows are the venue's (and the venue's
+# shop, name and address come along); else the default location's. This is the hottest
+# read in the product, so it is one SQL statement rather than several ORM queries (which
+# cost 3.4 ms of Python per buy in the profile). It is built from the models' metadata,
+# once per number of codes (tests/ops/test_hot_sql.py runs it on every database); the ORM
+# form of the SKU part is apps.catalog.selectors.sku_for_buy.
 
 
 @lru_cache(maxsize=32)
@@ -48,7 +49,8 @@ SELECT
   a.{a.id}, {address},
   {stream_shop},
   s.{s.id}, s.{s.code}, s.{s.title}, p.{p.title}, s.{s.price}, s.{s.currency}, s.{s.per_buyer_limit},
-  s.{s.shop_id}, l.{lv.id}
+  s.{s.shop_id}, l.{lv.id},
+  vl.{loc.shop_id}, vl.{loc.name}, vl.{loc.address}
 FROM {u.table} u
 LEFT JOIN {pm.table} pm ON pm.{pm.id} = (
   SELECT m.{pm.id} FROM {pm.table} m WHERE m.{pm.user_id} = u.{u.id}
@@ -58,7 +60,9 @@ LEFT JOIN ({s.table} s JOIN {p.table} p ON p.{p.id} = s.{s.product_id} AND p.{p.
   ON s.{s.code} IN ({in_codes}) AND s.{s.is_active}
   AND (%(shop)s IS NULL OR s.{s.shop_id} = (SELECT sh.{sh.id} FROM {sh.table} sh WHERE sh.{sh.slug} = %(shop)s))
   AND (%(stream)s IS NULL OR s.{s.shop_id} = {stream_shop})
-LEFT JOIN {loc.table} loc ON loc.{loc.shop_id} = s.{s.shop_id} AND loc.{loc.is_default}
+LEFT JOIN {loc.table} vl ON vl.{loc.id} = %(venue)s AND vl.{loc.kind} = %(venue_kind)s
+LEFT JOIN {loc.table} loc ON loc.{loc.shop_id} = s.{s.shop_id}
+  AND ((%(venue)s IS NULL AND loc.{loc.is_default}) OR loc.{loc.id} = %(venue)s)
 LEFT JOIN {lv.table} l ON l.{lv.sku_id} = s.{s.id} AND l.{lv.location_id} = loc.{loc.id}
 WHERE u.{u.id} = %(buyer)s
 {"LIMIT 2" if codes == 1 else ""}
@@ -69,7 +73,13 @@ CENTS = Decimal("0.01")
 
 
 def buy_context(
-    *, buyer_id: int, key: str, codes: list[str], shop_slug: str | None = None, stream_id: int | None = None
+    *,
+    buyer_id: int,
+    key: str,
+    codes: list[str],
+    shop_slug: str | None = None,
+    stream_id: int | None = None,
+    venue_id: int | None = None,
 ) -> dict:
     """Everything the buy path reads, in one query (see _buy_context_sql).
 
@@ -78,9 +88,19 @@ def buy_context(
     one, or several for a code several shops use when neither a shop nor a stream was
     named (a single code reads two at most: enough to tell). ``stream_shop_id`` is the shop
     of ``stream_id`` (None when there is no such stream); ``address`` the buyer's shipping
-    address as a dict, or None.
+    address as a dict, or None. With ``venue_id`` (a pickup), each SKU's ``level_id`` is its
+    stock row at that venue, and ``venue`` is ``{"id", "shop_id", "name", "address"}``, or
+    None when there is no venue location of that id.
     """
-    params = {"key": key, "shop": shop_slug, "stream": stream_id, "buyer": buyer_id, "failed": Order.Status.FAILED}
+    params = {
+        "key": key,
+        "shop": shop_slug,
+        "stream": stream_id,
+        "buyer": buyer_id,
+        "failed": Order.Status.FAILED,
+        "venue": venue_id,
+        "venue_kind": Location.Kind.VENUE,
+    }
     params.update({f"code{i}": code for i, code in enumerate(codes)})
     with connection.cursor() as cursor:
         cursor.execute(_buy_context_sql(len(codes)), params)
@@ -103,6 +123,11 @@ def buy_context(
     context["address"] = dict(zip(Order.SHIPPING_FIELDS, first[7:14], strict=True)) if first[6] else None
     context["has_address"] = context["address"] is not None
     context["stream_id"], context["stream_shop_id"] = stream_id, first[14]
+    context["venue"] = (
+        {"id": venue_id, "shop_id": first[24], "name": first[25], "address": first[26]}
+        if venue_id is not None and first[24] is not None
+        else None
+    )
     context["skus"] = [
         {
             "id": row[15],
@@ -149,7 +174,18 @@ def order_body(order: Order, lines=None) -> dict:
         "receipt": order.receipt or None,
         "created_at": iso_utc(order.created_at),
         "shipping_address": order.shipping_address,
+        "fulfilment": order.fulfilment,
+        "pickup": pickup_body(order),
     }
+
+
+def pickup_body(order: Order) -> dict | None:
+    """Where a pickup order is picked up (docs/buying.md, "Pickup at a venue"); None for
+    delivery."""
+    if order.fulfilment != Order.Fulfilment.PICKUP or order.pickup_location_id is None:
+        return None
+    location = order.pickup_location
+    return {"venue": location.pk, "name": location.name, "address": location.address}
 
 
 def unit_sources_with_orders(*, keys) -> set[str]:
@@ -164,7 +200,7 @@ def orders_of_buyer(*, buyer):
     return (
         Order.objects.filter(buyer=buyer)
         .exclude(status=Order.Status.FAILED)
-        .select_related("shop")
+        .select_related("shop", "pickup_location")
         .prefetch_related("lines")
     )
 

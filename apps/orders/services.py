@@ -32,6 +32,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.catalog.exceptions import VenueNotFound
+from apps.catalog.models import Location
 from apps.pricing.claims import (
     Claim,
     GiveBack,
@@ -49,7 +51,7 @@ from apps.pricing.claims import (
 )
 from apps.pricing.offers import Context
 from apps.pricing.registry import shop_resolver
-from apps.pricing.selectors import Quote, quote_refusals, quote_rows, refuse_duplicates, resolve_lines
+from apps.pricing.selectors import Quote, quote_refusals, quote_rows, refuse_duplicates, refuse_venue, resolve_lines
 from creatorcommerce.errors import DomainError
 from creatorcommerce.signing.services import receipt_sign
 from creatorcommerce.spine.events import emit, emit_many_when
@@ -68,7 +70,7 @@ from .exceptions import (
 )
 from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
 from .payments import GatewayUnavailable, HoldNotAvailable, PaymentDeclined, get_gateway
-from .selectors import buy_context, line_body, order_body
+from .selectors import buy_context, line_body, order_body, pickup_body
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,8 @@ def order_place(
     stream_id: int | None = None,
     coupon: str | None = None,
     now=None,
+    venue_id: int | None = None,
+    bundle_id: int | None = None,
 ) -> BuyOutcome:
     """One-tap buy by ``buyer`` of ``lines`` ([(sku code, quantity)], 1-20 of one shop), or
     of ``quantity`` units of ``sku_code`` (the v1 body).
@@ -111,7 +115,10 @@ def order_place(
     shop"); with neither, a code several shops use answers ``ambiguous_sku``. The lines are
     priced by the pricing layer as a quote would price them (a flash deal open on a SKU
     in the stream applies its price, units and per-buyer limit), and taken all or nothing.
-    The order keeps a copy of the buyer's address as it is now.
+    The order keeps a copy of the buyer's address as it is now. With ``venue_id`` the buy
+    is a pickup there: the lines take the venue's own stock rows, and no address is needed
+    (docs/buying.md, "Pickup at a venue"). With ``bundle_id`` the lines are priced as that
+    bundle (apps/pricing/bundles.py).
 
     Precondition: no transaction open (this function commits twice, and authorises the
     payment between the two). Never raises for business outcomes: sold out, over the limit,
@@ -124,7 +131,8 @@ def order_place(
     now = now or timezone.now()
     lines = lines if lines is not None else [(sku_code, quantity)]
     codes = [code for code, _ in lines]
-    context = buy_context(buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id)
+    where = {"shop_slug": shop_slug, "stream_id": stream_id, "venue_id": venue_id}
+    context = buy_context(buyer_id=buyer.pk, key=idempotency_key, codes=codes, **where)
     replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
     if replay is not None:
         return replay
@@ -132,9 +140,7 @@ def order_place(
     def replay_now() -> BuyOutcome | None:
         """The answer a retry would get now: the key's order if one was committed since
         our read (by a parallel request with the same key)."""
-        context = buy_context(
-            buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id
-        )
+        context = buy_context(buyer_id=buyer.pk, key=idempotency_key, codes=codes, **where)
         return _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
 
     claiming = False
@@ -147,8 +153,11 @@ def order_place(
             stream_id=stream_id,
             coupon=coupon,
             now=now,
+            venue_id=venue_id,
+            bundle_id=bundle_id,
         )
-        if context["payment_method_id"] is None or not context["has_address"]:
+        # A pickup ships nothing: it needs a card but no address.
+        if context["payment_method_id"] is None or not (context["has_address"] or venue_id is not None):
             raise CheckoutIncomplete()
         quote_refusals(quote)
         claiming = True
@@ -188,15 +197,27 @@ def order_reserve(
     stream_id: int | None = None,
     coupon: str | None = None,
     now=None,
+    venue_id: int | None = None,
+    bundle_id: int | None = None,
 ) -> Order:
     """Step 1 of a buy alone: price and take ``lines`` and write the order as ``reserved``,
     without paying. What a process that dies mid-buy leaves behind; ``order_release`` (or
     the sweeper, ``orders_release_expired``) gives it back. Raises the buy's refusals."""
     codes = [code for code, _ in lines]
-    context = buy_context(buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id)
+    context = buy_context(
+        buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id, venue_id=venue_id
+    )
     now = now or timezone.now()
     quote = _checkout_quote(
-        buyer=buyer, context=context, lines=lines, shop_slug=shop_slug, stream_id=stream_id, coupon=coupon, now=now
+        buyer=buyer,
+        context=context,
+        lines=lines,
+        shop_slug=shop_slug,
+        stream_id=stream_id,
+        coupon=coupon,
+        now=now,
+        venue_id=venue_id,
+        bundle_id=bundle_id,
     )
     quote_refusals(quote)
     order, _, _ = _reserve(
@@ -246,19 +267,31 @@ def _remember_failure(*, buyer, key: str, fingerprint: str, error: DomainError) 
 
 
 def _checkout_quote(
-    *, buyer, context: dict, lines: list[tuple[str, int]], shop_slug, stream_id, coupon=None, now=None
+    *,
+    buyer,
+    context: dict,
+    lines: list[tuple[str, int]],
+    shop_slug,
+    stream_id,
+    coupon=None,
+    now=None,
+    venue_id=None,
+    bundle_id=None,
 ) -> Quote:
     """The lines priced as ``POST /api/v1/quotes/`` prices them (apps.pricing), from the
-    SKU rows ``buy_context`` read: raises the quote's first refusals (duplicate SKU,
-    unknown stream, unknown or ambiguous SKU, several shops, no stock row), in the quote's
-    order; the buyer's checkout details are checked next, then ``quote_refusals``."""
+    SKU rows ``buy_context`` read: raises the quote's first refusals (duplicate SKU, unknown
+    venue, unknown stream, unknown or ambiguous SKU, several shops, a venue of another shop,
+    the bundle's refusals, no stock row), in the quote's order; the buyer's checkout
+    details are checked next, then ``quote_refusals``."""
     refuse_duplicates(lines)
+    if venue_id is not None and context["venue"] is None:
+        raise VenueNotFound()
     if stream_id is not None and context["stream_shop_id"] is None:
         shop_resolver("stream")(stream_id)  # raises the stream's not-found answer
     rows = resolve_lines(lines=lines, rows=context["skus"])
-    return quote_rows(
-        buyer=buyer, lines=lines, rows=rows, context=Context(stream=stream_id, shop=shop_slug, coupon=coupon, now=now)
-    )
+    where = Context(stream=stream_id, shop=shop_slug, coupon=coupon, venue=venue_id, bundle=bundle_id, now=now)
+    refuse_venue(rows=rows, venue_shop_id=context["venue"]["shop_id"] if context["venue"] else None, context=where)
+    return quote_rows(buyer=buyer, lines=lines, rows=rows, context=where)
 
 
 def _reserve(
@@ -274,7 +307,11 @@ def _reserve(
     the quote valued its offers at (a running-time coupon)."""
     pairs = quote.line_claims(buyer_id=buyer.pk)
     claims = quote.claims(buyer_id=buyer.pk, pairs=pairs)
-    first, address = quote.skus[0], context["address"]
+    first, address, venue = quote.skus[0], context["address"], context.get("venue")
+    if venue is not None:  # a pickup: nothing is shipped, so no address is copied
+        address = None
+        pickup = Location(pk=venue["id"], shop_id=venue["shop_id"], name=venue["name"], address=venue["address"])
+        pickup._state.adding = False
     # creatorcommerce.sql: the ORM's INSERT without its per-call cost (hot path).
     order = Order(
         buyer=buyer,
@@ -286,6 +323,8 @@ def _reserve(
         request_fingerprint=fingerprint,
         payment_method_id=context["payment_method_id"],
         redemptions=redemption_keys(claims),
+        fulfilment=Order.Fulfilment.PICKUP if venue is not None else Order.Fulfilment.DELIVERY,
+        pickup_location=pickup if venue is not None else None,
         # The copy travels in the order's own INSERT (inside the one reserve statement on
         # PostgreSQL): no extra round trip.
         **{f"shipping_{name}": value or "" for name, value in (address or {}).items()},
@@ -477,6 +516,7 @@ def _receipt_payload(order: Order, lines: list[OrderLine]) -> dict:
         "node": settings.NODE_ID,
         "seq": order.pk,
         "items": [line_body(ln) for ln in lines],
+        **({"pickup": pickup_body(order)} if order.fulfilment == Order.Fulfilment.PICKUP else {}),
         "total": str(order.total),
         "currency": order.currency,
         "buyer": order.buyer_id,

@@ -12,6 +12,8 @@ from rest_framework.views import APIView
 from creatorcommerce.api import error_responses, validated
 from creatorcommerce.fields import StrictCharField, StrictIntegerField
 
+from .bundles import bundle_request
+from .exceptions import PickupRequired, VenueRequired
 from .offers import Context
 from .selectors import price_quote
 
@@ -71,11 +73,33 @@ class CheckoutRequestSerializer(serializers.Serializer):
         "someone else's, or in an anonymous quote: 403 coupon_not_yours; 409 coupon_used, coupon_expired, "
         "coupon_not_applicable (another shop, or its SKU not among the lines), coupon_cap_reached",
     )
+    bundle = StrictIntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        required=False,
+        help_text="a smart bundle's id: buys (or quotes) one unit of each of its SKUs at the bundle's price. Without "
+        "`sku` and `lines` its SKUs are the lines; with `lines` they must be exactly its SKUs, 1 each "
+        "(else 400 bundle_mismatch)",
+    )
+    fulfilment = serializers.ChoiceField(
+        choices=["delivery", "pickup"],
+        required=False,
+        help_text="`delivery` (default: shipped from the shop's default location) or `pickup` at `venue` (the "
+        "units come from the venue's own stock; no shipping address needed)",
+    )
+    venue = StrictIntegerField(
+        min_value=1,
+        max_value=2**31 - 1,
+        required=False,
+        help_text="with `fulfilment: pickup` only: the venue (its location id) of the lines' shop to pick up at",
+    )
 
     def validate_quantity(self, value):
         return _check_quantity(value)
 
     def validate(self, attrs):
+        if "sku" not in attrs and "lines" not in attrs and "bundle" in attrs:
+            return attrs  # the bundle's SKUs are the lines (checkout_request)
         if "sku" not in attrs and "lines" not in attrs:
             raise serializers.ValidationError(
                 {"sku": [serializers.ErrorDetail("Give 'sku' (and 'quantity') or 'lines'.", code="required")]}
@@ -99,6 +123,27 @@ def checkout_lines(data: dict) -> list[tuple[str, int]]:
     return [(data["sku"], data.get("quantity", 1))]
 
 
+def checkout_request(data: dict) -> tuple[list[tuple[str, int]], Context]:
+    """The validated body's lines and context. Raises VenueRequired (pickup without a
+    venue), PickupRequired (a venue without pickup), and for a body that names a bundle and
+    no lines, BundleNotFound; its lines are then the bundle's SKUs, 1 each, in its shop."""
+    pickup = data.get("fulfilment", "delivery") == "pickup"
+    venue = data.get("venue")
+    if pickup and venue is None:
+        raise VenueRequired()
+    if venue is not None and not pickup:
+        raise PickupRequired()
+    shop = data.get("shop")
+    if "bundle" in data and "sku" not in data and "lines" not in data:
+        lines, shop = bundle_request(bundle_id=data["bundle"], shop=shop, stream=data.get("stream"))
+    else:
+        lines = checkout_lines(data)
+    context = Context(
+        stream=data.get("stream"), shop=shop, coupon=data.get("coupon"), venue=venue, bundle=data.get("bundle")
+    )
+    return lines, context
+
+
 class AdjustmentSerializer(serializers.Serializer):
     source = serializers.ChoiceField(choices=["deal", "coupon", "perk", "bundle"])
     id = serializers.IntegerField()
@@ -117,13 +162,26 @@ class QuoteLineSerializer(serializers.Serializer):
     )
 
 
+class BundleSuggestionSerializer(serializers.Serializer):
+    bundle = serializers.IntegerField(help_text='the bundle\'s id: buy it with `"bundle": id`')
+    label = serializers.CharField()
+    skus = serializers.ListField(child=serializers.CharField(), help_text="its SKUs' codes, the anchor first")
+    price = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="what the bundle costs")
+    list_price = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="its SKUs' list prices")
+    saving = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="list_price - price")
+
+
 class QuoteSerializer(serializers.Serializer):
     lines = QuoteLineSerializer(many=True)
     subtotal = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="the lines' list prices")
     discount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="subtotal - total")
     total = serializers.DecimalField(max_digits=12, decimal_places=2)
     currency = serializers.CharField()
-    suggestions = serializers.ListField(child=serializers.DictField(), help_text="bundles that would apply (none yet)")
+    suggestions = BundleSuggestionSerializer(
+        many=True,
+        help_text="bundles that would apply: active bundles anchored on one of the lines whose trigger holds now "
+        "(buy one with `bundle`); empty for a quote that names a bundle",
+    )
 
 
 class QuotesView(APIView):
@@ -136,11 +194,12 @@ class QuotesView(APIView):
             **error_responses(
                 **{
                     "400": "invalid, malformed_request, duplicate_sku, several_shops, mixed_currencies, "
-                    "amount_too_large",
+                    "amount_too_large, venue_required, pickup_required, venue_not_of_shop, bundle_mismatch",
                     "403": "coupon_not_yours (someone else's coupon, or any coupon in an anonymous quote)",
-                    "404": "sku_not_found (with sku), stream_not_found, coupon_not_found",
+                    "404": "sku_not_found (with sku), stream_not_found, coupon_not_found, venue_not_found, "
+                    "bundle_not_found",
                     "409": "sold_out (with sku), buyer_limit_exceeded (with sku, limit), ambiguous_sku (with sku), "
-                    "coupon_used, coupon_expired, coupon_not_applicable, coupon_cap_reached",
+                    "coupon_used, coupon_expired, coupon_not_applicable, coupon_cap_reached, bundle_not_available",
                     "429": "rate_limited",
                 }
             ),
@@ -149,7 +208,6 @@ class QuotesView(APIView):
     )
     def post(self, request):
         data = validated(CheckoutRequestSerializer, request.data)
-        lines = checkout_lines(data)
-        context = Context(stream=data.get("stream"), shop=data.get("shop"), coupon=data.get("coupon"))
+        lines, context = checkout_request(data)
         buyer = request.user if request.user.is_authenticated else None
         return Response(price_quote(buyer=buyer, lines=lines, context=context).body())

@@ -7,4 +7,4 @@ class PricingConfig(AppConfig):
     verbose_name = "Pricing and offers"
 
     def ready(self):
-        from . import claims  # noqa: F401  (registers the stock units source)
+        from . import bundles, claims  # noqa: F401  (the bundle provider; the stock units source)

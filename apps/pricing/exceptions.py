@@ -1,4 +1,4 @@
-from creatorcommerce.errors import DomainError, NotFound
+from creatorcommerce.errors import Conflict, DomainError, NotFound
 
 
 class DuplicateSku(DomainError):
@@ -24,3 +24,33 @@ class CouponNotFound(NotFound):
 class TotalTooLarge(DomainError):
     code = "amount_too_large"
     message = "The order total is larger than can be charged in one order."
+
+
+class VenueRequired(DomainError):
+    code = "venue_required"
+    message = "A pickup needs the 'venue' to pick up at."
+
+
+class PickupRequired(DomainError):
+    code = "pickup_required"
+    message = '\'venue\' goes with "fulfilment": "pickup" only.'
+
+
+class VenueNotOfShop(DomainError):
+    code = "venue_not_of_shop"
+    message = "This venue is not one of the shop's: pick up where the shop sells."
+
+
+class BundleNotFound(NotFound):
+    code = "bundle_not_found"
+    message = "No such bundle on sale in this shop."
+
+
+class BundleMismatch(DomainError):
+    code = "bundle_mismatch"
+    message = "A bundle is one unit of each of its SKUs: give exactly those lines, or no lines."
+
+
+class BundleNotAvailable(Conflict):
+    code = "bundle_not_available"
+    message = "This bundle is not offered right now."

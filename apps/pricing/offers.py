@@ -15,15 +15,18 @@ from decimal import Decimal
 @dataclass(frozen=True)
 class Context:
     """Where and when a buy or quote happens: the stream (flash deals), the named shop, the
-    coupon code (the geofences app's coupon provider), the venue, and ``now``: the moment
-    the offers are valued at (a running-time coupon's value), the same moment the buy's
-    claims are taken at (None: the provider's own clock)."""
+    coupon code (the geofences app's coupon provider), ``venue`` (the pickup venue of a
+    pickup, its location id: the lines take that location's stock), ``bundle`` (the bundle
+    the request names: apps/pricing/bundles.py), and ``now``: the moment the offers are
+    valued at (a running-time coupon's value), the same moment the buy's claims are taken
+    at (None: the provider's own clock)."""
 
     stream: int | None = None
     shop: str | None = None
     coupon: str | None = None
     venue: int | None = None
     now: datetime | None = None
+    bundle: int | None = None
 
 
 @dataclass(frozen=True)

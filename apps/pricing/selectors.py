@@ -8,10 +8,10 @@ from decimal import Decimal
 
 from apps.catalog.exceptions import AmbiguousSku, BuyerLimitExceeded, InsufficientStock, SkuNotFound
 from apps.catalog.models import SKU, BuyerAllowance
-from apps.catalog.selectors import skus_with_default_stock
+from apps.catalog.selectors import bundles_suggested, skus_with_default_stock, skus_with_stock_at, venue_location
 
 from .claims import Claim, counter_claims, line_claims, line_limit, ordered
-from .exceptions import CouponNotFound, DuplicateSku, MixedCurrencies, SeveralShops, TotalTooLarge
+from .exceptions import CouponNotFound, DuplicateSku, MixedCurrencies, SeveralShops, TotalTooLarge, VenueNotOfShop
 from .offers import Context, Line, Offer, PricedLine
 from .policy import ZERO, price_lines
 from .registry import providers, shop_resolver
@@ -78,13 +78,15 @@ class Quote:
 
 def _skus(*, codes: list[str], context: Context) -> list[dict]:
     """The active SKUs the codes name in the shop the context names (the stream's and/or
-    the named shop), in ``resolve_lines``'s row shape, with their default-location stock."""
+    the named shop), in ``resolve_lines``'s row shape, with their default-location stock
+    (with a pickup ``venue``: their stock at that venue)."""
     qs = SKU.objects.filter(code__in=codes, is_active=True, product__is_active=True)
     if context.stream is not None:
         qs = qs.filter(shop_id=shop_resolver("stream")(context.stream))
     if context.shop:
         qs = qs.filter(shop__slug=context.shop)
-    rows = skus_with_default_stock(qs).values(
+    stocked = skus_with_stock_at(qs, location_id=context.venue) if context.venue else skus_with_default_stock(qs)
+    rows = stocked.values(
         "id",
         "code",
         "title",
@@ -210,8 +212,19 @@ def price_quote(*, buyer, lines: list[tuple[str, int]], context: Context) -> Quo
     provider, before any other: the buy takes its counters first.
     """
     refuse_duplicates(lines)
+    venue_shop_id = venue_location(venue_id=context.venue).shop_id if context.venue else None
     rows = resolve_lines(lines=lines, rows=_skus(codes=[code for code, _ in lines], context=context))
+    refuse_venue(rows=rows, venue_shop_id=venue_shop_id, context=context)
     quote = quote_rows(buyer=buyer, lines=lines, rows=rows, context=context)
     quote_refusals(quote)
     _check_available(buyer=buyer, quote=quote)
+    if context.bundle is None:
+        # Bundles that would apply to these lines (docs/pricing.md, "Bundles").
+        quote.suggestions = bundles_suggested(sku_ids=[row["id"] for row in rows])
     return quote
+
+
+def refuse_venue(*, rows: list[dict], venue_shop_id: int | None, context: Context) -> None:
+    """A pickup venue must be one of the lines' shop's (VenueNotOfShop)."""
+    if context.venue and venue_shop_id != rows[0]["shop_id"]:
+        raise VenueNotOfShop()

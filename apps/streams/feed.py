@@ -56,6 +56,14 @@ class StreamFeed:
         self.pins_at = 0
         self.prices: dict[str, tuple[int, str, str | None]] = {}
         self.status: tuple[int, str] | None = None
+        # Stock rows of pinned SKUs at the shop's venues (docs/geofences-bundles.md): which
+        # venue and SKU a row is (learnt from snapshots), and the newest count of every other
+        # row of a pinned SKU seen here (row -> (version, available)).
+        self.venue_levels: dict[int, tuple[int, str, str]] = {}  # level -> (venue, venue name, sku)
+        self.level_values: dict[int, tuple[int, int]] = {}
+        self.pending_venues: dict[int, dict[str, int]] = {}
+        # Smart bundles anchored on pinned SKUs, by arrival: id -> (changes, card or None).
+        self.bundles: dict[int, tuple[int, dict | None]] = {}
         # Counters waiting for their push.
         self.pending_stock: dict[str, int] = {}
         self.pending_ts = 0.0
@@ -153,7 +161,40 @@ class StreamFeed:
         stream = {**snapshot["stream"], "pins": pins}
         if self.status is not None and self.status[0] > since:
             stream["status"] = self.status[1]
-        return {"stream": stream, "pins": pins, "stock": {p["sku"]: p["available"] for p in pins}}
+        return {
+            "stream": stream,
+            "pins": pins,
+            "stock": {p["sku"]: p["available"] for p in pins},
+            "venues": self._adopt_venues(snapshot.get("venue_stock", [])),
+            "bundles": self._adopt_bundles(snapshot.get("bundles", []), since=since),
+        }
+
+    def _adopt_venues(self, rows: list[dict]) -> dict[str, dict]:
+        """The snapshot's venue rows, each merged by version with what arrived here, as
+        ``{venue id: {"name", "stock": {sku: available}}}``."""
+        venues: dict[str, dict] = {}
+        for row in rows:
+            level, version, available = row["level"], row["version"], row["available"]
+            self.venue_levels[level] = (row["venue"], row["venue_name"], row["sku"])
+            known = self.level_values.get(level)
+            if known is not None and known[0] > version:
+                available = known[1]
+            else:
+                self.level_values[level] = (version, available)
+            venue = venues.setdefault(str(row["venue"]), {"name": row["venue_name"], "stock": {}})
+            venue["stock"][row["sku"]] = available
+        return venues
+
+    def _adopt_bundles(self, cards: list[dict], *, since: int) -> list[dict]:
+        """The snapshot's bundles with those changed here since the read applied."""
+        by_id = {card["bundle"]: card for card in cards}
+        for bundle_id, (at, card) in self.bundles.items():
+            if at > since:
+                if card is None:
+                    by_id.pop(bundle_id, None)
+                else:
+                    by_id[bundle_id] = card
+        return [by_id[k] for k in sorted(by_id)]
 
     # -- events (the Channels message type is the event type) ---------------------------------
 
@@ -165,14 +206,45 @@ class StreamFeed:
     async def _stock_changed(self, message: dict) -> None:
         payload = message["payload"]
         code, version = payload["sku"], payload.get("version", 0)
-        if code not in self.sku_groups or payload.get("level") != self.pin_levels.get(code):
-            return  # not pinned here, or another location than the one buys take from
+        if code not in self.sku_groups:
+            return  # not pinned here
+        if payload.get("level") != self.pin_levels.get(code):
+            await self._other_level(message)  # another location: a venue's, maybe
+            return
         if version <= self.stock_versions.get(code, -1):
             return  # older than what is held (versions are per stock row)
         self.stock_versions[code], self.stock_values[code] = version, payload["available"]
         self.pending_stock[code] = payload["available"]
         self.pending_ts = max(self.pending_ts, message.get("committed_at", 0.0))
         await self._push_or_schedule()
+
+    async def _other_level(self, message: dict) -> None:
+        """A pinned SKU's stock row at another location than the default: kept by version,
+        and pushed as a venue's ``stock`` message when it is a venue's row."""
+        payload = message["payload"]
+        level, version = payload.get("level"), payload.get("version", 0)
+        known = self.level_values.get(level)
+        if known is not None and version <= known[0]:
+            return
+        self.level_values[level] = (version, payload["available"])
+        venue = self.venue_levels.get(level)
+        if venue is None:
+            return
+        self.pending_venues.setdefault(venue[0], {})[payload["sku"]] = payload["available"]
+        self.pending_ts = max(self.pending_ts, message.get("committed_at", 0.0))
+        await self._push_or_schedule()
+
+    async def _bundle(self, message: dict) -> None:
+        """``bundle.*``: the card of a bundle anchored on a pinned SKU, or null when it is
+        gone, inactive, or no longer anchored here."""
+        p = message["payload"]
+        pinned = {int(group.split(".", 1)[1]) for group in self.sku_groups.values()}
+        card = None
+        if message["type"] != "bundle.deleted" and p["is_active"] and p["anchor_id"] in pinned:
+            card = {k: v for k, v in p.items() if k not in ("shop", "anchor_id")}
+        self.changes += 1
+        self.bundles[p["bundle"]] = (self.changes, card)
+        await self.send([{"type": "bundle", "id": p["bundle"], "bundle": card}])
 
     async def _deal(self, message: dict) -> None:
         payload = message["payload"]
@@ -238,6 +310,9 @@ class StreamFeed:
         "stream.ended": _stream_status,
         "stream.deleted": _stream_deleted,
         "order.placed": _order_placed,
+        "bundle.created": _bundle,
+        "bundle.updated": _bundle,
+        "bundle.deleted": _bundle,
     }
 
     async def send(self, messages: list[dict]) -> None:
@@ -285,6 +360,13 @@ class StreamFeed:
                 self.seq += 1
                 # ts: when the newest change in this message was committed (epoch seconds).
                 messages.append({"type": "stock", "stock": stock, "seq": self.seq, "ts": self.pending_ts})
+            if self.pending_venues:
+                venues, self.pending_venues = self.pending_venues, {}
+                for venue, stock in sorted(venues.items()):
+                    self.seq += 1
+                    messages.append(
+                        {"type": "stock", "venue": venue, "stock": stock, "seq": self.seq, "ts": self.pending_ts}
+                    )
             if self.pending_deals:
                 deals, self.pending_deals = self.pending_deals, {}
                 messages.extend({"type": "deal", "sku": code, "deal": deal} for code, deal in deals.items())

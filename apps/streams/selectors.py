@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db.models import Prefetch
 
 from apps.catalog.models import StockLevel
+from apps.catalog.selectors import bundle_card, bundles_of_anchors, venue_levels
 from apps.pricing.policy import unit_price_now
 from creatorcommerce.fields import iso_utc
 
@@ -130,13 +131,19 @@ def stream_pinned_skus(*, stream_id: int) -> list[dict]:
 
 
 def stream_snapshot(*, stream_id: int) -> dict:
-    """The first WebSocket message: pins and absolute stock, by SKU code."""
+    """The first WebSocket message: pins and absolute stock, by SKU code; the pinned SKUs'
+    stock rows at the shop's venues (``venue_stock``, with their versions: the feed turns
+    them into ``venues``) and the active bundles anchored on a pinned SKU (``bundles``;
+    docs/geofences-bundles.md)."""
     stream = stream_get(stream_id=stream_id)
     pins = stream_pins(stream=stream)
+    sku_ids = [p["sku_id"] for p in pins]
     return {
         "stream": stream_body(stream=stream, pins=pins),
         "pins": pins,
         "stock": {p["sku"]: p["available"] for p in pins},
+        "venue_stock": venue_levels(sku_ids=sku_ids, shop_id=stream.shop_id),
+        "bundles": [bundle_card(rule) for rule in bundles_of_anchors(sku_ids=sku_ids)],
     }
 
 

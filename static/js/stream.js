@@ -29,6 +29,8 @@ const els = {
   formItem: document.getElementById("checkout-item"),
   addressFields: document.getElementById("checkout-address"),
   formSubmit: document.getElementById("checkout-submit"),
+  bundles: document.getElementById("bundles"),
+  venueHere: document.getElementById("venue-here"),
 };
 
 const state = {
@@ -39,6 +41,12 @@ const state = {
   everLive: false,
   lastPoll: "ok", // "ok" | "network" | "error"
   viewerToken: null,
+  // On-site stock and smart bundles (docs/geofences-bundles.md): the venue the viewer is
+  // inside (told by the geo panel's "cc:venue" event), each venue's stock of the pinned
+  // SKUs ({venue id: {sku: n}}) and the bundles anchored on pinned SKUs.
+  venue: null, // {id, name} while inside
+  venueStock: {},
+  bundles: [],
 };
 state.pins = state.stream.pins;
 
@@ -135,6 +143,7 @@ function pinNode(pin) {
   const dealLimit = h("span", { class: "deal-limit" });
   dealRow.append(h("span", { class: "deal-tag" }, "Flash deal"), h("span", { class: "deal-when" }, dealTimer, dealLimit));
   const stock = h("p", { class: "stock", "aria-live": "polite", "aria-atomic": "true" });
+  const onSite = h("p", { class: "venue-stock", hidden: true, "aria-live": "polite", "aria-atomic": "true" });
   const art = h("div", { class: "pin__art", "aria-hidden": "true" });
   let action;
   if (signedIn) {
@@ -146,10 +155,10 @@ function pinNode(pin) {
     "li",
     { class: "pin", dataset: { sku: pin.sku } },
     art,
-    h("div", { class: "pin__info" }, title, h("p", { class: "pin__price" }, priceNow, " ", priceWas), dealRow, stock),
+    h("div", { class: "pin__info" }, title, h("p", { class: "pin__price" }, priceNow, " ", priceWas), dealRow, stock, onSite),
     action,
   );
-  return { li, art, title, priceNow, priceWas, dealRow, dealTimer, dealLimit, stock, action, image: null, label: null };
+  return { li, art, title, priceNow, priceWas, dealRow, dealTimer, dealLimit, stock, onSite, action, image: null, label: null };
 }
 
 function updatePinNode(node, pin) {
@@ -181,6 +190,10 @@ function updatePinNode(node, pin) {
   if (node.stock.textContent !== text) node.stock.textContent = text;
   node.stock.className = `stock ${tone}`;
   node.li.classList.toggle("sold-out", left <= 0);
+  const here = state.venue ? state.venueStock[state.venue.id]?.[pin.sku] : undefined;
+  node.onSite.hidden = typeof here !== "number";
+  const hereText = typeof here === "number" ? `At the venue: ${here} left` : "";
+  if (node.onSite.textContent !== hereText) node.onSite.textContent = hereText;
 
   if (signedIn) {
     const button = node.action;
@@ -312,13 +325,25 @@ function handle(message) {
         const pin = pinBySku(sku);
         if (pin) pin.available = available;
       }
+      state.venueStock = {};
+      for (const [id, venue] of Object.entries(message.venues || {})) state.venueStock[id] = { ...venue.stock };
+      state.bundles = message.bundles || [];
       renderPins();
+      renderBundles();
       if (typeof message.viewers === "number") setViewers(message.viewers);
       break;
     case "stock":
       if (typeof message.seq === "number") {
         if (message.seq <= state.seq) return; // older than what the page shows
         state.seq = message.seq;
+      }
+      if (message.venue != null) {
+        // A venue's own stock rows (docs/geofences-bundles.md): "At the venue: N left".
+        const stock = (state.venueStock[message.venue] ||= {});
+        Object.assign(stock, message.stock || {});
+        renderPins();
+        renderBundles();
+        break;
       }
       for (const [sku, available] of Object.entries(message.stock || {})) {
         const pin = pinBySku(sku);
@@ -345,6 +370,14 @@ function handle(message) {
     case "pin":
       state.pins = message.pins;
       renderPins();
+      renderBundles();
+      break;
+    case "bundle":
+      // A bundle saved, re-priced (a price-tracking webhook) or removed.
+      state.bundles = state.bundles.filter((b) => b.bundle !== message.id);
+      if (message.bundle) state.bundles.push(message.bundle);
+      state.bundles.sort((a, b) => a.bundle - b.bundle);
+      renderBundles();
       break;
     case "interaction":
       if (message.kind === "purchase") {
@@ -364,6 +397,109 @@ function handle(message) {
       break;
     default:
       if (message.type === "error") console.warn("stream socket:", message.code, message.message);
+  }
+}
+
+// -- on-site stock and smart bundles (docs/geofences-bundles.md) ----------------------------------
+
+/** Whether a bundle is on offer now: always-bundles whose anchor is pinned; low-stock ones
+ *  while the anchor's stock at their venue is at or below the threshold. */
+function bundleOffered(bundle) {
+  if (!pinBySku(bundle.anchor)) return false;
+  if (bundle.trigger !== "low_stock") return true;
+  const onSite = state.venueStock[bundle.venue]?.[bundle.anchor];
+  return typeof onSite === "number" && onSite <= bundle.threshold;
+}
+
+const bundleNodes = new Map(); // bundle id -> {li, text, button}
+
+function renderBundles() {
+  const offered = state.bundles.filter(bundleOffered);
+  const seen = new Set();
+  for (const bundle of offered) {
+    seen.add(bundle.bundle);
+    let node = bundleNodes.get(bundle.bundle);
+    if (!node) {
+      const text = h("p", {});
+      const button = signedIn
+        ? h("button", { type: "button", class: "buy", onclick: () => buyBundle(bundle.bundle) }, "Buy bundle")
+        : h("a", { class: "button buy", href: loginUrl }, "Log in to buy");
+      node = { li: h("li", { class: "bundle-card", dataset: { bundle: String(bundle.bundle) } }, text, button), text, button };
+      bundleNodes.set(bundle.bundle, node);
+    }
+    const titles = (bundle.titles || bundle.skus).join(" + ");
+    const hook = bundle.trigger === "low_stock" ? "Running low — get it in a bundle: " : "Better together: ";
+    const saving = Number(bundle.saving) > 0 ? `, save ${money(bundle.saving, bundle.currency)}` : "";
+    const line = `${titles} for ${money(bundle.price, bundle.currency)}${saving}`;
+    if (node.text.textContent !== hook + line) {
+      node.text.replaceChildren(h("span", { class: "bundle-hook" }, hook), line);
+    }
+    if (node.li.parentElement !== els.bundles) els.bundles.append(node.li);
+  }
+  for (const [id, node] of bundleNodes) {
+    if (!seen.has(id)) {
+      node.li.remove();
+      bundleNodes.delete(id);
+    }
+  }
+  els.bundles.hidden = offered.length === 0;
+}
+
+function renderVenue() {
+  els.venueHere.hidden = !state.venue;
+  els.venueHere.textContent = state.venue ? `You're at ${state.venue.name || "the venue"}: pick up here.` : "";
+  renderPins();
+  renderBundles();
+}
+
+// The geo panel tells the page where the viewer is:
+// document.dispatchEvent(new CustomEvent("cc:venue", {detail: {venue, state, name}})).
+document.addEventListener("cc:venue", (event) => {
+  const { venue, state: where, name } = event.detail || {};
+  if (where === "inside" && venue != null) {
+    state.venue = { id: String(venue), name };
+  } else if (!state.venue || state.venue.id === String(venue)) {
+    state.venue = null;
+  }
+  renderVenue();
+});
+
+const bundleBusy = new Set();
+
+async function buyBundle(id) {
+  const node = bundleNodes.get(id);
+  if (!node || bundleBusy.has(id)) return;
+  if (isOffline()) {
+    announce("You're offline — your order was not sent.", "error");
+    return;
+  }
+  bundleBusy.add(id);
+  node.button.disabled = true;
+  node.button.textContent = "Buying…";
+  // One tap, all or nothing: the bundle's lines are taken together or not at all. Inside a
+  // venue, picked up there (from its own stock).
+  const body = { bundle: id, stream: streamId };
+  if (state.venue) Object.assign(body, { fulfilment: "pickup", venue: Number(state.venue.id) });
+  const result = await api("/api/v1/orders/", { method: "POST", body, headers: { "Idempotency-Key": idempotencyKey() } });
+  bundleBusy.delete(id);
+  node.button.disabled = false;
+  node.button.textContent = "Buy bundle";
+  const code = result.data?.code;
+  if (result.status === 201) {
+    const order = result.data;
+    announce(`Order #${order.id} confirmed — bundle, ${money(order.total, order.currency)}.`, "success", {
+      link: { href: `/orders/${order.id}/`, text: "Order & receipt" },
+    });
+  } else if (result.network) {
+    announce("The connection dropped before we heard back. Check your orders before trying again.", "error");
+  } else if (code === "checkout_incomplete") {
+    announce("Save a card and an address first: tap Buy on a product once.", "error");
+  } else if (code === "bundle_not_available") {
+    announce("This bundle isn't on offer any more. Nothing was charged.", "error");
+  } else if (BUY_ERRORS[code]) {
+    announce(BUY_ERRORS[code], "error");
+  } else {
+    announce(result.data?.message || `Something went wrong (HTTP ${result.status}). Nothing was charged.`, "error");
   }
 }
 
@@ -471,6 +607,11 @@ async function attemptBuy(pin, key, { afterCheckout = false } = {}) {
   // The stream names the shop (docs/buying.md, "Naming the shop"): another shop using the
   // same SKU code can never make this buy ambiguous or buy from the wrong shop.
   const body = { sku, quantity: 1, stream: streamId };
+  // Inside a venue that has the item on its shelf: picked up there, from its own stock
+  // (docs/geofences-bundles.md).
+  if (state.venue && state.venueStock[state.venue.id]?.[sku] > 0) {
+    Object.assign(body, { fulfilment: "pickup", venue: Number(state.venue.id) });
+  }
   const result = await api("/api/v1/orders/", { method: "POST", body, headers: { "Idempotency-Key": key } });
   const code = result.data?.code;
 

@@ -211,7 +211,15 @@ BUY_CONTEXT_MODELS = (Order, IdempotencyRecord, User, PaymentMethod, Address, SK
 
 def _buy_context(codes: list[str], **named) -> list[tuple]:
     sql = _buy_context_sql(len(codes))
-    params = {"key": "ctx-key-1", "shop": None, "stream": None, "failed": Order.Status.FAILED, **named}
+    params = {
+        "key": "ctx-key-1",
+        "shop": None,
+        "stream": None,
+        "failed": Order.Status.FAILED,
+        "venue": None,
+        "venue_kind": Location.Kind.VENUE,
+        **named,
+    }
     params.update({f"code{i}": code for i, code in enumerate(codes)})
     explain(sql, params)
     return run(sql, params)
@@ -385,3 +393,17 @@ def test_spine_outbox_statements(settings):
     assert Order.objects.get(pk=order.pk).status == Order.Status.PAID
     assert run(*when_statement(*_confirm(order), rows)) == []  # matched nothing: no outbox rows
     assert OutboxEvent.objects.count() == before + 2
+
+
+def test_buy_context_sql_reads_a_pickup_venues_rows_and_the_venue():
+    from apps.catalog.services import stock_adjust
+
+    buyer, sku = make_buyer(), make_sku(stock=4)
+    default = level_of(sku)
+    venue = Location.objects.create(shop=sku.shop, name="Pop-up", kind=Location.Kind.VENUE, address="Square 1")
+    level = stock_adjust(sku=sku, location=venue, set_to=2)
+    (row,) = _buy_context([sku.code], buyer=buyer.pk, venue=venue.pk)
+    assert (row[15], row[23]) == (sku.pk, level.pk)
+    assert row[24:27] == (sku.shop_id, "Pop-up", "Square 1")
+    (row,) = _buy_context([sku.code], buyer=buyer.pk)  # no venue: the default location's row
+    assert row[23] == default.pk and row[24:27] == (None, None, None)

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('orders', '0007_line_ordering'),
+        ('orders', '0008_bundles'),
     ]
 
     operations = [
