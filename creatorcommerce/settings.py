@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "creatorcommerce.signing",
     "apps.accounts",
     "apps.audit",  # the append-only audit log (refunds; docs/audit.md)
+    "apps.consents",  # explicit, reversible consents (location, calendar; docs/geofences.md)
     "apps.catalog",
     "apps.pricing",  # offers and quotes: one price for pins, quotes and buys (docs/pricing.md)
     "apps.orders",
@@ -213,6 +214,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "apps.catalog.tasks.prune_webhook_deliveries",
         "schedule": timedelta(hours=6),
     },
+    "geofences-dwell": {
+        "task": "apps.geofences.tasks.fire_dwell",
+        "schedule": timedelta(seconds=30),
+    },
     "orders-prune-idempotency-keys": {
         "task": "apps.orders.tasks.prune_idempotency_keys",
         "schedule": timedelta(hours=1),
@@ -297,6 +302,24 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CreatorCommerce <nor
 # (in MIDDLEWARE). TIME_ZONE below is the zone of new users and anonymous visitors.
 ACCOUNT_SIGNUP_FORM_CLASS = "apps.accounts.forms.SignupTimeZoneForm"
 
+# --- Geofences (docs/geofences.md) -------------------------------------------------------
+# Pings whose ``at`` is older than this are answered ``ignored: stale`` and change nothing.
+GEO_PING_MAX_AGE_SECONDS = env.int("GEO_PING_MAX_AGE_SECONDS", default=300)
+# Pings less accurate than this (metres) are answered ``ignored: inaccurate``.
+GEO_PING_MAX_ACCURACY_M = env.float("GEO_PING_MAX_ACCURACY_M", default=150.0)
+# How far in the future a ping's ``at`` may be (clock skew) before it is a 400.
+GEO_PING_MAX_SKEW_SECONDS = env.int("GEO_PING_MAX_SKEW_SECONDS", default=30)
+# A viewer inside who stops pinging still counts as inside for this long (the dwell beat
+# fires dwell for them within it); after it the beat leaves them be (docs/geofences.md).
+GEO_PRESENCE_SILENT_SECONDS = env.int("GEO_PRESENCE_SILENT_SECONDS", default=900)
+# How often (ms) a process checks whether another one changed a venue (the fence cache's
+# generation number in the cache; docs/geofences.md, "Fence cache").
+GEO_FENCE_CACHE_CHECK_MS = env.int("GEO_FENCE_CACHE_CHECK_MS", default=1000)
+# The admin's fence map tiles, e.g. "https://tile.openstreetmap.org/{z}/{x}/{y}.png" (an
+# operator's choice: nothing is fetched from the internet by default). Empty: a blank base.
+GEOFENCES_TILE_URL = env.str("GEOFENCES_TILE_URL", default="")
+GEOFENCES_TILE_ATTRIBUTION = env.str("GEOFENCES_TILE_ATTRIBUTION", default="")
+
 # --- Client addresses behind a reverse proxy (creatorcommerce/clientip.py) ----------------
 # Addresses or CIDR networks of the proxies in front of the web processes. X-Forwarded-For is
 # believed only from them (read from the right, skipping trusted hops); every per-client
@@ -331,6 +354,8 @@ REST_FRAMEWORK = {
         "anon": env.str("API_ANON_RATE", default="300/min"),
         "user": env.str("API_USER_RATE", default="1200/min"),
         "buy": env.str("BUY_RATE_LIMIT", default="120/min"),
+        # Per viewer: a phone pings every few seconds at most (docs/geofences.md).
+        "geo_ping": env.str("GEO_PING_RATE_LIMIT", default="30/min"),
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }

@@ -416,7 +416,7 @@ class BundleRuleForm(forms.ModelForm):
 
 @admin.register(BundleRule)
 class BundleRuleAdmin(ShopScopedAdmin):
-    """Smart bundles (docs/geofences-bundles.md), saved and deleted through the services
+    """Smart bundles (docs/geofences.md), saved and deleted through the services
     (``bundle.*`` events: storefronts follow)."""
 
     form = BundleRuleForm

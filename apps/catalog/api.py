@@ -175,7 +175,7 @@ class VenueStockSerializer(serializers.Serializer):
 
 class VenueStockView(APIView):
     """``GET /api/v1/venues/{id}/stock/``: a pop-up venue's own stock (public; the id is the
-    venue's location id; docs/geofences-bundles.md)."""
+    venue's location id; docs/geofences.md)."""
 
     permission_classes = [AllowAny]
     authentication_classes: list = []  # public, and cheap: no session lookup

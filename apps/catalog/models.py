@@ -209,7 +209,7 @@ class WebhookDelivery(models.Model):
 
 
 class BundleRule(models.Model):
-    """A smart bundle (docs/geofences-bundles.md): one unit of the ``anchor`` and one of each
+    """A smart bundle (docs/geofences.md): one unit of the ``anchor`` and one of each
     complementary SKU (``items``) for a bundle ``price``, or ``percent`` off their list
     prices (exactly one of the two). It is offered ``always``, or only while the anchor's
     stock at ``venue`` (a location of kind venue) is at or below ``threshold`` (``low_stock``)."""

@@ -128,7 +128,7 @@ def skus_with_stock_at(queryset, *, location_id: int):
     )
 
 
-# -- venues: on-site stock (docs/geofences-bundles.md) ---------------------------------------
+# -- venues: on-site stock (docs/geofences.md) ---------------------------------------
 
 
 def venue_location(*, venue_id: int) -> Location:

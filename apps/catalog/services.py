@@ -310,7 +310,7 @@ def sku_set_price(*, sku_id: int, price: Decimal, currency: str | None = None, s
         groups=sku_groups(sku.pk),
     )
     # The bundles it is part of cost something else now: their viewers see the new price
-    # live (docs/geofences-bundles.md).
+    # live (docs/geofences.md).
     for rule in bundles_with_sku(sku_id=sku.pk):
         _bundle_event("bundle.updated", rule)
     return sku
@@ -417,7 +417,7 @@ def product_update(*, product: Product, changed) -> Product:
     return product
 
 
-# -- smart bundles (docs/geofences-bundles.md) ---------------------------------------------------
+# -- smart bundles (docs/geofences.md) ---------------------------------------------------
 
 
 def bundle_rule_errors(*, rule: BundleRule, items: list[SKU]) -> dict[str, str]:

@@ -1,18 +1,162 @@
-"""The geofences API (docs/geofences.md)."""
+"""``POST /api/v1/geo/pings/`` and ``GET /api/v1/venues/`` (docs/geofences.md)."""
 
 from __future__ import annotations
 
+import math
+
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
+from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from creatorcommerce.api import error_responses
+from creatorcommerce.api import error_responses, validated
+from creatorcommerce.errors import DomainError
+from creatorcommerce.throttling import FixedWindowThrottle
 
 from .coupons import coupon_body, coupons_of_user
+from .selectors import venues_list
+from .services import geo_ping
 
-# -- running-time coupons (docs/geofences-coupons.md) ----------------------------------------
+MAX_NEAR_RADIUS_M = 50_000
+
+
+class StrictFloatField(serializers.FloatField):
+    """A JSON number only (no strings, no booleans), finite."""
+
+    default_error_messages = {"type": "Expected a number."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)) or not math.isfinite(data):
+            self.fail("type")
+        return super().to_internal_value(data)
+
+
+class PingSerializer(serializers.Serializer):
+    lat = StrictFloatField(min_value=-90, max_value=90)
+    lon = StrictFloatField(min_value=-180, max_value=180)
+    accuracy_m = StrictFloatField(min_value=0, max_value=100_000, help_text="radius of the accuracy circle")
+    at = serializers.DateTimeField(required=False, help_text="when the position was taken (default: now)")
+
+    def validate_at(self, value):
+        if not isinstance(self.initial_data.get("at"), str):
+            raise serializers.ValidationError("Expected an ISO 8601 string.", code="type")
+        return value
+
+
+class PingVenueSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=["inside", "outside"])
+    entered_at = serializers.DateTimeField(allow_null=True)
+    dwelling = serializers.BooleanField()
+
+
+class AnnouncementSerializer(serializers.Serializer):
+    venue = serializers.IntegerField()
+    name = serializers.CharField()
+    text = serializers.CharField()
+    starts_at = serializers.DateTimeField()
+    distance_m = serializers.FloatField()
+
+
+class PingResultSerializer(serializers.Serializer):
+    ignored = serializers.ChoiceField(
+        choices=["stale", "inaccurate"], required=False, help_text="present when the ping changed nothing, and why"
+    )
+    venues = PingVenueSerializer(many=True, help_text="every venue within 1 km, and every venue this ping changed")
+    coupons = serializers.ListField(child=serializers.DictField(), help_text="coupons this ping issued")
+    announcements = AnnouncementSerializer(many=True)
+
+
+class PingsView(APIView):
+    throttle_scope = "geo_ping"
+
+    def get_throttles(self):
+        return [FixedWindowThrottle()]
+
+    @extend_schema(
+        request=PingSerializer,
+        responses={
+            200: PingResultSerializer,
+            **error_responses(
+                **{
+                    "400": "invalid (out-of-range coordinates, wrong types), malformed_request, ping_in_future",
+                    "401": "not_authenticated",
+                    "403": "consent_required (nothing stored)",
+                    "429": "rate_limited (Retry-After)",
+                }
+            ),
+        },
+        operation_id="geo_pings_create",
+    )
+    def post(self, request):
+        data = validated(PingSerializer, request.data)
+        return Response(
+            geo_ping(
+                user=request.user, lat=data["lat"], lon=data["lon"], accuracy_m=data["accuracy_m"], at=data.get("at")
+            )
+        )
+
+
+class VenueSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    shop = serializers.IntegerField()
+    fence = serializers.DictField(help_text="GeoJSON Feature; a circle is a Point with properties.radius_m")
+    open_now = serializers.BooleanField()
+    distance_m = serializers.FloatField(required=False, help_text="with `near` only: to the fence's edge, 0 inside")
+    announcement = serializers.DictField(allow_null=True, help_text="{text, starts_at, radius_m} before the event")
+
+
+class BadQuery(DomainError):
+    code = "invalid_query"
+    message = "The query parameters are invalid."
+
+
+def _near(params) -> tuple[tuple[float, float] | None, float | None]:
+    near, radius = params.get("near"), params.get("radius_m")
+    if near is None:
+        if radius is not None:
+            raise BadQuery("radius_m needs near=<lat>,<lon>.")
+        return None, None
+    try:
+        lat, lon = (float(part) for part in near.split(","))
+    except ValueError:
+        raise BadQuery("near must be <lat>,<lon>.") from None
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        raise BadQuery("near: lat must be within -90..90 and lon within -180..180.")
+    try:
+        radius_m = float(radius) if radius is not None else 1000.0
+    except ValueError:
+        raise BadQuery("radius_m must be a number of metres.") from None
+    if not (math.isfinite(radius_m) and 0 <= radius_m <= MAX_NEAR_RADIUS_M):
+        raise BadQuery(f"radius_m must be between 0 and {MAX_NEAR_RADIUS_M}.")
+    return (lat, lon), radius_m
+
+
+class VenuesView(APIView):
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("near", str, description="<lat>,<lon>: only venues within radius_m of it, nearest first"),
+            OpenApiParameter(
+                "radius_m", float, description=f"metres, 0-{MAX_NEAR_RADIUS_M} (default 1000; needs near)"
+            ),
+        ],
+        responses={
+            200: VenueSerializer(many=True),
+            **error_responses(**{"400": "invalid_query", "429": "rate_limited"}),
+        },
+        operation_id="venues_list",
+    )
+    def get(self, request):
+        near, radius_m = _near(request.query_params)
+        return Response(venues_list(near=near, radius_m=radius_m))
+
+
+# -- running-time coupons (docs/geofences.md) ----------------------------------------
 
 MAX_COUPONS = 200
 

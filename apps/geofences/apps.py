@@ -7,4 +7,11 @@ class GeofencesConfig(AppConfig):
     verbose_name = "Pop-up venues and geofences"
 
     def ready(self):
+        from apps.consents.registry import consent_eraser
+
+        from .services import location_erase
+
+        # Revoking location consent erases every stored position and presence of the user.
+        consent_eraser("location")(location_erase)
+
         from . import pricing  # noqa: F401  (register the coupon offer provider and counter sources)

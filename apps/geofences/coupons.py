@@ -1,5 +1,5 @@
 """Running-time coupons: issuing them and what they are worth at a moment
-(docs/geofences-coupons.md, "Running-time coupons").
+(docs/geofences.md, "Running-time coupons").
 
 A geo offer gives each viewer who enters (or dwells at) its venue one coupon while the
 offer runs and its cap lasts. The coupon's value runs down linearly from the offer's

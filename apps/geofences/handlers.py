@@ -3,7 +3,18 @@
 from creatorcommerce.spine.events import emit
 from creatorcommerce.spine.registry import handler
 
-# -- running-time coupons (docs/geofences-coupons.md) ----------------------------------------
+from .fence_cache import bump_generation
+
+
+@handler("venue.updated", "venue.deleted")
+def venues_changed(event) -> None:
+    """Wherever the event is handled (a worker, or another node once events are synced),
+    bump the fence cache's generation so that every process reloads its venues
+    (docs/geofences.md, "Fence cache"). A redelivery bumps again: one extra reload, no harm."""
+    bump_generation()
+
+
+# -- running-time coupons (docs/geofences.md) ----------------------------------------
 
 
 @handler("order.placed", name="apps.geofences.handlers.coupon_redeemed")

@@ -83,6 +83,32 @@ class Venue(models.Model):
     def __str__(self):
         return str(self.location.name)
 
+    def clean(self):
+        """The fence's errors on the fields they concern (the admin's form shows them there):
+        ``fence`` for a polygon, the centre and radius for a circle (docs/geofences.md)."""
+        from django.core.exceptions import ValidationError
+
+        from .exceptions import FenceUnsupported, InvalidFence
+        from .services import fence_clean
+
+        try:
+            cleaned = fence_clean(
+                fence_kind=self.fence_kind,
+                fence=self.fence,
+                center_lon=self.center_lon,
+                center_lat=self.center_lat,
+                radius_m=self.radius_m,
+            )
+        except (InvalidFence, FenceUnsupported) as exc:
+            field = "fence" if self.fence_kind == self.FenceKind.POLYGON else "radius_m"
+            if self.fence_kind == self.FenceKind.CIRCLE and "latitude" in exc.message:
+                field = "center_lat"
+            elif self.fence_kind == self.FenceKind.CIRCLE and ("longitude" in exc.message or "centre" in exc.message):
+                field = "center_lon"
+            raise ValidationError({field: ValidationError(exc.message, code=exc.code)}) from exc
+        for key, value in cleaned.items():
+            setattr(self, key, value)
+
 
 class VenueHours(models.Model):
     """One opening interval of a venue, in the venue's time zone. ``closes`` before ``opens``

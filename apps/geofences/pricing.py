@@ -1,5 +1,5 @@
 """Running-time coupons in the pricing layer: the ``coupon`` offer provider and the two
-counters a redemption consumes (docs/geofences-coupons.md; docs/pricing.md, "Claims").
+counters a redemption consumes (docs/geofences.md; docs/pricing.md, "Claims").
 Registered from ``GeofencesConfig.ready``.
 
 A buy or quote naming ``"coupon": code`` gets one ``coupon`` offer (percent or amount off,

@@ -1,4 +1,4 @@
-"""Smart bundles as offers (docs/pricing.md, "Bundles"; docs/geofences-bundles.md).
+"""Smart bundles as offers (docs/pricing.md, "Bundles"; docs/geofences.md).
 
 A bundle rule (apps.catalog.models.BundleRule) sells one unit of its anchor and one of each
 complementary SKU for a bundle price or a percent off. It applies only when the request

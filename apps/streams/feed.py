@@ -56,7 +56,7 @@ class StreamFeed:
         self.pins_at = 0
         self.prices: dict[str, tuple[int, str, str | None]] = {}
         self.status: tuple[int, str] | None = None
-        # Stock rows of pinned SKUs at the shop's venues (docs/geofences-bundles.md): which
+        # Stock rows of pinned SKUs at the shop's venues (docs/geofences.md): which
         # venue and SKU a row is (learnt from snapshots), and the newest count of every other
         # row of a pinned SKU seen here (row -> (version, available)).
         self.venue_levels: dict[int, tuple[int, str, str]] = {}  # level -> (venue, venue name, sku)

@@ -134,7 +134,7 @@ def stream_snapshot(*, stream_id: int) -> dict:
     """The first WebSocket message: pins and absolute stock, by SKU code; the pinned SKUs'
     stock rows at the shop's venues (``venue_stock``, with their versions: the feed turns
     them into ``venues``) and the active bundles anchored on a pinned SKU (``bundles``;
-    docs/geofences-bundles.md)."""
+    docs/geofences.md)."""
     stream = stream_get(stream_id=stream_id)
     pins = stream_pins(stream=stream)
     sku_ids = [p["sku_id"] for p in pins]

@@ -1,5 +1,5 @@
 """On-site stock (``GET /api/v1/venues/{id}/stock/``), bundle rules (services, events,
-admin) and the bundle price split (docs/geofences-bundles.md, docs/pricing.md)."""
+admin) and the bundle price split (docs/geofences.md, docs/pricing.md)."""
 
 from __future__ import annotations
 

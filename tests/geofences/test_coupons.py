@@ -1,5 +1,5 @@
 """Running-time coupons: the value on the clock, issuing, redeeming through the pricing
-layer, giving back (docs/geofences-coupons.md)."""
+layer, giving back (docs/geofences.md)."""
 
 from __future__ import annotations
 

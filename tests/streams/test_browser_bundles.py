@@ -1,4 +1,4 @@
-"""On-site stock and smart bundles in a real browser (docs/geofences-bundles.md): a viewer
+"""On-site stock and smart bundles in a real browser (docs/geofences.md): a viewer
 the geo panel places inside a venue sees "At the venue: N left" next to the pinned SKUs,
 live after buys; when the anchor runs low there the bundle card appears, and one tap buys
 the bundle (picked up at the venue), all lines at once."""

@@ -1,4 +1,4 @@
-"""On-site stock and bundles over the viewer socket (docs/geofences-bundles.md, docs/streams.md):
+"""On-site stock and bundles over the viewer socket (docs/geofences.md, docs/streams.md):
 the snapshot's ``venues`` and ``bundles``, a venue's row as a ``stock`` message with its
 ``venue``, and a price change (the price-tracking webhook's path) re-pricing a bundle card live."""
 

@@ -1,0 +1,31 @@
+"""Erasers: what upper apps delete when a user revokes a consent (docs/geofences.md, "Consent").
+
+An app that stores data under a consent registers, from its ``AppConfig.ready``, a function
+``eraser(user) -> int`` (rows deleted) for that consent's kind::
+
+    @consent_eraser("location")
+    def erase_positions(user) -> int: ...
+
+``consent_set`` calls every eraser of the kind inside the revoking transaction, so the
+consent and the deletion commit together. The consents app imports no app above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+_erasers: dict[str, list[Callable]] = {}
+
+
+def consent_eraser(kind: str):
+    def register(fn: Callable) -> Callable:
+        registered = _erasers.setdefault(kind, [])
+        if fn not in registered:
+            registered.append(fn)
+        return fn
+
+    return register
+
+
+def erasers(kind: str) -> list[Callable]:
+    return list(_erasers.get(kind, ()))
