@@ -183,7 +183,7 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 # No broker: tasks run in-process, in the caller's thread, right after commit.
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = False
-CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://"
+CELERY_BROKER_URL = CELERY_BROKER_URL or "memory://localhost/"  # a host, or kombu logs a warning
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
@@ -319,6 +319,10 @@ GEO_FENCE_CACHE_CHECK_MS = env.int("GEO_FENCE_CACHE_CHECK_MS", default=1000)
 # operator's choice: nothing is fetched from the internet by default). Empty: a blank base.
 GEOFENCES_TILE_URL = env.str("GEOFENCES_TILE_URL", default="")
 GEOFENCES_TILE_ATTRIBUTION = env.str("GEOFENCES_TILE_ATTRIBUTION", default="")
+# The stream page's "Simulate my position" control (docs/geofences.md, "On the storefront"):
+# a viewer picks a spot inside or outside a venue's fence instead of sharing a real position.
+# For the demo and for trying a pop-up from a desk; on by default only with DEBUG.
+GEO_SIMULATE_POSITION = env.bool("GEO_SIMULATE_POSITION", default=DEBUG)
 
 # --- Client addresses behind a reverse proxy (creatorcommerce/clientip.py) ----------------
 # Addresses or CIDR networks of the proxies in front of the web processes. X-Forwarded-For is

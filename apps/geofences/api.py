@@ -179,6 +179,7 @@ class CouponSerializer(serializers.Serializer):
     redeemed_at = serializers.DateTimeField(allow_null=True)
     venue = serializers.IntegerField(help_text="the venue that issued it")
     shop = serializers.IntegerField()
+    currency = serializers.CharField(help_text="the shop's currency (an `amount` coupon's value is in it)")
 
 
 class MyCouponsView(APIView):

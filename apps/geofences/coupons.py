@@ -99,12 +99,17 @@ def coupon_body(coupon: Coupon, *, now) -> dict:
         "redeemed_at": iso_utc(coupon.redeemed_at) if coupon.redeemed_at else None,
         "venue": offer.venue_id,
         "shop": offer.shop_id,
+        "currency": offer.shop.currency,
     }
 
 
 def coupons_of_user(*, user):
     """The user's coupons, newest first, used and expired ones included."""
-    return Coupon.objects.filter(user=user).select_related("offer", "offer__sku").order_by("-issued_at", "-pk")
+    return (
+        Coupon.objects.filter(user=user)
+        .select_related("offer", "offer__sku", "offer__shop")
+        .order_by("-issued_at", "-pk")
+    )
 
 
 def offers_due(*, venue_id: int, trigger: str, now):
@@ -114,6 +119,7 @@ def offers_due(*, venue_id: int, trigger: str, now):
         GeoOffer.objects.filter(venue_id=venue_id, trigger=trigger, is_active=True, starts_at__lte=now)
         .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=now))
         .filter(Q(redemptions_left__isnull=True) | Q(redemptions_left__gt=0))
+        .select_related("shop", "sku")
         .order_by("pk")
     )
 

@@ -41,7 +41,7 @@ const state = {
   everLive: false,
   lastPoll: "ok", // "ok" | "network" | "error"
   viewerToken: null,
-  // On-site stock and smart bundles (docs/geofences-bundles.md): the venue the viewer is
+  // On-site stock and smart bundles (docs/geofences.md): the venue the viewer is
   // inside (told by the geo panel's "cc:venue" event), each venue's stock of the pinned
   // SKUs ({venue id: {sku: n}}) and the bundles anchored on pinned SKUs.
   venue: null, // {id, name} while inside
@@ -53,6 +53,7 @@ state.pins = state.stream.pins;
 const nodes = new Map(); // sku -> {li, ...parts}
 const busy = new Set(); // skus with a buy in progress
 const unsettledKeys = new Map(); // sku -> Idempotency-Key whose outcome we never learned
+const unsettledCoupons = new Map(); // sku -> the coupon that key's request carried (a retry sends the same body)
 
 // -- helpers ------------------------------------------------------------------------------
 
@@ -338,7 +339,7 @@ function handle(message) {
         state.seq = message.seq;
       }
       if (message.venue != null) {
-        // A venue's own stock rows (docs/geofences-bundles.md): "At the venue: N left".
+        // A venue's own stock rows (docs/geofences.md): "At the venue: N left".
         const stock = (state.venueStock[message.venue] ||= {});
         Object.assign(stock, message.stock || {});
         renderPins();
@@ -400,7 +401,7 @@ function handle(message) {
   }
 }
 
-// -- on-site stock and smart bundles (docs/geofences-bundles.md) ----------------------------------
+// -- on-site stock and smart bundles (docs/geofences.md) ----------------------------------
 
 /** Whether a bundle is on offer now: always-bundles whose anchor is pinned; low-stock ones
  *  while the anchor's stock at their venue is at or below the threshold. */
@@ -574,6 +575,10 @@ const BUY_ERRORS = {
   payment_gateway_unavailable: "Payments are unavailable right now. Nothing was charged; please try again.",
   reservation_expired: "That took too long and your reservation expired. Nothing was charged; please try again.",
   rate_limited: "Too many taps — wait a moment and try again.",
+  coupon_used: "Your coupon was used already. Nothing was charged — tap Buy again for the price without it.",
+  coupon_expired: "Your coupon has expired. Nothing was charged — tap Buy again for the price without it.",
+  coupon_cap_reached: "This offer's coupons have all been redeemed. Nothing was charged — tap Buy again.",
+  coupon_not_applicable: "Your coupon doesn't apply to this item. Nothing was charged — tap Buy again.",
 };
 
 function nodeButton(sku) {
@@ -597,6 +602,7 @@ async function buy(sku) {
   // A key whose outcome we never heard (the connection broke mid-request) is reused: a
   // retry then answers the first attempt's result instead of buying twice.
   const key = unsettledKeys.get(sku) || idempotencyKey();
+  if (!unsettledKeys.has(sku)) unsettledCoupons.set(sku, window.ccGeo?.couponFor?.(sku) ?? null);
   unsettledKeys.set(sku, key);
   setBusy(sku, true);
   await attemptBuy(pin, key);
@@ -607,8 +613,12 @@ async function attemptBuy(pin, key, { afterCheckout = false } = {}) {
   // The stream names the shop (docs/buying.md, "Naming the shop"): another shop using the
   // same SKU code can never make this buy ambiguous or buy from the wrong shop.
   const body = { sku, quantity: 1, stream: streamId };
+  // A running-time coupon from a pop-up (static/js/geo.js; docs/geofences.md) that covers
+  // this SKU: the server values it at the moment of the buy.
+  const coupon = unsettledCoupons.get(sku);
+  if (coupon) body.coupon = coupon;
   // Inside a venue that has the item on its shelf: picked up there, from its own stock
-  // (docs/geofences-bundles.md).
+  // (docs/geofences.md).
   if (state.venue && state.venueStock[state.venue.id]?.[sku] > 0) {
     Object.assign(body, { fulfilment: "pickup", venue: Number(state.venue.id) });
   }
@@ -626,7 +636,12 @@ async function attemptBuy(pin, key, { afterCheckout = false } = {}) {
     updateBanner();
     return;
   }
-  if (code !== "idempotency_key_in_flight") unsettledKeys.delete(sku);
+  if (code !== "idempotency_key_in_flight") {
+    unsettledKeys.delete(sku);
+    unsettledCoupons.delete(sku);
+  }
+  // The coupons changed (one used, or refused): the pop-up panel re-reads them.
+  if (coupon && (result.status === 201 || code?.startsWith("coupon_"))) document.dispatchEvent(new CustomEvent("cc:order"));
 
   if (result.status === 201) {
     setBusy(sku, false);
@@ -674,8 +689,9 @@ function confirmBuy(sku, order) {
   const node = nodes.get(sku);
   const pin = pinBySku(sku);
   const total = order?.total ? money(order.total, order.currency) : "";
+  const saved = Number(order?.discount) > 0 ? ` (you saved ${money(order.discount, order.currency)})` : "";
   announce(
-    `Order #${order?.id ?? ""} confirmed — ${pin ? pin.title : sku}${total ? `, ${total}` : ""}.`,
+    `Order #${order?.id ?? ""} confirmed — ${pin ? pin.title : sku}${total ? `, ${total}` : ""}${saved}.`,
     "success",
     order?.id ? { link: { href: `/orders/${order.id}/`, text: "Order & receipt" } } : {},
   );

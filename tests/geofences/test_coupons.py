@@ -82,6 +82,7 @@ def test_coupon_body_shape():
         "redeemed_at": None,
         "venue": coupon.offer.venue_id,
         "shop": sku.shop_id,
+        "currency": sku.shop.currency,
     }
 
 

@@ -20,6 +20,7 @@ def test_each_app_seeds_its_own_demo_data_in_order():
         "apps.catalog.demo",
         "apps.orders.demo",
         "apps.streams.demo",
+        "apps.geofences.demo",
     ]
 
 
@@ -44,3 +45,40 @@ def test_the_demo_stream_is_written_through_the_services_and_once():
     call_command("seed_demo")
     assert events_since(again, "stream.scheduled", "deal.scheduled", "pins.changed") == []
     assert Stream.objects.count() == 1 and FlashDeal.objects.count() == 1
+
+
+def test_the_demo_pop_up_is_written_through_the_services_and_once():
+    """The pop-up (docs/geofences.md): a venue with a fence and shelf stock, a geo offer
+    issuing a coupon on entry, and a bundle offered when the venue runs low on the tee."""
+    from apps.catalog.models import BundleRule, StockLevel
+    from apps.geofences.models import GeoOffer, Venue
+
+    mark = last_event_id()
+    call_command("seed_demo")
+    venue = Venue.objects.get(location__name="Pop-up at the Kulturbrauerei")
+    assert venue.location.kind == "venue" and venue.fence["type"] == "Polygon"
+    assert [e.payload["venue"] for e in events_since(mark, "venue.updated")] == [venue.pk]
+    shelf = dict(StockLevel.objects.filter(location=venue.location).values_list("sku__code", "available"))
+    assert shelf == {"TEE-M": 6, "POSTER": 3, "STICKERS": 40}
+    offer = GeoOffer.objects.get(venue=venue)
+    assert (offer.trigger, offer.kind, offer.sku_id, str(offer.start_value), str(offer.end_value)) == (
+        "enter",
+        "percent",
+        None,
+        "25.00",
+        "10.00",
+    )
+    assert [e.payload["offer"] for e in events_since(mark, "geo_offer.created")] == [offer.pk]
+    bundle = BundleRule.objects.get(venue=venue.location)
+    assert (bundle.anchor.code, bundle.trigger, bundle.threshold, str(bundle.price)) == (
+        "TEE-M",
+        "low_stock",
+        5,
+        "30.00",
+    )
+    assert [e.payload["bundle"] for e in events_since(mark, "bundle.created")] == [bundle.pk]
+
+    again = last_event_id()
+    call_command("seed_demo")
+    assert events_since(again, "venue.updated", "geo_offer.created", "bundle.created") == []
+    assert (Venue.objects.count(), GeoOffer.objects.count(), BundleRule.objects.count()) == (1, 1, 1)

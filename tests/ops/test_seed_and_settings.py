@@ -72,6 +72,6 @@ def test_seed_demo_creates_catalog_once_and_a_ready_buyer():
     call_command("seed_demo")
     creator = User.objects.get(email=DEMO_USERS["creator"][0])
     assert SKU.objects.filter(shop=creator.shop).count() == 5
-    assert StockLevel.objects.get(sku__code="TEE-M").available == 60
+    assert StockLevel.objects.get(sku__code="TEE-M", location__is_default=True).available == 60
     viewer = User.objects.get(email=DEMO_USERS["viewer"][0])
     assert PaymentMethod.objects.filter(user=viewer).count() == 1
