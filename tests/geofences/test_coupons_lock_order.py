@@ -260,7 +260,7 @@ def test_the_order_placed_handler_delivered_twice_changes_nothing_the_second_tim
 
 
 def test_the_order_placed_handler_run_twice_at_once_emits_one_coupon_redeemed():
-    buyer, offer, coupon, order_id, event = _paid_order_with_a_coupon()
+    _, offer, coupon, order_id, event = _paid_order_with_a_coupon()
     Coupon.objects.filter(pk=coupon.pk).update(order=None)
 
     def deliver():
