@@ -271,3 +271,61 @@ def test_the_order_placed_handler_run_twice_at_once_emits_one_coupon_redeemed():
         run_concurrently(deliver, [() for _ in range(6)])
     assert [e[0] for e in events] == ["coupon.redeemed"]
     assert _state(coupon, offer) == (NOW, order_id, 3)
+
+
+# -- (d) issuing a coupon does not hold up a buy with another coupon of the offer ------------------
+
+
+def test_a_buy_does_not_wait_for_a_transaction_that_issued_a_coupon_of_the_same_offer():
+    """A ping's transaction that issued a coupon of the offer holds no lock on the offer's
+    row the buy locks (``FOR UPDATE``): Django's foreign keys are DEFERRABLE INITIALLY
+    DEFERRED, so the coupon's reference to its offer is checked (a KEY SHARE lock, which
+    ``FOR UPDATE`` would wait for) only at the ping's commit. Pins that, so entering a
+    venue never holds up buys of its offers."""
+    sku = make_sku(stock=5)
+    offer = make_offer(sku.shop, cap=5)
+    buyer, newcomer = make_buyer(), make_buyer()
+    coupon = issue(buyer, offer)
+    issued, bought = threading.Event(), threading.Event()
+    seen = {}
+
+    def ping():
+        try:
+            with transaction.atomic():
+                seen["issued"] = len(issue_all(newcomer, offer))
+                issued.set()
+                deadline = time.monotonic() + WAIT
+                while time.monotonic() < deadline and not bought.is_set():
+                    if seen.get("pid") is not None and _waiting_for_a_lock(seen["pid"]):
+                        seen["buy_blocked"] = True
+                        break
+                    time.sleep(0.01)  # polling pg_stat_activity, not waiting out a race
+        finally:
+            connection.close()
+
+    def buy():
+        try:
+            assert issued.wait(WAIT)
+            connection.ensure_connection()
+            seen["pid"] = connection.connection.info.backend_pid
+            seen["buy"] = coupon_buy(buyer, [(sku.code, 1)], coupon=coupon.code, now=NOW, key="beside-a-ping")[0]
+            bought.set()
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ping), threading.Thread(target=buy)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(3 * WAIT)
+    assert seen.get("issued") == 1
+    assert "buy_blocked" not in seen, "the buy waited for the ping's transaction"
+    assert seen["buy"] == 201
+    assert GeoOffer.objects.get(pk=offer.pk).redemptions_left == 4
+    assert Coupon.objects.filter(offer=offer).count() == 2
+
+
+def issue_all(user, offer):
+    from apps.geofences.coupons import coupons_issue
+
+    return coupons_issue(user=user, venue_id=offer.venue_id, trigger="enter", now=T0)
