@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from django.db import connection
 from django.db.models import F
+from django.db.models.functions import Least
 from django.utils import timezone
 
 from apps.pricing.offers import Context, Kind, Offer
@@ -161,7 +162,18 @@ class GeoOfferCounter:
         raise CouponCapReached()
 
     def give_back(self, *, id: int) -> list[tuple[str, dict, list]]:
-        GeoOffer.objects.filter(pk=id, redemptions_left__isnull=False).update(
-            redemptions_left=F("redemptions_left") + 1
+        """One redemption back, but never above what the cap leaves: the cap less the
+        coupons still redeemed (``geo_offer_save``'s rule). A cap lowered below what was
+        redeemed while a reservation held one leaves 0, and the release must not make it 1.
+        The order's coupon was given back just before (``coupon`` sorts before
+        ``geo_offer`` in ``counters_give_back``), so it is not counted; the offer's row is
+        locked first, and a buy takes its coupon only with that lock, so the count is
+        exact."""
+        offer = GeoOffer.objects.select_for_update().filter(pk=id, cap__isnull=False).first()
+        if offer is None or offer.redemptions_left is None:
+            return []
+        used = Coupon.objects.filter(offer_id=id, redeemed_at__isnull=False).count()
+        GeoOffer.objects.filter(pk=id).update(
+            redemptions_left=Least(F("redemptions_left") + 1, max(offer.cap - used, 0))
         )
         return []
