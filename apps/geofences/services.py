@@ -122,23 +122,23 @@ def venue_create(
             location.save()
         elif location.shop_id != shop.pk or location.kind != Location.Kind.VENUE:
             raise NotAVenueLocation()
-        venue = Venue(location=location)
-        _apply(venue, fields)
-        venue.save()
-        if hours is not None:
-            _hours_replace(venue, hours)
-        _venue_changed(venue)
-    return venue
+        return _venue_save(Venue(location=location), fields, hours)
 
 
 def venue_update(*, venue: Venue, hours: list[tuple[int, time, time]] | None = None, **fields) -> Venue:
     """Change a venue's fence, hours (replaced when given), announcement, ..."""
     with transaction.atomic():
-        _apply(venue, fields)
-        venue.save()
-        if hours is not None:
-            _hours_replace(venue, hours)
-        _venue_changed(venue)
+        return _venue_save(venue, fields, hours)
+
+
+def _venue_save(venue: Venue, fields: dict, hours) -> Venue:
+    """Validate and save ``fields`` (and ``hours`` when given) on ``venue``, then bump its
+    version and emit ``venue.updated``. Precondition: inside ``transaction.atomic()``."""
+    _apply(venue, fields)
+    venue.save()
+    if hours is not None:
+        _hours_replace(venue, hours)
+    _venue_changed(venue)
     return venue
 
 

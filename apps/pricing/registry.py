@@ -77,21 +77,11 @@ def units_source(source: str):
     ``give_back(*, id, quantity, line)`` (units back to the offer; returns the event to
     emit, as ``taken_event`` does)."""
 
-    def register(cls):
-        existing = _units_sources.get(source)
-        if existing is not None and type(existing) is not cls:
-            raise ValueError(f"two units sources are registered for {source!r}")
-        _units_sources[source] = cls()
-        return cls
-
-    return register
+    return lambda cls: _register_class(_units_sources, source, cls, "units sources")
 
 
 def units_source_for(source: str):
-    try:
-        return _units_sources[source]
-    except KeyError:
-        raise LookupError(f"no units source is registered for {source!r}") from None
+    return _registered(_units_sources, source, "units source")
 
 
 def counter_source(source: str):
@@ -107,21 +97,28 @@ def counter_source(source: str):
     taken), ``give_back(*, id) -> list[event]`` (a released order's redemption back; locks
     the row; returns the events to emit)."""
 
-    def register(cls):
-        existing = _counter_sources.get(source)
-        if existing is not None and type(existing) is not cls:
-            raise ValueError(f"two counter sources are registered for {source!r}")
-        _counter_sources[source] = cls()
-        return cls
-
-    return register
+    return lambda cls: _register_class(_counter_sources, source, cls, "counter sources")
 
 
 def counter_source_for(source: str):
+    return _registered(_counter_sources, source, "counter source")
+
+
+def _register_class(table: dict[str, object], source: str, cls: type, what: str) -> type:
+    """Keep one instance of ``cls`` for ``source`` (registering the same class again is a
+    no-op, as a re-imported module does)."""
+    existing = table.get(source)
+    if existing is not None and type(existing) is not cls:
+        raise ValueError(f"two {what} are registered for {source!r}")
+    table[source] = cls()
+    return cls
+
+
+def _registered(table: dict[str, object], source: str, what: str):
     try:
-        return _counter_sources[source]
+        return table[source]
     except KeyError:
-        raise LookupError(f"no counter source is registered for {source!r}") from None
+        raise LookupError(f"no {what} is registered for {source!r}") from None
 
 
 def providers() -> list[tuple[str, Callable]]:
