@@ -28,7 +28,13 @@ class StrictFloatField(serializers.FloatField):
     default_error_messages = {"type": "Expected a number."}
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, (int, float)) or not math.isfinite(data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("type")
+        try:
+            finite = math.isfinite(data)
+        except OverflowError:  # an integer with more digits than any float (JSON allows it)
+            finite = False
+        if not finite:
             self.fail("type")
         return super().to_internal_value(data)
 

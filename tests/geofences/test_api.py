@@ -72,6 +72,9 @@ def test_stale_and_inaccurate_answer_200_ignored(api_client, viewer, venue):
         ({"lat": 52.5, "lon": 13.4, "accuracy_m": -1}, "invalid"),
         ({"lat": 52.5, "lon": 13.4, "accuracy_m": 5, "at": "yesterday"}, "invalid"),
         ({"lat": 52.5, "lon": 13.4, "accuracy_m": 5, "at": 1700000000}, "invalid"),
+        # integers too large for a float (JSON has no limit on digits)
+        ({"lat": 10**400, "lon": 13.4, "accuracy_m": 5}, "invalid"),
+        ({"lat": 52.5, "lon": 13.4, "accuracy_m": 10**400}, "invalid"),
         ([], "invalid"),
     ],
 )
