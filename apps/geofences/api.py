@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import AllowAny
@@ -28,7 +29,13 @@ class StrictFloatField(serializers.FloatField):
     default_error_messages = {"type": "Expected a number."}
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, (int, float)) or not math.isfinite(data):
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("type")
+        try:
+            finite = math.isfinite(data)
+        except OverflowError:  # an integer with more digits than any float (JSON allows it)
+            finite = False
+        if not finite:
             self.fail("type")
         return super().to_internal_value(data)
 
@@ -37,11 +44,20 @@ class PingSerializer(serializers.Serializer):
     lat = StrictFloatField(min_value=-90, max_value=90)
     lon = StrictFloatField(min_value=-180, max_value=180)
     accuracy_m = StrictFloatField(min_value=0, max_value=100_000, help_text="radius of the accuracy circle")
-    at = serializers.DateTimeField(required=False, help_text="when the position was taken (default: now)")
+    at = serializers.DateTimeField(
+        required=False, help_text="when the position was taken: ISO 8601 with an offset (`Z`, `+02:00`); default: now"
+    )
 
     def validate_at(self, value):
-        if not isinstance(self.initial_data.get("at"), str):
+        raw = self.initial_data.get("at")
+        if not isinstance(raw, str):
             raise serializers.ValidationError("Expected an ISO 8601 string.", code="type")
+        # Without an offset DRF reads the time in the active zone, which is the viewer's
+        # profile zone (apps.accounts.middleware): the same ping would mean another moment
+        # for each viewer, stale for some, in the future for others.
+        parsed = parse_datetime(raw)
+        if parsed is None or parsed.tzinfo is None:
+            raise serializers.ValidationError("'at' needs its UTC offset ('Z' or '+02:00').", code="no_offset")
         return value
 
 

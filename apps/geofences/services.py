@@ -256,7 +256,10 @@ def geo_ping(*, user, lat: float, lon: float, accuracy_m: float, at: datetime | 
         if inaccurate:
             return _ignored("inaccurate")
         _position_upsert(user.pk, lat, lon, accuracy_m, at)
-        presences = {p.venue_id: p for p in Presence.objects.filter(user=user)}
+        # Locked: the dwell beat changes presences too (each under its row lock); read
+        # unlocked, a presence the beat is dwelling or exiting right now would be dwelled or
+        # exited a second time by this ping once the beat commits.
+        presences = {p.venue_id: p for p in Presence.objects.select_for_update().filter(user=user).order_by("pk")}
         rows, coupons, changed_ids, touched = [], [], set(), []
         for venue_id in measured.keys() | {v for v, p in presences.items() if p.state == Presence.State.INSIDE}:
             venue, signed = measured.get(venue_id, (None, None))

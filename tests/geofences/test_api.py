@@ -4,6 +4,7 @@ with a code, nothing written)."""
 from __future__ import annotations
 
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.cache import cache
@@ -72,6 +73,11 @@ def test_stale_and_inaccurate_answer_200_ignored(api_client, viewer, venue):
         ({"lat": 52.5, "lon": 13.4, "accuracy_m": -1}, "invalid"),
         ({"lat": 52.5, "lon": 13.4, "accuracy_m": 5, "at": "yesterday"}, "invalid"),
         ({"lat": 52.5, "lon": 13.4, "accuracy_m": 5, "at": 1700000000}, "invalid"),
+        # no offset: it would be read in whatever zone the viewer's profile activates
+        ({"lat": 52.5, "lon": 13.4, "accuracy_m": 5, "at": "2026-06-01T12:00:00"}, "invalid"),
+        # integers too large for a float (JSON has no limit on digits)
+        ({"lat": 10**400, "lon": 13.4, "accuracy_m": 5}, "invalid"),
+        ({"lat": 52.5, "lon": 13.4, "accuracy_m": 10**400}, "invalid"),
         ([], "invalid"),
     ],
 )
@@ -80,6 +86,16 @@ def test_bad_pings_are_400_and_write_nothing(api_client, viewer, venue, body, co
     response = _post(api_client, body)
     assert response.status_code == 400 and response.json()["code"] == code
     assert Position.objects.count() == 0
+
+
+def test_at_with_an_offset_is_read_as_that_moment(api_client, viewer, venue):
+    """``at`` must carry its offset (``Z`` or ``+02:00``); the same moment written in two
+    zones is the same ping."""
+    api_client.force_login(viewer)
+    now = timezone.now()
+    for at in (now.isoformat(), now.astimezone(ZoneInfo("America/New_York")).isoformat()):
+        response = _post(api_client, {"lat": LAT0, "lon": LON0, "accuracy_m": 5, "at": at})
+        assert response.status_code == 200 and "ignored" not in response.json()
 
 
 def test_a_ping_from_the_future_is_400(api_client, viewer, venue):
