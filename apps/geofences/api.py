@@ -118,7 +118,7 @@ class PingsView(APIView):
 class VenueSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
-    shop = serializers.IntegerField()
+    shop = serializers.CharField(help_text="the shop's slug (as streams and checkout bodies name it)")
     fence = serializers.DictField(help_text="GeoJSON Feature; a circle is a Point with properties.radius_m")
     open_now = serializers.BooleanField()
     distance_m = serializers.FloatField(required=False, help_text="with `near` only: to the fence's edge, 0 inside")
@@ -194,7 +194,7 @@ class CouponSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     redeemed_at = serializers.DateTimeField(allow_null=True)
     venue = serializers.IntegerField(help_text="the venue that issued it")
-    shop = serializers.IntegerField()
+    shop = serializers.CharField(help_text="the shop's slug")
     currency = serializers.CharField(help_text="the shop's currency (an `amount` coupon's value is in it)")
 
 

@@ -98,7 +98,7 @@ def coupon_body(coupon: Coupon, *, now) -> dict:
         "expires_at": iso_utc(coupon.expires_at),
         "redeemed_at": iso_utc(coupon.redeemed_at) if coupon.redeemed_at else None,
         "venue": offer.venue_id,
-        "shop": offer.shop_id,
+        "shop": offer.shop.slug,
         "currency": offer.shop.currency,
     }
 

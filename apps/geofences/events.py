@@ -1,6 +1,6 @@
 """The geofences' events (docs/events.md; creatorcommerce/spine/event_schema.py)."""
 
-from creatorcommerce.spine.event_schema import BOOL, DATETIME, INT, Obj, declare
+from creatorcommerce.spine.event_schema import BOOL, DATETIME, INT, Nullable, Obj, declare
 
 # A venue created or changed (fence, hours, announcement, active...), at its new version.
 declare("venue.updated", Obj(venue=INT, shop=INT, version=INT, is_active=BOOL))
@@ -9,7 +9,9 @@ declare("venue.deleted", Obj(venue=INT, shop=INT))
 # A viewer's presence at a venue changed (docs/geofences.md, "Enter, exit, dwell"). No
 # coordinates: which venue, whose shop, who, and when (the ping's ``at``, or the beat's now).
 for kind in ("entered", "exited", "dwelled"):
-    declare(f"venue.{kind}", Obj(venue=INT, shop=INT, user=INT, at=DATETIME))
+    # ``user`` is null in a recorded event once that viewer revoked location consent
+    # (services.location_erase); emitted events always name the viewer.
+    declare(f"venue.{kind}", Obj(venue=INT, shop=INT, user=Nullable(INT), at=DATETIME))
 
 # -- running-time coupons (docs/geofences.md) ----------------------------------------
 

@@ -37,6 +37,7 @@ GENERATION_KEY = "geofences:fence-generation"
 class CachedVenue:
     id: int
     shop: int
+    shop_slug: str
     name: str
     version: int
     fence: Fence
@@ -103,7 +104,7 @@ class _FenceCache:
         generation = cache.get(GENERATION_KEY)
         rows = (
             Venue.objects.filter(is_active=True, location__kind="venue")
-            .select_related("location")
+            .select_related("location__shop")
             .prefetch_related("hours")
             .order_by("pk")
         )
@@ -121,6 +122,7 @@ def _cached(venue) -> CachedVenue:
     return CachedVenue(
         id=venue.pk,
         shop=venue.location.shop_id,
+        shop_slug=venue.location.shop.slug,
         name=venue.location.name,
         version=venue.version,
         fence=fence_of(venue),

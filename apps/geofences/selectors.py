@@ -21,7 +21,7 @@ def venues_list(*, near: tuple[float, float] | None = None, radius_m: float | No
         row = {
             "id": venue.id,
             "name": venue.name,
-            "shop": venue.shop,
+            "shop": venue.shop_slug,
             "fence": venue.feature,
             "open_now": venue.open_now(now),
             "announcement": _announcement(venue, now),

@@ -7,7 +7,7 @@ from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -15,7 +15,7 @@ from apps.catalog.models import Location
 from apps.consents.exceptions import ConsentRequired
 from apps.consents.selectors import consent_granted_locked
 from creatorcommerce.fields import iso_utc
-from creatorcommerce.spine.events import emit
+from creatorcommerce.spine.events import emit, events_redact
 
 from .coupons import coupon_body, coupons_issue
 from .exceptions import InvalidFence, NotAVenueLocation, PingInvalid
@@ -221,6 +221,18 @@ def _position_upsert(user_id: int, lat: float, lon: float, accuracy_m: float, at
 
 
 def geo_ping(*, user, lat: float, lon: float, accuracy_m: float, at: datetime | None = None, now=None) -> dict:
+    """One position report of a viewer: ``_ping``, answered again once with the fences
+    reloaded if its transaction failed on integrity: a venue another process deleted
+    since this one loaded its fences (at most ``GEO_FENCE_CACHE_CHECK_MS`` ago), or a
+    presence a parallel ping of the same viewer created first."""
+    try:
+        return _ping(user=user, lat=lat, lon=lon, accuracy_m=accuracy_m, at=at, now=now)
+    except IntegrityError:
+        fence_cache.drop()
+        return _ping(user=user, lat=lat, lon=lon, accuracy_m=accuracy_m, at=at, now=now)
+
+
+def _ping(*, user, lat: float, lon: float, accuracy_m: float, at: datetime | None = None, now=None) -> dict:
     """One position report of a viewer (docs/geofences.md, "Pings"): stores their last
     position, moves their presence at every venue concerned (entered when the accuracy
     circle is entirely inside the fence, exited when entirely outside, nothing when it
@@ -383,9 +395,15 @@ def presence_beat(*, now: datetime | None = None, batch: int = 500) -> dict:
     return {"dwelled": dwelled, "exited": exited}
 
 
+PRESENCE_EVENTS = ("venue.entered", "venue.exited", "venue.dwelled")
+
+
 def location_erase(user) -> int:
     """Every stored position and presence of ``user`` (the location consent's eraser,
-    registered in apps.py): the number of rows deleted."""
+    registered in apps.py): the number of rows deleted. The viewer's presence events in
+    the outbox stay (they are the durable log of what happened) but lose who it was:
+    ``user`` becomes null (docs/geofences.md, "Consent")."""
     presences, _ = Presence.objects.filter(user_id=user.pk).delete()
     positions, _ = Position.objects.filter(user_id=user.pk).delete()
+    events_redact(types=PRESENCE_EVENTS, match={"user": user.pk}, redact={"user": None})
     return presences + positions

@@ -153,7 +153,7 @@ class OrdersView(APIView):
                     "403": "coupon_not_yours",
                     "404": "sku_not_found (with sku; also: not in the named shop or the stream's shop), "
                     "stream_not_found, coupon_not_found, venue_not_found, bundle_not_found",
-                    "409": "bundle_not_available, "
+                    "409": "bundle_not_available, pickup_not_available (with sku), "
                     "sold_out (with sku: the first line that cannot be had; nothing was taken), "
                     "buyer_limit_exceeded (with sku, limit), checkout_incomplete, idempotency_key_in_flight, "
                     "ambiguous_sku (the code is used by several shops and no shop or stream was named), "

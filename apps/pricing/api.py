@@ -199,7 +199,8 @@ class QuotesView(APIView):
                     "404": "sku_not_found (with sku), stream_not_found, coupon_not_found, venue_not_found, "
                     "bundle_not_found",
                     "409": "sold_out (with sku), buyer_limit_exceeded (with sku, limit), ambiguous_sku (with sku), "
-                    "coupon_used, coupon_expired, coupon_not_applicable, coupon_cap_reached, bundle_not_available",
+                    "coupon_used, coupon_expired, coupon_not_applicable, coupon_cap_reached, bundle_not_available, "
+                    "pickup_not_available (with sku)",
                     "429": "rate_limited",
                 }
             ),

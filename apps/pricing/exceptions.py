@@ -54,3 +54,11 @@ class BundleMismatch(DomainError):
 class BundleNotAvailable(Conflict):
     code = "bundle_not_available"
     message = "This bundle is not offered right now."
+
+
+class PickupNotAvailable(Conflict):
+    """A pickup line whose units an offer holds (a flash deal's units are set aside at the
+    location the deal drew them from, not on the venue's shelf)."""
+
+    code = "pickup_not_available"
+    message = "This item's offer units are not on the venue's shelf: buy it for delivery."

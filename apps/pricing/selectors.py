@@ -11,7 +11,15 @@ from apps.catalog.models import SKU, BuyerAllowance
 from apps.catalog.selectors import bundles_suggested, skus_with_default_stock, skus_with_stock_at, venue_location
 
 from .claims import Claim, counter_claims, line_claims, line_limit, ordered
-from .exceptions import CouponNotFound, DuplicateSku, MixedCurrencies, SeveralShops, TotalTooLarge, VenueNotOfShop
+from .exceptions import (
+    CouponNotFound,
+    DuplicateSku,
+    MixedCurrencies,
+    PickupNotAvailable,
+    SeveralShops,
+    TotalTooLarge,
+    VenueNotOfShop,
+)
 from .offers import Context, Line, Offer, PricedLine
 from .policy import ZERO, price_lines
 from .registry import providers, shop_resolver
@@ -165,6 +173,12 @@ def quote_rows(*, buyer, lines: list[tuple[str, int]], rows: list[dict], context
     if context.coupon and not any(o.source == "coupon" for o in offers):
         raise CouponNotFound()
     quote = Quote(lines=price_lines(priced_lines, offers), skus=rows, currency=rows[0]["currency"])
+    if context.venue is not None:
+        # A pickup takes the venue's shelf; units an offer set aside (a flash deal's, drawn
+        # from another location) are not there (docs/buying.md, "Pickup at a venue").
+        held = next((pl for pl in quote.lines if pl.unit_source is not None), None)
+        if held is not None:
+            raise PickupNotAvailable(sku=held.line.code)
     missing = next((row for row in rows if row["level_id"] is None), None)
     if missing is not None:
         raise InsufficientStock(sku=missing["code"])

@@ -271,3 +271,20 @@ def enqueue_handlers(event: OutboxEvent) -> None:
             run_handler.delay(event.pk, name)
         except Exception:  # broker down: redeliver_pending picks it up from the outbox
             log.exception("could not enqueue %s for event %s", name, event.uuid)
+
+
+def events_redact(*, types: Iterable[str], match: dict, redact: dict) -> int:
+    """Overwrite fields of recorded events: every event of ``types`` whose payload has the
+    values of ``match`` gets the values of ``redact`` (e.g. a viewer's presence events lose
+    who they were when the viewer revokes location consent: docs/geofences.md, "Consent").
+    The only change the outbox ever takes after an event is recorded, for erasing personal
+    data; events keep their ids, order and the rest of their payload. Returns how many were
+    changed. Precondition: inside ``transaction.atomic()`` with the erasure it belongs to."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("events_redact must run inside the transaction of the erasure")
+    lookups = {f"payload__{key}": value for key, value in match.items()}
+    rows = list(OutboxEvent.objects.filter(type__in=list(types), **lookups).only("id", "payload"))
+    for row in rows:
+        row.payload = {**row.payload, **redact}
+    OutboxEvent.objects.bulk_update(rows, ["payload"], batch_size=500)
+    return len(rows)

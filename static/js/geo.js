@@ -9,7 +9,7 @@ const PING_EVERY_MS = 15_000; // a real position: at most one ping per 15 s
 const COUPONS_EVERY_MS = 30_000; // values step once a minute: refresh twice a minute
 
 const panel = document.getElementById("geo-panel");
-const shopId = panel ? Number(panel.dataset.shopId) : null;
+const shop = panel ? panel.dataset.shop : null; // the stream's shop (slug, as the API names shops)
 
 const state = {
   consent: false,
@@ -198,7 +198,7 @@ function usable(coupon, now = Date.now()) {
 function renderCoupons() {
   els.coupons.replaceChildren(
     ...state.coupons
-      .filter((c) => c.shop === undefined || c.shop === shopId)
+      .filter((c) => c.shop === shop)
       .map((coupon) => {
         const live = usable(coupon);
         const left = countdown(coupon.expires_at);
@@ -240,7 +240,7 @@ function renderAnnouncements(items) {
  * if it no longer applies). */
 function couponFor(sku) {
   const usableHere = state.coupons.filter(
-    (c) => usable(c) && (c.shop === undefined || c.shop === shopId) && (!c.sku || c.sku === sku),
+    (c) => usable(c) && c.shop === shop && (!c.sku || c.sku === sku),
   );
   usableHere.sort((a, b) => Number(b.value_now) - Number(a.value_now));
   return usableHere[0]?.code ?? null;
@@ -253,7 +253,7 @@ async function init() {
   if (panel.dataset.signedIn !== "1") return;
   const [consents, venues] = await Promise.all([api("/api/v1/me/consents/"), api("/api/v1/venues/")]);
   if (venues.ok) {
-    for (const venue of venues.data) if (venue.shop === shopId) state.venues.set(venue.id, venue);
+    for (const venue of venues.data) if (venue.shop === shop) state.venues.set(venue.id, venue);
   }
   if (!state.venues.size) {
     panel.hidden = true; // this shop has no pop-up venue

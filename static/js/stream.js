@@ -618,8 +618,8 @@ async function attemptBuy(pin, key, { afterCheckout = false } = {}) {
   const coupon = unsettledCoupons.get(sku);
   if (coupon) body.coupon = coupon;
   // Inside a venue that has the item on its shelf: picked up there, from its own stock
-  // (docs/geofences.md).
-  if (state.venue && state.venueStock[state.venue.id]?.[sku] > 0) {
+  // (docs/geofences.md). Not a flash deal's units: they are set aside elsewhere and ship.
+  if (state.venue && !pin.deal && state.venueStock[state.venue.id]?.[sku] > 0) {
     Object.assign(body, { fulfilment: "pickup", venue: Number(state.venue.id) });
   }
   const result = await api("/api/v1/orders/", { method: "POST", body, headers: { "Idempotency-Key": key } });

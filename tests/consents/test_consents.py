@@ -10,6 +10,7 @@ from apps.audit.models import AuditEntry
 from apps.consents.models import Consent
 from apps.consents.services import consent_set
 from apps.geofences.models import Position, Presence
+from creatorcommerce.spine.models import OutboxEvent
 from tests.factories import UserFactory
 from tests.geofences.conftest import NOON, offset
 from tests.helpers import captured_events
@@ -98,6 +99,9 @@ def test_revoke_erases_that_viewer_only_and_counts(api_client, venue, viewer, ot
     assert Position.objects.filter(user=other_viewer).count() == 1
     entry = AuditEntry.objects.filter(action="consent.revoked").get()
     assert entry.actor_id == viewer.pk and entry.details == {"kind": "location", "deleted": 2}
+    # Their recorded presence events keep venue and time but no longer say who; others' do.
+    entered = [e.payload for e in OutboxEvent.objects.filter(type="venue.entered").order_by("pk")]
+    assert [(p["venue"], p["user"]) for p in entered] == [(venue.pk, None), (venue.pk, other_viewer.pk)]
     # And the next ping is refused, nothing stored.
     response = api_client.post("/api/v1/geo/pings/", {"lat": 52.52, "lon": 13.405, "accuracy_m": 5}, format="json")
     assert response.status_code == 403 and response.json()["code"] == "consent_required"

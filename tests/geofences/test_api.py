@@ -139,7 +139,7 @@ def test_venues_list_public(api_client, venue, creator):
         "geometry": {"type": "Point", "coordinates": [lon, lat]},
         "properties": {"radius_m": 50.0},
     }
-    assert body[0]["open_now"] is True and body[0]["announcement"] is None and body[0]["shop"] == creator.shop.pk
+    assert body[0]["open_now"] is True and body[0]["announcement"] is None and body[0]["shop"] == creator.shop.slug
     assert "distance_m" not in body[0]
     near = api_client.get("/api/v1/venues/", {"near": f"{LAT0},{LON0}", "radius_m": 5000}).json()
     assert [(v["id"], v["distance_m"]) for v in near] == [(venue.pk, 0), (circle.pk, pytest.approx(2950, abs=2))]

@@ -81,7 +81,7 @@ def test_coupon_body_shape():
         "expires_at": "2026-06-01T13:00:00Z",
         "redeemed_at": None,
         "venue": coupon.offer.venue_id,
-        "shop": sku.shop_id,
+        "shop": sku.shop.slug,
         "currency": sku.shop.currency,
     }
 

@@ -202,3 +202,20 @@ def test_polygon_and_circle_venues_side_by_side(viewer, venue, creator):
 
 def test_fence_square_helper_sanity():
     assert len(square(10)) == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_ping_at_a_venue_another_process_just_deleted_answers_without_it(viewer, venue):
+    """Another process deleted the venue; this one's fences are up to
+    GEO_FENCE_CACHE_CHECK_MS old and still have it. The presence insert fails on the
+    foreign key at commit; the ping reloads the fences and answers without the venue
+    (before: a 500)."""
+    from apps.geofences.fence_cache import fence_cache
+    from apps.geofences.models import Venue
+
+    assert fence_cache.get(venue.pk) is not None  # this process has loaded the venue
+    Venue.objects.filter(pk=venue.pk).delete()  # as another process would: no local invalidation
+    assert fence_cache.get(venue.pk) is not None  # still cached here
+    answer = ping(viewer)
+    assert answer["venues"] == [] and not Presence.objects.exists()
+    assert Position.objects.filter(user=viewer).exists()

@@ -195,6 +195,38 @@ def test_a_bundle_wins_over_a_coupon_free_line_and_deals(signed_in, shop, tee, c
     assert deal.remaining == 3  # the units came from the stock row, not the deal
 
 
+def test_a_pickup_of_a_line_a_flash_deal_prices_is_refused_and_takes_nothing(signed_in, shop, tee, cap, venue):
+    """A deal's units are set aside at the location it drew them from, not on the venue's
+    shelf: picking one up there would sell the venue's shelf short of nothing and the
+    warehouse's deal units instead (docs/buying.md, "Pickup at a venue"). The quote says the
+    same; for delivery the deal applies as before."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.streams.models import FlashDeal, Stream
+    from apps.streams.services import deal_open, pin_add, stream_start
+
+    now = timezone.now()
+    stream = Stream.objects.create(shop=shop, title="Live", starts_at=now - timedelta(minutes=1))
+    pin_add(stream=stream, sku=tee)
+    stream = stream_start(stream=stream, now=now)
+    deal = FlashDeal.objects.create(
+        stream=stream, sku=tee, price=Decimal("5.00"), quantity=3, opens_at=now, closes_at=now + timedelta(hours=1)
+    )
+    deal_open(deal=deal)
+    body = {"lines": [{"sku": "CAP", "quantity": 1}, {"sku": "TEE", "quantity": 1}], "stream": stream.pk}
+    pickup = {**body, "fulfilment": "pickup", "venue": venue.pk}
+    orders = Order.objects.count()
+    for response in (quote(signed_in, pickup), buy(signed_in, pickup)):
+        assert response.status_code == 409
+        assert (response.json()["code"], response.json()["sku"]) == ("pickup_not_available", "TEE")
+    deal.refresh_from_db()
+    assert (deal.remaining, at(tee, venue), at(cap, venue), Order.objects.count()) == (3, 5, 3, orders)
+    delivered = buy(signed_in, body)
+    assert delivered.status_code == 201 and delivered.json()["total"] == "20.00"  # 15.00 + the deal's 5.00
+
+
 @pytest.mark.parametrize(
     "body, status, code",
     [
