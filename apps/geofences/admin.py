@@ -225,6 +225,8 @@ class CouponAdmin(ShopScopedReadOnlyAdmin):
     """The shop's coupons, read only (staff see all)."""
 
     list_display = ("code", "offer", "user", "issued_at", "expires_at", "redeemed_at", "order")
-    list_filter = ("offer",)
+    # Only offers that have coupons in this (shop-scoped) list: a plain related filter would
+    # list every shop's offers to a creator.
+    list_filter = (("offer", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("code",)
     list_select_related = ("offer", "user")
