@@ -106,6 +106,17 @@ def test_a_viewer_at_the_pop_up_gets_a_coupon_sees_the_shelf_and_buys_the_bundle
         expect(page.locator("#geo-status")).to_contain_text(re.compile(r"[1-9]\d* stored records? of where you were"))
         expect(tee.locator(".venue-stock")).to_be_hidden()
         expect(panel.locator("#geo-share")).to_be_visible()
+
+        # The order's page says where it is picked up (not "Shipping to" with no address)
+        # and shows the coupon taken off; "My orders" says pickup too.
+        page.goto(f"{server['base']}/orders/{coupon_order['id']}/")
+        expect(page.locator("#ship-h")).to_have_text("Pickup at")
+        expect(page.locator(".order-pickup")).to_contain_text("Pop-up at the Kulturbrauerei")
+        expect(page.locator(".order-adjustment")).to_contain_text("Pop-up welcome")
+        expect(page.locator("main")).not_to_contain_text("placed before orders kept a copy of the address")
+        shot(page, "popup-order-pickup")
+        page.goto(f"{server['base']}/orders/")
+        expect(page.locator(".order-card").first).to_contain_text("pickup at Pop-up at the Kulturbrauerei")
         assert errors == []
     finally:
         context.close()
