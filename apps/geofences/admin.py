@@ -65,8 +65,19 @@ class VenueForm(forms.ModelForm):
         return cleaned
 
 
+class VenueHoursForm(forms.ModelForm):
+    def clean(self):
+        cleaned = super().clean()
+        opens, closes = cleaned.get("opens"), cleaned.get("closes")
+        if opens is not None and opens == closes:
+            # Said here in words (the model's check constraint would only be named).
+            self.add_error("closes", "Closing must differ from opening (closing before opening runs past midnight).")
+        return cleaned
+
+
 class VenueHoursInline(ShopScopedInline):
     model = VenueHours
+    form = VenueHoursForm
     extra = 1
     fields = ("weekday", "opens", "closes")
     verbose_name_plural = (
@@ -91,6 +102,14 @@ class VenueAdmin(ShopScopedAdmin):
             ("Announcement", {"fields": ("announcement", "announce_radius_m", "event_starts_at")}),
             ("Version", {"fields": ("version",)}),
         ]
+
+    def get_changeform_initial_data(self, request):
+        # A creator's new venue starts in their own time zone (they are most likely there),
+        # not the model's UTC.
+        initial = super().get_changeform_initial_data(request)
+        if not is_staff(request.user) and getattr(request.user, "time_zone", ""):
+            initial.setdefault("time_zone", request.user.time_zone)
+        return initial
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)

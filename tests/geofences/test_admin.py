@@ -138,3 +138,21 @@ def test_creator_cannot_use_another_shops_location(client, creator):
     response = client.post(ADD, _add_form(client, new_location_name="", location=str(theirs.pk)))
     assert response.status_code == 200 and "location" in response.context["adminform"].form.errors
     assert not Venue.objects.exists()
+
+
+def test_hours_that_open_and_close_at_the_same_time_are_a_field_error_in_words(client, creator):
+    client.force_login(creator)
+    response = client.post(ADD, _add_form(client, **{"hours-0-opens": "18:00", "hours-0-closes": "18:00"}))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Closing must differ from opening" in page
+    assert "geofences_hours_not_empty" not in page
+    assert not Venue.objects.exists()
+
+
+def test_a_new_venue_starts_in_the_creators_time_zone(client, creator):
+    creator.time_zone = "America/New_York"
+    creator.save(update_fields=["time_zone"])
+    client.force_login(creator)
+    form = client.get(ADD).context["adminform"].form
+    assert form["time_zone"].value() == "America/New_York"
