@@ -156,3 +156,14 @@ def test_a_new_venue_starts_in_the_creators_time_zone(client, creator):
     client.force_login(creator)
     form = client.get(ADD).context["adminform"].form
     assert form["time_zone"].value() == "America/New_York"
+
+
+def test_staff_see_whose_venue_each_is(client, venue, creator):
+    other = CreatorFactory()
+    venue_create(shop=other.shop, name="Elsewhere", fence_kind="circle", center_lon=2.35, center_lat=48.85, radius_m=40)
+    client.force_login(StaffFactory())
+    page = client.get("/admin/geofences/venue/").content.decode()
+    assert "column-shop_name" in page
+    assert creator.shop.name in page and other.shop.name in page
+    client.force_login(creator)
+    assert "column-shop_name" not in client.get("/admin/geofences/venue/").content.decode()

@@ -92,3 +92,13 @@ def test_choices_and_lists_are_the_creators_own(client):
     staff = StaffFactory()
     client.force_login(staff)
     assert client.get("/admin/geofences/geooffer/").context["cl"].result_count == 2
+
+
+def test_staff_lists_say_whose_offer_and_coupon_each_is(client):
+    creator = CreatorFactory()
+    offer = make_offer(creator.shop, venue=make_venue(creator.shop))
+    issue(make_buyer(), offer)
+    client.force_login(StaffFactory())
+    for path in ("/admin/geofences/geooffer/", "/admin/geofences/coupon/"):
+        page = client.get(path).content.decode()
+        assert "column-shop_name" in page and creator.shop.name in page
