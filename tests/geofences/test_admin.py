@@ -167,3 +167,13 @@ def test_staff_see_whose_venue_each_is(client, venue, creator):
     assert creator.shop.name in page and other.shop.name in page
     client.force_login(creator)
     assert "column-shop_name" not in client.get("/admin/geofences/venue/").content.decode()
+
+
+def test_the_history_names_the_creator_without_none_none(client, creator):
+    creator.display_name = "Demo Creator"
+    creator.save(update_fields=["display_name"])
+    client.force_login(creator)
+    client.post(ADD, _add_form(client))
+    history = client.get(f"/admin/geofences/venue/{Venue.objects.get().pk}/history/").content.decode()
+    assert f"{creator.email} (Demo Creator)" in history
+    assert "None None" not in history
