@@ -92,6 +92,13 @@ class User(AbstractUser):
             roles.append("staff")
         return roles
 
+    def get_full_name(self) -> str:
+        # No first or last name here: the admin's history read them as "None None".
+        return self.display_name
+
+    def get_short_name(self) -> str:
+        return self.display_name or self.email
+
     @property
     def public_name(self) -> str:
         """What other viewers may see: the chosen display name, else nothing personal."""

@@ -20,6 +20,24 @@ from .services import _VENUE_FIELDS, venue_create, venue_delete, venue_hours_set
 from .widgets import FenceMapWidget
 
 
+class StaffShopColumn:
+    """Staff see every shop's rows: a "Shop" column says whose each is (a creator's list is
+    their own shop's only, so it has none). ``shop_path`` is the ORM path to the Shop."""
+
+    shop_path = "shop"
+
+    def get_list_display(self, request):
+        columns = tuple(super().get_list_display(request))
+        return (*columns[:1], "shop_name", *columns[1:]) if is_staff(request.user) else columns
+
+    @admin.display(description="Shop")
+    def shop_name(self, obj):
+        target = obj
+        for part in self.shop_path.split("__"):
+            target = getattr(target, part)
+        return target.name
+
+
 class FenceField(forms.JSONField):
     """The GeoJSON textarea: a JSON value; whether it is a valid fence is the model's
     ``clean`` (the error lands on this field)."""
@@ -65,8 +83,19 @@ class VenueForm(forms.ModelForm):
         return cleaned
 
 
+class VenueHoursForm(forms.ModelForm):
+    def clean(self):
+        cleaned = super().clean()
+        opens, closes = cleaned.get("opens"), cleaned.get("closes")
+        if opens is not None and opens == closes:
+            # Said here in words (the model's check constraint would only be named).
+            self.add_error("closes", "Closing must differ from opening (closing before opening runs past midnight).")
+        return cleaned
+
+
 class VenueHoursInline(ShopScopedInline):
     model = VenueHours
+    form = VenueHoursForm
     extra = 1
     fields = ("weekday", "opens", "closes")
     verbose_name_plural = (
@@ -75,13 +104,14 @@ class VenueHoursInline(ShopScopedInline):
 
 
 @admin.register(Venue)
-class VenueAdmin(ShopScopedAdmin):
+class VenueAdmin(StaffShopColumn, ShopScopedAdmin):
     form = VenueForm
     inlines = [VenueHoursInline]
     list_display = ("__str__", "fence_kind", "time_zone", "dwell_seconds", "is_active", "version")
     list_filter = ("is_active", "fence_kind")
-    list_select_related = ("location",)
+    list_select_related = ("location__shop",)
     readonly_fields = ("version",)
+    shop_path = "location__shop"
 
     def get_fieldsets(self, request, obj=None):
         where = ("location", "new_location_name", "new_location_address") if obj is None else ()
@@ -91,6 +121,14 @@ class VenueAdmin(ShopScopedAdmin):
             ("Announcement", {"fields": ("announcement", "announce_radius_m", "event_starts_at")}),
             ("Version", {"fields": ("version",)}),
         ]
+
+    def get_changeform_initial_data(self, request):
+        # A creator's new venue starts in their own time zone (they are most likely there),
+        # not the model's UTC.
+        initial = super().get_changeform_initial_data(request)
+        if not is_staff(request.user) and getattr(request.user, "time_zone", ""):
+            initial.setdefault("time_zone", request.user.time_zone)
+        return initial
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         form = super().get_form(request, obj, change=change, **kwargs)
@@ -164,7 +202,7 @@ class GeoOfferForm(forms.ModelForm):
 
 
 @admin.register(GeoOffer)
-class GeoOfferAdmin(ShopScopedAdmin):
+class GeoOfferAdmin(StaffShopColumn, ShopScopedAdmin):
     """Geo offers of the creator's venues; venue and SKU choices are their own. Written
     through ``geo_offer_save``; the constraints (end value above start, percent over 100)
     are field errors."""
@@ -186,6 +224,7 @@ class GeoOfferAdmin(ShopScopedAdmin):
         "is_active",
     )
     list_filter = ("is_active", "trigger", "kind")
+    list_select_related = ("shop", "venue__location")
     readonly_fields = ("redemptions_left",)
     exclude = ()
 
@@ -221,10 +260,13 @@ class GeoOfferAdmin(ShopScopedAdmin):
 
 
 @admin.register(Coupon)
-class CouponAdmin(ShopScopedReadOnlyAdmin):
+class CouponAdmin(StaffShopColumn, ShopScopedReadOnlyAdmin):
     """The shop's coupons, read only (staff see all)."""
 
     list_display = ("code", "offer", "user", "issued_at", "expires_at", "redeemed_at", "order")
-    list_filter = ("offer",)
+    # Only offers that have coupons in this (shop-scoped) list: a plain related filter would
+    # list every shop's offers to a creator.
+    list_filter = (("offer", admin.RelatedOnlyFieldListFilter),)
     search_fields = ("code",)
-    list_select_related = ("offer", "user")
+    list_select_related = ("offer__shop", "user", "order")
+    shop_path = "offer__shop"

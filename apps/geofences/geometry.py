@@ -24,6 +24,7 @@ antimeridian works: a ping's longitude difference to the fence's centre is wrapp
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 
 import shapely
@@ -124,12 +125,10 @@ def validate_geojson(geometry) -> dict:
         raise InvalidFence(f"The fence must be a Polygon or a MultiPolygon, not {kind!r}.")
     positions = [p for polygon in polygons for ring in polygon for p in ring]
     _check_reach([p[0] for p in positions], [p[1] for p in positions])
-    shape = _shape(polygons, *_origin(positions))
+    lon0, lat0 = _origin(positions)
+    shape = _shape(polygons, lon0, lat0)
     if not shape.is_valid:
-        reason = explain_validity(shape)
-        if reason.startswith(("Self-intersection", "Ring Self-intersection")):
-            reason = f"the outline crosses itself ({reason})"
-        raise InvalidFence(f"The fence is not a valid polygon: {reason}.")
+        raise InvalidFence(f"The fence is not a valid polygon: {_invalid_reason(shape, lon0, lat0)}.")
     extent = _extent(shape)
     if extent > MAX_EXTENT_M:
         raise FenceUnsupported(f"The fence is {extent / 1000:.0f} km across; at most {MAX_EXTENT_M / 1000:.0f} km.")
@@ -137,6 +136,25 @@ def validate_geojson(geometry) -> dict:
     if kind == "Polygon":
         return {"type": "Polygon", "coordinates": rings[0]}
     return {"type": "MultiPolygon", "coordinates": rings}
+
+
+def _invalid_reason(shape, lon0: float, lat0: float) -> str:
+    """shapely's reason, with its place (metres in the local plane) given back as the
+    ``[lon, lat]`` the creator wrote, e.g. "the outline crosses itself near [13.41285, 52.539]"."""
+    reason = explain_validity(shape)
+    match = re.fullmatch(r"(.*?)\[(\S+) (\S+)\]", reason)
+    if match is None:
+        return reason
+    what, x, y = match.group(1), float(match.group(2)), float(match.group(3))
+    lon = _wrap(lon0 + x / (EARTH_RADIUS_M * _RAD * math.cos(lat0 * _RAD)))
+    lat = lat0 + y / (EARTH_RADIUS_M * _RAD)
+    if what in ("Self-intersection", "Ring Self-intersection"):
+        what = "the outline crosses itself"
+    return f"{what} near [{_degrees(lon)}, {_degrees(lat)}]"
+
+
+def _degrees(value: float) -> str:
+    return f"{value:.6f}".rstrip("0").rstrip(".")
 
 
 def validate_circle(center_lon, center_lat, radius_m) -> tuple[float, float, float]:

@@ -46,7 +46,7 @@ def seed(context: dict) -> dict:
     return {
         "stream": stream,
         "summary": [
-            f"live stream {stream.title!r}: http://127.0.0.1:8000/streams/{stream.pk}/ "
+            f"live stream {stream.title!r}: /streams/{stream.pk}/ "
             f"(control room: /streams/{stream.pk}/control/)"
         ],
     }

@@ -29,6 +29,9 @@
   function setUp(element) {
     var textarea = document.getElementById(element.dataset.textarea);
     var map = L.map(element, { attributionControl: !!element.dataset.attribution });
+    // A view before any layer is added: a circle needs the map's zoom to measure its
+    // bounds, so a saved circle venue drawn first thing would otherwise throw.
+    map.setView([20, 0], 2);
     if (element.dataset.tileUrl) {
       L.tileLayer(element.dataset.tileUrl, { maxZoom: 20, attribution: element.dataset.attribution }).addTo(map);
     }

@@ -7,6 +7,7 @@ import { api, countdown, h, money } from "./live.js";
 
 const PING_EVERY_MS = 15_000; // a real position: at most one ping per 15 s
 const COUPONS_EVERY_MS = 30_000; // values step once a minute: refresh twice a minute
+const TICK_MS = 1_000; // the coupons' "expires in m:ss" counts down every second
 
 const panel = document.getElementById("geo-panel");
 const shop = panel ? panel.dataset.shop : null; // the stream's shop (slug, as the API names shops)
@@ -18,6 +19,8 @@ const state = {
   coupons: [],
   watch: null,
   lastPingAt: 0,
+  loading: false,
+  loadedAt: 0,
 };
 
 const els = panel && {
@@ -146,19 +149,36 @@ async function ping({ lat, lon, accuracy_m }) {
     return;
   }
   let here = null;
+  let arrived = false;
   for (const item of data.venues || []) {
     if (!state.venues.has(item.id)) continue; // another shop's venue
     const before = state.inside.get(item.id);
     state.inside.set(item.id, item.state);
     if (item.state !== before) tell(item.id, item.state);
-    if (item.state === "inside") here = state.venues.get(item.id);
+    if (item.state === "inside") {
+      here = state.venues.get(item.id);
+      arrived = arrived || before !== "inside";
+    }
   }
   say(here ? `You're at ${here.name}.` : "You're not at one of this shop's venues right now.");
   renderAnnouncements(data.announcements || []);
   if ((data.coupons || []).length) {
     say(`${here ? `You're at ${here.name}. ` : ""}New coupon: ${data.coupons.map((c) => c.label).join(", ")}.`, "ok");
+  } else if (here && arrived && !(await refreshVenue(here.id))?.open_now) {
+    // Presence counts at any hour, coupons only while the venue is open (docs/geofences.md,
+    // "Opening hours"): say so, rather than leave the viewer waiting for one.
+    say(`You're at ${here.name}. It's closed right now: coupons are given while it's open.`);
   }
   await loadCoupons();
+}
+
+/** The venue as GET /api/v1/venues/ has it now (its open_now changes with the hours). */
+async function refreshVenue(id) {
+  const result = await api("/api/v1/venues/");
+  if (result.ok && Array.isArray(result.data)) {
+    for (const venue of result.data) if (state.venues.has(venue.id)) state.venues.set(venue.id, venue);
+  }
+  return state.venues.get(id);
 }
 
 function onPosition(position) {
@@ -169,9 +189,21 @@ function onPosition(position) {
   ping({ lat, lon, accuracy_m: Math.max(1, Math.round(accuracy)) });
 }
 
+function onPositionError(error) {
+  if (error.code === 1) {
+    say("Your browser isn't sharing your position with this page: allow location for this site, or stop sharing.", "error");
+  } else {
+    say("Your position isn't available right now; still trying.", "error");
+  }
+}
+
 function startWatching() {
-  if (state.watch !== null || !("geolocation" in navigator)) return;
-  state.watch = navigator.geolocation.watchPosition(onPosition, () => {}, {
+  if (state.watch !== null) return;
+  if (!("geolocation" in navigator)) {
+    say("This browser can't tell the page where you are.", "error");
+    return;
+  }
+  state.watch = navigator.geolocation.watchPosition(onPosition, onPositionError, {
     enableHighAccuracy: true,
     maximumAge: 10_000,
   });
@@ -211,19 +243,44 @@ function renderCoupons() {
           coupon.sku ? h("span", { class: "muted small" }, ` · on ${coupon.sku}`) : h("span", { class: "muted small" }, " · whole shop"),
           h(
             "span",
-            { class: "muted small geo__when" },
-            coupon.redeemed_at ? "" : live ? ` · applied at checkout · expires in ${left}` : " · expired",
+            { class: "muted small geo__when", dataset: live ? { expires: coupon.expires_at } : {} },
+            coupon.redeemed_at ? "" : live ? whenText(left) : " · expired",
           ),
         );
       }),
   );
 }
 
+function whenText(left) {
+  return ` · applied at checkout · expires in ${left}`;
+}
+
+/** Every second: count the expiry down, and fetch the coupons again once one expires or
+ * its value steps down (next_value_at), so the value shown is the one checkout takes. */
+function tickCoupons() {
+  const now = Date.now();
+  let stale = false;
+  for (const node of els.coupons.querySelectorAll(".geo__when[data-expires]")) {
+    const left = countdown(node.dataset.expires, now);
+    if (left) node.textContent = whenText(left);
+    else stale = true;
+  }
+  const stepped = state.coupons.some((c) => usable(c, now) && c.next_value_at && Date.parse(c.next_value_at) <= now);
+  if (stepped && now - state.loadedAt > 5_000) stale = true; // a clock ahead of the server's: not every second
+  if (stale && !state.loading) loadCoupons();
+}
+
 async function loadCoupons() {
-  const result = await api("/api/v1/me/coupons/");
-  if (result.ok && Array.isArray(result.data)) {
-    state.coupons = result.data;
-    renderCoupons();
+  state.loading = true;
+  try {
+    const result = await api("/api/v1/me/coupons/");
+    if (result.ok && Array.isArray(result.data)) {
+      state.coupons = result.data;
+      state.loadedAt = Date.now();
+      renderCoupons();
+    }
+  } finally {
+    state.loading = false;
   }
 }
 
@@ -282,6 +339,7 @@ async function init() {
   if (state.consent && panel.dataset.simulate !== "1") startWatching();
   await loadCoupons();
   setInterval(() => state.coupons.some((c) => usable(c)) && loadCoupons(), COUPONS_EVERY_MS);
+  setInterval(tickCoupons, TICK_MS);
 }
 
 if (panel) init();

@@ -138,3 +138,42 @@ def test_creator_cannot_use_another_shops_location(client, creator):
     response = client.post(ADD, _add_form(client, new_location_name="", location=str(theirs.pk)))
     assert response.status_code == 200 and "location" in response.context["adminform"].form.errors
     assert not Venue.objects.exists()
+
+
+def test_hours_that_open_and_close_at_the_same_time_are_a_field_error_in_words(client, creator):
+    client.force_login(creator)
+    response = client.post(ADD, _add_form(client, **{"hours-0-opens": "18:00", "hours-0-closes": "18:00"}))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Closing must differ from opening" in page
+    assert "geofences_hours_not_empty" not in page
+    assert not Venue.objects.exists()
+
+
+def test_a_new_venue_starts_in_the_creators_time_zone(client, creator):
+    creator.time_zone = "America/New_York"
+    creator.save(update_fields=["time_zone"])
+    client.force_login(creator)
+    form = client.get(ADD).context["adminform"].form
+    assert form["time_zone"].value() == "America/New_York"
+
+
+def test_staff_see_whose_venue_each_is(client, venue, creator):
+    other = CreatorFactory()
+    venue_create(shop=other.shop, name="Elsewhere", fence_kind="circle", center_lon=2.35, center_lat=48.85, radius_m=40)
+    client.force_login(StaffFactory())
+    page = client.get("/admin/geofences/venue/").content.decode()
+    assert "column-shop_name" in page
+    assert creator.shop.name in page and other.shop.name in page
+    client.force_login(creator)
+    assert "column-shop_name" not in client.get("/admin/geofences/venue/").content.decode()
+
+
+def test_the_history_names_the_creator_without_none_none(client, creator):
+    creator.display_name = "Demo Creator"
+    creator.save(update_fields=["display_name"])
+    client.force_login(creator)
+    client.post(ADD, _add_form(client))
+    history = client.get(f"/admin/geofences/venue/{Venue.objects.get().pk}/history/").content.decode()
+    assert f"{creator.email} (Demo Creator)" in history
+    assert "None None" not in history

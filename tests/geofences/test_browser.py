@@ -26,7 +26,10 @@ ring = [[13.404, 52.519], [13.406, 52.519], [13.406, 52.521], [13.404, 52.521], 
 venue = Venue.objects.filter(location__shop=creator.shop, location__name="Browser venue").first() or venue_create(
     shop=creator.shop, name="Browser venue", fence_kind="polygon",
     fence={"type": "Polygon", "coordinates": [ring]}, time_zone="Europe/Berlin")
-print("SETUP=" + json.dumps({"venue": venue.pk, "creator": creator.email, "password": DEMO_PASSWORD}))
+circle = Venue.objects.filter(location__shop=creator.shop, location__name="Browser stall").first() or venue_create(
+    shop=creator.shop, name="Browser stall", fence_kind="circle", center_lon=13.4036, center_lat=52.5437, radius_m=80)
+print("SETUP=" + json.dumps({"venue": venue.pk, "circle": circle.pk, "creator": creator.email,
+                             "password": DEMO_PASSWORD}))
 """
 
 
@@ -61,6 +64,15 @@ def test_the_fence_map_shows_the_fence_with_local_files_only(venue_server, brows
         expect(map_box.locator(".leaflet-draw")).to_be_visible()  # Leaflet.draw's toolbar
         expect(page.locator("textarea[name=fence]")).to_contain_text('"Polygon"')
         page.screenshot(path=str(ARTIFACTS / "admin-fence-map.png"), full_page=True, animations="disabled")
+
+        # A saved circle venue: the circle is drawn when the page opens (it used to throw
+        # "reading 'layerPointToLatLng'" and leave the map blank: a circle added before the
+        # map had a view).
+        page.goto(f"{venue_server['base']}/admin/geofences/venue/{venue_server['circle']}/change/")
+        expect(map_box).to_have_attribute("data-ready", "1")
+        expect(map_box).to_have_attribute("data-layers", "1")
+        expect(map_box.locator("path.leaflet-interactive")).to_have_count(1)
+        page.screenshot(path=str(ARTIFACTS / "admin-fence-map-circle.png"), full_page=True, animations="disabled")
         assert hosts <= {"127.0.0.1"}, hosts
         assert errors == []
     finally:

@@ -57,6 +57,9 @@ def test_a_viewer_at_the_pop_up_gets_a_coupon_sees_the_shelf_and_buys_the_bundle
         expect(coupon).to_have_count(1)
         expect(coupon).to_contain_text("25% off")
         expect(coupon).to_contain_text("whole shop")
+        when = coupon.locator(".geo__when")
+        expect(when).to_contain_text("expires in 59:")
+        expect(when).not_to_have_text(when.inner_text())  # counts down, every second
         expect(panel.locator("#geo-stop")).to_be_visible()
         expect(page.locator(".geo__announcement")).to_contain_text("Live signing at the pop-up")
 
@@ -106,6 +109,47 @@ def test_a_viewer_at_the_pop_up_gets_a_coupon_sees_the_shelf_and_buys_the_bundle
         expect(page.locator("#geo-status")).to_contain_text(re.compile(r"[1-9]\d* stored records? of where you were"))
         expect(tee.locator(".venue-stock")).to_be_hidden()
         expect(panel.locator("#geo-share")).to_be_visible()
+
+        # The order's page says where it is picked up (not "Shipping to" with no address)
+        # and shows the coupon taken off; "My orders" says pickup too.
+        page.goto(f"{server['base']}/orders/{coupon_order['id']}/")
+        expect(page.locator("#ship-h")).to_have_text("Pickup at")
+        expect(page.locator(".order-pickup")).to_contain_text("Pop-up at the Kulturbrauerei")
+        expect(page.locator(".order-adjustment")).to_contain_text("Pop-up welcome")
+        expect(page.locator("main")).not_to_contain_text("placed before orders kept a copy of the address")
+        shot(page, "popup-order-pickup")
+        page.goto(f"{server['base']}/orders/")
+        expect(page.locator(".order-card").first).to_contain_text("pickup at Pop-up at the Kulturbrauerei")
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_a_browser_that_refuses_the_position_is_told_so(popup_server, browser):
+    """Without demo mode, "Share my location" asks the browser for the position; when the
+    browser refuses (no permission), the panel says so instead of "sharing is on" forever."""
+    from playwright.sync_api import expect
+
+    from apps.accounts.demo import DEMO_PASSWORD, DEMO_USERS
+
+    server = popup_server
+    stream_path = f"/streams/{server['stream']}/"
+    errors: list[str] = []
+    context = browser.new_context(viewport=DESKTOP)  # no geolocation permission granted
+    try:
+        page = login(context, server, DEMO_USERS["viewer"][0], "/orders/", errors, password=DEMO_PASSWORD)
+
+        def real_positions(route):  # the page as without GEO_SIMULATE_POSITION
+            response = route.fetch()
+            route.fulfill(response=response, body=response.text().replace('data-simulate="1"', 'data-simulate="0"'))
+
+        page.route(f"**{stream_path}", real_positions)
+        page.goto(server["base"] + stream_path)
+        if page.locator("#geo-stop").is_visible():
+            page.click("#geo-stop")
+        page.click("#geo-share")
+        expect(page.locator("#geo-status")).to_contain_text("Your browser isn't sharing your position")
+        expect(page.locator("#geo-simulate")).to_be_hidden()
         assert errors == []
     finally:
         context.close()

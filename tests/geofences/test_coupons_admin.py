@@ -71,7 +71,7 @@ def test_choices_and_lists_are_the_creators_own(client):
     creator, other = CreatorFactory(), CreatorFactory()
     own_venue, other_venue = make_venue(creator.shop), make_venue(other.shop)
     other_sku = make_sku(other.shop)
-    other_offer = make_offer(other.shop, venue=other_venue)
+    other_offer = make_offer(other.shop, venue=other_venue, label="Rival secret offer")
     own_offer = make_offer(creator.shop, venue=own_venue)
     issue(make_buyer(), own_offer)
     client.force_login(creator)
@@ -84,6 +84,21 @@ def test_choices_and_lists_are_the_creators_own(client):
     assert client.get(f"/admin/geofences/geooffer/{other_offer.pk}/change/").status_code in (302, 403, 404)
     coupons = client.get("/admin/geofences/coupon/")
     assert coupons.status_code == 200 and len(coupons.context["cl"].result_list) == 1
+    # The "By offer" filter lists the creator's own offers, not another shop's labels.
+    issue(make_buyer(), other_offer)
+    coupons = client.get("/admin/geofences/coupon/")
+    assert own_offer.label in coupons.content.decode()
+    assert other_offer.label not in coupons.content.decode()
     staff = StaffFactory()
     client.force_login(staff)
     assert client.get("/admin/geofences/geooffer/").context["cl"].result_count == 2
+
+
+def test_staff_lists_say_whose_offer_and_coupon_each_is(client):
+    creator = CreatorFactory()
+    offer = make_offer(creator.shop, venue=make_venue(creator.shop))
+    issue(make_buyer(), offer)
+    client.force_login(StaffFactory())
+    for path in ("/admin/geofences/geooffer/", "/admin/geofences/coupon/"):
+        page = client.get(path).content.decode()
+        assert "column-shop_name" in page and creator.shop.name in page

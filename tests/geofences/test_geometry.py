@@ -112,6 +112,15 @@ def test_invalid_polygons_are_refused_with_the_reason(geometry, reason):
     assert reason in caught.value.message
 
 
+def test_a_crossing_is_placed_in_the_creators_longitude_and_latitude():
+    # A bow tie in Berlin: the outline crosses itself at its middle, which the message gives
+    # as [lon, lat] (not as metres in the local plane, "Self-intersection[0 0]").
+    bow = [[13.4118, 52.5384], [13.4140, 52.5396], [13.4140, 52.5384], [13.4118, 52.5396], [13.4118, 52.5384]]
+    with pytest.raises(InvalidFence) as caught:
+        validate_geojson({"type": "Polygon", "coordinates": [bow]})
+    assert caught.value.message.endswith(": the outline crosses itself near [13.4129, 52.539].")
+
+
 def test_overlapping_multipolygon_parts_are_refused():
     geometry = {"type": "MultiPolygon", "coordinates": [[square(100)], [square(50)]]}
     with pytest.raises(InvalidFence):
