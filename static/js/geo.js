@@ -288,8 +288,17 @@ function renderAnnouncements(items) {
   els.announcements.replaceChildren(
     ...items
       .filter((a) => state.venues.has(a.venue))
-      .map((a) => h("li", { class: "geo__announcement" }, h("strong", {}, a.name), " — ", a.text)),
+      .map((a) =>
+        h("li", { class: "geo__announcement" }, h("strong", {}, a.name), " — ", a.text, h("span", { class: "muted small" }, ` · starts ${when(a.starts_at)}`)),
+      ),
   );
+}
+
+/** "20:00" today, "Sat 20:00" another day, in the viewer's own time zone. */
+function when(iso) {
+  const at = new Date(iso);
+  const time = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  return at.toDateString() === new Date().toDateString() ? time : `${at.toLocaleDateString([], { weekday: "short" })} ${time}`;
 }
 
 /** The code of the coupon a buy of `sku` should carry: the most valuable usable one of this

@@ -408,6 +408,9 @@ function handle(message) {
 function bundleOffered(bundle) {
   if (!pinBySku(bundle.anchor)) return false;
   if (bundle.trigger !== "low_stock") return true;
+  // A venue running low is news for the viewers there (docs/geofences.md, "On the
+  // storefront"): the card shows only while the geo panel says the viewer is inside it.
+  if (!state.venue || Number(state.venue.id) !== bundle.venue) return false;
   const onSite = state.venueStock[bundle.venue]?.[bundle.anchor];
   return typeof onSite === "number" && onSite <= bundle.threshold;
 }
@@ -488,7 +491,8 @@ async function buyBundle(id) {
   const code = result.data?.code;
   if (result.status === 201) {
     const order = result.data;
-    announce(`Order #${order.id} confirmed — bundle, ${money(order.total, order.currency)}.`, "success", {
+    const saved = Number(order.discount) > 0 ? ` (you saved ${money(order.discount, order.currency)})` : "";
+    announce(`Order #${order.id} confirmed — bundle, ${money(order.total, order.currency)}${saved}.`, "success", {
       link: { href: `/orders/${order.id}/`, text: "Order & receipt" },
     });
   } else if (result.network) {
