@@ -6,7 +6,7 @@ bench/results/pings-<timestamp>.json. Target (docs/geofences.md): p99 under 50 m
 
     .venv/bin/python bench/pings.py                 # 60 s at 10,000/min (about 2 minutes)
     .venv/bin/python bench/pings.py --seconds 20    # shorter
-    BENCH_REDIS_DB=8 .venv/bin/python bench/pings.py --profile   # + pyinstrument of the path
+    BENCH_REDIS_DB=8 .venv/bin/python bench/pings.py --profile   # + an in-process pyinstrument profile
 
 Viewers: each has location consent, a session token and a home venue; each ping puts them
 at a random spot between the venue's centre and 1.5 km from it, with 5-60 m accuracy, so
@@ -94,6 +94,45 @@ print("SEED=" + json.dumps(out))
 """
 
 
+PROFILE = r"""
+import json, sys, time
+import django
+django.setup()
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from pyinstrument import Profiler
+
+bodies = json.loads(sys.argv[1])  # [[token, body], ...]
+out = sys.argv[2]
+client = Client(HTTP_HOST="127.0.0.1", REMOTE_ADDR="127.0.0.1")
+
+def ping(token, body):
+    response = client.post("/api/v1/geo/pings/", body, content_type="application/json",
+                           HTTP_X_SESSION_TOKEN=token)
+    assert response.status_code == 200, response.content
+
+for token, body in bodies[:50]:  # warm up: the fence cache, connections
+    ping(token, body)
+with CaptureQueriesContext(connection) as queries:
+    for token, body in bodies[50:150]:
+        ping(token, body)
+statements = len(queries) / 100
+profiler = Profiler(interval=0.0002)
+t0, c0 = time.perf_counter(), time.process_time()
+profiler.start()
+for token, body in bodies[150:]:
+    ping(token, body)
+profiler.stop()
+n = len(bodies) - 150
+wall, cpu = (time.perf_counter() - t0) / n * 1000, (time.process_time() - c0) / n * 1000
+with open(out, "w") as f:
+    f.write(profiler.output_text(unicode=False, color=False, show_all=False))
+print("PROFILE=" + json.dumps({"pings": n, "wall_ms": round(wall, 3), "cpu_ms": round(cpu, 3),
+                               "statements_per_ping": statements}))
+"""
+
+
 def _ping_body(rng: random.Random, venue: dict) -> bytes:
     distance = rng.choice([rng.uniform(0, 60), rng.uniform(60, 90), rng.uniform(90, 1500)])
     angle = rng.uniform(0, 2 * math.pi)
@@ -127,8 +166,6 @@ async def main_async(args, results: dict, logs: Path) -> None:
     home = [seed["venues"][rng.randrange(len(seed["venues"]))] for _ in seed["tokens"]]
     tokens = seed["tokens"]
     rate = args.per_minute / 60
-    if args.profile:
-        env = {**env, "BENCH_PROFILE_DIR": str(logs)}
     async with runner.Server("daphne", env, logs, label="daphne-pings") as server:
 
         def request(i: int) -> bytes:
@@ -144,6 +181,24 @@ async def main_async(args, results: dict, logs: Path) -> None:
             host=runner.HOST, port=server.port, make_request=request, rate=rate, duration=args.seconds
         )
         cpu = runner.cpu_seconds(server.pid) - cpu0
+        if args.profile:
+            # In-process, under pyinstrument (the server's own process is not profiled: the
+            # profiler's cost would be in the latencies): the same kind of pings through
+            # Django's test client, against the same database and Redis.
+            bodies = [
+                [tokens[v], _ping_body(rng, home[v]).decode()]
+                for v in (rng.randrange(len(tokens)) for _ in range(1150))
+            ]
+            text = logs / "pings-pyinstrument.txt"
+            rc, out = await runner.run_cmd(
+                [sys.executable, "-c", PROFILE, json.dumps(bodies), str(text)], env=env, timeout=600
+            )
+            if rc != 0:
+                raise RuntimeError(f"profile failed:\n{out[-3000:]}")
+            results["profile"] = {
+                **json.loads(next(line for line in out.splitlines() if line.startswith("PROFILE="))[8:]),
+                "text": str(text),
+            }
     result.pop("distribution_ms", None)
     result["server_cpu_seconds"] = round(cpu, 3)
     result["server_cpu_ms_per_ping"] = runner.per_request_ms(cpu, result["answered"])
@@ -165,6 +220,15 @@ def report(results: dict) -> str:
         ("max", f"{r['max_ms']} ms"),
         ("server CPU", f"{r['server_cpu_pct']}% of one core, {r['server_cpu_ms_per_ping']} ms per ping"),
     ]
+    if results.get("profile"):
+        p = results["profile"]
+        rows.append(
+            (
+                "in-process",
+                f"{p['wall_ms']} ms wall, {p['cpu_ms']} ms CPU, {p['statements_per_ping']} statements per ping "
+                f"({p['pings']} pings; pyinstrument: {p['text']})",
+            )
+        )
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
 
@@ -176,7 +240,11 @@ def main() -> int:
     parser.add_argument("--viewers", type=int, default=2_000)
     parser.add_argument("--venues", type=int, default=50)
     parser.add_argument("--redis-db", type=int, default=int(os.environ.get("BENCH_REDIS_DB", "8")))
-    parser.add_argument("--profile", action="store_true", help="pyinstrument the server's ping path (logs dir)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the load, profile 1,000 pings in-process with pyinstrument (text in the logs dir)",
+    )
     parser.add_argument("--out")
     args = parser.parse_args()
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -29,10 +29,14 @@ def consent_granted_locked(*, user, kind: str) -> bool:
     # query (bench/pings.py). FOR UPDATE is ignored by SQLite, whose writers are serial anyway.
     from django.db import connection
 
+    from creatorcommerce.sql import names
+
+    n = names(Consent)
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT 1 FROM {Consent._meta.db_table} WHERE user_id = %s AND kind = %s AND granted{lock}",  # noqa: S608
+            # Identifiers from the model's meta (creatorcommerce.sql); values are parameters.
+            f"SELECT 1 FROM {n.table} WHERE {n.user_id} = %s AND {n.kind} = %s AND {n.granted}{lock}",  # noqa: S608
             [user.pk, kind],
         )
         return cursor.fetchone() is not None

@@ -27,6 +27,7 @@ from django.db.models import Q
 from creatorcommerce.fields import iso_utc
 from creatorcommerce.spine.events import emit
 
+from .fence_cache import invalidate_on_commit
 from .models import Coupon, GeoOffer
 
 CENTS = Decimal("0.01")
@@ -235,6 +236,7 @@ def geo_offer_save(*, shop, offer: GeoOffer | None = None, **fields) -> GeoOffer
             used = 0 if created else offer.coupons.filter(redeemed_at__isnull=False).count()
             offer.redemptions_left = max(offer.cap - used, 0)
         offer.save()
+        invalidate_on_commit()  # the fence cache keeps which offers run where (fence_cache.py)
         emit(
             "geo_offer.created" if created else "geo_offer.updated",
             {"offer": offer.pk, "shop": shop.pk, "venue": offer.venue_id},

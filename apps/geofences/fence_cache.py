@@ -1,10 +1,12 @@
-"""The fence cache: every active venue's prepared fence, hours and announcement, per
-process (docs/geofences.md, "Fence cache").
+"""The fence cache: every active venue's prepared fence, hours, announcement and the runs
+of its active geo offers, per process (docs/geofences.md, "Fence cache").
 
 Pings and the venues list read venues from here, not from the database. Invalidation:
 
 - every venue write (``services.venue_*``) bumps ``Venue.version`` and emits
-  ``venue.updated``/``venue.deleted``; on commit the writing process drops its own copy
+  ``venue.updated``/``venue.deleted`` (a geo offer's save, ``coupons.geo_offer_save``,
+  invalidates the same way without an event of the venue); on commit the writing process
+  drops its own copy
   and bumps a generation number kept in Django's cache (Redis when configured), and the
   spine handler of those events bumps it again wherever it runs (a redelivered event only
   costs one extra reload);
@@ -48,6 +50,14 @@ class CachedVenue:
     announcement: str
     announce_radius_m: int
     event_starts_at: datetime | None
+    # The active geo offers' (trigger, starts_at, ends_at): a ping skips looking for coupons
+    # to issue at a venue with none due (``geo_offer_save`` invalidates the cache).
+    offers: tuple[tuple[str, datetime, datetime | None], ...] = ()
+
+    def issues(self, trigger: str, now: datetime) -> bool:
+        """Whether an active offer of ``trigger`` runs at ``now`` (its cap is not known here:
+        ``coupons_issue`` checks it)."""
+        return any(t == trigger and starts <= now and (ends is None or ends > now) for t, starts, ends in self.offers)
 
     def open_now(self, now: datetime) -> bool:
         return is_open(self.hours, self.tz, now)
@@ -99,13 +109,15 @@ class _FenceCache:
                 self._venues = None
 
     def _load(self) -> list[CachedVenue]:
-        from .models import Venue
+        from django.db.models import Prefetch
+
+        from .models import GeoOffer, Venue
 
         generation = cache.get(GENERATION_KEY)
         rows = (
             Venue.objects.filter(is_active=True, location__kind="venue")
             .select_related("location__shop")
-            .prefetch_related("hours")
+            .prefetch_related("hours", Prefetch("offers", queryset=GeoOffer.objects.filter(is_active=True)))
             .order_by("pk")
         )
         venues = [_cached(v) for v in rows]
@@ -133,6 +145,7 @@ def _cached(venue) -> CachedVenue:
         announcement=venue.announcement,
         announce_radius_m=venue.announce_radius_m,
         event_starts_at=venue.event_starts_at,
+        offers=tuple((o.trigger, o.starts_at, o.ends_at) for o in venue.offers.all()),
     )
 
 

@@ -6,7 +6,7 @@ from creatorcommerce.spine.registry import handler
 from .fence_cache import bump_generation
 
 
-@handler("venue.updated", "venue.deleted")
+@handler("venue.updated", "venue.deleted", "geo_offer.created", "geo_offer.updated")
 def venues_changed(event) -> None:
     """Wherever the event is handled (a worker, or another node once events are synced),
     bump the fence cache's generation so that every process reloads its venues

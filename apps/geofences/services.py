@@ -16,6 +16,7 @@ from apps.consents.exceptions import ConsentRequired
 from apps.consents.selectors import consent_granted_locked
 from creatorcommerce.fields import iso_utc
 from creatorcommerce.spine.events import emit, events_redact
+from creatorcommerce.sql import names, rows_where
 
 from .coupons import coupon_body, coupons_issue
 from .exceptions import InvalidFence, NotAVenueLocation, PingInvalid
@@ -190,6 +191,8 @@ def _presence_event(kind: str, presence: Presence, shop: int, at: datetime) -> N
 def _issue(user, venue, trigger: str, now: datetime) -> list:
     if not venue.open_now(now):  # presence is tracked while closed; coupons are not issued
         return []
+    if not venue.issues(trigger, now):  # no offer of this trigger runs here: no query
+        return []
     return [
         coupon_body(coupon, now=now) for coupon in coupons_issue(user=user, venue_id=venue.id, trigger=trigger, now=now)
     ]
@@ -210,13 +213,26 @@ def _position_upsert(user_id: int, lat: float, lon: float, accuracy_m: float, at
     """One statement (PostgreSQL and SQLite): the viewer's last position, inserted or
     replaced. Raw SQL because the ORM's bulk_create built it at a cost larger than the
     statement's on the ping path (bench/pings.py)."""
-    table = Position._meta.db_table
+    n = names(Position)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (user_id, lat, lon, accuracy_m, at) VALUES (%s, %s, %s, %s, %s) "  # noqa: S608
-            "ON CONFLICT (user_id) DO UPDATE SET lat = excluded.lat, lon = excluded.lon, "
-            "accuracy_m = excluded.accuracy_m, at = excluded.at",
+            # Identifiers from the model's meta (creatorcommerce.sql); values are parameters.
+            f"INSERT INTO {n.table} ({n.user_id}, {n.lat}, {n.lon}, {n.accuracy_m}, {n.at}) "  # noqa: S608
+            f"VALUES (%s, %s, %s, %s, %s) ON CONFLICT ({n.user_id}) DO UPDATE SET {n.lat} = excluded.{n.lat}, "
+            f"{n.lon} = excluded.{n.lon}, {n.accuracy_m} = excluded.{n.accuracy_m}, {n.at} = excluded.{n.at}",
             [user_id, lat, lon, accuracy_m, Position._meta.get_field("at").get_db_prep_value(at, connection)],
+        )
+
+
+def _presences_pinged(ids: list[int], at: datetime) -> None:
+    """One UPDATE: the viewer is still inside these venues as of ``at`` (the ORM's
+    bulk_update built a CASE per row for what is one value; bench/pings.py)."""
+    n = names(Presence)
+    marks = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {n.table} SET {n.last_ping_at} = %s WHERE {n.id} IN ({marks})",  # noqa: S608 - names from meta
+            [Presence._meta.get_field("last_ping_at").get_db_prep_value(at, connection), *ids],
         )
 
 
@@ -271,7 +287,7 @@ def _ping(*, user, lat: float, lon: float, accuracy_m: float, at: datetime | Non
         # Locked: the dwell beat changes presences too (each under its row lock); read
         # unlocked, a presence the beat is dwelling or exiting right now would be dwelled or
         # exited a second time by this ping once the beat commits.
-        presences = {p.venue_id: p for p in Presence.objects.select_for_update().filter(user=user).order_by("pk")}
+        presences = {p.venue_id: p for p in rows_where(Presence, "user", user.pk, lock=True)}
         rows, coupons, changed_ids, touched = [], [], set(), []
         for venue_id in measured.keys() | {v for v, p in presences.items() if p.state == Presence.State.INSIDE}:
             venue, signed = measured.get(venue_id, (None, None))
@@ -321,7 +337,7 @@ def _ping(*, user, lat: float, lon: float, accuracy_m: float, at: datetime | Non
             if changed or max(0.0, signed) <= NEARBY_M:
                 rows.append(_venue_row(presence, venue_id))
         if touched:
-            Presence.objects.bulk_update(touched, ["last_ping_at"])
+            _presences_pinged([p.pk for p in touched], at)
     announcements = [
         {
             "venue": venue.id,

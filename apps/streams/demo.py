@@ -46,7 +46,6 @@ def seed(context: dict) -> dict:
     return {
         "stream": stream,
         "summary": [
-            f"live stream {stream.title!r}: /streams/{stream.pk}/ "
-            f"(control room: /streams/{stream.pk}/control/)"
+            f"live stream {stream.title!r}: /streams/{stream.pk}/ (control room: /streams/{stream.pk}/control/)"
         ],
     }

@@ -70,6 +70,9 @@ def test_a_straddling_ping_changes_nothing(viewer, venue):
         ping(viewer, north=50, accuracy=30, at=NOON + timedelta(seconds=4))  # inside again
     assert events == []
     assert state(viewer, venue) == "inside"
+    # Each of those pings said the viewer is still there (the beat's silence counts from it).
+    presence = Presence.objects.get(user=viewer, venue=venue)
+    assert (presence.entered_at, presence.last_ping_at) == (NOON + timedelta(seconds=1), NOON + timedelta(seconds=4))
     with captured_events() as events:
         ping(viewer, north=140, accuracy=30, at=NOON + timedelta(seconds=5))  # wholly outside
     assert [e[0] for e in events] == ["venue.exited"]
@@ -174,7 +177,10 @@ def test_closed_hours_track_presence_but_issue_no_coupons(viewer, venue, monkeyp
 
     from apps.geofences import services
 
+    from tests.geofences.coupon_helpers import make_offer
+
     venue_update(venue=venue, hours=[(0, time(18, 0), time(2, 0))])  # Mondays 18:00-02:00 Berlin
+    make_offer(venue.location.shop, venue=venue, starts_at=NOON - timedelta(days=1))
     fresh()
     calls = []
     monkeypatch.setattr(services, "coupons_issue", lambda **kw: calls.append(kw) or [])
@@ -219,3 +225,25 @@ def test_a_ping_at_a_venue_another_process_just_deleted_answers_without_it(viewe
     answer = ping(viewer)
     assert answer["venues"] == [] and not Presence.objects.exists()
     assert Position.objects.filter(user=viewer).exists()
+
+
+def test_a_venue_without_a_running_offer_of_the_trigger_looks_for_no_coupons(
+    viewer, venue, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The fence cache knows which offers run where: entering a venue whose only offer is
+    for dwellers, or has not started, issues nothing without asking the database; a new
+    offer reaches the cache through geo_offer_save (docs/geofences.md, "Fence cache")."""
+    from apps.geofences import services
+    from tests.geofences.coupon_helpers import make_offer
+
+    make_offer(venue.location.shop, venue=venue, trigger="dwell", starts_at=NOON - timedelta(hours=1))
+    make_offer(venue.location.shop, venue=venue, starts_at=NOON + timedelta(hours=1))  # enter, later
+    calls = []
+    monkeypatch.setattr(services, "coupons_issue", lambda **kw: calls.append(kw) or [])
+    ping(viewer)
+    assert state(viewer, venue) == "inside" and calls == []
+    with django_capture_on_commit_callbacks(execute=True):  # as its commit would
+        make_offer(venue.location.shop, venue=venue, starts_at=NOON - timedelta(minutes=1))  # enter, running
+    ping(viewer, north=500, at=NOON + timedelta(seconds=10))
+    ping(viewer, at=NOON + timedelta(seconds=20))
+    assert [c["trigger"] for c in calls] == ["enter"]

@@ -17,7 +17,7 @@ from django.test import Client
 from apps.accounts.models import User
 from apps.orders.models import Order, OrderLine
 from creatorcommerce.spine.models import OutboxEvent
-from creatorcommerce.sql import insert, row_by_pk
+from creatorcommerce.sql import insert, row_by_pk, rows_where
 from tests.factories import PASSWORD, UserFactory, make_buyer, make_sku
 
 pytestmark = pytest.mark.django_db
@@ -89,6 +89,39 @@ def test_models_inserted_this_way_have_no_save_signal_receivers():
     for model in (Order, OrderLine, OutboxEvent):
         assert not pre_save.has_listeners(model), model
         assert not post_save.has_listeners(model), model
+
+
+def test_rows_where_loads_what_the_orm_loads_in_key_order():
+    """A viewer's presences as the ping reads them (apps/geofences): the ORM's rows, in
+    primary-key order, with aware datetimes, saved back as an UPDATE."""
+    from datetime import UTC, datetime
+
+    from apps.geofences.models import Presence
+    from apps.geofences.services import venue_create
+    from tests.factories import CreatorFactory
+    from tests.geofences.conftest import square
+
+    viewer, other = UserFactory(), UserFactory()
+    at = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+    shop = CreatorFactory().shop
+    fence = {"type": "Polygon", "coordinates": [square(100)]}
+    venues = [venue_create(shop=shop, name=f"V{i}", fence_kind="polygon", fence=fence) for i in range(3)]
+    for venue in reversed(venues):
+        Presence.objects.create(user=viewer, venue=venue, state="inside", entered_at=at, last_ping_at=at)
+    Presence.objects.create(user=other, venue=venues[0], state="outside", last_ping_at=at)
+    with transaction.atomic():
+        loaded = rows_where(Presence, "user", viewer.pk, lock=True)
+    expected = list(Presence.objects.filter(user=viewer).order_by("pk"))
+    assert [p.pk for p in loaded] == [p.pk for p in expected]
+    assert [(p.venue_id, p.state, p.entered_at, p.dwelled_at) for p in loaded] == [
+        (p.venue_id, p.state, p.entered_at, p.dwelled_at) for p in expected
+    ]
+    assert loaded[0].entered_at == at and loaded[0].entered_at.tzinfo is not None
+    loaded[0].state = "outside"
+    loaded[0].save(update_fields=["state"])
+    assert Presence.objects.get(pk=loaded[0].pk).state == "outside"
+    assert Presence.objects.count() == 4  # an UPDATE, not a second row
+    assert rows_where(Presence, "user", UserFactory().pk) == []
 
 
 def test_row_by_pk_loads_what_the_orm_loads():
