@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "apps.orders",
     "apps.streams",
     "apps.geofences",  # pop-up venues, fences, presence, geo offers (docs/geofences.md)
+    "apps.loyalty",  # badges, awards and their moderation, perks, tiers (docs/loyalty.md)
 ]
 
 MIDDLEWARE = [
