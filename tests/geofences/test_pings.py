@@ -176,7 +176,6 @@ def test_closed_hours_track_presence_but_issue_no_coupons(viewer, venue, monkeyp
     from datetime import time
 
     from apps.geofences import services
-
     from tests.geofences.coupon_helpers import make_offer
 
     venue_update(venue=venue, hours=[(0, time(18, 0), time(2, 0))])  # Mondays 18:00-02:00 Berlin
