@@ -316,15 +316,19 @@ function couponFor(sku) {
 
 async function init() {
   window.ccGeo = { couponFor, refresh: loadCoupons };
-  if (panel.dataset.signedIn !== "1") return;
-  const [consents, venues] = await Promise.all([api("/api/v1/me/consents/"), api("/api/v1/venues/")]);
+  const signedIn = panel.dataset.signedIn === "1";
+  const [consents, venues] = await Promise.all([
+    signedIn ? api("/api/v1/me/consents/") : Promise.resolve({ data: [] }),
+    api("/api/v1/venues/"),
+  ]);
   if (venues.ok) {
     for (const venue of venues.data) if (venue.shop === shop) state.venues.set(venue.id, venue);
   }
   if (!state.venues.size) {
-    panel.hidden = true; // this shop has no pop-up venue
+    panel.hidden = true; // this shop has no pop-up venue: nothing to invite anyone to
     return;
   }
+  if (!signedIn) return; // the panel invites to log in
   const location = (consents.data || []).find?.((c) => c.kind === "location");
   state.consent = Boolean(location?.granted);
   els.place.replaceChildren(

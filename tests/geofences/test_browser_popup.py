@@ -19,9 +19,16 @@ SETUP = r"""
 import json
 from apps.geofences.models import Venue
 from apps.streams.models import Stream
+from django.utils import timezone
+from apps.accounts.models import User
+from apps.accounts.services import user_grant_role
+from apps.streams.services import stream_schedule
 stream = Stream.objects.get(title="Friday night drop")
 venue = Venue.objects.get(location__name="Pop-up at the Kulturbrauerei")
-print("SETUP=" + json.dumps({"stream": stream.pk, "venue": venue.pk}))
+User.objects.create_user(email="bare@example.test", password="unused-password-123")
+bare = user_grant_role(email="bare@example.test", role="creator", shop_name="No Venues Here")
+bare_stream = stream_schedule(shop=bare.shop, title="A shop without venues", starts_at=timezone.now())
+print("SETUP=" + json.dumps({"stream": stream.pk, "venue": venue.pk, "bare_stream": bare_stream.pk}))
 """
 
 
@@ -150,6 +157,28 @@ def test_a_browser_that_refuses_the_position_is_told_so(popup_server, browser):
         page.click("#geo-share")
         expect(page.locator("#geo-status")).to_contain_text("Your browser isn't sharing your position")
         expect(page.locator("#geo-simulate")).to_be_hidden()
+        assert errors == []
+    finally:
+        context.close()
+
+
+def test_signed_out_the_panel_invites_to_log_in_where_the_shop_has_a_venue(popup_server, browser):
+    from playwright.sync_api import expect
+
+    from tests.browser import new_page
+
+    errors: list[str] = []
+    context = browser.new_context(viewport=DESKTOP)
+    try:
+        page = new_page(context, errors)
+        page.goto(f"{popup_server['base']}/streams/{popup_server['stream']}/")
+        panel = page.locator("#geo-panel")
+        expect(panel).to_be_visible()
+        expect(panel.get_by_role("link", name="Log in")).to_be_visible()
+        # A shop without venues: its stream page shows no panel (nothing to invite to).
+        page.goto(f"{popup_server['base']}/streams/{popup_server['bare_stream']}/")
+        expect(page.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
+        expect(page.locator("#geo-panel")).to_be_hidden()
         assert errors == []
     finally:
         context.close()
