@@ -104,3 +104,19 @@ def badge_awarded_payload(award: Award) -> dict:
 
 def badge_awarded_groups(award: Award) -> list[str]:
     return [f"shop.{award.badge.shop_id}"] + ([f"stream.{award.stream_id}"] if award.stream_id else [])
+
+
+def awards_granted_of_user(*, user):
+    """The viewer's granted awards, newest first, with their badges (a read: ``GET
+    /api/v1/me/badges/``)."""
+    return Award.objects.filter(user=user, status=Award.Status.GRANTED).select_related("badge").order_by(
+        "-awarded_at", "-pk"
+    )
+
+
+def award_body(award: Award) -> dict:
+    return {
+        "id": award.pk,
+        "badge": {"id": award.badge_id, "name": award.badge.name, "icon": award.badge.icon},
+        "awarded_at": award.awarded_at,
+    }
