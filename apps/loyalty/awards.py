@@ -109,8 +109,10 @@ def badge_awarded_groups(award: Award) -> list[str]:
 def awards_granted_of_user(*, user):
     """The viewer's granted awards, newest first, with their badges (a read: ``GET
     /api/v1/me/badges/``)."""
-    return Award.objects.filter(user=user, status=Award.Status.GRANTED).select_related("badge").order_by(
-        "-awarded_at", "-pk"
+    return (
+        Award.objects.filter(user=user, status=Award.Status.GRANTED)
+        .select_related("badge")
+        .order_by("-awarded_at", "-pk")
     )
 
 

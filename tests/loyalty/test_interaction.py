@@ -53,5 +53,3 @@ async def test_a_pending_award_pops_only_once_approved(layer, stream_setup, clos
         {"type": "interaction", "kind": "badge", "badge": {"name": "Superfan", "icon": "💜"}, "name": "Bo"}
     ]
     await comm.disconnect()
-
-
