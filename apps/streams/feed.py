@@ -12,8 +12,8 @@ location's), the newest stock count per SKU and state per deal with their versio
 - coalesces ``stock`` and ``deal`` pushes to at most ``STREAM_PUSHES_PER_SECOND``: the first
   goes at once, later ones are held and merged, the last always goes (``seq`` rises by one
   per ``stock`` message);
-- turns every other event (pins, price, presence, stream status, purchases) into its message
-  at once, in arrival order.
+- turns every other event (pins, price, presence, stream status, purchases, badges) into its
+  message at once, in arrival order.
 
 It never sends anything itself: ``publish(messages)`` does (the per-process
 ``StreamBroadcaster`` encodes each message once and writes it to all of the process's viewer
@@ -298,6 +298,21 @@ class StreamFeed:
             ]
         )
 
+    async def _badge_awarded(self, message: dict) -> None:
+        """A badge granted during this stream (the loyalty app's ``badge.awarded``, sent to
+        ``stream.<id>``): its name and icon, and the viewer's chosen display name only."""
+        p = message["payload"]
+        await self.send(
+            [
+                {
+                    "type": "interaction",
+                    "kind": "badge",
+                    "badge": {"name": p["name"], "icon": p["icon"]},
+                    "name": p.get("display_name"),
+                }
+            ]
+        )
+
     _handlers = {
         "stock.changed": _stock_changed,
         "deal.opened": _deal,
@@ -310,6 +325,7 @@ class StreamFeed:
         "stream.ended": _stream_status,
         "stream.deleted": _stream_deleted,
         "order.placed": _order_placed,
+        "badge.awarded": _badge_awarded,
         "bundle.created": _bundle,
         "bundle.updated": _bundle,
         "bundle.deleted": _bundle,

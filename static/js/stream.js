@@ -301,6 +301,33 @@ function setViewers(n) {
   els.viewers.textContent = `${n} watching`;
 }
 
+// -- badge pops (docs/loyalty.md, "On-screen recognition") ------------------------------------
+//
+// A badge won during the stream shows as a small card in the player's top-right corner:
+// over the video only, never over the shelf and its buy buttons, never taking clicks
+// (pointer-events: none), read out politely, gone after a few seconds. With reduced motion
+// it appears and goes without animating. At most BADGE_POPS_MAX at once; older ones go first.
+
+const BADGE_POPS_MAX = 3;
+const BADGE_POP_MS = 5_000;
+let badgePops = null;
+
+function popBadge(badge, name) {
+  if (!badgePops) {
+    badgePops = h("ul", { class: "badge-pops", id: "badge-pops", "aria-live": "polite", "aria-label": "Badges won" });
+    document.getElementById("player").append(badgePops);
+  }
+  const item = h(
+    "li",
+    { class: reducedMotion() ? "badge-pop" : "badge-pop enter" },
+    h("span", { class: "badge-pop__icon", "aria-hidden": "true" }, badge.icon || "★"),
+    h("span", { class: "badge-pop__text" }, `${name || "Someone"} earned `, h("strong", {}, badge.name || "a badge")),
+  );
+  badgePops.prepend(item);
+  while (badgePops.children.length > BADGE_POPS_MAX) badgePops.lastElementChild.remove();
+  setTimeout(() => item.remove(), BADGE_POP_MS);
+}
+
 function addTicker(text) {
   const item = h("li", { class: reducedMotion() ? "" : "enter" }, text);
   els.ticker.prepend(item);
@@ -383,6 +410,8 @@ function handle(message) {
     case "interaction":
       if (message.kind === "purchase") {
         addTicker(`${message.name || "Someone"} bought ${message.quantity || 1} × ${titleOf(message.sku)}`);
+      } else if (message.kind === "badge" && message.badge) {
+        popBadge(message.badge, message.name);
       } else if (message.text) {
         addTicker(message.text);
       }

@@ -1,0 +1,93 @@
+"""The badges' admin (docs/loyalty.md, "Badges and rules"): a creator's own badges only, the
+drop choices their own streams (the ``stream`` foreign key's queryset, scoped by
+ShopScopedAdmin), every rule's requirement a field error. Written through ``badge_save``."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin
+
+from creatorcommerce.admin import ShopScopedAdmin, is_staff, user_shop
+
+from .badges import BADGE_FIELDS, badge_errors, badge_save
+from .models import Badge
+
+
+class BadgeForm(forms.ModelForm):
+    class Meta:
+        model = Badge
+        fields = ("shop", *BADGE_FIELDS)
+
+    assigned_shop = None  # the creator's shop (set per request); staff choose one
+
+    def clean(self):
+        cleaned = super().clean()
+        shop = self.assigned_shop or cleaned.get("shop")
+        if shop is not None:
+            fields = {name: cleaned.get(name) for name in BADGE_FIELDS if name in self.fields}
+            for field, messages in badge_errors(shop=shop, fields=fields, badge=self.instance).items():
+                for message in messages:
+                    if field in self.fields and field not in self.errors:
+                        self.add_error(field, message)
+                    elif field not in self.fields:
+                        self.add_error(None, message)
+        return cleaned
+
+
+@admin.register(Badge)
+class BadgeAdmin(ShopScopedAdmin):
+    form = BadgeForm
+    list_display = ("__str__", "rule", "rule_terms", "needs_review", "is_active", "awards_granted")
+    list_filter = ("rule", "needs_review", "is_active")
+    list_select_related = ("shop",)
+    search_fields = ("name",)
+    exclude = ()
+    fieldsets = (
+        (None, {"fields": ("shop", "name", "icon", "description", "is_active")}),
+        (
+            "Rule",
+            {
+                "fields": ("rule", "count", "seconds", ("amount", "period_days"), "stream", "needs_review"),
+                "description": "First N buyers of a drop (count; a drop, or empty for every drop), bought within "
+                "T seconds of a deal opening (seconds), K consecutive drops (count), K orders (count), or spend "
+                "over an amount in a period (amount, period_days).",
+            },
+        ),
+        ("Perk", {"fields": ("perk_kind", "perk_percent", "perk_minutes", "perk_valid_days")}),
+    )
+
+    def get_fieldsets(self, request, obj=None):
+        if is_staff(request.user):
+            return self.fieldsets
+        first = dict(self.fieldsets[0][1])
+        first["fields"] = tuple(f for f in first["fields"] if f != "shop")
+        return ((None, first), *self.fieldsets[1:])
+
+    def get_list_display(self, request):
+        columns = tuple(super().get_list_display(request))
+        return (*columns[:1], "shop", *columns[1:]) if is_staff(request.user) else columns
+
+    @admin.display(description="Terms")
+    def rule_terms(self, obj):
+        if obj.rule == Badge.Rule.DEAL_SPEED:
+            return f"{obj.seconds} s"
+        if obj.rule == Badge.Rule.SPEND:
+            return f"> {obj.amount} in {obj.period_days} days"
+        return obj.count
+
+    @admin.display(description="Granted")
+    def awards_granted(self, obj):
+        return obj.awards.filter(status="granted").count()
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if not is_staff(request.user):
+            form = type(form.__name__, (form,), {"assigned_shop": user_shop(request.user)})
+        return form
+
+    def save_model(self, request, obj, form, change):
+        self.assign_shop(request, obj)
+        fields = {name: form.cleaned_data[name] for name in BADGE_FIELDS if name in form.cleaned_data}
+        saved = badge_save(shop=obj.shop, badge=obj if change else None, **fields)
+        obj.pk = saved.pk
+        obj._state.adding = False
