@@ -5,3 +5,6 @@ class LoyaltyConfig(AppConfig):
     name = "apps.loyalty"
     label = "loyalty"
     verbose_name = "Loyalty: badges, perks, tiers"
+
+    def ready(self):
+        from . import pricing, tiers  # noqa: F401  (perks at checkout: offer provider, counter source, handlers)
