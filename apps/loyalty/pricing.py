@@ -30,9 +30,9 @@ from apps.audit.services import audit_record
 from apps.pricing.offers import Context, Kind, Offer
 from apps.pricing.registry import counter_source, offer_provider
 from creatorcommerce.errors import Conflict
-from creatorcommerce.sql import names
 from creatorcommerce.spine.events import emit
 from creatorcommerce.spine.registry import handler
+from creatorcommerce.sql import names
 
 from .models import Award, Perk, PerkKind
 from .perks import perk_payload, usable_perks
@@ -167,7 +167,9 @@ class PerkCounter:
             Perk.objects.filter(pk=id).update(used_at=None, withdrawn_at=now)
             return [("perk.withdrawn", perk_payload(perk), [f"shop.{perk.shop_id}"])]
         Perk.objects.filter(pk=id).update(used_at=None)
-        return [("perk.returned", {"perk": perk.pk, "user": perk.user_id, "shop": perk.shop_id}, [f"shop.{perk.shop_id}"])]
+        return [
+            ("perk.returned", {"perk": perk.pk, "user": perk.user_id, "shop": perk.shop_id}, [f"shop.{perk.shop_id}"])
+        ]
 
 
 @handler("order.placed", name="apps.loyalty.pricing.perk_redeemed")

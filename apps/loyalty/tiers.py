@@ -102,9 +102,9 @@ def standing(*, user_id: int, shop: Shop, now: datetime) -> Standing:
     required = {t.requires_badge_id for t in tiers if t.requires_badge_id is not None}
     held = (
         frozenset(
-            Award.objects.filter(
-                user_id=user_id, badge_id__in=required, status=Award.Status.GRANTED
-            ).values_list("badge_id", flat=True)
+            Award.objects.filter(user_id=user_id, badge_id__in=required, status=Award.Status.GRANTED).values_list(
+                "badge_id", flat=True
+            )
         )
         if required
         else frozenset()

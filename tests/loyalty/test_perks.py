@@ -35,8 +35,18 @@ def test_grant_makes_one_perk_per_award_and_says_so():
     with captured_events() as events:
         (perk,) = perks_grant_for_award(award=award, now=T0)
         assert perks_grant_for_award(award=award, now=T0 + timedelta(hours=1)) == []  # idempotent
-    assert (perk.user_id, perk.shop_id, perk.kind, perk.percent) == (viewer.pk, sku.shop_id, "percent_off", Decimal("12.50"))
-    assert (perk.granted_at, perk.expires_at, perk.award_id, perk.tier_id) == (T0, T0 + timedelta(days=30), award.pk, None)
+    assert (perk.user_id, perk.shop_id, perk.kind, perk.percent) == (
+        viewer.pk,
+        sku.shop_id,
+        "percent_off",
+        Decimal("12.50"),
+    )
+    assert (perk.granted_at, perk.expires_at, perk.award_id, perk.tier_id) == (
+        T0,
+        T0 + timedelta(days=30),
+        award.pk,
+        None,
+    )
     assert Perk.objects.filter(award=award).count() == 1
     assert events == [
         (
@@ -144,7 +154,7 @@ def test_perks_apply_last_on_what_a_coupon_left():
 
     viewer, sku = make_buyer(), make_sku(price="100.00")
     coupon = issue(viewer, make_offer(sku.shop, decay_minutes=0, start_value=Decimal("20.00")))
-    _, perk = grant_perk(make_badge(sku.shop, percent="10.00"), viewer)
+    grant_perk(make_badge(sku.shop, percent="10.00"), viewer)
     (pl,) = _quote(viewer, [(sku.code, 1)], coupon=coupon.code).lines
     assert [(a.source, a.amount) for a in pl.adjustments] == [("coupon", Decimal("-20.00")), ("perk", Decimal("-8.00"))]
     assert pl.total == Decimal("72.00")
@@ -168,7 +178,11 @@ def test_quote_equals_charge_the_receipt_shows_it_and_the_order_records_it(djang
     perk.refresh_from_db()
     assert (perk.used_at, perk.order_id) == (now, order.pk)
     assert events.of("perk.used") == [
-        ("perk.used", {"perk": perk.pk, "user": viewer.pk, "shop": sku.shop_id, "order": order.pk}, [f"shop.{sku.shop_id}"])
+        (
+            "perk.used",
+            {"perk": perk.pk, "user": viewer.pk, "shop": sku.shop_id, "order": order.pk},
+            [f"shop.{sku.shop_id}"],
+        )
     ]
     entry = AuditEntry.objects.get(action="perk.used", object_id=str(perk.pk))
     assert (entry.actor_id, entry.shop_id, entry.details["order"]) == (viewer.pk, sku.shop_id, order.pk)
@@ -186,9 +200,10 @@ def test_the_order_placed_handler_is_idempotent(django_capture_on_commit_callbac
     from creatorcommerce.spine.models import OutboxEvent
 
     viewer, sku = make_buyer(), make_sku(price="10.00")
-    _, perk = grant_perk(make_badge(sku.shop), viewer)
+    grant_perk(make_badge(sku.shop), viewer)
     with django_capture_on_commit_callbacks(execute=True):
-        status, body = buy(viewer, [(sku.code, 1)])
+        status, _ = buy(viewer, [(sku.code, 1)])
+    assert status == 201
     event = OutboxEvent.objects.filter(type="order.placed").latest("id")
     with captured_events() as events:
         perk_redeemed(event)  # redelivered

@@ -49,6 +49,36 @@ def test_ten_concurrent_buys_with_one_perk_make_one_discounted_order():
     assert (status, body["total"]) == (201, "10.00")
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_ten_buys_that_all_priced_with_the_perk_make_one_order_and_nine_perk_used(monkeypatch):
+    """The worst interleaving, forced: every buy reads the perk (prices with it) before
+    any takes it. The counter claim lets exactly one through; the others answer 409
+    ``perk_used`` and take nothing (quote == charge: none is charged a price it did not
+    quote)."""
+    import threading
+
+    from apps.loyalty import pricing
+
+    buyer, sku = make_buyer(), make_sku(price="10.00", stock=100)
+    _, perk = grant_perk(make_badge(sku.shop, percent="10.00"), buyer)
+    everyone_priced = threading.Barrier(10)
+    real = pricing.best_perk
+
+    def read_then_wait(**kwargs):
+        found = real(**kwargs)
+        everyone_priced.wait(timeout=30)
+        return found
+
+    monkeypatch.setattr(pricing, "best_perk", read_then_wait)
+    results = run_concurrently(lambda: buy(buyer, [(sku.code, 1)], now=NOW), [() for _ in range(10)])
+    assert sorted(status for status, _ in results) == [201] + [409] * 9, results
+    assert {body["code"] for status, body in results if status == 409} == {"perk_used"}
+    (order,) = Order.objects.filter(buyer=buyer)
+    assert (order.total, order.redemptions) == (Decimal("9.00"), [f"perk:{perk.pk}"])
+    assert StockLevel.objects.get(sku=sku).available == 99
+
+
 @pytest.mark.django_db
 def test_perk_counter_statements():
     buyer, sku = make_buyer(), make_sku()

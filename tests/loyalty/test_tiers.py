@@ -57,8 +57,16 @@ def test_calendar_year_starts_on_1_january_in_the_shop_owners_time_zone():
 @pytest.mark.parametrize(
     ("period", "tier", "next_tier"),
     [
-        ("lifetime", {"name": "Silver", "threshold": "100.00"}, {"name": "Gold", "threshold": "300.00", "spend_needed": "150.00"}),
-        ("calendar_year", {"name": "Bronze", "threshold": "0.00"}, {"name": "Silver", "threshold": "100.00", "spend_needed": "50.00"}),
+        (
+            "lifetime",
+            {"name": "Silver", "threshold": "100.00"},
+            {"name": "Gold", "threshold": "300.00", "spend_needed": "150.00"},
+        ),
+        (
+            "calendar_year",
+            {"name": "Bronze", "threshold": "0.00"},
+            {"name": "Silver", "threshold": "100.00", "spend_needed": "50.00"},
+        ),
     ],
 )
 def test_tier_is_the_highest_threshold_reached_over_its_period(period, tier, next_tier):
@@ -197,8 +205,13 @@ def test_my_loyalty(api_client):
 
 @pytest.mark.parametrize(
     ("query", "status", "code"),
-    [("", 400, "shop_required"), ("?shop=", 400, "shop_required"), ("?shop=%20", 400, "shop_required"),
-     ("?shop=no-such-shop", 404, "shop_not_found"), ("?shop=" + "x" * 5000, 404, "shop_not_found")],
+    [
+        ("", 400, "shop_required"),
+        ("?shop=", 400, "shop_required"),
+        ("?shop=%20", 400, "shop_required"),
+        ("?shop=no-such-shop", 404, "shop_not_found"),
+        ("?shop=" + "x" * 5000, 404, "shop_not_found"),
+    ],
 )
 def test_my_loyalty_bad_input(api_client, query, status, code):
     api_client.force_authenticate(make_buyer())
