@@ -8,5 +8,6 @@ class LoyaltyConfig(AppConfig):
 
     def ready(self):
         # The spine imports events.py and handlers.py itself (creatorcommerce/spine/apps.py).
-        # The perks' offer provider registers itself when perks.py is imported (docs/pricing.md).
-        from . import perks  # noqa: F401
+        # Perks at checkout: the offer provider and counter source (pricing.py), and the
+        # tiers' handlers (tiers.py) register when imported (docs/pricing.md).
+        from . import pricing, tiers  # noqa: F401
