@@ -15,6 +15,7 @@ api_v1 = [
     path("", include("apps.streams.urls")),
     path("", include("apps.consents.urls")),
     path("", include("apps.geofences.urls")),
+    path("", include("apps.loyalty.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
