@@ -25,7 +25,7 @@ from creatorcommerce.text import TextValidator
 
 from .models import Award
 from .moderation import REASON_MAX_LENGTH, awards_approve, awards_revoke, moderation_allowed
-from .retention import holders_chart, retention_chart, retention_of
+from .retention import DEFAULT_WEEKS, holders_chart, retention_chart, retention_of
 
 
 class RevokeForm(forms.Form):
@@ -156,7 +156,8 @@ class AwardAdmin(ShopScopedReadOnlyAdmin):
         return [path("retention/", view, name="loyalty_retention"), *super().get_urls()]
 
     def retention_view(self, request):
-        """A creator sees their own shop; staff pick one (``?shop=<id>``)."""
+        """A creator sees their own shop; staff pick one (``?shop=<id>``); ``?weeks=`` (4-52)
+        how many weekly cohorts."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         shops = None
@@ -168,13 +169,16 @@ class AwardAdmin(ShopScopedReadOnlyAdmin):
             shop = user_shop(request.user)
         if shop is None:
             raise Http404("No shop.")
-        retention = retention_of(shop=shop)
+        weeks = request.GET.get("weeks", "")
+        weeks = min(max(int(weeks), 4), 52) if weeks.isdigit() and len(weeks) < 4 else DEFAULT_WEEKS
+        retention = retention_of(shop=shop, weeks=weeks)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": f"Retention: {shop.name}",
             "shop": shop,
             "shops": shops,
+            "weeks": weeks,
             "retention": retention,
             "chart": retention_chart(retention),
             "holders": holders_chart(retention),

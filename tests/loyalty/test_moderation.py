@@ -56,7 +56,12 @@ def test_revoke_withdraws_unused_perks_keeps_used_ones_and_records_both():
     assert [a.pk for a in done] == sorted([unused_award.pk, used_award.pk])
     for award in done:
         award.refresh_from_db()
-        assert (award.status, award.reason, award.decided_by, award.decided_at) == ("revoked", "Rule misfired", staff, later)
+        assert (award.status, award.reason, award.decided_by, award.decided_at) == (
+            "revoked",
+            "Rule misfired",
+            staff,
+            later,
+        )
     assert Perk.objects.get(pk=unused.pk).withdrawn_at == later
     kept = Perk.objects.get(pk=used.pk)
     assert kept.withdrawn_at is None and kept.used_at == NOW  # used: not clawed back
@@ -80,7 +85,13 @@ def test_revoke_withdraws_unused_perks_keeps_used_ones_and_records_both():
     entries = {e.object_id: e for e in AuditEntry.objects.filter(action="badge.revoked")}
     assert set(entries) == {str(unused_award.pk), str(used_award.pk)}
     used_entry = entries[str(used_award.pk)]
-    assert (used_entry.actor, used_entry.actor_label, used_entry.reason, used_entry.shop_id, used_entry.object_type) == (
+    assert (
+        used_entry.actor,
+        used_entry.actor_label,
+        used_entry.reason,
+        used_entry.shop_id,
+        used_entry.object_type,
+    ) == (
         staff,
         staff.email,
         "Rule misfired",
