@@ -56,7 +56,7 @@ class AwardAdmin(ShopScopedReadOnlyAdmin):
         "scope",
         "stream",
         "awarded_at",
-        "decided_by",
+        "decided_by_email",
         "decided_at",
         "reason",
         "perks",
@@ -75,6 +75,11 @@ class AwardAdmin(ShopScopedReadOnlyAdmin):
     @admin.display(description="Viewer", ordering="user__email")
     def user_email(self, award):
         return award.user.email
+
+    @admin.display(description="Decided by")
+    def decided_by_email(self, award):
+        # Text, not the user's admin page: a creator may not open users (that page is 403).
+        return award.decided_by.email if award.decided_by_id else "-"
 
     @admin.display(description="Shop", ordering="badge__shop__name")
     def shop(self, award):

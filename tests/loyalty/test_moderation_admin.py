@@ -114,10 +114,17 @@ def test_the_audit_log_is_read_only_and_scoped_to_the_creators_shop(client):
     client.force_login(badge.shop.owner)
     listing = client.get("/admin/audit/auditentry/").content.decode()
     assert "Mine: misfire" in listing and "Theirs: misfire" not in listing
-    assert client.get(f"/admin/audit/auditentry/{my_entry.pk}/change/").status_code == 200
+    detail = client.get(f"/admin/audit/auditentry/{my_entry.pk}/change/")
+    assert detail.status_code == 200 and staff.email in detail.content.decode()
+    # The actor is text, not a link to the user's admin page (a 403 for a creator).
+    assert "/admin/accounts/user/" not in detail.content.decode()
     assert client.get(f"/admin/audit/auditentry/{their_entry.pk}/change/").status_code in (302, 404)
     # The award's page links to its entries.
-    assert f"object_type=loyalty.award&amp;q={mine.pk}" in client.get(f"{QUEUE}{mine.pk}/change/").content.decode()
+    award_page = client.get(f"{QUEUE}{mine.pk}/change/").content.decode()
+    assert f"object_type=loyalty.award&amp;q={mine.pk}" in award_page
+    assert "/admin/accounts/user/" not in award_page  # who decided: text
+    about = client.get("/admin/audit/auditentry/", {"object_type": "loyalty.award", "q": mine.pk})
+    assert about.status_code == 200 and "Mine: misfire" in about.content.decode()
 
     for user in (badge.shop.owner, staff):
         client.force_login(user)
