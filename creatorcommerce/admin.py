@@ -95,6 +95,31 @@ class AdminSite(admin.AdminSite):
     def has_permission(self, request):
         return admin_allowed(request.user)
 
+    def register_page(self, *, app_label: str, name: str, url_name: str, allowed) -> None:
+        """List an admin page that is no model's list (a report, a chart) in its app on the
+        index and in the side bar, for the users ``allowed(request)`` lets see it."""
+        self._pages = [*getattr(self, "_pages", []), (app_label, name, url_name, allowed)]
+
+    def get_app_list(self, request, app_label=None):
+        from django.urls import reverse
+
+        app_list = super().get_app_list(request, app_label)
+        for label, name, url_name, allowed in getattr(self, "_pages", []):
+            app = next((app for app in app_list if app["app_label"] == label), None)
+            if app is None or not allowed(request):
+                continue
+            app["models"].append(
+                {
+                    "name": name,
+                    "object_name": name.replace(" ", ""),
+                    "perms": {"add": False, "change": False, "delete": False, "view": True},
+                    "admin_url": reverse(f"{self.name}:{url_name}"),
+                    "add_url": None,
+                    "view_only": True,
+                }
+            )
+        return app_list
+
     def register(self, model_or_iterable, admin_class=None, **options):
         """Every admin registered here, and its inlines, gets the free-text rule (_SafeText)."""
         super().register(model_or_iterable, with_safe_text(admin_class or admin.ModelAdmin), **options)

@@ -15,13 +15,21 @@ from apps.accounts import demo as accounts_demo
 from apps.accounts.demo import DEMO_CREATOR_TIME_ZONE, DEMO_PASSWORD, DEMO_USERS
 from apps.catalog import demo as catalog_demo
 from apps.geofences import demo as geofences_demo
+from apps.loyalty import demo as loyalty_demo
 from apps.orders import demo as orders_demo
 from apps.streams import demo as streams_demo
 
 # The demo logins, for seed_demo to print (and tests to log in with).
 __all__ = ["DEMO_CREATOR_TIME_ZONE", "DEMO_PASSWORD", "DEMO_USERS", "STEPS", "seed"]
 
-STEPS = [accounts_demo.seed, catalog_demo.seed, orders_demo.seed, streams_demo.seed, geofences_demo.seed]
+STEPS = [
+    accounts_demo.seed,
+    catalog_demo.seed,
+    orders_demo.seed,
+    streams_demo.seed,
+    geofences_demo.seed,
+    loyalty_demo.seed,
+]
 
 
 @transaction.atomic

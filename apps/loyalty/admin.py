@@ -91,3 +91,7 @@ class BadgeAdmin(ShopScopedAdmin):
         saved = badge_save(shop=obj.shop, badge=obj if change else None, **fields)
         obj.pk = saved.pk
         obj._state.adding = False
+
+
+# The moderation queue (awards), the retention page: apps/loyalty/admin_queue.py.
+from . import admin_queue  # noqa: E402, F401

@@ -21,6 +21,7 @@ def test_each_app_seeds_its_own_demo_data_in_order():
         "apps.orders.demo",
         "apps.streams.demo",
         "apps.geofences.demo",
+        "apps.loyalty.demo",
     ]
 
 
