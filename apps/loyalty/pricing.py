@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from apps.audit.services import audit_record
 from apps.pricing.offers import Context, Kind, Offer
-from apps.pricing.registry import counter_source, offer_provider
+from apps.pricing.registry import buyer_flag, counter_source, offer_provider
 from creatorcommerce.errors import Conflict
 from creatorcommerce.spine.events import emit
 from creatorcommerce.spine.registry import handler
@@ -78,10 +78,26 @@ def best_perk(*, user_id: int, shop_id: int, now) -> dict | None:
     )
 
 
+@buyer_flag(PERK)
+def has_usable_perk(user_sql: str) -> tuple[str, dict]:
+    """Whether the buyer has any usable ``percent_off`` perk (any shop), selected by the
+    buy's one read, so that a buyer without one costs the buy no query of ours."""
+    n = names(Perk)
+    return (
+        # Identifiers from the model's meta; values are parameters.
+        f"EXISTS (SELECT 1 FROM {n.table} lp WHERE lp.{n.user_id} = {user_sql} "  # noqa: S608
+        f"AND lp.{n.kind} = %(perk_kind)s AND lp.{n.used_at} IS NULL AND lp.{n.withdrawn_at} IS NULL "
+        f"AND (lp.{n.expires_at} IS NULL OR lp.{n.expires_at} > %(now)s))",
+        {"perk_kind": PerkKind.PERCENT_OFF},
+    )
+
+
 @offer_provider(PERK)
 def perk_offers(*, buyer, lines, context: Context) -> list[Offer]:
     if buyer is None or not getattr(buyer, "is_authenticated", False) or not lines:
         return []
+    if context.buyer_flags is not None and not dict(context.buyer_flags).get(PERK, True):
+        return []  # the buy's read found no usable perk of this buyer
     shop_ids = {line.shop_id for line in lines}
     if len(shop_ids) != 1 or None in shop_ids:
         return []

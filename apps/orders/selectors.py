@@ -6,10 +6,11 @@ from decimal import Decimal
 from functools import lru_cache
 
 from django.db import connection
+from django.utils import timezone
 
 from apps.accounts.models import Shop, User
 from apps.catalog.models import SKU, Location, Product, StockLevel
-from apps.pricing.registry import shop_subquery
+from apps.pricing.registry import buyer_flags, shop_subquery
 from creatorcommerce.fields import iso_utc
 from creatorcommerce.sql import names
 
@@ -40,6 +41,8 @@ def _buy_context_sql(codes: int, using: str = "default") -> str:
     )
     address = ", ".join(f"a.{getattr(a, name)}" for name in Order.SHIPPING_FIELDS)
     in_codes = ", ".join(f"%(code{i})s" for i in range(codes))
+    # The pricing providers' flags about the buyer (apps.pricing.registry.buyer_flag), last.
+    flags = "".join(f",\n  ({fn(f'u.{u.id}')[0]})" for _, fn in buyer_flags())
     # Identifiers from the models' meta; values are parameters.
     return f"""
 SELECT
@@ -50,7 +53,7 @@ SELECT
   {stream_shop},
   s.{s.id}, s.{s.code}, s.{s.title}, p.{p.title}, s.{s.price}, s.{s.currency}, s.{s.per_buyer_limit},
   s.{s.shop_id}, l.{lv.id},
-  vl.{loc.shop_id}, vl.{loc.name}, vl.{loc.address}
+  vl.{loc.shop_id}, vl.{loc.name}, vl.{loc.address}{flags}
 FROM {u.table} u
 LEFT JOIN {pm.table} pm ON pm.{pm.id} = (
   SELECT m.{pm.id} FROM {pm.table} m WHERE m.{pm.user_id} = u.{u.id}
@@ -80,6 +83,7 @@ def buy_context(
     shop_slug: str | None = None,
     stream_id: int | None = None,
     venue_id: int | None = None,
+    now=None,
 ) -> dict:
     """Everything the buy path reads, in one query (see _buy_context_sql).
 
@@ -90,7 +94,8 @@ def buy_context(
     of ``stream_id`` (None when there is no such stream); ``address`` the buyer's shipping
     address as a dict, or None. With ``venue_id`` (a pickup), each SKU's ``level_id`` is its
     stock row at that venue, and ``venue`` is ``{"id", "shop_id", "name", "address"}``, or
-    None when there is no venue location of that id.
+    None when there is no venue location of that id. ``buyer_flags`` are the pricing
+    providers' flags about the buyer at ``now`` (``Context.buyer_flags``).
     """
     params = {
         "key": key,
@@ -102,6 +107,9 @@ def buy_context(
         "venue_kind": Location.Kind.VENUE,
     }
     params.update({f"code{i}": code for i, code in enumerate(codes)})
+    params["now"] = connection.ops.adapt_datetimefield_value(now or timezone.now())
+    for _, fn in buyer_flags():
+        params.update(fn("")[1])
     with connection.cursor() as cursor:
         cursor.execute(_buy_context_sql(len(codes)), params)
         rows = cursor.fetchall()
@@ -127,6 +135,9 @@ def buy_context(
         {"id": venue_id, "shop_id": first[24], "name": first[25], "address": first[26]}
         if venue_id is not None and first[24] is not None
         else None
+    )
+    context["buyer_flags"] = tuple(
+        (name, bool(value)) for (name, _), value in zip(buyer_flags(), first[27:], strict=True)
     )
     context["skus"] = [
         {

@@ -131,7 +131,7 @@ def order_place(
     now = now or timezone.now()
     lines = lines if lines is not None else [(sku_code, quantity)]
     codes = [code for code, _ in lines]
-    where = {"shop_slug": shop_slug, "stream_id": stream_id, "venue_id": venue_id}
+    where = {"shop_slug": shop_slug, "stream_id": stream_id, "venue_id": venue_id, "now": now}
     context = buy_context(buyer_id=buyer.pk, key=idempotency_key, codes=codes, **where)
     replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
     if replay is not None:
@@ -204,10 +204,16 @@ def order_reserve(
     without paying. What a process that dies mid-buy leaves behind; ``order_release`` (or
     the sweeper, ``orders_release_expired``) gives it back. Raises the buy's refusals."""
     codes = [code for code, _ in lines]
-    context = buy_context(
-        buyer_id=buyer.pk, key=idempotency_key, codes=codes, shop_slug=shop_slug, stream_id=stream_id, venue_id=venue_id
-    )
     now = now or timezone.now()
+    context = buy_context(
+        buyer_id=buyer.pk,
+        key=idempotency_key,
+        codes=codes,
+        shop_slug=shop_slug,
+        stream_id=stream_id,
+        venue_id=venue_id,
+        now=now,
+    )
     quote = _checkout_quote(
         buyer=buyer,
         context=context,
@@ -289,7 +295,15 @@ def _checkout_quote(
     if stream_id is not None and context["stream_shop_id"] is None:
         shop_resolver("stream")(stream_id)  # raises the stream's not-found answer
     rows = resolve_lines(lines=lines, rows=context["skus"])
-    where = Context(stream=stream_id, shop=shop_slug, coupon=coupon, venue=venue_id, bundle=bundle_id, now=now)
+    where = Context(
+        stream=stream_id,
+        shop=shop_slug,
+        coupon=coupon,
+        venue=venue_id,
+        bundle=bundle_id,
+        now=now,
+        buyer_flags=context.get("buyer_flags"),
+    )
     refuse_venue(rows=rows, venue_shop_id=context["venue"]["shop_id"] if context["venue"] else None, context=where)
     return quote_rows(buyer=buyer, lines=lines, rows=rows, context=where)
 

@@ -27,6 +27,9 @@ class Context:
     venue: int | None = None
     now: datetime | None = None
     bundle: int | None = None
+    # What the buy's one read found about the buyer for providers that registered a flag
+    # (registry.buyer_flag): ((name, value), ...); None when unknown (a quote).
+    buyer_flags: tuple[tuple[str, bool], ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ _providers: dict[str, Callable] = {}
 _context_shops: dict[str, Callable] = {}
 _units_sources: dict[str, object] = {}
 _context_shop_sql: dict[str, Callable] = {}
+_buyer_flags: dict[str, Callable] = {}
 _counter_sources: dict[str, object] = {}
 
 
@@ -64,6 +65,20 @@ def shop_subquery(name: str, placeholder: str) -> str:
     """The registered subquery of ``context_shop(name, sql=...)``; NULL when none is."""
     sql = _context_shop_sql.get(name)
     return f"({sql(placeholder)})" if sql is not None else "NULL"
+
+
+def buyer_flag(name: str):
+    """Register ``fn(user_sql) -> (sql, params)``: a boolean SQL expression about the buyer
+    (``user_sql`` is the buyer's id column; named parameters ``%(<name>_...)s``, including
+    ``%(now)s``, the buy's moment) that the buy's one read selects for the provider of
+    ``name``: the provider then skips its own query when the flag says there is nothing to
+    find (``Context.buyer_flags``; a perk provider for a buyer without perks). A quote has no
+    such read: its ``buyer_flags`` is None and providers query as before."""
+    return lambda fn: _register(_buyer_flags, name, fn, "buyer flags")
+
+
+def buyer_flags() -> list[tuple[str, Callable]]:
+    return sorted(_buyer_flags.items())
 
 
 def units_source(source: str):

@@ -23,6 +23,7 @@ from django.utils import timezone
 from apps.accounts.models import Shop, User
 from apps.catalog.models import SKU, BuyerAllowance, Location, Product, StockLevel
 from apps.catalog.services import allowance_take_statement, stock_take_statement
+from apps.loyalty.models import Perk
 from apps.orders.models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
 from apps.orders.selectors import _buy_context_sql
 from apps.orders.services import confirm_statement, order_reserve, reserve_statement
@@ -206,7 +207,20 @@ def test_stream_shop_sql():
     assert run(f"SELECT ({sql})", [stream.pk + 1000]) == [(None,)]
 
 
-BUY_CONTEXT_MODELS = (Order, IdempotencyRecord, User, PaymentMethod, Address, SKU, Product, Shop, Location, StockLevel)
+# Perk: the loyalty provider's flag about the buyer (apps.pricing.registry.buyer_flag).
+BUY_CONTEXT_MODELS = (
+    Order,
+    IdempotencyRecord,
+    User,
+    PaymentMethod,
+    Address,
+    SKU,
+    Product,
+    Shop,
+    Location,
+    StockLevel,
+    Perk,
+)
 
 
 def _buy_context(codes: list[str], **named) -> list[tuple]:
@@ -218,6 +232,8 @@ def _buy_context(codes: list[str], **named) -> list[tuple]:
         "failed": Order.Status.FAILED,
         "venue": None,
         "venue_kind": Location.Kind.VENUE,
+        "now": connection.ops.adapt_datetimefield_value(timezone.now()),
+        "perk_kind": "percent_off",
         **named,
     }
     params.update({f"code{i}": code for i, code in enumerate(codes)})

@@ -173,8 +173,7 @@ def test_queries_per_buy(monkeypatch):
     """The request path of a buy: one read (buyer and SKU), reserve (stock, order, line),
     confirm (order, both events in one INSERT). On PostgreSQL the reserve and the confirm
     are one statement each, outside any explicit transaction (no BEGIN/COMMIT either).
-    Handlers (capture) run later in a worker. The second SELECT is the loyalty app's perk
-    provider reading the signed-in buyer's usable perks (docs/loyalty.md, "Perks and tiers")."""
+    Handlers (capture) run later in a worker."""
     from creatorcommerce.spine import events
 
     sku = make_sku(stock=50)
@@ -186,11 +185,10 @@ def test_queries_per_buy(monkeypatch):
         assert buy(buyer, sku, key="counted-key-1").status == 201
     statements = [q["sql"] for q in ctx.captured_queries]
     if connection.vendor == "postgresql":
-        assert [s.split()[0] for s in statements] == ["SELECT", "SELECT", "WITH", "WITH"], "\n".join(statements)
+        assert [s.split()[0] for s in statements] == ["SELECT", "WITH", "WITH"], "\n".join(statements)
     else:
         kinds = [s.split()[0] for s in statements if s.split()[0] in {"SELECT", "INSERT", "UPDATE", "DELETE"}]
-        assert kinds == ["SELECT", "SELECT", "UPDATE", "INSERT", "INSERT", "UPDATE", "INSERT"], "\n".join(statements)
-    assert "loyalty_perk" in statements[1], statements[1]
+        assert kinds == ["SELECT", "UPDATE", "INSERT", "INSERT", "UPDATE", "INSERT"], "\n".join(statements)
     assert [e.type for e in deferred] == ["order.placed"]  # the one with a handler (capture)
 
 
@@ -224,6 +222,5 @@ def test_queries_per_stream_buy(monkeypatch):
         assert outcome.status == 201, outcome.body
     statements = [q["sql"] for q in ctx.captured_queries]
     reads = [s for s in statements if s.split()[0] == "SELECT"]
-    # the buy context, the open-deal check and the perk provider's read (docs/loyalty.md)
-    assert len(reads) == 3, "\n".join(statements)
+    assert len(reads) == 2, "\n".join(statements)  # the buy context and the open-deal check
     assert not any(s.startswith('SELECT "streams_stream"') for s in statements), "\n".join(statements)
