@@ -19,7 +19,9 @@ DEMO_USERS = {
 DEMO_CREATOR_TIME_ZONE = "Europe/Berlin"
 
 
-def _user(email: str, display_name: str) -> User:
+def demo_user(email: str, display_name: str) -> User:
+    """A demo login (verified e-mail, the demo password), made once: other apps' demo steps
+    use it for the extra people they show (apps/loyalty/demo.py's fans)."""
     user = User.objects.filter(email__iexact=email).first()
     if user is None:
         user = User.objects.create_user(email=email, password=DEMO_PASSWORD, display_name=display_name)
@@ -28,7 +30,7 @@ def _user(email: str, display_name: str) -> User:
 
 
 def seed(context: dict) -> dict:
-    users = {role: _user(email, name) for role, (email, name) in DEMO_USERS.items()}
+    users = {role: demo_user(email, name) for role, (email, name) in DEMO_USERS.items()}
     user_grant_role(email=users["creator"].email, role="creator", shop_name="Demo Studio")
     user_grant_role(email=users["staff"].email, role="staff")
     user_set_time_zone(user=users["creator"], time_zone=DEMO_CREATOR_TIME_ZONE)

@@ -13,11 +13,9 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from allauth.account.models import EmailAddress
 from django.utils import timezone
 
-from apps.accounts.demo import DEMO_PASSWORD
-from apps.accounts.models import User
+from apps.accounts.demo import demo_user
 
 from .awards import award_create
 from .models import Award, Badge, PerkKind, Tier
@@ -45,14 +43,6 @@ def _badge(shop, stream, name: str, **fields) -> Badge:
         badge.stream = stream
         badge.save(update_fields=["stream"])
     return badge
-
-
-def _fan(email: str, display_name: str) -> User:
-    user = User.objects.filter(email__iexact=email).first()
-    if user is None:
-        user = User.objects.create_user(email=email, password=DEMO_PASSWORD, display_name=display_name)
-    EmailAddress.objects.get_or_create(user=user, email=email, defaults={"verified": True, "primary": True})
-    return user
 
 
 def seed(context: dict) -> dict:
@@ -89,7 +79,7 @@ def seed(context: dict) -> dict:
 
     scope = f"stream:{stream.pk}"
     for email, (display_name, names) in DEMO_FANS.items():
-        fan = _fan(email, display_name)
+        fan = demo_user(email, display_name)
         for name in names:
             badge = badges[name]
             if not Award.objects.filter(badge=badge, user=fan, scope=scope).exists():
