@@ -11,8 +11,9 @@ from apps.audit.services import audit_record
 from creatorcommerce.errors import Conflict
 from creatorcommerce.spine.events import emit
 
-from .models import Award, Badge
+from .models import Award, Badge, Tier
 from .perks import perks_grant_for_award
+from .tiers import tier_perks_grant
 
 
 class AwardNotPending(Conflict):
@@ -51,7 +52,10 @@ def award_create(*, badge: Badge, user, scope: str, stream_id: int | None, now=N
 def award_grant(*, award: Award, actor=None, now=None) -> Award:
     """Grant a pending ``award``: automatically (``actor`` None, from the rules) or approved
     by staff (``actor``: ``decided_by``/``decided_at`` say who and when). Grants the perk
-    its badge carries (``perks_grant_for_award``), writes the audit entry ``badge.granted``
+    its badge carries (``perks_grant_for_award``) and the perk of every tier the badge now
+lets the viewer reach (a tier that ``requires_badge`` it, with the spend there already:
+``tiers.tier_perks_grant``, once per viewer and tier; without this the tier's perk waited
+for the viewer's next order), writes the audit entry ``badge.granted``
     (actor None for an automatic grant) and emits ``badge.awarded`` to the shop and, for an
     award won in a stream, to the stream's viewers, all in one transaction. Raises
     AwardNotPending for an award that is granted or revoked already."""
@@ -68,6 +72,8 @@ def award_grant(*, award: Award, actor=None, now=None) -> Award:
         award.save(update_fields=fields)
         perks = perks_grant_for_award(award=award, now=now)
         badge = award.badge
+        if Tier.objects.filter(requires_badge=badge).exists():
+            perks += tier_perks_grant(user_id=award.user_id, shop=badge.shop, now=now)
         audit_record(
             actor=actor,
             action="badge.granted",
