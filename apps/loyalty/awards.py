@@ -53,12 +53,12 @@ def award_grant(*, award: Award, actor=None, now=None) -> Award:
     """Grant a pending ``award``: automatically (``actor`` None, from the rules) or approved
     by staff (``actor``: ``decided_by``/``decided_at`` say who and when). Grants the perk
     its badge carries (``perks_grant_for_award``) and the perk of every tier the badge now
-lets the viewer reach (a tier that ``requires_badge`` it, with the spend there already:
-``tiers.tier_perks_grant``, once per viewer and tier; without this the tier's perk waited
-for the viewer's next order), writes the audit entry ``badge.granted``
-    (actor None for an automatic grant) and emits ``badge.awarded`` to the shop and, for an
-    award won in a stream, to the stream's viewers, all in one transaction. Raises
-    AwardNotPending for an award that is granted or revoked already."""
+    lets the viewer reach (a tier that ``requires_badge`` it, the spend being there already:
+    ``tiers.tier_perks_grant``, once per viewer and tier; without it the tier's perk waited
+    for the viewer's next order), writes the audit entry ``badge.granted`` (actor None for
+    an automatic grant) and emits ``badge.awarded`` to the shop and, for an award won in a
+    stream, to the stream's viewers, all in one transaction. Raises AwardNotPending for an
+    award that is granted or revoked already."""
     now = now or timezone.now()
     with transaction.atomic():
         award = Award.objects.select_for_update().select_related("badge__shop", "user").get(pk=award.pk)
