@@ -49,3 +49,20 @@ def test_approving_the_badge_a_tier_requires_grants_the_tiers_perk_and_revoking_
     award_revoke(award=award, actor=staff, reason="Rule misfired", now=NOW)
     perk.refresh_from_db()
     assert perk.withdrawn_at == NOW
+
+
+@pytest.mark.parametrize("query", [{"stream": "²"}, {"badge": "²"}, {"stream": "١٢"}, {"badge": "0x1"}])
+def test_a_non_ascii_digit_id_on_the_moderation_list_is_a_400_not_a_500(api_client, query):
+    """``str.isdigit`` is true for '²' (int() refuses it) and for Arabic-Indic digits."""
+    api_client.force_authenticate(StaffFactory())
+    response = api_client.get("/api/v1/moderation/awards/", query)
+    assert (response.status_code, response.json()["code"]) == (400, "invalid_query")
+
+
+def test_a_non_ascii_digit_weeks_on_the_retention_page_is_the_default_not_a_500(client):
+    from tests.factories import CreatorFactory
+
+    client.force_login(CreatorFactory())
+    response = client.get("/admin/loyalty/award/retention/", {"weeks": "²"})
+    assert response.status_code == 200
+    assert response.content.decode().count("<tr><td>") == 12
