@@ -55,10 +55,10 @@ def award_grant(*, award: Award, actor=None, now=None) -> Award:
     its badge carries (``perks_grant_for_award``) and the perk of every tier the badge now
     lets the viewer reach (a tier that ``requires_badge`` it, the spend being there already:
     ``tiers.tier_perks_grant``, once per viewer and tier; without it the tier's perk waited
-    for the viewer's next order), writes the audit entry ``badge.granted`` (actor None for
-    an automatic grant) and emits ``badge.awarded`` to the shop and, for an award won in a
-    stream, to the stream's viewers, all in one transaction. Raises AwardNotPending for an
-    award that is granted or revoked already."""
+    for the viewer's next order), writes the audit entry (``badge.granted``, actor None, for
+    an automatic grant; ``badge.approved`` for an approval) and emits ``badge.awarded`` to
+    the shop and, for an award won in a stream, to the stream's viewers, all in one
+    transaction. Raises AwardNotPending for an award that is granted or revoked already."""
     now = now or timezone.now()
     with transaction.atomic():
         award = Award.objects.select_for_update().select_related("badge__shop", "user").get(pk=award.pk)
@@ -74,9 +74,11 @@ def award_grant(*, award: Award, actor=None, now=None) -> Award:
         badge = award.badge
         if Tier.objects.filter(requires_badge=badge).exists():
             perks += tier_perks_grant(user_id=award.user_id, shop=badge.shop, now=now)
+        # One entry per decision: ``badge.granted`` for an automatic grant, ``badge.approved``
+        # for a staff approval (moderation.awards_approve writes none of its own).
         audit_record(
             actor=actor,
-            action="badge.granted",
+            action="badge.approved" if actor is not None else "badge.granted",
             obj=award,
             shop=badge.shop,
             details={

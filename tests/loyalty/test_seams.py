@@ -66,3 +66,20 @@ def test_a_non_ascii_digit_weeks_on_the_retention_page_is_the_default_not_a_500(
     response = client.get("/admin/loyalty/award/retention/", {"weeks": "²"})
     assert response.status_code == 200
     assert response.content.decode().count("<tr><td>") == 12
+
+
+def test_one_staff_approval_is_one_audit_entry_with_the_perks_it_granted():
+    """award_grant (with the approver) and award_approve each wrote an entry for the same
+    approval: ``badge.granted`` and ``badge.approved``, same actor, same award."""
+    from apps.audit.models import AuditEntry
+
+    viewer, sku = make_buyer(), make_sku(price="50.00")
+    badge = make_badge(sku.shop, needs_review=True)
+    award = make_award(badge, viewer, status=Award.Status.PENDING)
+    staff = StaffFactory()
+    award_approve(award=award, actor=staff, now=NOW)
+    entries = list(AuditEntry.objects.filter(object_id=str(award.pk)))
+    assert [(e.action, e.actor) for e in entries] == [("badge.approved", staff)]
+    perk = Perk.objects.get(award=award)
+    assert entries[0].details["perks"] == [perk.pk]
+    assert (entries[0].details["badge"], entries[0].details["user"]) == (badge.pk, viewer.pk)
