@@ -61,7 +61,10 @@ def award_grant(*, award: Award, actor=None, now=None) -> Award:
     transaction. Raises AwardNotPending for an award that is granted or revoked already."""
     now = now or timezone.now()
     with transaction.atomic():
-        award = Award.objects.select_for_update().select_related("badge__shop", "user").get(pk=award.pk)
+        # ``of=("self",)``: lock the award only. Without it the joined badge, shop and user rows
+        # are locked FOR UPDATE too, which blocks every order/award/perk insert of the shop
+        # (their foreign keys take FOR KEY SHARE) and deadlocks concurrent badge handlers.
+        award = Award.objects.select_for_update(of=("self",)).select_related("badge__shop", "user").get(pk=award.pk)
         if award.status != Award.Status.PENDING:
             raise AwardNotPending()
         award.status = Award.Status.GRANTED
