@@ -175,7 +175,7 @@ class AwardAdmin(ShopScopedReadOnlyAdmin):
         if shop is None:
             raise Http404("No shop.")
         weeks = request.GET.get("weeks", "")
-        weeks = min(max(int(weeks), 4), 52) if weeks.isdigit() and len(weeks) < 4 else DEFAULT_WEEKS
+        weeks = min(max(int(weeks), 4), 52) if weeks.isascii() and weeks.isdigit() and len(weeks) < 4 else DEFAULT_WEEKS
         retention = retention_of(shop=shop, weeks=weeks)
         context = {
             **self.admin_site.each_context(request),

@@ -83,7 +83,9 @@ def _positive_int(params, name: str) -> int | None:
     raw = params.get(name)
     if raw is None:
         return None
-    if not raw.isdigit() or len(raw) > 18:
+    # ASCII digits only: str.isdigit() is also true for '²' (which int() refuses: a 500)
+    # and for other scripts' digits.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise BadQuery(f"{name} must be an id.")
     return int(raw)
 

@@ -11,8 +11,9 @@ from apps.audit.services import audit_record
 from creatorcommerce.errors import Conflict
 from creatorcommerce.spine.events import emit
 
-from .models import Award, Badge
+from .models import Award, Badge, Tier
 from .perks import perks_grant_for_award
+from .tiers import tier_perks_grant
 
 
 class AwardNotPending(Conflict):
@@ -51,13 +52,19 @@ def award_create(*, badge: Badge, user, scope: str, stream_id: int | None, now=N
 def award_grant(*, award: Award, actor=None, now=None) -> Award:
     """Grant a pending ``award``: automatically (``actor`` None, from the rules) or approved
     by staff (``actor``: ``decided_by``/``decided_at`` say who and when). Grants the perk
-    its badge carries (``perks_grant_for_award``), writes the audit entry ``badge.granted``
-    (actor None for an automatic grant) and emits ``badge.awarded`` to the shop and, for an
-    award won in a stream, to the stream's viewers, all in one transaction. Raises
-    AwardNotPending for an award that is granted or revoked already."""
+    its badge carries (``perks_grant_for_award``) and the perk of every tier the badge now
+    lets the viewer reach (a tier that ``requires_badge`` it, the spend being there already:
+    ``tiers.tier_perks_grant``, once per viewer and tier; without it the tier's perk waited
+    for the viewer's next order), writes the audit entry (``badge.granted``, actor None, for
+    an automatic grant; ``badge.approved`` for an approval) and emits ``badge.awarded`` to
+    the shop and, for an award won in a stream, to the stream's viewers, all in one
+    transaction. Raises AwardNotPending for an award that is granted or revoked already."""
     now = now or timezone.now()
     with transaction.atomic():
-        award = Award.objects.select_for_update().select_related("badge__shop", "user").get(pk=award.pk)
+        # ``of=("self",)``: lock the award only. Without it the joined badge, shop and user rows
+        # are locked FOR UPDATE too, which blocks every order/award/perk insert of the shop
+        # (their foreign keys take FOR KEY SHARE) and deadlocks concurrent badge handlers.
+        award = Award.objects.select_for_update(of=("self",)).select_related("badge__shop", "user").get(pk=award.pk)
         if award.status != Award.Status.PENDING:
             raise AwardNotPending()
         award.status = Award.Status.GRANTED
@@ -68,9 +75,13 @@ def award_grant(*, award: Award, actor=None, now=None) -> Award:
         award.save(update_fields=fields)
         perks = perks_grant_for_award(award=award, now=now)
         badge = award.badge
+        if Tier.objects.filter(requires_badge=badge).exists():
+            perks += tier_perks_grant(user_id=award.user_id, shop=badge.shop, now=now)
+        # One entry per decision: ``badge.granted`` for an automatic grant, ``badge.approved``
+        # for a staff approval (moderation.awards_approve writes none of its own).
         audit_record(
             actor=actor,
-            action="badge.granted",
+            action="badge.approved" if actor is not None else "badge.granted",
             obj=award,
             shop=badge.shop,
             details={

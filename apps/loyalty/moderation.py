@@ -99,18 +99,9 @@ def awards_approve(*, awards: Iterable[Award], actor, now=None) -> list[Award]:
             )
         done = []
         for award in locked:
-            award_grant(award=award, actor=actor, now=now)
-            award = Award.objects.select_related("badge__shop").get(pk=award.pk)
-            if award.decided_by_id is None:  # who decided is the moderation's record
-                award.decided_by, award.decided_at = actor, now
-                award.save(update_fields=["decided_by", "decided_at"])
-            audit_record(
-                actor=actor,
-                action="badge.approved",
-                obj=award,
-                shop=award.badge.shop,
-                details={"badge": award.badge_id, "badge_name": award.badge.name, "user": award.user_id},
-            )
+            # award_grant records who decided (decided_by/decided_at) and writes the one
+            # audit entry of the approval (``badge.approved``, with the perks it granted).
+            award = award_grant(award=award, actor=actor, now=now)
             done.append(award)
     return done
 

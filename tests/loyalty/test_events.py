@@ -72,8 +72,9 @@ def test_pending_awards_emit_nothing_until_approved(drop, buyers, make_badge):
     assert events == [
         ("badge.awarded", _payload(award, badge, buyers[0], drop), [f"shop.{badge.shop_id}", f"stream.{drop.pk}"])
     ]
-    entry = AuditEntry.objects.get(action="badge.granted", object_id=str(award.pk))
-    assert entry.actor == staff and entry.details["approved"] is True
+    # An approval is one audit entry, ``badge.approved`` (not also ``badge.granted``).
+    entry = AuditEntry.objects.get(object_id=str(award.pk))
+    assert (entry.action, entry.actor, entry.details["approved"]) == ("badge.approved", staff, True)
     # Granting again is refused and emits nothing.
     with captured_events() as events, pytest.raises(AwardNotPending):
         award_grant(award=award, actor=staff, now=now)

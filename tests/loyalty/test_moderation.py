@@ -126,9 +126,23 @@ def test_approve_grants_a_pending_award_and_records_who_approved():
     with captured_events() as events:
         approved = award_approve(award=award, actor=staff, now=NOW)
     assert (approved.status, approved.decided_by, approved.decided_at) == ("granted", staff, NOW)
-    entry = AuditEntry.objects.get(action="badge.approved")
-    assert (entry.actor, entry.object_id, entry.shop_id) == (staff, str(award.pk), badge.shop_id)
-    assert entry.details == {"badge": badge.pk, "badge_name": badge.name, "user": award.user_id}
+    entry = AuditEntry.objects.get()  # the approval's one entry (award_grant writes it)
+    assert (entry.action, entry.actor, entry.object_id, entry.shop_id) == (
+        "badge.approved",
+        staff,
+        str(award.pk),
+        badge.shop_id,
+    )
+    perk = Perk.objects.get(award=award)
+    assert entry.details == {
+        "badge": badge.pk,
+        "badge_name": badge.name,
+        "user": award.user_id,
+        "scope": "",
+        "stream": None,
+        "approved": True,
+        "perks": [perk.pk],
+    }
     # The grant is award_grant's (apps/loyalty/awards.py): the badge's perk is the viewer's now.
     assert Perk.objects.filter(award=award, withdrawn_at__isnull=True).count() == 1
     assert events.of("badge.revoked") == []  # badge.awarded (award_grant's) says it is granted
