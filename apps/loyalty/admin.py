@@ -10,7 +10,8 @@ from django.contrib import admin
 from creatorcommerce.admin import ShopScopedAdmin, is_staff, user_shop
 
 from .badges import BADGE_FIELDS, badge_errors, badge_save
-from .models import Badge
+from .models import Badge, Tier
+from .tiers import TIER_FIELDS, tier_errors, tier_save
 
 
 class BadgeForm(forms.ModelForm):
@@ -89,6 +90,57 @@ class BadgeAdmin(ShopScopedAdmin):
         self.assign_shop(request, obj)
         fields = {name: form.cleaned_data[name] for name in BADGE_FIELDS if name in form.cleaned_data}
         saved = badge_save(shop=obj.shop, badge=obj if change else None, **fields)
+        obj.pk = saved.pk
+        obj._state.adding = False
+
+
+class TierForm(forms.ModelForm):
+    class Meta:
+        model = Tier
+        fields = ("shop", *TIER_FIELDS)
+
+    assigned_shop = None  # the creator's shop (set per request); staff choose one
+
+    def clean(self):
+        cleaned = super().clean()
+        shop = self.assigned_shop or cleaned.get("shop")
+        if shop is not None:
+            fields = {name: cleaned.get(name) for name in TIER_FIELDS if name in self.fields}
+            for field, messages in tier_errors(shop=shop, fields=fields, tier=self.instance).items():
+                for message in messages:
+                    if field in self.fields and field not in self.errors:
+                        self.add_error(field, message)
+        return cleaned
+
+
+@admin.register(Tier)
+class TierAdmin(ShopScopedAdmin):
+    """Spend tiers of the creator's shop (docs/loyalty.md, "Perks and tiers"), written
+    through ``tier_save``; the badge a tier may require is one of their own."""
+
+    form = TierForm
+    list_display = ("name", "threshold", "period", "requires_badge", "perk_kind")
+    list_select_related = ("shop", "requires_badge")
+
+    def get_fields(self, request, obj=None):
+        fields = ("shop", *TIER_FIELDS)
+        return fields if is_staff(request.user) else fields[1:]
+
+    def get_list_display(self, request):
+        columns = tuple(super().get_list_display(request))
+        return (*columns[:1], "shop", *columns[1:]) if is_staff(request.user) else columns
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if not is_staff(request.user):
+            # (The badge choices are the creator's own: ShopScopedAdmin scopes foreign keys.)
+            form = type(form.__name__, (form,), {"assigned_shop": user_shop(request.user)})
+        return form
+
+    def save_model(self, request, obj, form, change):
+        self.assign_shop(request, obj)
+        fields = {name: form.cleaned_data[name] for name in TIER_FIELDS if name in form.cleaned_data}
+        saved = tier_save(shop=obj.shop, tier=obj if change else None, **fields)
         obj.pk = saved.pk
         obj._state.adding = False
 

@@ -76,11 +76,19 @@ def badge_errors(*, shop, fields: dict, badge: Badge | None = None) -> dict[str,
         add("name", "Your shop has a badge of this name already.")
     if fields.get("icon") is not None and not str(fields["icon"]).strip():
         add("icon", "Give the badge an icon (an emoji or a short symbol).")
+    for field, message in perk_errors(fields).items():
+        add(field, message)
+    return errors
+
+
+def perk_errors(fields: dict) -> dict[str, str]:
+    """What a badge's or a tier's perk fields miss (a perk of that kind needs them)."""
+    errors = {}
     kind = fields.get("perk_kind") or ""
     if kind == PerkKind.PERCENT_OFF and fields.get("perk_percent") is None:
-        add("perk_percent", "Required for a percent-off perk.")
+        errors["perk_percent"] = "Required for a percent-off perk."
     if kind == PerkKind.EARLY_ACCESS and fields.get("perk_minutes") is None:
-        add("perk_minutes", "Required for an early-access perk.")
+        errors["perk_minutes"] = "Required for an early-access perk."
     return errors
 
 

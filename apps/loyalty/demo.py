@@ -1,7 +1,7 @@
 """The loyalty app's demo step (docs/loyalty.md): two badges of the demo drop, "Early
 supporter" (the first 1,000 buyers, no review) and "Superfan" (any buy in the drop, needs
 review, grants 10 % off the next order); two lifetime tiers, "Silver" from 50.00 and
-"Gold" from 200.00 (free shipping); and three demo fans with awards, some granted and some
+"Gold" from 200.00 (15 % off the next order); and three demo fans with awards, some granted and some
 pending, so staff see a real queue at /admin/loyalty/award/?status__exact=pending.
 
 Awards go through ``awards.award_create`` as the rules' handlers would (a badge that needs
@@ -18,7 +18,9 @@ from django.utils import timezone
 from apps.accounts.demo import demo_user
 
 from .awards import award_create
+from .badges import badge_save
 from .models import Award, Badge, PerkKind, Tier
+from .tiers import tier_save
 
 EARLY_SUPPORTER = "Early supporter"
 SUPERFAN = "Superfan"
@@ -31,17 +33,16 @@ DEMO_FANS = {
 }
 DEMO_TIERS = [
     ("Silver", Decimal("50.00"), {}),
-    ("Gold", Decimal("200.00"), {"perk_kind": PerkKind.FREE_SHIPPING}),
+    ("Gold", Decimal("200.00"), {"perk_kind": PerkKind.PERCENT_OFF, "perk_percent": Decimal("15.00")}),
 ]
 
 
 def _badge(shop, stream, name: str, **fields) -> Badge:
     badge = Badge.objects.filter(shop=shop, name=name).first()
     if badge is None:
-        return Badge.objects.create(shop=shop, name=name, stream=stream, **fields)
+        return badge_save(shop=shop, name=name, stream=stream, **fields)
     if badge.stream_id != stream.pk:  # the last demo drop ended; a re-seed made a new one
-        badge.stream = stream
-        badge.save(update_fields=["stream"])
+        badge = badge_save(shop=shop, badge=badge, stream=stream)
     return badge
 
 
@@ -75,7 +76,7 @@ def seed(context: dict) -> dict:
     }
     for name, threshold, perk in DEMO_TIERS:
         if not Tier.objects.filter(shop=shop, name=name).exists():
-            Tier.objects.create(shop=shop, name=name, threshold=threshold, period=Tier.Period.LIFETIME, **perk)
+            tier_save(shop=shop, name=name, threshold=threshold, period=Tier.Period.LIFETIME, **perk)
 
     scope = f"stream:{stream.pk}"
     for email, (display_name, names) in DEMO_FANS.items():

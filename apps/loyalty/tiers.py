@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Shop
 from apps.orders.models import Order
+from creatorcommerce.errors import DomainError
 from creatorcommerce.spine.registry import handler
 
 from .models import Award, Perk, Tier
@@ -187,3 +188,68 @@ def tier_recheck_on_refund(event):
     shop = _shop(event.payload["shop"])
     if buyer_id is not None and shop is not None:
         tier_recheck(user=buyer_id, shop=shop, now=timezone.now())
+
+
+TIER_FIELDS = (
+    "name",
+    "threshold",
+    "period",
+    "requires_badge",
+    "perk_kind",
+    "perk_percent",
+    "perk_minutes",
+    "perk_valid_days",
+)
+
+
+class TierInvalid(DomainError):
+    code = "invalid"
+    message = "The tier is not valid."
+
+
+def tier_errors(*, shop, fields: dict, tier: Tier | None = None) -> dict[str, list[str]]:
+    """What is wrong with ``fields`` for a tier of ``shop`` (``tier``: the one changed)."""
+    from .badges import perk_errors
+
+    errors: dict[str, list[str]] = {}
+    name = (fields.get("name") or "").strip()
+    others = Tier.objects.filter(shop=shop).exclude(pk=getattr(tier, "pk", None))
+    if not name:
+        errors.setdefault("name", []).append("Name the tier.")
+    elif others.filter(name=name).exists():
+        errors.setdefault("name", []).append("Your shop has a tier of this name already.")
+    threshold = fields.get("threshold")
+    if threshold is None or threshold < 0:
+        errors.setdefault("threshold", []).append("Give the spend (0 or more) from which a viewer is in this tier.")
+    elif others.filter(threshold=threshold).exists():
+        errors.setdefault("threshold", []).append("Another tier of your shop starts at this spend.")
+    badge = fields.get("requires_badge")
+    if badge is not None and badge.shop_id != shop.pk:
+        errors.setdefault("requires_badge", []).append("Choose one of your own badges.")
+    for field, message in perk_errors(fields).items():
+        errors.setdefault(field, []).append(message)
+    return errors
+
+
+def tier_save(*, shop, tier: Tier | None = None, **fields) -> Tier:
+    """Create (``tier`` None) or change a spend tier of ``shop``. Raises TierInvalid (with
+    ``fields``) and writes nothing when a field is wrong. Standings follow from spend when
+    they are read; a tier's perk is granted when a viewer next reaches it (``order.placed``)."""
+    unknown = set(fields) - set(TIER_FIELDS)
+    if unknown:
+        raise TypeError(f"tier_save() got unexpected fields {sorted(unknown)}")
+    current = {name: getattr(tier, name) for name in TIER_FIELDS} if tier is not None and tier.pk else {}
+    merged = {**current, **fields}
+    errors = tier_errors(shop=shop, fields=merged, tier=tier)
+    if errors:
+        raise TierInvalid(fields=errors)
+    with transaction.atomic():
+        if tier is None or tier.pk is None:
+            tier = tier or Tier(shop=shop)
+            tier.shop = shop
+        else:
+            tier = Tier.objects.select_for_update().get(pk=tier.pk, shop=shop)
+        for name, value in fields.items():
+            setattr(tier, name, value.strip() if name == "name" and isinstance(value, str) else value)
+        tier.save()
+    return tier

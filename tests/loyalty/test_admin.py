@@ -112,3 +112,43 @@ def test_creator_edits_a_badge_through_the_service(client):
     assert response.status_code == 302, response.content.decode()[:2000]
     badge.refresh_from_db()
     assert badge.count == 5
+
+
+# -- tiers ---------------------------------------------------------------------------------
+
+TIER_ADD = "/admin/loyalty/tier/add/"
+
+
+def _tier_form(client, **changes) -> dict:
+    data = page_form(client, TIER_ADD)
+    data.update({"name": "Silver", "threshold": "50.00", "period": "lifetime"})
+    data.update(changes)
+    return data
+
+
+def test_creator_sets_their_shops_tiers_written_through_tier_save(client):
+    from apps.loyalty.models import Tier
+
+    creator, other = CreatorFactory(), CreatorFactory()
+    theirs = badge_save(shop=other.shop, name="Theirs", icon="x", rule="repeat", count=2)
+    mine = badge_save(shop=creator.shop, name="Mine", icon="y", rule="repeat", count=2)
+    client.force_login(creator)
+    page = client.get(TIER_ADD).content.decode()
+    assert "Mine" in page and "Theirs" not in page  # badge choices: their own
+    response = client.post(
+        TIER_ADD, _tier_form(client, requires_badge=str(mine.pk), perk_kind="percent_off", perk_percent="5")
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    tier = Tier.objects.get(name="Silver")
+    assert (tier.shop_id, tier.threshold, tier.requires_badge_id) == (creator.shop.pk, 50, mine.pk)
+    # Field errors, nothing written: the same threshold twice, a percent perk without a
+    # percent, another shop's badge.
+    for changes, field in (
+        ({"name": "Silver 2"}, "threshold"),
+        ({"name": "Gold", "threshold": "200.00", "perk_kind": "percent_off"}, "perk_percent"),
+        ({"name": "Gold", "threshold": "200.00", "requires_badge": str(theirs.pk)}, "requires_badge"),
+    ):
+        response = client.post(TIER_ADD, _tier_form(client, **changes))
+        assert response.status_code == 200 and field in response.context["adminform"].form.errors, changes
+    assert Tier.objects.count() == 1
+    assert client.get(f"/admin/loyalty/tier/{tier.pk}/change/").status_code == 200
