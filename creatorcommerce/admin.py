@@ -192,6 +192,52 @@ class _ShopAssignedForm:
         super()._update_errors(errors)
 
 
+class ServiceCheckedForm(forms.ModelForm):
+    """A shop's model form whose rules live in its app's service (``geo_offer_errors``,
+    ``badge_errors``, ...): ``service_errors`` runs in ``clean`` on the ``service_fields``
+    the form shows, and each message lands on its field (or on the form, for a field it does
+    not show), so the admin shows what the service would refuse before the save calls it.
+    ``assigned_shop`` is the creator's shop (set by ``ShopScopedAdmin.get_form``); staff
+    choose one in the form."""
+
+    assigned_shop = None
+    service_fields: tuple[str, ...] = ()
+
+    def service_errors(self, *, shop, fields: dict) -> dict[str, list[str]]:
+        raise NotImplementedError
+
+    def clean(self):
+        cleaned = super().clean()
+        shop = self.assigned_shop or cleaned.get("shop")
+        if shop is not None:
+            fields = {name: cleaned.get(name) for name in self.service_fields if name in self.fields}
+            for field, messages in self.service_errors(shop=shop, fields=fields).items():
+                for message in messages:
+                    if field not in self.fields:
+                        self.add_error(None, message)
+                    elif field not in self.errors:  # one message per field: its own first
+                        self.add_error(field, message)
+        return cleaned
+
+
+class StaffShopColumn:
+    """Staff see every shop's rows: a "Shop" column says whose each is (a creator's list is
+    their own shop's only, so it has none). ``shop_path`` is the ORM path to the Shop."""
+
+    shop_path = "shop"
+
+    def get_list_display(self, request):
+        columns = tuple(super().get_list_display(request))
+        return (*columns[:1], "shop_name", *columns[1:]) if is_staff(request.user) else columns
+
+    @admin.display(description="Shop")
+    def shop_name(self, obj):
+        target = obj
+        for part in self.shop_path.split("__"):
+            target = getattr(target, part)
+        return target.name
+
+
 class ShopScopedAdmin(_SafeText, _ScopedChoices, admin.ModelAdmin):
     """Full rights for staff; for a creator, full rights on their own shop's objects only."""
 

@@ -12,30 +12,20 @@ from django.contrib import admin
 from django.db.models import Count, Q
 
 from apps.catalog.models import Location
-from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline, ShopScopedReadOnlyAdmin, is_staff, user_shop
+from creatorcommerce.admin import (
+    ServiceCheckedForm,
+    ShopScopedAdmin,
+    ShopScopedInline,
+    ShopScopedReadOnlyAdmin,
+    StaffShopColumn,
+    is_staff,
+    user_shop,
+)
 
 from .coupons import GEO_OFFER_FIELDS, geo_offer_errors, geo_offer_save
 from .models import Coupon, GeoOffer, Venue, VenueHours
 from .services import _VENUE_FIELDS, venue_create, venue_delete, venue_hours_set, venue_update
 from .widgets import FenceMapWidget
-
-
-class StaffShopColumn:
-    """Staff see every shop's rows: a "Shop" column says whose each is (a creator's list is
-    their own shop's only, so it has none). ``shop_path`` is the ORM path to the Shop."""
-
-    shop_path = "shop"
-
-    def get_list_display(self, request):
-        columns = tuple(super().get_list_display(request))
-        return (*columns[:1], "shop_name", *columns[1:]) if is_staff(request.user) else columns
-
-    @admin.display(description="Shop")
-    def shop_name(self, obj):
-        target = obj
-        for part in self.shop_path.split("__"):
-            target = getattr(target, part)
-        return target.name
 
 
 class FenceField(forms.JSONField):
@@ -184,21 +174,15 @@ class VenueAdmin(StaffShopColumn, ShopScopedAdmin):
 # -- geo offers and coupons (docs/geofences.md) ----------------------------------------
 
 
-class GeoOfferForm(forms.ModelForm):
+class GeoOfferForm(ServiceCheckedForm):
+    service_fields = GEO_OFFER_FIELDS
+
     class Meta:
         model = GeoOffer
         fields = ("shop", *GEO_OFFER_FIELDS)
 
-    assigned_shop = None  # the creator's shop (set per request); staff choose one
-
-    def clean(self):
-        cleaned = super().clean()
-        shop = self.assigned_shop or cleaned.get("shop")
-        if shop is not None:
-            for field, messages in geo_offer_errors(shop=shop, fields=cleaned).items():
-                for message in messages:
-                    self.add_error(field if field in self.fields else None, message)
-        return cleaned
+    def service_errors(self, *, shop, fields):
+        return geo_offer_errors(shop=shop, fields=fields)
 
 
 @admin.register(GeoOffer)
@@ -245,12 +229,6 @@ class GeoOfferAdmin(StaffShopColumn, ShopScopedAdmin):
     @admin.display(description="Redeemed", ordering="redeemed_count")
     def redeemed(self, obj):
         return obj.redeemed_count
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        if not is_staff(request.user):
-            form = type(form.__name__, (form,), {"assigned_shop": user_shop(request.user)})
-        return form
 
     def save_model(self, request, obj, form, change):
         self.assign_shop(request, obj)

@@ -4,39 +4,28 @@ ShopScopedAdmin), every rule's requirement a field error. Written through ``badg
 
 from __future__ import annotations
 
-from django import forms
 from django.contrib import admin
 
-from creatorcommerce.admin import ShopScopedAdmin, is_staff, user_shop
+from creatorcommerce.admin import ServiceCheckedForm, ShopScopedAdmin, StaffShopColumn, is_staff
 
 from .badges import BADGE_FIELDS, badge_errors, badge_save
 from .models import Badge, Tier
 from .tiers import TIER_FIELDS, tier_errors, tier_save
 
 
-class BadgeForm(forms.ModelForm):
+class BadgeForm(ServiceCheckedForm):
+    service_fields = BADGE_FIELDS
+
     class Meta:
         model = Badge
         fields = ("shop", *BADGE_FIELDS)
 
-    assigned_shop = None  # the creator's shop (set per request); staff choose one
-
-    def clean(self):
-        cleaned = super().clean()
-        shop = self.assigned_shop or cleaned.get("shop")
-        if shop is not None:
-            fields = {name: cleaned.get(name) for name in BADGE_FIELDS if name in self.fields}
-            for field, messages in badge_errors(shop=shop, fields=fields, badge=self.instance).items():
-                for message in messages:
-                    if field in self.fields and field not in self.errors:
-                        self.add_error(field, message)
-                    elif field not in self.fields:
-                        self.add_error(None, message)
-        return cleaned
+    def service_errors(self, *, shop, fields):
+        return badge_errors(shop=shop, fields=fields, badge=self.instance)
 
 
 @admin.register(Badge)
-class BadgeAdmin(ShopScopedAdmin):
+class BadgeAdmin(StaffShopColumn, ShopScopedAdmin):
     form = BadgeForm
     list_display = ("__str__", "rule", "rule_terms", "needs_review", "is_active", "awards_granted")
     list_filter = ("rule", "needs_review", "is_active")
@@ -64,10 +53,6 @@ class BadgeAdmin(ShopScopedAdmin):
         first["fields"] = tuple(f for f in first["fields"] if f != "shop")
         return ((None, first), *self.fieldsets[1:])
 
-    def get_list_display(self, request):
-        columns = tuple(super().get_list_display(request))
-        return (*columns[:1], "shop", *columns[1:]) if is_staff(request.user) else columns
-
     @admin.display(description="Terms")
     def rule_terms(self, obj):
         if obj.rule == Badge.Rule.DEAL_SPEED:
@@ -80,12 +65,6 @@ class BadgeAdmin(ShopScopedAdmin):
     def awards_granted(self, obj):
         return obj.awards.filter(status="granted").count()
 
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        if not is_staff(request.user):
-            form = type(form.__name__, (form,), {"assigned_shop": user_shop(request.user)})
-        return form
-
     def save_model(self, request, obj, form, change):
         self.assign_shop(request, obj)
         fields = {name: form.cleaned_data[name] for name in BADGE_FIELDS if name in form.cleaned_data}
@@ -94,27 +73,19 @@ class BadgeAdmin(ShopScopedAdmin):
         obj._state.adding = False
 
 
-class TierForm(forms.ModelForm):
+class TierForm(ServiceCheckedForm):
+    service_fields = TIER_FIELDS
+
     class Meta:
         model = Tier
         fields = ("shop", *TIER_FIELDS)
 
-    assigned_shop = None  # the creator's shop (set per request); staff choose one
-
-    def clean(self):
-        cleaned = super().clean()
-        shop = self.assigned_shop or cleaned.get("shop")
-        if shop is not None:
-            fields = {name: cleaned.get(name) for name in TIER_FIELDS if name in self.fields}
-            for field, messages in tier_errors(shop=shop, fields=fields, tier=self.instance).items():
-                for message in messages:
-                    if field in self.fields and field not in self.errors:
-                        self.add_error(field, message)
-        return cleaned
+    def service_errors(self, *, shop, fields):
+        return tier_errors(shop=shop, fields=fields, tier=self.instance)
 
 
 @admin.register(Tier)
-class TierAdmin(ShopScopedAdmin):
+class TierAdmin(StaffShopColumn, ShopScopedAdmin):
     """Spend tiers of the creator's shop (docs/loyalty.md, "Perks and tiers"), written
     through ``tier_save``; the badge a tier may require is one of their own."""
 
@@ -125,17 +96,6 @@ class TierAdmin(ShopScopedAdmin):
     def get_fields(self, request, obj=None):
         fields = ("shop", *TIER_FIELDS)
         return fields if is_staff(request.user) else fields[1:]
-
-    def get_list_display(self, request):
-        columns = tuple(super().get_list_display(request))
-        return (*columns[:1], "shop", *columns[1:]) if is_staff(request.user) else columns
-
-    def get_form(self, request, obj=None, change=False, **kwargs):
-        form = super().get_form(request, obj, change=change, **kwargs)
-        if not is_staff(request.user):
-            # (The badge choices are the creator's own: ShopScopedAdmin scopes foreign keys.)
-            form = type(form.__name__, (form,), {"assigned_shop": user_shop(request.user)})
-        return form
 
     def save_model(self, request, obj, form, change):
         self.assign_shop(request, obj)
