@@ -162,6 +162,13 @@ def row_by_pk(model: type[Model], pk, *, using: str = "default") -> Model | None
     return model.from_db(using, names, values)
 
 
+def after_gate(after: str | None) -> str:
+    """The condition that chains a claim's statement to the CTE part before it (the buy's
+    one statement on PostgreSQL: apps/pricing/claims.py ``claims_chain``): it takes only if
+    that part returned a row. ``after`` is a CTE name from our code, never input."""
+    return f" AND EXISTS (SELECT 1 FROM {after})" if after else ""  # noqa: S608 - a CTE name from our code
+
+
 @lru_cache(maxsize=64)
 def _select_where(model: type[Model], field: str, lock: bool, using: str) -> str:
     connection = connections[using]

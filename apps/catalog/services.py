@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apps.accounts.models import Shop
 from creatorcommerce.spine.events import emit
-from creatorcommerce.sql import names
+from creatorcommerce.sql import after_gate, names
 
 from .exceptions import (
     BuyerLimitExceeded,
@@ -93,7 +93,7 @@ def stock_take_statement(*, level_id: int, quantity: int, after: str | None = No
     part returned a row, and after it (docs/pricing.md, "Claims")."""
     n = names(StockLevel)
     # Identifiers from the model's meta; ``after`` is a CTE name from our code; values are parameters.
-    gate = f" AND EXISTS (SELECT 1 FROM {after})" if after else ""  # noqa: S608 - a CTE name from our code
+    gate = after_gate(after)
     return (
         f"UPDATE {n.table} SET {n.available} = {n.available} - %s, {n.version} = {n.version} + 1, "  # noqa: S608
         f"{n.updated_at} = CURRENT_TIMESTAMP WHERE {n.id} = %s AND {n.available} >= %s{gate} "

@@ -19,14 +19,14 @@ concurrent buys with one coupon exactly one gets it, and a cap is never exceeded
 
 from __future__ import annotations
 
-from django.db import connection
 from django.db.models import F
 from django.db.models.functions import Least
 from django.utils import timezone
 
+from apps.pricing.claims import SingleUseCounter
 from apps.pricing.offers import Context, Kind, Offer
 from apps.pricing.registry import counter_source, offer_provider
-from creatorcommerce.sql import names
+from creatorcommerce.sql import after_gate, names
 
 from .coupons import coupon_event_payload, coupon_value
 from .exceptions import CouponCapReached, CouponExpired, CouponNotApplicable, CouponNotYours, CouponUsed
@@ -84,41 +84,14 @@ def coupon_offers(*, buyer, lines, context: Context) -> list[Offer]:
     return [coupon_offer(coupon, now=now)]
 
 
-def _gate(after: str | None) -> str:
-    return f" AND EXISTS (SELECT 1 FROM {after})" if after else ""  # noqa: S608 - a CTE name from our code
-
-
-def _when(now):
-    return connection.ops.adapt_datetimefield_value(now)
-
-
 @counter_source(COUPON)
-class CouponCounter:
+class CouponCounter(SingleUseCounter):
     """A coupon's single use: taken while it is the buyer's, unused and not expired."""
 
-    @property
-    def column(self) -> str:
-        return names(Coupon).id
+    model, used = Coupon, "redeemed_at"
 
-    def _condition(self) -> str:
-        n = names(Coupon)
-        return f"{n.id} = %s AND {n.user_id} = %s AND {n.redeemed_at} IS NULL AND {n.expires_at} > %s"
-
-    def lock_statement(self, *, id: int, buyer_id: int, now, after: str | None) -> tuple[str, list]:
-        n = names(Coupon)
-        # Identifiers from the model's meta; ``after`` is a CTE name from our code; values are parameters.
-        return (
-            f"SELECT {n.id} FROM {n.table} WHERE {self._condition()}{_gate(after)} FOR UPDATE",  # noqa: S608
-            [id, buyer_id, _when(now)],
-        )
-
-    def take_statement(self, *, id: int, buyer_id: int, now, after: str | None) -> tuple[str, list]:
-        n = names(Coupon)
-        return (
-            f"UPDATE {n.table} SET {n.redeemed_at} = %s WHERE {self._condition()}{_gate(after)} "  # noqa: S608
-            f"RETURNING {n.id}",
-            [_when(now), id, buyer_id, _when(now)],
-        )
+    def usable(self, n) -> str:
+        return f"{n.expires_at} > %s"
 
     def refused(self, *, id: int, now):
         coupon = Coupon.objects.filter(pk=id).values("redeemed_at", "expires_at").first()
@@ -145,7 +118,7 @@ class GeoOfferCounter:
     def lock_statement(self, *, id: int, buyer_id: int, now, after: str | None) -> tuple[str, list]:
         n = names(GeoOffer)
         return (
-            f"SELECT {n.id} FROM {n.table} WHERE {n.id} = %s AND {n.redemptions_left} > 0{_gate(after)} "  # noqa: S608
+            f"SELECT {n.id} FROM {n.table} WHERE {n.id} = %s AND {n.redemptions_left} > 0{after_gate(after)} "  # noqa: S608
             "FOR UPDATE",
             [id],
         )
@@ -154,7 +127,7 @@ class GeoOfferCounter:
         n = names(GeoOffer)
         return (
             f"UPDATE {n.table} SET {n.redemptions_left} = {n.redemptions_left} - 1 "  # noqa: S608
-            f"WHERE {n.id} = %s AND {n.redemptions_left} > 0{_gate(after)} RETURNING {n.id}",
+            f"WHERE {n.id} = %s AND {n.redemptions_left} > 0{after_gate(after)} RETURNING {n.id}",
             [id],
         )
 

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from apps.audit.services import audit_record
+from apps.pricing.claims import SingleUseCounter
 from apps.pricing.offers import Context, Kind, Offer
 from apps.pricing.registry import buyer_flag, counter_source, offer_provider
 from creatorcommerce.errors import Conflict
@@ -117,45 +118,15 @@ def perk_offers(*, buyer, lines, context: Context) -> list[Offer]:
     ]
 
 
-def _gate(after: str | None) -> str:
-    return f" AND EXISTS (SELECT 1 FROM {after})" if after else ""  # noqa: S608 - a CTE name from our code
-
-
-def _when(now):
-    return connection.ops.adapt_datetimefield_value(now)
-
-
 @counter_source(PERK)
-class PerkCounter:
+class PerkCounter(SingleUseCounter):
     """A perk's single use: taken while it is the buyer's, unused, not withdrawn and not
     expired; taking it sets ``used_at``."""
 
-    @property
-    def column(self) -> str:
-        return names(Perk).id
+    model, used = Perk, "used_at"
 
-    def _condition(self) -> str:
-        n = names(Perk)
-        return (
-            f"{n.id} = %s AND {n.user_id} = %s AND {n.used_at} IS NULL AND {n.withdrawn_at} IS NULL "
-            f"AND ({n.expires_at} IS NULL OR {n.expires_at} > %s)"
-        )
-
-    def lock_statement(self, *, id: int, buyer_id: int, now, after: str | None) -> tuple[str, list]:
-        n = names(Perk)
-        # Identifiers from the model's meta; ``after`` is a CTE name from our code; values are parameters.
-        return (
-            f"SELECT {n.id} FROM {n.table} WHERE {self._condition()}{_gate(after)} FOR UPDATE",  # noqa: S608
-            [id, buyer_id, _when(now)],
-        )
-
-    def take_statement(self, *, id: int, buyer_id: int, now, after: str | None) -> tuple[str, list]:
-        n = names(Perk)
-        return (
-            f"UPDATE {n.table} SET {n.used_at} = %s WHERE {self._condition()}{_gate(after)} "  # noqa: S608
-            f"RETURNING {n.id}",
-            [_when(now), id, buyer_id, _when(now)],
-        )
+    def usable(self, n) -> str:
+        return f"{n.withdrawn_at} IS NULL AND ({n.expires_at} IS NULL OR {n.expires_at} > %s)"
 
     def refused(self, *, id: int, now):
         perk = Perk.objects.filter(pk=id).values("used_at", "withdrawn_at", "expires_at").first()

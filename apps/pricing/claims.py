@@ -46,6 +46,7 @@ from apps.catalog.services import (
     stock_return,
     stock_take_statement,
 )
+from creatorcommerce.sql import after_gate, names
 
 from .offers import PricedLine
 from .registry import counter_source_for, units_source, units_source_for
@@ -337,3 +338,43 @@ class StockUnits:
     def give_back(self, *, id: int, quantity: int, line: LineRef) -> tuple[str, dict, list]:
         count = stock_return(level_id=id, quantity=quantity)
         return stock_changed_event(sku_id=line.sku_id, sku_code=line.sku_code, shop_id=line.shop_id, level=count)
+
+
+class SingleUseCounter:
+    """A counter source (``@counter_source``) for a row a buyer uses once: a coupon, a perk.
+    Taken while the row is the buyer's, its ``used`` column is empty and ``usable`` (the
+    subclass's extra condition on the row, parameterised by ``now`` only) holds; taking it
+    sets ``used`` to the buy's moment. Subclasses set ``model`` and ``used`` and write
+    ``usable``, ``refused`` (why nothing was taken) and ``give_back``."""
+
+    model: type
+    used: str
+
+    def usable(self, n) -> str:
+        """An SQL condition on the row (``n``: its ``names``) with one ``%s``: ``now``."""
+        raise NotImplementedError
+
+    @property
+    def column(self) -> str:
+        return names(self.model).id
+
+    def _condition(self) -> str:
+        n = names(self.model)
+        return f"{n.id} = %s AND {n.user_id} = %s AND {getattr(n, self.used)} IS NULL AND ({self.usable(n)})"
+
+    def lock_statement(self, *, id: int, buyer_id: int, now, after: str | None) -> tuple[str, list]:
+        n = names(self.model)
+        # Identifiers from the model's meta; ``after`` is a CTE name from our code; values are parameters.
+        return (
+            f"SELECT {n.id} FROM {n.table} WHERE {self._condition()}{after_gate(after)} FOR UPDATE",  # noqa: S608
+            [id, buyer_id, connection.ops.adapt_datetimefield_value(now)],
+        )
+
+    def take_statement(self, *, id: int, buyer_id: int, now, after: str | None) -> tuple[str, list]:
+        n = names(self.model)
+        when = connection.ops.adapt_datetimefield_value(now)
+        return (
+            f"UPDATE {n.table} SET {getattr(n, self.used)} = %s "  # noqa: S608 - names from meta
+            f"WHERE {self._condition()}{after_gate(after)} RETURNING {n.id}",
+            [when, id, buyer_id, when],
+        )

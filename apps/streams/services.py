@@ -27,7 +27,7 @@ from apps.orders.selectors import unit_sources_with_orders
 from creatorcommerce.fields import iso_utc
 from creatorcommerce.process import PerProcess
 from creatorcommerce.spine.events import emit
-from creatorcommerce.sql import names
+from creatorcommerce.sql import after_gate, names
 
 from .exceptions import (
     AnotherDealOpen,
@@ -551,7 +551,7 @@ def deal_take_statement(*, deal_id: int, quantity: int, now, after: str | None =
     units), or no row when refused. With ``after`` (an earlier part of that statement), it
     takes only if that part returned a row (docs/pricing.md, "Claims")."""
     n = names(FlashDeal)
-    gate = f" AND EXISTS (SELECT 1 FROM {after})" if after else ""  # noqa: S608 - a CTE name from our code
+    gate = after_gate(after)
     # Identifiers from the model's meta; ``after`` is a CTE name from our code; values are parameters.
     return (
         f"UPDATE {n.table} SET {n.remaining} = {n.remaining} - %s, {n.version} = {n.version} + 1 "  # noqa: S608
