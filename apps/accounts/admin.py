@@ -77,7 +77,7 @@ class UserAdmin(DjangoUserAdmin):
 
 @admin.register(Shop)
 class ShopAdmin(ShopScopedAdmin):
-    list_display = ("name", "slug", "owner", "currency", "created_at")
+    list_display = ("name", "slug", "owner", "currency", "shipping_fee", "created_at")
     search_fields = ("name", "slug", "owner__email")
     prepopulated_fields = {"slug": ("name",)}
 

@@ -1,9 +1,11 @@
 import functools
 import zoneinfo
+from decimal import Decimal
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, BaseUserManager
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils.text import slugify
@@ -114,6 +116,13 @@ class Shop(models.Model):
     name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=140, unique=True)
     currency = models.CharField(max_length=3, default="USD", help_text="ISO 4217 code used by default for prices.")
+    shipping_fee = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        default=Decimal("0.00"),
+        validators=[MinValueValidator(Decimal("0.00"))],
+        help_text="Charged once per delivered order, in the order's currency (never on a pickup); 0: shipping is free.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from apps.accounts.models import Shop
+from apps.pricing.offers import EARLY_ACCESS_MAX_MINUTES
 
 
 class PerkKind(models.TextChoices):
@@ -34,7 +35,7 @@ class PerkGrant(models.Model):
     perk_minutes = models.PositiveIntegerField(
         null=True,
         blank=True,
-        validators=[MinValueValidator(1), MaxValueValidator(1440)],
+        validators=[MinValueValidator(1), MaxValueValidator(EARLY_ACCESS_MAX_MINUTES)],
         help_text="early_access: buy a drop's deal this many minutes before it opens to the public.",
     )
     perk_valid_days = models.PositiveIntegerField(

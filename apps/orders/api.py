@@ -11,7 +11,7 @@ from rest_framework.exceptions import NotFound
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.pricing.api import AdjustmentSerializer, CheckoutRequestSerializer, checkout_request
+from apps.pricing.api import AdjustmentSerializer, CheckoutRequestSerializer, ShippingSerializer, checkout_request
 from creatorcommerce.api import error_responses, validated
 from creatorcommerce.fields import StrictCharField
 from creatorcommerce.throttling import FixedWindowThrottle
@@ -60,8 +60,11 @@ class OrderSerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=["reserved", "paid", "declined", "expired", "refunded"])
     lines = LineSerializer(many=True)
     subtotal = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="the lines' list prices")
-    discount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="subtotal - total")
-    total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    discount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, help_text="what offers took off the lines: subtotal - the lines' totals"
+    )
+    shipping = ShippingSerializer()
+    total = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="subtotal - discount + shipping.total")
     currency = serializers.CharField()
     receipt = serializers.CharField(allow_null=True, help_text="JWS compact (EdDSA), see /.well-known/jwks.json")
     created_at = serializers.DateTimeField()

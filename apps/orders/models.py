@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -111,6 +113,11 @@ class Order(models.Model):
     pickup_location = models.ForeignKey(
         "catalog.Location", null=True, blank=True, on_delete=models.PROTECT, related_name="pickup_orders"
     )
+    # The shop's shipping fee as the buy charged it (0 for a pickup), and how offers changed
+    # it (a free-shipping perk: [{"source", "id", "label", "amount"}]); ``total`` includes
+    # both (docs/pricing.md, "Shipping").
+    shipping_fee = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"))
+    shipping_adjustments = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ("-created_at",)
@@ -128,6 +135,11 @@ class Order(models.Model):
 
     def __str__(self):
         return f"Order {self.pk} ({self.status})"
+
+    @property
+    def shipping_total(self) -> Decimal:
+        """What the order charged for shipping: the fee and its adjustments."""
+        return self.shipping_fee + sum((Decimal(a["amount"]) for a in self.shipping_adjustments), Decimal("0.00"))
 
     SHIPPING_FIELDS = ("name", "line1", "line2", "city", "region", "postal_code", "country")
 

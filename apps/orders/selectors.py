@@ -53,7 +53,8 @@ SELECT
   {stream_shop},
   s.{s.id}, s.{s.code}, s.{s.title}, p.{p.title}, s.{s.price}, s.{s.currency}, s.{s.per_buyer_limit},
   s.{s.shop_id}, l.{lv.id},
-  vl.{loc.shop_id}, vl.{loc.name}, vl.{loc.address}{flags}
+  vl.{loc.shop_id}, vl.{loc.name}, vl.{loc.address},
+  (SELECT sf.{sh.shipping_fee} FROM {sh.table} sf WHERE sf.{sh.id} = s.{s.shop_id}){flags}
 FROM {u.table} u
 LEFT JOIN {pm.table} pm ON pm.{pm.id} = (
   SELECT m.{pm.id} FROM {pm.table} m WHERE m.{pm.user_id} = u.{u.id}
@@ -137,7 +138,7 @@ def buy_context(
         else None
     )
     context["buyer_flags"] = tuple(
-        (name, bool(value)) for (name, _), value in zip(buyer_flags(), first[27:], strict=True)
+        (name, bool(value)) for (name, _), value in zip(buyer_flags(), first[28:], strict=True)
     )
     context["skus"] = [
         {
@@ -148,6 +149,7 @@ def buy_context(
             "currency": row[20],
             "per_buyer_limit": row[21],
             "shop_id": row[22],
+            "shipping_fee": Decimal(str(row[27] or 0)).quantize(CENTS),
             "level_id": row[23],
         }
         for row in rows
@@ -174,12 +176,14 @@ def order_body(order: Order, lines=None) -> dict:
     replayed request gets the first response again."""
     lines = lines if lines is not None else list(order.lines.all())
     subtotal = sum((line.subtotal for line in lines), Decimal("0.00"))
+    lines_total = sum((line.total for line in lines), Decimal("0.00"))
     return {
         "id": order.pk,
         "status": order.status,
         "lines": [line_body(line) for line in lines],
         "subtotal": str(subtotal),
-        "discount": str(subtotal - order.total),
+        "discount": str(subtotal - lines_total),
+        "shipping": shipping_body(order),
         "total": str(order.total),
         "currency": order.currency,
         "receipt": order.receipt or None,
@@ -187,6 +191,16 @@ def order_body(order: Order, lines=None) -> dict:
         "shipping_address": order.shipping_address,
         "fulfilment": order.fulfilment,
         "pickup": pickup_body(order),
+    }
+
+
+def shipping_body(order: Order) -> dict:
+    """What the order charged for shipping (docs/pricing.md, "Shipping"): the shop's fee at
+    the buy, the offers that changed it (a free-shipping perk), and what was paid."""
+    return {
+        "fee": str(order.shipping_fee),
+        "adjustments": order.shipping_adjustments,
+        "total": str(order.shipping_total),
     }
 
 

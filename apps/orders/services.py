@@ -70,7 +70,7 @@ from .exceptions import (
 )
 from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
 from .payments import GatewayUnavailable, HoldNotAvailable, PaymentDeclined, get_gateway
-from .selectors import buy_context, line_body, order_body, pickup_body
+from .selectors import buy_context, line_body, order_body, pickup_body, shipping_body
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +333,8 @@ def _reserve(
         stream_id=context["stream_id"],
         total=quote.total,
         currency=quote.currency,
+        shipping_fee=quote.shipping.fee,
+        shipping_adjustments=[a.body() for a in quote.shipping.adjustments],
         idempotency_key=key,
         request_fingerprint=fingerprint,
         payment_method_id=context["payment_method_id"],
@@ -347,7 +349,10 @@ def _reserve(
         OrderLine(
             order=order,
             sku_id=row["id"],
-            stock_level_id=row["level_id"],
+            # An early sale's units come off the deal's shelf, not the default location's.
+            stock_level_id=(
+                pl.unit_source.stock_row if pl.unit_source and pl.unit_source.stock_row else row["level_id"]
+            ),
             sku_code=pl.line.code,
             title=row["title"],
             quantity=pl.line.quantity,
@@ -475,8 +480,9 @@ def _pay_and_confirm(
         *confirm_statement(order_id=order.pk, authorization=authorization, receipt=receipt, now=now),
         [
             *(
-                taken_event(claim=claim, row=row, line=_line_ref(lines[claim.line], order.shop_id))
+                event
                 for claim, row in taken
+                if (event := taken_event(claim=claim, row=row, line=_line_ref(lines[claim.line], order.shop_id)))
             ),
             ("order.placed", _order_placed_payload(order, lines), groups),
         ],
@@ -531,6 +537,8 @@ def _receipt_payload(order: Order, lines: list[OrderLine]) -> dict:
         "seq": order.pk,
         "items": [line_body(ln) for ln in lines],
         **({"pickup": pickup_body(order)} if order.fulfilment == Order.Fulfilment.PICKUP else {}),
+        # Only when the shop charged for shipping: receipts of shops without a fee keep their shape.
+        **({"shipping": shipping_body(order)} if order.shipping_fee else {}),
         "total": str(order.total),
         "currency": order.currency,
         "buyer": order.buyer_id,

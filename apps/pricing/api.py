@@ -162,6 +162,14 @@ class QuoteLineSerializer(serializers.Serializer):
     )
 
 
+class ShippingSerializer(serializers.Serializer):
+    fee = serializers.DecimalField(
+        max_digits=10, decimal_places=2, help_text="the shop's shipping fee; 0 for a pickup or a shop without one"
+    )
+    adjustments = AdjustmentSerializer(many=True, help_text='a free-shipping perk (`"source": "perk"`) waives the fee')
+    total = serializers.DecimalField(max_digits=10, decimal_places=2, help_text="fee + the adjustments' amounts")
+
+
 class BundleSuggestionSerializer(serializers.Serializer):
     bundle = serializers.IntegerField(help_text='the bundle\'s id: buy it with `"bundle": id`')
     label = serializers.CharField()
@@ -174,8 +182,11 @@ class BundleSuggestionSerializer(serializers.Serializer):
 class QuoteSerializer(serializers.Serializer):
     lines = QuoteLineSerializer(many=True)
     subtotal = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="the lines' list prices")
-    discount = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="subtotal - total")
-    total = serializers.DecimalField(max_digits=12, decimal_places=2)
+    discount = serializers.DecimalField(
+        max_digits=12, decimal_places=2, help_text="what offers took off the lines: subtotal - the lines' totals"
+    )
+    shipping = ShippingSerializer()
+    total = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="subtotal - discount + shipping.total")
     currency = serializers.CharField()
     suggestions = BundleSuggestionSerializer(
         many=True,

@@ -48,7 +48,7 @@ from apps.catalog.services import (
 )
 from creatorcommerce.sql import after_gate, names
 
-from .offers import PricedLine
+from .offers import Offer, PricedLine
 from .registry import counter_source_for, units_source, units_source_for
 
 STOCK = "stock"
@@ -112,15 +112,27 @@ class Claim:
 _KIND_RANK = {"counter": 0, "units": 1, "allowance": 2}
 
 
-def counter_claims(priced: list[PricedLine]) -> list[Claim]:
+def counter_claims(priced: list[PricedLine], *, shipping: list[Offer] = ()) -> list[Claim]:
     """One counter claim per counter the applied offers name (``Offer.redeem``), however
-    many lines an offer applies to; each names the first line it applies to."""
+    many lines an offer applies to; each names the first line it applies to (the offers
+    ``shipping`` applied name the first line)."""
     found: dict[tuple[str, int], Claim] = {}
-    for index, pl in enumerate(priced):
-        for offer in pl.applied:
-            for source, target in offer.redeem:
-                found.setdefault((source, target), Claim("counter", source, target, 1, index, pl.line.code))
+    applied = [(index, pl, offer) for index, pl in enumerate(priced) for offer in pl.applied]
+    applied += [(0, priced[0], offer) for offer in shipping] if priced else []
+    for index, pl, offer in applied:
+        for source, target in offer.redeem:
+            found.setdefault((source, target), Claim("counter", source, target, 1, index, pl.line.code))
     return list(found.values())
+
+
+def shelf_claims(priced: list[PricedLine]) -> list[Claim]:
+    """The stock-row claims of lines whose units an offer takes from its own count and a
+    shelf both (``Offer.stock_row``: a flash deal sold early to a perk holder)."""
+    return [
+        Claim("units", STOCK, pl.unit_source.stock_row, pl.line.quantity, index, pl.line.code)
+        for index, pl in enumerate(priced)
+        if pl.unit_source is not None and pl.unit_source.stock_row is not None
+    ]
 
 
 def redemption_keys(claims: list[Claim]) -> list[str]:
@@ -147,7 +159,7 @@ def line_claims(*, index: int, pl: PricedLine, sku: dict, buyer_id: int | None) 
     applies (the limit of the offer the units come from if it has one, else the SKU's)."""
     source, quantity, code = pl.unit_source, pl.line.quantity, pl.line.code
     if source is not None:
-        units = Claim("units", source.source, source.id, quantity, index, code)
+        units = Claim("units", source.units_source or source.source, source.id, quantity, index, code)
     else:
         units = Claim("units", STOCK, sku["level_id"], quantity, index, code)
     limit, key = line_limit(pl, sku)
@@ -249,8 +261,9 @@ def claims_results(*, claims: list[Claim], values: tuple, now) -> list[tuple]:
     return results
 
 
-def taken_event(*, claim: Claim, row: tuple, line: LineRef) -> tuple[str, dict, list]:
-    """The counter event of a units claim that was taken (``stock.changed``, ``deal.changed``)."""
+def taken_event(*, claim: Claim, row: tuple, line: LineRef) -> tuple[str, dict, list] | None:
+    """The counter event of a units claim that was taken (``stock.changed``, ``deal.changed``;
+    None for a count nobody watches: a deal's early sales before it opens)."""
     return units_source_for(claim.source).taken_event(id=claim.target, available=row[0], version=row[1], line=line)
 
 
@@ -272,12 +285,16 @@ def units_give_back(give_backs: list[GiveBack]) -> list[tuple[str, dict, list]]:
     which stock row), then the stock rows by id. Returns the counter events to emit, in
     that order. Precondition: inside ``transaction.atomic()``."""
     offers: dict[tuple[str, int], int | None] = {}
+    quantities: dict[tuple[str, int], int] = {}
     for gb in give_backs:
         if gb.unit_source:
             source, _, target = gb.unit_source.partition(":")
             offers[(source, int(target))] = None
+            quantities[(source, int(target))] = quantities.get((source, int(target)), 0) + gb.quantity
     for source, target in sorted(offers):
-        offers[(source, target)] = units_source_for(source).lock_for_return(id=target)
+        offers[(source, target)] = units_source_for(source).lock_for_return(
+            id=target, quantity=quantities[(source, target)]
+        )
     events, to_stock = [], []
     for gb in give_backs:
         if not gb.unit_source:
@@ -332,7 +349,7 @@ class StockUnits:
         count = StockCount(id, available, version)
         return stock_changed_event(sku_id=line.sku_id, sku_code=line.sku_code, shop_id=line.shop_id, level=count)
 
-    def lock_for_return(self, *, id: int) -> None:
+    def lock_for_return(self, *, id: int, quantity: int) -> None:
         return None  # a stock row takes its units back itself
 
     def give_back(self, *, id: int, quantity: int, line: LineRef) -> tuple[str, dict, list]:

@@ -47,6 +47,7 @@ class Kind:
     PRICE = "price"  # ``value`` replaces the list price of a unit (deal, bundle)
     AMOUNT_OFF = "amount_off"  # ``value`` off the order's matching lines, once (coupon, perk)
     PERCENT_OFF = "percent_off"  # ``value`` percent off each matching line (coupon, perk)
+    FREE_SHIPPING = "free_shipping"  # waives the order's shipping fee (perk); ``value`` unused
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,11 @@ class Offer:
     own limit applies. ``redeem`` names the counters an order that applies the offer
     consumes once (``(("coupon", 12), ("geo_offer", 3))``: a single-use coupon, an offer's
     redemption cap), taken as claims of kind ``counter`` (apps.pricing.claims).
+
+    ``units_source`` names the units source its units are taken from when that is not
+    ``source`` (a flash deal sold early to a perk holder: ``deal_early``, which counts them
+    against the deal before it opens); ``stock_row``, when set, is a stock row the units
+    come out of as well (that early sale's units are on the deal's location's shelf).
     """
 
     source: str  # "deal" | "coupon" | "perk" | "bundle"
@@ -71,6 +77,24 @@ class Offer:
     units_left: int | None = None
     per_buyer_limit: int | None = None
     allowance_key: str = ""
+    redeem: tuple[tuple[str, int], ...] = ()
+    units_source: str = ""
+    stock_row: int | None = None
+    stock_left: int | None = None  # what ``stock_row`` holds (a quote's check)
+
+
+# The longest early access there may be (an ``early_access`` perk's minutes), in minutes.
+EARLY_ACCESS_MAX_MINUTES = 1440
+
+
+@dataclass(frozen=True)
+class Access:
+    """Early access a buyer holds in a shop (an ``early_access`` perk): offers that open at a
+    set time may be sold to them from ``minutes`` before it, once, consuming the counters
+    ``redeem`` names; ``label`` says so on the receipt."""
+
+    minutes: int
+    label: str
     redeem: tuple[tuple[str, int], ...] = ()
 
 
@@ -103,3 +127,24 @@ class PricedLine:
     def unit_source(self) -> Offer | None:
         """The applied offer the line's units come from (a deal), or None (the stock row)."""
         return next((o for o in self.applied if o.units_left is not None), None)
+
+
+@dataclass
+class PricedShipping:
+    """An order's shipping: the shop's fee (0 for a pickup or a shop that charges none) and
+    what offers took off it."""
+
+    fee: Decimal = Decimal("0.00")
+    adjustments: list[Adjustment] = field(default_factory=list)
+    applied: list[Offer] = field(default_factory=list)
+
+    @property
+    def total(self) -> Decimal:
+        return self.fee + sum((a.amount for a in self.adjustments), Decimal("0.00"))
+
+    def body(self) -> dict:
+        return {
+            "fee": str(self.fee),
+            "adjustments": [a.body() for a in self.adjustments],
+            "total": str(self.total),
+        }

@@ -11,20 +11,21 @@ The rules (contract v1.1), in the order they are applied:
    It does not apply to lines a bundle prices.
 3. **Perks apply last**, on what the lines cost after 1 and 2, each in id order.
 4. **No line below zero**: a discount is cut to what the line still costs.
+5. **Shipping** (``price_shipping``): a delivered order pays the shop's fee once; a
+   free-shipping perk (``Kind.FREE_SHIPPING``) takes all of it off, and is applied (and
+   used) only when there is a fee to waive. Other offers never touch shipping.
 
 ``AMOUNT_OFF`` takes its value off once per order, from the matching lines in the order's
 line order (what one line cannot absorb moves to the next); ``PERCENT_OFF`` takes its
 percentage off each matching line, rounded half up to the cent.
 
-Today only deals exist (step 1); the coupon, perk and bundle providers to come return
-offers of those sources and get rules 2-4 without a change here.
 """
 
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from .offers import Adjustment, Kind, Line, Offer, PricedLine
+from .offers import Adjustment, Kind, Line, Offer, PricedLine, PricedShipping
 
 CENTS = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -89,6 +90,18 @@ def price_lines(lines: list[Line], offers: list[Offer]) -> list[PricedLine]:
     for perk in sorted((o for o in offers if o.source == "perk" and o.kind != Kind.PRICE), key=lambda o: o.id):
         _apply(perk, _discount(perk, [p for p in priced if _matches(perk, p)]))
     return priced
+
+
+def price_shipping(fee: Decimal, offers: list[Offer]) -> PricedShipping:
+    """The order's shipping under rule 5: ``fee`` (0 for a pickup), waived by the first
+    free-shipping offer (by id) when there is a fee."""
+    shipping = PricedShipping(fee=fee)
+    waivers = sorted((o for o in offers if o.kind == Kind.FREE_SHIPPING), key=lambda o: o.id)
+    if fee > 0 and waivers:
+        waiver = waivers[0]
+        shipping.adjustments.append(Adjustment(waiver.source, waiver.id, waiver.label, -fee))
+        shipping.applied.append(waiver)
+    return shipping
 
 
 def unit_price_now(*, unit_price: Decimal, sku_id: int, offers: list[Offer]) -> tuple[Decimal, Offer | None]:

@@ -31,6 +31,7 @@ _units_sources: dict[str, object] = {}
 _context_shop_sql: dict[str, Callable] = {}
 _buyer_flags: dict[str, Callable] = {}
 _counter_sources: dict[str, object] = {}
+_early_access: dict[str, Callable] = {}
 
 
 def _register(table: dict[str, Callable], key: str, fn: Callable, what: str) -> Callable:
@@ -81,14 +82,33 @@ def buyer_flags() -> list[tuple[str, Callable]]:
     return sorted(_buyer_flags.items())
 
 
+def early_access(name: str):
+    """Register ``fn(*, buyer, shop_id, context) -> offers.Access | None``: early access the
+    signed-in ``buyer`` holds in ``shop_id`` (the loyalty app's ``early_access`` perks).
+    Providers of offers that open at a set time (the streams app's flash deals) ask
+    ``early_access_for`` and may offer them to the buyer that many minutes early."""
+    return lambda fn: _register(_early_access, name, fn, "early access sources")
+
+
+def early_access_for(*, buyer, shop_id: int, context):
+    """The most generous early access any registered source gives ``buyer`` in ``shop_id``
+    (None for an anonymous buyer or none)."""
+    if buyer is None or not getattr(buyer, "is_authenticated", False):
+        return None
+    found = [a for _, fn in sorted(_early_access.items()) if (a := fn(buyer=buyer, shop_id=shop_id, context=context))]
+    return max(found, key=lambda a: a.minutes, default=None)
+
+
 def units_source(source: str):
     """Register a class whose instance takes, explains and gives back the units of offers
     of ``source`` (a flash deal's), for ``apps.pricing.claims``. Its methods:
     ``take_statement(*, id, quantity, now, after) -> (sql, params)`` (a conditional UPDATE
     returning ``available, version``, gated on the CTE part ``after`` when given),
     ``refused(*, id, now, sku)`` (raises why), ``taken_event(*, id, available, version,
-    line)``, ``lock_for_return(*, id)`` (locks the offer's row; returns None when given-back
-    units go back to the offer, else the id of the stock row they go to) and
+    line)`` (None: no event), ``lock_for_return(*, id, quantity)`` (locks the offer's row;
+    returns None when ``quantity`` given-back units go back to the offer, else the id of the
+    stock row they go to, after the offer has counted them off its own count if it keeps
+    one) and
     ``give_back(*, id, quantity, line)`` (units back to the offer; returns the event to
     emit, as ``taken_event`` does)."""
 

@@ -10,7 +10,7 @@ from apps.catalog.exceptions import AmbiguousSku, BuyerLimitExceeded, Insufficie
 from apps.catalog.models import SKU, BuyerAllowance
 from apps.catalog.selectors import bundles_suggested, skus_with_default_stock, skus_with_stock_at, venue_location
 
-from .claims import Claim, counter_claims, line_claims, line_limit, ordered
+from .claims import STOCK, Claim, counter_claims, line_claims, line_limit, ordered, shelf_claims
 from .exceptions import (
     CouponNotFound,
     DuplicateSku,
@@ -20,8 +20,8 @@ from .exceptions import (
     TotalTooLarge,
     VenueNotOfShop,
 )
-from .offers import Context, Line, Offer, PricedLine
-from .policy import ZERO, price_lines
+from .offers import Context, Line, Offer, PricedLine, PricedShipping
+from .policy import ZERO, price_lines, price_shipping
 from .registry import providers, shop_resolver
 
 # The most one order may total: Order.total is numeric(12, 2). The buy checks it too.
@@ -34,6 +34,7 @@ class Quote:
     skus: list[dict]  # each line's SKU row (``resolve_lines``)
     currency: str
     suggestions: list[dict] = field(default_factory=list)
+    shipping: PricedShipping = field(default_factory=PricedShipping)
 
     def line_claims(self, *, buyer_id: int | None) -> list[tuple[Claim, Claim | None]]:
         """Each line's units claim and allowance claim (None without a per-buyer limit, or
@@ -45,22 +46,33 @@ class Quote:
 
     def claims(self, *, buyer_id: int | None, pairs: list[tuple[Claim, Claim | None]] | None = None) -> list[Claim]:
         """What a buy of these lines takes, in the order it takes it (apps.pricing.claims):
-        the counters the applied offers redeem (a coupon), each line's units and
+        the counters the applied offers redeem (a coupon, a perk; shipping's too), each
+        line's units (and the stock row an early sale's units also come out of) and
         allowance; ``pairs``: ``line_claims``'s answer when the caller has it already."""
         pairs = pairs if pairs is not None else self.line_claims(buyer_id=buyer_id)
-        return ordered(counter_claims(self.lines) + [c for pair in pairs for c in pair if c is not None])
+        return ordered(
+            counter_claims(self.lines, shipping=self.shipping.applied)
+            + [c for pair in pairs for c in pair if c is not None]
+            + shelf_claims(self.lines)
+        )
 
     @property
     def subtotal(self) -> Decimal:
         return sum((pl.subtotal for pl in self.lines), ZERO)
 
     @property
-    def total(self) -> Decimal:
+    def lines_total(self) -> Decimal:
         return sum((pl.total for pl in self.lines), ZERO)
 
     @property
+    def total(self) -> Decimal:
+        """What the order charges: its lines and its shipping."""
+        return self.lines_total + self.shipping.total
+
+    @property
     def discount(self) -> Decimal:
-        return self.subtotal - self.total
+        """What offers took off the lines (shipping's adjustments are in ``shipping``)."""
+        return self.subtotal - self.lines_total
 
     def body(self) -> dict:
         """``POST /api/v1/quotes/``'s answer (contract v1.1)."""
@@ -78,6 +90,7 @@ class Quote:
             ],
             "subtotal": str(self.subtotal),
             "discount": str(self.discount),
+            "shipping": self.shipping.body(),
             "total": str(self.total),
             "currency": self.currency,
             "suggestions": self.suggestions,
@@ -103,6 +116,7 @@ def _skus(*, codes: list[str], context: Context) -> list[dict]:
         "currency",
         "per_buyer_limit",
         "shop_id",
+        "shop__shipping_fee",
         "default_level",
         "default_available",
     )
@@ -115,6 +129,7 @@ def _skus(*, codes: list[str], context: Context) -> list[dict]:
             "currency": row["currency"],
             "per_buyer_limit": row["per_buyer_limit"],
             "shop_id": row["shop_id"],
+            "shipping_fee": row["shop__shipping_fee"],
             "level_id": row["default_level"],
             "available": row["default_available"],
         }
@@ -133,7 +148,8 @@ def refuse_duplicates(lines: list[tuple[str, int]]) -> None:
 def resolve_lines(*, lines: list[tuple[str, int]], rows: list[dict]) -> list[dict]:
     """The SKU row of each line, in the lines' order, out of ``rows`` (every active SKU the
     codes name in the shop the request names: dicts with ``id, code, title, price,
-    currency, per_buyer_limit, shop_id, level_id`` and, for quotes, ``available``). Raises
+    currency, per_buyer_limit, shop_id, shipping_fee`` (the shop's), ``level_id`` and, for
+    quotes, ``available``). Raises
     SkuNotFound or AmbiguousSku (naming the SKU), SeveralShops, MixedCurrencies."""
     by_code: dict[str, list[dict]] = {}
     for row in rows:
@@ -172,7 +188,14 @@ def quote_rows(*, buyer, lines: list[tuple[str, int]], rows: list[dict], context
     offers = offers_for(buyer=buyer, lines=priced_lines, context=context)
     if context.coupon and not any(o.source == "coupon" for o in offers):
         raise CouponNotFound()
-    quote = Quote(lines=price_lines(priced_lines, offers), skus=rows, currency=rows[0]["currency"])
+    # A pickup ships nothing; a delivery pays the shop's fee once (docs/pricing.md, "Shipping").
+    fee = ZERO if context.venue is not None else Decimal(rows[0].get("shipping_fee") or ZERO)
+    quote = Quote(
+        lines=price_lines(priced_lines, offers),
+        skus=rows,
+        currency=rows[0]["currency"],
+        shipping=price_shipping(fee, offers),
+    )
     if context.venue is not None:
         # A pickup takes the venue's shelf; units an offer set aside (a flash deal's, drawn
         # from another location) are not there (docs/buying.md, "Pickup at a venue").
@@ -210,7 +233,12 @@ def _check_available(*, buyer, quote: Quote) -> None:
         if claim.kind == "units":
             pl, row = quote.lines[claim.line], quote.skus[claim.line]
             source = pl.unit_source
-            available = source.units_left if source is not None else row["available"]
+            if source is None:
+                available = row["available"]
+            elif claim.source == STOCK:  # the shelf an early sale's units also come off
+                available = source.stock_left
+            else:
+                available = source.units_left
             if available < claim.quantity:
                 raise InsufficientStock(sku=claim.sku)
         elif claim.kind == "allowance" and held.get(claim.target, 0) + claim.quantity > claim.limit:

@@ -107,6 +107,10 @@ class FlashDeal(models.Model):
     price = models.DecimalField(max_digits=12, decimal_places=2)
     quantity = models.PositiveIntegerField(help_text="Units set aside for the deal.")
     remaining = models.IntegerField(default=0)
+    # Units sold before it opened to holders of early access (docs/pricing.md, "Early
+    # access"): taken off the shelf at the buy and counted here, so that the deal never sells
+    # more than ``quantity`` in all (opening sets aside ``quantity - early_sold``).
+    early_sold = models.PositiveIntegerField(default=0)
     per_buyer_limit = models.PositiveIntegerField(null=True, blank=True)
     opens_at = models.DateTimeField()
     closes_at = models.DateTimeField()
@@ -117,6 +121,9 @@ class FlashDeal(models.Model):
         ordering = ("opens_at",)
         constraints = [
             models.CheckConstraint(condition=Q(remaining__gte=0), name="streams_deal_remaining_not_negative"),
+            models.CheckConstraint(
+                condition=Q(early_sold__lte=models.F("quantity")), name="streams_deal_early_within_quantity"
+            ),
             models.CheckConstraint(
                 condition=Q(closes_at__gt=models.F("opens_at")), name="streams_deal_closes_after_opening"
             ),

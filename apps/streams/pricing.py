@@ -3,19 +3,27 @@
 Registered from ``StreamsConfig.ready``. A deal is an offer on one SKU in one stream while
 it is open and before its closing time (the buy's own condition): its price replaces the
 list price, its units are the line's (taken and given back by ``units.DealUnits``), and its
-per-buyer limit (if any) counts under ``deal:<id>``.
+per-buyer limit (if any) counts under ``deal:<id>``. A buyer with early access (a loyalty
+perk) is also offered the deals that open within it (``early_offers``).
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.utils import timezone
 
+from apps.catalog.models import StockLevel
+from apps.catalog.services import location_default
 from apps.pricing.offers import Context, Kind, Offer
-from apps.pricing.registry import context_shop, offer_provider
+from apps.pricing.registry import context_shop, early_access_for, offer_provider
 from creatorcommerce.sql import names
 
 from .exceptions import StreamNotFound
 from .models import FlashDeal, Stream
+
+# The units source of a deal sold early (apps.streams.units.DealEarlyUnits).
+DEAL_EARLY = "deal_early"
 
 
 def open_deals(*, stream_ids, sku_ids=None, now=None) -> list[FlashDeal]:
@@ -45,9 +53,67 @@ def deal_offer(deal: FlashDeal) -> Offer:
 
 @offer_provider("deal")
 def deal_offers(*, buyer, lines, context: Context) -> list[Offer]:
-    if context.stream is None:
+    if context.stream is None or not lines:
         return []
-    return [deal_offer(d) for d in open_deals(stream_ids=[context.stream], sku_ids=[ln.sku_id for ln in lines])]
+    now = context.now or timezone.now()
+    offers = [deal_offer(d) for d in open_deals(stream_ids=[context.stream], sku_ids=[ln.sku_id for ln in lines])]
+    priced = {o.sku_id for o in offers}
+    return offers + early_offers(
+        buyer=buyer, lines=[ln for ln in lines if ln.sku_id not in priced], context=context, now=now
+    )
+
+
+def early_offers(*, buyer, lines, context: Context, now) -> list[Offer]:
+    """Deals of the stream opening within the buyer's early access (an ``early_access`` perk,
+    ``registry.early_access_for``), on lines no open deal prices, offered to them before the
+    public: the deal's price, its units counted on the deal (``deal_early``) and taken off
+    the shelf at its location, and the access used once (docs/pricing.md, "Early access").
+    A buyer without early access costs nothing here (the access source answers from the
+    buy's read)."""
+    if not lines:
+        return []
+    access = early_access_for(buyer=buyer, shop_id=lines[0].shop_id, context=context)
+    if access is None:
+        return []
+    deals = (
+        FlashDeal.objects.filter(
+            stream_id=context.stream,
+            sku_id__in=[ln.sku_id for ln in lines],
+            status=FlashDeal.Status.SCHEDULED,
+            opens_at__gt=now,
+            opens_at__lte=now + timedelta(minutes=access.minutes),
+            closes_at__gt=now,
+        )
+        .select_related("stream__shop")
+        .order_by("opens_at", "pk")
+    )
+    offers, seen = [], set()
+    for deal in deals:
+        if deal.sku_id in seen:  # the first to open, of several on one SKU
+            continue
+        seen.add(deal.sku_id)
+        location_id = deal.location_id or location_default(shop=deal.stream.shop).pk
+        shelf = StockLevel.objects.filter(sku_id=deal.sku_id, location_id=location_id).values("pk", "available").first()
+        if shelf is None:
+            continue
+        offers.append(
+            Offer(
+                source="deal",
+                id=deal.pk,
+                label=f"Flash deal, early ({access.label})",
+                kind=Kind.PRICE,
+                value=deal.price,
+                sku_id=deal.sku_id,
+                units_left=deal.quantity - deal.early_sold,
+                per_buyer_limit=deal.per_buyer_limit,
+                allowance_key=f"deal:{deal.pk}",
+                redeem=access.redeem,
+                units_source=DEAL_EARLY,
+                stock_row=shelf["pk"],
+                stock_left=shelf["available"],
+            )
+        )
+    return offers
 
 
 def _stream_shop_sql(placeholder: str) -> str:

@@ -12,6 +12,7 @@ import secrets
 import socket
 import threading
 import time
+from datetime import timedelta
 from typing import NamedTuple, NoReturn
 
 from django.conf import settings
@@ -42,6 +43,7 @@ from .exceptions import (
     StreamHasOrders,
 )
 from .models import Annotation, FlashDeal, Pin, Stream
+from .pricing import DEAL_EARLY
 from .selectors import deal_body, deal_row, stream_pins
 
 log = logging.getLogger(__name__)
@@ -355,7 +357,8 @@ def deal_open(*, deal: FlashDeal, now=None) -> FlashDeal:
     location = deal.location or location_default(shop=deal.stream.shop)
     level, _ = StockLevel.objects.get_or_create(sku=deal.sku, location=location)
     level = StockLevel.objects.select_for_update().get(pk=level.pk)
-    allocated = min(deal.quantity, level.available)
+    # Units sold early to holders of early access came off this shelf already.
+    allocated = min(deal.quantity - deal.early_sold, level.available)
     if allocated:
         count = stock_take(level_id=level.pk, quantity=allocated)
         stock_changed_emit(sku_id=deal.sku_id, sku_code=deal.sku.code, shop_id=deal.stream.shop_id, level=count)
@@ -472,6 +475,14 @@ def deal_terms_set(*, deal: FlashDeal, changed) -> DealTermsSet:
         FlashDeal.Status.SCHEDULED: DEAL_TERMS,
         FlashDeal.Status.OPEN: OPEN_DEAL_TERMS,
     }.get(current.status, ())
+    if current.status == FlashDeal.Status.SCHEDULED and current.early_sold:
+        # Units sold early came off this SKU's shelf at this location: those stay, and the
+        # deal keeps at least what it sold (docs/pricing.md, "Early access").
+        allowed = tuple(
+            name
+            for name in allowed
+            if name not in ("sku", "location") and (name != "quantity" or deal.quantity >= current.early_sold)
+        )
     changed = [name for name in dict.fromkeys(changed) if name in DEAL_TERMS]
     saved = [name for name in changed if name in allowed]
     refused = [name for name in changed if name not in allowed]
@@ -496,7 +507,7 @@ def deal_delete(*, deal: FlashDeal) -> bool:
     if current.status == FlashDeal.Status.OPEN:
         raise DealIsOpen()
     # Not open, and locked: no buy can take its units before the delete commits.
-    if unit_sources_with_orders(keys=[f"deal:{current.pk}"]):
+    if unit_sources_with_orders(keys=[f"deal:{current.pk}", f"{DEAL_EARLY}:{current.pk}"]):
         raise DealHasOrders()
     payload = {"stream": current.stream_id, "id": current.pk, "sku": current.sku.code, "sku_id": current.sku_id}
     current.delete()
@@ -559,6 +570,49 @@ def deal_take_statement(*, deal_id: int, quantity: int, now, after: str | None =
         f"RETURNING {n.remaining} AS available, {n.version} AS version",
         [quantity, deal_id, FlashDeal.Status.OPEN, now, quantity],
     )
+
+
+def deal_early_take_statement(*, deal_id: int, quantity: int, minutes: int, now, after: str | None = None):
+    """An early sale's count on the deal (SQL and parameters; a part of the buy's statement
+    like ``deal_take_statement``): while the deal is scheduled, opens within ``minutes`` of
+    ``now``, has not passed its closing time, and its early sales stay within its quantity.
+    Returns ``available`` (the units it could still sell early) and ``version``, or no row.
+    The units themselves come off the shelf in the same statement (a stock claim)."""
+    n = names(FlashDeal)
+    gate = after_gate(after)
+    when = connection.ops.adapt_datetimefield_value(now)
+    earliest = connection.ops.adapt_datetimefield_value(now + timedelta(minutes=minutes))
+    # Identifiers from the model's meta; ``after`` is a CTE name from our code; values are parameters.
+    return (
+        f"UPDATE {n.table} SET {n.early_sold} = {n.early_sold} + %s "  # noqa: S608
+        f"WHERE {n.id} = %s AND {n.status} = %s AND {n.opens_at} <= %s AND {n.closes_at} > %s "
+        f"AND {n.early_sold} + %s <= {n.quantity}{gate} "
+        f"RETURNING {n.quantity} - {n.early_sold} AS available, {n.version} AS version",
+        [quantity, deal_id, FlashDeal.Status.SCHEDULED, earliest, when, quantity],
+    )
+
+
+def deal_early_refused(*, deal_id: int, now, sku: str | None = None) -> NoReturn:
+    """Why an early sale took nothing: the deal opened, closed or is gone meanwhile
+    (DealNotOpen: buy again, at the open deal), else its early units ran out."""
+    named = {"sku": sku} if sku is not None else {}
+    row = FlashDeal.objects.filter(pk=deal_id).values_list("status", "closes_at").first()
+    if row is None or row[0] != FlashDeal.Status.SCHEDULED or row[1] <= now:
+        raise DealNotOpen(**named)
+    raise InsufficientStock(**named)
+
+
+def deal_early_return(*, deal_id: int, quantity: int) -> int:
+    """Lock the deal; while it has not opened, count an early sale's given-back units off its
+    early sales. Returns the id of the stock row at the deal's location: the units go back
+    to the shelf they came off (an opened deal set aside its units without them).
+    Precondition: inside ``transaction.atomic()``."""
+    deal = FlashDeal.objects.select_for_update().select_related("stream").get(pk=deal_id)
+    if deal.status == FlashDeal.Status.SCHEDULED:
+        deal.early_sold = max(deal.early_sold - quantity, 0)
+        deal.save(update_fields=["early_sold"])
+    location_id = deal.location_id or location_default(shop=deal.stream.shop).pk
+    return StockLevel.objects.values_list("pk", flat=True).get(sku_id=deal.sku_id, location_id=location_id)
 
 
 def deal_take_refused(*, deal_id: int, now, sku: str | None = None) -> NoReturn:

@@ -520,7 +520,7 @@ async function buyBundle(id) {
   const code = result.data?.code;
   if (result.status === 201) {
     const order = result.data;
-    const saved = Number(order.discount) > 0 ? ` (you saved ${money(order.discount, order.currency)})` : "";
+    const saved = savedNote(order);
     announce(`Order #${order.id} confirmed — bundle, ${money(order.total, order.currency)}${saved}.`, "success", {
       link: { href: `/orders/${order.id}/`, text: "Order & receipt" },
     });
@@ -718,11 +718,24 @@ async function attemptBuy(pin, key, { afterCheckout = false } = {}) {
   }
 }
 
+// "(you saved 2.00 USD, free shipping)", "(incl. 4.90 USD shipping)": what the order's
+// discount and shipping were (docs/pricing.md, "Shipping").
+function savedNote(order) {
+  if (!order) return "";
+  const notes = [];
+  if (Number(order.discount) > 0) notes.push(`you saved ${money(order.discount, order.currency)}`);
+  const shipping = order.shipping;
+  if (shipping && Number(shipping.fee) > 0) {
+    notes.push(Number(shipping.total) > 0 ? `incl. ${money(shipping.total, order.currency)} shipping` : "free shipping");
+  }
+  return notes.length ? ` (${notes.join(", ")})` : "";
+}
+
 function confirmBuy(sku, order) {
   const node = nodes.get(sku);
   const pin = pinBySku(sku);
   const total = order?.total ? money(order.total, order.currency) : "";
-  const saved = Number(order?.discount) > 0 ? ` (you saved ${money(order.discount, order.currency)})` : "";
+  const saved = savedNote(order);
   announce(
     `Order #${order?.id ?? ""} confirmed — ${pin ? pin.title : sku}${total ? `, ${total}` : ""}${saved}.`,
     "success",

@@ -15,7 +15,9 @@ T0 = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 _keys = itertools.count()
 
 
-def make_badge(shop, *, name=None, percent="10.00", kind="percent_off", valid_days=None, **fields) -> Badge:
+def make_badge(
+    shop, *, name=None, percent="10.00", kind="percent_off", valid_days=None, perk_minutes=15, **fields
+) -> Badge:
     return Badge.objects.create(
         shop=shop,
         name=name or f"Superfan {next(_keys)}",
@@ -23,7 +25,7 @@ def make_badge(shop, *, name=None, percent="10.00", kind="percent_off", valid_da
         count=1,
         perk_kind=kind,
         perk_percent=Decimal(percent) if kind == "percent_off" else None,
-        perk_minutes=15 if kind == "early_access" else None,
+        perk_minutes=perk_minutes if kind == "early_access" else None,
         perk_valid_days=valid_days,
         **fields,
     )

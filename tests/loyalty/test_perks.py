@@ -127,7 +127,7 @@ def test_only_the_best_usable_perk_of_the_shop_applies():
     _, used = grant_perk(make_badge(sku.shop, percent="70.00"), viewer)
     Perk.objects.filter(pk=used.pk).update(used_at=T0)
     grant_perk(make_badge(make_sku().shop, percent="80.00"), viewer)  # another shop's
-    grant_perk(make_badge(sku.shop, kind="free_shipping"), viewer)  # not applied at checkout
+    grant_perk(make_badge(sku.shop, kind="free_shipping"), viewer)  # no fee here: nothing to waive
     (pl,) = _quote(viewer, [(sku.code, 1)]).lines
     assert [(a.source, a.id, a.label, a.amount) for a in pl.adjustments] == [
         ("perk", best.pk, "Gold perk: 15% off", Decimal("-15.00"))
@@ -266,14 +266,14 @@ def test_a_perk_taken_between_the_price_and_the_claim_refuses_the_buy(monkeypatc
 
     viewer, sku = make_buyer(), make_sku(price="10.00", stock=5)
     _, perk = grant_perk(make_badge(sku.shop), viewer)
-    real = pricing.best_perk
+    real = pricing.best_perks
 
     def read_then_used(**kwargs):
         found = real(**kwargs)
         Perk.objects.filter(pk=perk.pk).update(used_at=T0)
         return found
 
-    monkeypatch.setattr(pricing, "best_perk", read_then_used)
+    monkeypatch.setattr(pricing, "best_perks", read_then_used)
     status, body = buy(viewer, [(sku.code, 1)])
     assert (status, body["code"]) == (409, "perk_used")
     assert not Order.objects.filter(buyer=viewer).exists()
@@ -281,9 +281,11 @@ def test_a_perk_taken_between_the_price_and_the_claim_refuses_the_buy(monkeypatc
 
 
 def test_label_formats_the_percent():
-    assert perk_label(percent=Decimal("10.00"), name="Superfan") == "Superfan perk: 10% off"
-    assert perk_label(percent=Decimal("12.50"), name="Gold") == "Gold perk: 12.5% off"
-    assert perk_label(percent=Decimal("100.00"), name=None) == "Loyalty perk: 100% off"
+    assert perk_label(kind="percent_off", percent=Decimal("10.00"), name="Superfan") == "Superfan perk: 10% off"
+    assert perk_label(kind="percent_off", percent=Decimal("12.50"), name="Gold") == "Gold perk: 12.5% off"
+    assert perk_label(kind="percent_off", percent=Decimal("100.00"), name=None) == "Loyalty perk: 100% off"
+    assert perk_label(kind="free_shipping", name="Gold") == "Gold perk: free shipping"
+    assert perk_label(kind="early_access", name="Superfan") == "Superfan perk: early access"
 
 
 # -- GET /api/v1/me/perks/ --------------------------------------------------------------------

@@ -63,14 +63,14 @@ def test_ten_buys_that_all_priced_with_the_perk_make_one_order_and_nine_perk_use
     buyer, sku = make_buyer(), make_sku(price="10.00", stock=100)
     _, perk = grant_perk(make_badge(sku.shop, percent="10.00"), buyer)
     everyone_priced = threading.Barrier(10)
-    real = pricing.best_perk
+    real = pricing.best_perks
 
     def read_then_wait(**kwargs):
         found = real(**kwargs)
         everyone_priced.wait(timeout=30)
         return found
 
-    monkeypatch.setattr(pricing, "best_perk", read_then_wait)
+    monkeypatch.setattr(pricing, "best_perks", read_then_wait)
     results = run_concurrently(lambda: buy(buyer, [(sku.code, 1)], now=NOW), [() for _ in range(10)])
     assert sorted(status for status, _ in results) == [201] + [409] * 9, results
     assert {body["code"] for status, body in results if status == 409} == {"perk_used"}

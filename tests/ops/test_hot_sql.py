@@ -28,6 +28,7 @@ from apps.orders.models import Address, IdempotencyRecord, Order, OrderLine, Pay
 from apps.orders.selectors import _buy_context_sql
 from apps.orders.services import confirm_statement, order_reserve, reserve_statement
 from apps.pricing.claims import Claim, claims_chain, claims_results
+from apps.pricing.registry import buyer_flags
 from apps.streams.models import FlashDeal, Stream
 from apps.streams.pricing import _stream_shop_sql
 from apps.streams.services import deal_open, deal_take_statement, stream_start
@@ -233,9 +234,10 @@ def _buy_context(codes: list[str], **named) -> list[tuple]:
         "venue": None,
         "venue_kind": Location.Kind.VENUE,
         "now": connection.ops.adapt_datetimefield_value(timezone.now()),
-        "perk_kind": "percent_off",
         **named,
     }
+    for _, flag in buyer_flags():  # the pricing providers' flags' parameters
+        params.update(flag("")[1])
     params.update({f"code{i}": code for i, code in enumerate(codes)})
     explain(sql, params)
     return run(sql, params)

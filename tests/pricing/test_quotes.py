@@ -43,6 +43,7 @@ def test_anonymous_quote_of_one_sku_has_the_contract_shape_and_writes_nothing(cl
         ],
         "subtotal": "17.00",
         "discount": "0.00",
+        "shipping": {"fee": "0.00", "adjustments": [], "total": "0.00"},
         "total": "17.00",
         "currency": "USD",
         "suggestions": [],

@@ -20,6 +20,7 @@ def test_quotes_document_their_body_answer_and_error_codes(client):
         "lines",
         "subtotal",
         "discount",
+        "shipping",
         "total",
         "currency",
         "suggestions",
