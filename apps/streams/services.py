@@ -893,15 +893,21 @@ def streams_tick(*, now=None) -> dict:
 
     def attempt(kind: str, fn, **kwargs) -> None:
         try:
-            fn(now=now, **kwargs)
-            done[kind] += 1
+            if fn(now=now, **kwargs) is not None:
+                done[kind] += 1
         except Exception:
             log.exception("streams tick: %s failed for %s", kind, kwargs)
             done["failed"] += 1
 
+    def start_due(*, stream, now):
+        try:
+            return stream_start(stream=stream, now=now)
+        except StreamIsCancelled:
+            return None  # cancelled since this tick read it: it never starts
+
     for stream in Stream.objects.filter(status=Stream.Status.SCHEDULED, starts_at__lte=now):
         if stream.ends_at is None or stream.ends_at > now:
-            attempt("started", stream_start, stream=stream)
+            attempt("started", start_due, stream=stream)
     for stream in Stream.objects.filter(status__in=[Stream.Status.LIVE, Stream.Status.SCHEDULED], ends_at__lte=now):
         attempt("ended", stream_end, stream=stream)
     for deal in FlashDeal.objects.filter(status=FlashDeal.Status.OPEN, closes_at__lte=now):

@@ -468,6 +468,23 @@ def test_a_cancelled_drop_is_never_started_and_its_deals_never_open(creator, mak
     assert not FlashDeal.objects.filter(stream=stream).exclude(status=FlashDeal.Status.CLOSED).exists()
 
 
+def test_a_drop_cancelled_while_the_tick_runs_is_neither_started_nor_a_failure(monkeypatch, creator, make_stream):
+    from apps.streams import services
+
+    now = timezone.now()
+    stream = make_stream(creator.shop, starts_at=now - timedelta(seconds=1))
+    original = services.stream_start
+
+    def cancelled_meanwhile(*, stream, now):
+        stream_cancel(stream=stream)  # lands after the tick read the drop as scheduled
+        return original(stream=stream, now=now)
+
+    monkeypatch.setattr(services, "stream_start", cancelled_meanwhile)
+    done = streams_tick(now=now)
+    assert done["started"] == 0 and done["failed"] == 0
+    assert Stream.objects.get(pk=stream.pk).status == Stream.Status.CANCELLED
+
+
 def test_a_cancelled_drop_takes_no_start_end_pin_or_deal(creator, scheduled_stream, plain_sku):
     stream_cancel(stream=scheduled_stream)
     client = signed_in(creator)
