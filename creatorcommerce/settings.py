@@ -374,6 +374,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # One name for a choice set several serializers share (the public stream and the
+    # creators' drop both have the stream's status).
+    "ENUM_NAME_OVERRIDES": {"StreamStatusEnum": "apps.streams.models.Stream.Status"},
 }
 
 # --- i18n, static ----------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Scheduling a drop: a creator builds a stream with its pins, deals and annotations here.
 
 Every write goes through the streams services, so each is an event on the spine: the stream
-is scheduled and edited with stream_schedule / stream_update, pins are added, moved and
+is scheduled, edited and cancelled with stream_create / stream_update / stream_cancel (the
+services the creators' API calls; their rules are the form's errors), pins are added, moved and
 removed with pin_add / pins_reorder / pin_remove, deals are scheduled, edited and deleted
 with deal_schedule / deal_terms_set / deal_delete (and opened and closed by the scheduler,
 or by hand in the control room), the stream is started and ended with the actions.
@@ -16,9 +17,17 @@ from django.utils.functional import lazy
 from django.utils.html import format_html
 
 from apps.orders.selectors import unit_sources_with_orders
-from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline
+from creatorcommerce.admin import ServiceCheckedForm, ShopScopedAdmin, ShopScopedInline
 
-from .exceptions import DealHasOrders, DealIsOpen, StreamHasOpenDeal, StreamHasOrders
+from .exceptions import (
+    DealHasOrders,
+    DealIsOpen,
+    StreamHasOpenDeal,
+    StreamHasOrders,
+    StreamIsCancelled,
+    StreamIsEnded,
+    StreamIsLive,
+)
 from .models import Annotation, FlashDeal, Pin, Stream
 from .services import (
     ANNOTATION_FIELDS,
@@ -33,9 +42,11 @@ from .services import (
     pin_add,
     pin_remove,
     pins_reorder,
+    stream_cancel,
+    stream_create,
     stream_delete,
     stream_end,
-    stream_schedule,
+    stream_problems,
     stream_start,
     stream_update,
 )
@@ -58,6 +69,23 @@ class _LocalTimes:
         return field
 
 
+class _LockedWhenCancelled:
+    """A cancelled drop is kept as it was: its rows are shown, not edited (the parent's
+    admin passes the stream as ``obj``)."""
+
+    def _cancelled(self, obj) -> bool:
+        return isinstance(obj, Stream) and obj.status == Stream.Status.CANCELLED
+
+    def has_add_permission(self, request, obj=None):
+        return not self._cancelled(obj) and super().has_add_permission(request, obj)
+
+    def has_change_permission(self, request, obj=None):
+        return not self._cancelled(obj) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return not self._cancelled(obj) and super().has_delete_permission(request, obj)
+
+
 class PinForm(forms.ModelForm):
     """A pin row's SKU is fixed once pinned (pins are keyed by SKU): to show another SKU,
     remove the pin and add one."""
@@ -73,7 +101,7 @@ class PinForm(forms.ModelForm):
             self.fields["sku"].help_text = "Pinned; remove the pin to show another SKU."
 
 
-class PinInline(ShopScopedInline):
+class PinInline(_LockedWhenCancelled, ShopScopedInline):
     model = Pin
     form = PinForm
     fields = ("sku", "position")
@@ -109,7 +137,7 @@ class FlashDealInlineFormSet(forms.BaseInlineFormSet):
             raise ValidationError(problems)
 
 
-class FlashDealInline(_LocalTimes, ShopScopedInline):
+class FlashDealInline(_LockedWhenCancelled, _LocalTimes, ShopScopedInline):
     """Stacked, a few fields to a line: nine columns (two of them split date and time inputs)
     made the stream's page scroll sideways at 1280 px."""
 
@@ -138,7 +166,7 @@ class FlashDealInline(_LocalTimes, ShopScopedInline):
         return "Closed"
 
 
-class AnnotationInline(ShopScopedInline):
+class AnnotationInline(_LockedWhenCancelled, ShopScopedInline):
     model = Annotation
     fields = ("offset_seconds", "text", "sku")
 
@@ -149,14 +177,35 @@ class AnnotationInline(ShopScopedInline):
         return field
 
 
+class StreamForm(ServiceCheckedForm):
+    """The stream's own fields, checked by the rules of stream_create / stream_update
+    (``stream_problems``) on what the form changes: the admin shows what the service would
+    refuse (a cancelled drop, a live drop's start, an end before the start) on its field."""
+
+    service_fields = STREAM_FIELDS
+
+    class Meta:
+        model = Stream
+        fields = ("shop", *STREAM_FIELDS)
+
+    def service_errors(self, *, shop, fields):
+        stream = self.instance if self.instance.pk is not None else None
+        changes = {name: value for name, value in fields.items() if stream is None or name in self.changed_data}
+        errors: dict[str, list[str]] = {}
+        for field, error in stream_problems(stream=stream, changes=changes):
+            errors.setdefault(field or "__all__", []).append(error.message)
+        return errors
+
+
 @admin.register(Stream)
 class StreamAdmin(_LocalTimes, ShopScopedAdmin):
+    form = StreamForm
     list_display = ("title", "shop", "status", "starts", "ends")
     list_filter = ("status",)
     search_fields = ("title",)
     date_hierarchy = "starts_at"
     inlines = [PinInline, FlashDealInline, AnnotationInline]
-    readonly_fields = ("status", "started", "ended", "media_path", "control_room")
+    readonly_fields = ("status", "started", "ended", "cancelled", "media_path", "control_room")
     fields = (
         "shop",
         "title",
@@ -170,9 +219,10 @@ class StreamAdmin(_LocalTimes, ShopScopedAdmin):
         "status",
         "started",
         "ended",
+        "cancelled",
         "control_room",
     )
-    actions = ["start_now", "end_now"]
+    actions = ["start_now", "end_now", "cancel_drops"]
 
     def get_fields(self, request, obj=None):
         fields = super().get_fields(request, obj)
@@ -195,6 +245,16 @@ class StreamAdmin(_LocalTimes, ShopScopedAdmin):
     @admin.display(description=_in_zone("Ended at"))
     def ended(self, obj):
         return formats.localize(timezone.localtime(obj.ended_at)) if obj.ended_at else "-"
+
+    @admin.display(description=_in_zone("Cancelled at"))
+    def cancelled(self, obj):
+        return formats.localize(timezone.localtime(obj.cancelled_at)) if obj.cancelled_at else "-"
+
+    def has_change_permission(self, request, obj=None):
+        # A cancelled drop is shown as it was, read-only (docs/streams.md).
+        if obj is not None and obj.status == Stream.Status.CANCELLED:
+            return False
+        return super().has_change_permission(request, obj)
 
     @admin.display(description="Publish to (media server path)")
     def media_path(self, obj):
@@ -234,10 +294,16 @@ class StreamAdmin(_LocalTimes, ShopScopedAdmin):
     def save_model(self, request, obj, form, change):
         self.assign_shop(request, obj)
         if change:
-            stream_update(stream=obj, changed=form.changed_data)
+            changes = {name: getattr(obj, name) for name in form.changed_data if name in (*STREAM_FIELDS, "shop")}
+            try:
+                stream_update(stream=obj, changes=changes)
+            except (StreamIsLive, StreamIsEnded, StreamIsCancelled) as exc:
+                # The form was valid for the drop as it was a moment ago; the scheduler (or
+                # another tab) started, ended or cancelled it since.
+                messages.error(request, f"{obj} was not changed: {exc.message}")
         else:
             fields = {name: getattr(obj, name) for name in STREAM_FIELDS}
-            obj.pk = stream_schedule(shop=obj.shop, **fields).pk
+            obj.pk = stream_create(shop=obj.shop, **fields).pk
 
     def save_formset(self, request, form, formset, change):
         if formset.model is FlashDeal:
@@ -317,7 +383,22 @@ class StreamAdmin(_LocalTimes, ShopScopedAdmin):
     @admin.action(description="End the selected streams now")
     def end_now(self, request, queryset):
         ended = 0
-        for stream in queryset.exclude(status=Stream.Status.ENDED):
+        for stream in queryset.filter(status__in=[Stream.Status.SCHEDULED, Stream.Status.LIVE]):
             stream_end(stream=stream)
             ended += 1
         self.message_user(request, f"{ended} stream(s) ended.", messages.SUCCESS)
+
+    @admin.action(description="Cancel the selected drops (scheduled ones only)")
+    def cancel_drops(self, request, queryset):
+        """stream_cancel, as ``POST /api/v1/streams/{id}/cancel`` does: a live drop is ended
+        instead, an ended one stays ended."""
+        cancelled, refused = 0, []
+        for stream in queryset.exclude(status=Stream.Status.CANCELLED):
+            try:
+                stream_cancel(stream=stream)
+                cancelled += 1
+            except (StreamIsLive, StreamIsEnded) as exc:
+                refused.append(f"{stream}: {exc.message}")
+        self.message_user(request, f"{cancelled} drop(s) cancelled.", messages.SUCCESS)
+        for message in refused:
+            self.message_user(request, message, messages.ERROR)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from apps.catalog.models import SKU
 
 from .models import FlashDeal, Stream
-from .services import deal_open, deal_schedule, pin_add, stream_schedule, stream_start
+from .services import deal_open, deal_schedule, pin_add, stream_create, stream_start
 
 DEMO_STREAM_TITLE = "Friday night drop"
 DEMO_PINS = ["TEE-S", "TEE-M", "TEE-L", "POSTER", "STICKERS"]
@@ -20,9 +20,13 @@ DEMO_PINS = ["TEE-S", "TEE-M", "TEE-L", "POSTER", "STICKERS"]
 def seed(context: dict) -> dict:
     shop = context["users"]["creator"].shop
     now = timezone.now()
-    stream = Stream.objects.filter(shop=shop, title=DEMO_STREAM_TITLE).exclude(status=Stream.Status.ENDED).first()
+    stream = (
+        Stream.objects.filter(shop=shop, title=DEMO_STREAM_TITLE)
+        .filter(status__in=[Stream.Status.SCHEDULED, Stream.Status.LIVE])
+        .first()
+    )
     if stream is None:
-        stream = stream_schedule(
+        stream = stream_create(
             shop=shop,
             title=DEMO_STREAM_TITLE,
             starts_at=now,

@@ -36,7 +36,8 @@ for kind in ("opened", "changed", "closed"):
 declare("presence.counted", Obj(stream=INT, viewers=INT))
 
 # A stream as its creator scheduled or edited it; ``changed`` (stream.updated only) names
-# the fields that changed.
+# the fields that changed (``starts_at`` among them when the drop moved). ``sequence`` is the
+# stream's calendar SEQUENCE after the change (docs/streams.md, "Creators' API for drops").
 _STREAM = {
     "stream": INT,
     "shop": INT,
@@ -44,9 +45,15 @@ _STREAM = {
     "title": STR,
     "starts_at": DATETIME,
     "ends_at": Nullable(DATETIME),
+    "sequence": INT,
 }
 declare("stream.scheduled", Obj(**_STREAM))
 declare("stream.updated", Obj(**_STREAM, changed=ListOf(STR)))
+# A scheduled drop cancelled by its creator or staff (stream_cancel).
+declare(
+    "stream.cancelled",
+    Obj(**{**_STREAM, "status": OneOf(Stream.Status.CANCELLED)}, cancelled_at=DATETIME),
+)
 # A stream deleted by its creator or staff (with its pins, deals and annotations).
 declare("stream.deleted", Obj(stream=INT, shop=INT))
 

@@ -60,3 +60,33 @@ class DealHasOrders(Conflict):
 class AnotherDealOpen(Conflict):
     code = "another_deal_open"
     message = "Another deal on this SKU is open in this stream: close it first."
+
+
+class InvalidStreamTimes(DomainError):
+    code = "invalid_times"
+    message = "A drop must end after it starts, and not in the past."
+
+
+class InvalidStreamTitle(DomainError):
+    code = "invalid_title"
+    message = "A drop needs a title."
+
+
+class UnknownSku(DomainError):
+    code = "unknown_sku"
+    message = "Some of these SKU codes are not your shop's."
+
+
+class StreamIsLive(Conflict):
+    code = "stream_live"
+    message = "The drop is live: its start cannot move and it cannot be cancelled; end it instead."
+
+
+class StreamIsEnded(Conflict):
+    code = "stream_ended"
+    message = "The drop is over: its times cannot change and it cannot be cancelled."
+
+
+class StreamIsCancelled(Conflict):
+    code = "stream_cancelled"
+    message = "The drop was cancelled: it cannot be changed, started or ended any more."

@@ -323,6 +323,7 @@ class StreamFeed:
         "presence.counted": _presence_counted,
         "stream.started": _stream_status,
         "stream.ended": _stream_status,
+        "stream.cancelled": _stream_status,  # {"type": "stream", "status": "cancelled"}
         "stream.deleted": _stream_deleted,
         "order.placed": _order_placed,
         "badge.awarded": _badge_awarded,

@@ -104,7 +104,11 @@ def media_authorize(body) -> int:
     match = PATH_RE.fullmatch(path)
     if match is None:
         return MediaDecision.FORBIDDEN
-    stream = Stream.objects.filter(pk=int(match.group(1))).exclude(status=Stream.Status.ENDED).first()
+    stream = (
+        Stream.objects.filter(pk=int(match.group(1)))
+        .exclude(status__in=[Stream.Status.ENDED, Stream.Status.CANCELLED])
+        .first()
+    )
     if stream is None:
         return MediaDecision.FORBIDDEN
     credential = _credential(body)

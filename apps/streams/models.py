@@ -1,4 +1,5 @@
 import secrets
+import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -13,7 +14,8 @@ def _ingest_token() -> str:
 
 
 class Stream(models.Model):
-    """A creator's live show: scheduled, then live, then ended."""
+    """A creator's live show (a drop): scheduled, then live, then ended; or, never having
+    started, cancelled (docs/streams.md, "Creators' API for drops")."""
 
     SHOP_PATH = "shop"
 
@@ -21,6 +23,7 @@ class Stream(models.Model):
         SCHEDULED = "scheduled", "Scheduled"
         LIVE = "live", "Live"
         ENDED = "ended", "Ended"
+        CANCELLED = "cancelled", "Cancelled"
 
     shop = models.ForeignKey(Shop, on_delete=models.CASCADE, related_name="streams")
     title = models.CharField(max_length=200)
@@ -35,6 +38,12 @@ class Stream(models.Model):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    # A calendar's view of the drop (docs/streams.md, "Creators' API for drops"): one UID for
+    # life, and a SEQUENCE that the streams services raise with every change of the start,
+    # the end, the title, and on cancelling.
+    uid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    sequence = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -54,9 +63,8 @@ class Stream(models.Model):
         """The path on the media server (MediaMTX) this stream publishes to and is read from."""
         return f"live/{self.pk}"
 
-    def clean(self):
-        if self.ends_at and self.starts_at and self.ends_at <= self.starts_at:
-            raise ValidationError({"ends_at": "A stream cannot end before it starts."})
+    # Its rules (an end after the start, what a live, ended or cancelled drop may still
+    # change) are the services' (``services.stream_problems``), which the admin's form shows.
 
 
 class Pin(models.Model):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Prefetch
 
-from apps.catalog.models import StockLevel
+from apps.catalog.models import SKU, StockLevel
 from apps.catalog.selectors import bundle_card, bundles_of_anchors, venue_levels
 from apps.pricing.policy import unit_price_now
 from creatorcommerce.fields import iso_utc
@@ -115,6 +115,26 @@ def stream_body(*, stream: Stream, pins: list[dict] | None = None) -> dict:
     }
 
 
+def stream_owner_body(*, stream: Stream) -> dict:
+    """What the creators' API answers about a drop (docs/streams.md, "Creators' API for
+    drops"): ``stream_body`` and the scheduling a calendar needs (``ends_at``,
+    ``cancelled_at``, the feeds' ``uid`` and ``sequence``)."""
+    return {
+        **stream_body(stream=stream),
+        "ends_at": iso_utc(stream.ends_at) if stream.ends_at else None,
+        "cancelled_at": iso_utc(stream.cancelled_at) if stream.cancelled_at else None,
+        "uid": str(stream.uid),
+        "sequence": stream.sequence,
+    }
+
+
+def shop_skus_by_code(*, shop, codes) -> tuple[list[SKU], list[str]]:
+    """The SKUs of ``shop`` with these codes, in the order given, and the codes it has none
+    of."""
+    found = {sku.code: sku for sku in SKU.objects.filter(shop=shop, code__in=list(codes))}
+    return [found[code] for code in codes if code in found], [code for code in codes if code not in found]
+
+
 def stream_pinned_skus(*, stream_id: int) -> list[dict]:
     """``[{"sku": code, "sku_id": id, "level": stock level id | None}]`` of a stream's pins:
     enough to join their groups and to tell the stock row viewers see (the default
@@ -148,8 +168,10 @@ def stream_snapshot(*, stream_id: int) -> dict:
 
 
 def streams_list(*, status: str | None = None, limit: int = 50):
+    """The storefront's streams: live and upcoming (``status``: one of them). Ended and
+    cancelled drops are not listed (docs/streams.md)."""
     qs = Stream.objects.select_related("shop")
-    qs = qs.filter(status=status) if status else qs.exclude(status=Stream.Status.ENDED)
+    qs = qs.filter(status=status) if status else qs.filter(status__in=[Stream.Status.LIVE, Stream.Status.SCHEDULED])
     order = "-started_at" if status == Stream.Status.LIVE else "starts_at"
     return list(qs.order_by(order, "pk")[:limit])
 

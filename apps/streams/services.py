@@ -1,4 +1,5 @@
-"""Writes to streams: going live, pins, flash deals, presence; and the scheduler's tick.
+"""Writes to streams: scheduling, editing and cancelling drops, going live, pins, flash
+deals, presence; and the scheduler's tick.
 
 Every change emits its event through the spine; viewers' and control rooms' sockets get
 nothing any other way.
@@ -25,6 +26,7 @@ from apps.catalog.exceptions import InsufficientStock
 from apps.catalog.models import SKU, StockLevel
 from apps.catalog.services import location_default, stock_changed_emit, stock_return, stock_take
 from apps.orders.selectors import unit_sources_with_orders
+from creatorcommerce.errors import DomainError
 from creatorcommerce.fields import iso_utc
 from creatorcommerce.process import PerProcess
 from creatorcommerce.spine.events import emit
@@ -36,11 +38,16 @@ from .exceptions import (
     DealIsOpen,
     DealNotFound,
     DealNotOpen,
+    InvalidStreamTimes,
+    InvalidStreamTitle,
     InvalidStreamTransition,
     LocationNotInShop,
     SkuNotInShop,
     StreamHasOpenDeal,
     StreamHasOrders,
+    StreamIsCancelled,
+    StreamIsEnded,
+    StreamIsLive,
 )
 from .models import Annotation, FlashDeal, Pin, Stream
 from .pricing import DEAL_EARLY
@@ -64,6 +71,14 @@ def control_groups(stream_id: int) -> list[str]:
 
 STREAM_FIELDS = ("title", "description", "starts_at", "ends_at", "hls_url", "poster_url", "ingest_token")
 
+# What a calendar shows of a drop (docs/streams.md, "Creators' API for drops"): a change of
+# one of these (or cancelling) raises the stream's ``sequence``, the feeds' SEQUENCE.
+SEQUENCED_FIELDS = ("title", "starts_at", "ends_at")
+
+# How far ahead a drop may be scheduled: far enough for any real plan, near enough that no
+# reminder or feed arithmetic on its times leaves the calendar's range.
+SCHEDULE_HORIZON = timedelta(days=366 * 5)
+
 
 def _stream_event(event_type: str, stream: Stream, changed=None) -> None:
     payload = {
@@ -73,36 +88,141 @@ def _stream_event(event_type: str, stream: Stream, changed=None) -> None:
         "title": stream.title,
         "starts_at": iso_utc(stream.starts_at),
         "ends_at": iso_utc(stream.ends_at) if stream.ends_at else None,
+        "sequence": stream.sequence,
     }
     if changed is not None:
         payload["changed"] = list(changed)
     emit(event_type, payload, groups=[*control_groups(stream.pk), f"shop.{stream.shop_id}"])
 
 
+def stream_problems(*, stream: Stream | None, changes: dict, now=None) -> list[tuple[str | None, DomainError]]:
+    """What ``stream_create`` (``stream`` None) or ``stream_update`` would refuse of
+    ``changes`` (field -> new value, only what changes), as ``(field or None, error)``: the
+    services raise the first, the admin's form shows each on its field. The rules
+    (docs/streams.md, "Creators' API for drops"): a cancelled drop changes no more
+    (``stream_cancelled``); a live or ended drop's start does not move, nor an ended drop's
+    end (``stream_live``, ``stream_ended``); a drop ends after it starts, a new end is not in
+    the past and no time is more than SCHEDULE_HORIZON ahead (``invalid_times``); a title is
+    not blank (``invalid_title``)."""
+    now = now or timezone.now()
+    problems: list[tuple[str | None, DomainError]] = []
+    status = stream.status if stream is not None else Stream.Status.SCHEDULED
+    if status == Stream.Status.CANCELLED and changes:
+        return [(None, StreamIsCancelled())]
+    if "starts_at" in changes and status != Stream.Status.SCHEDULED:
+        error = StreamIsLive if status == Stream.Status.LIVE else StreamIsEnded
+        problems.append(("starts_at", error()))
+    if "ends_at" in changes and status == Stream.Status.ENDED:
+        problems.append(("ends_at", StreamIsEnded()))
+    if "title" in changes and not (changes["title"] or "").strip():
+        problems.append(("title", InvalidStreamTitle()))
+    starts_at = changes["starts_at"] if "starts_at" in changes else getattr(stream, "starts_at", None)
+    ends_at = changes["ends_at"] if "ends_at" in changes else getattr(stream, "ends_at", None)
+    for name in ("starts_at", "ends_at"):
+        value = changes.get(name)
+        if value is not None and value > now + SCHEDULE_HORIZON:
+            problems.append((name, InvalidStreamTimes("A drop is scheduled at most five years ahead.")))
+    if starts_at is not None and ends_at is not None and ends_at <= starts_at:
+        problems.append(("ends_at", InvalidStreamTimes("A drop must end after it starts.")))
+    elif changes.get("ends_at") is not None and changes["ends_at"] <= now:
+        problems.append(("ends_at", InvalidStreamTimes("A drop's new end cannot be in the past.")))
+    return problems
+
+
+def _refuse(problems) -> None:
+    if problems:
+        raise problems[0][1]
+
+
 @transaction.atomic
-def stream_schedule(*, shop, title: str, starts_at, **fields) -> Stream:
-    """A new stream of ``shop``, scheduled (``fields``: any of STREAM_FIELDS); emits
-    ``stream.scheduled``. Precondition: the values are valid (``Stream.clean``: the admin's
-    form checks them)."""
+def stream_create(*, shop, title: str, starts_at, pins=(), now=None, **fields) -> Stream:
+    """A new drop of ``shop``, scheduled (``fields``: any of STREAM_FIELDS), with ``pins``
+    (SKUs of the shop, shown in that order). Emits ``stream.scheduled``, then one
+    ``pins.changed`` when it pins anything. Refuses what ``stream_problems`` finds
+    (``invalid_times``, ``invalid_title``) and a SKU of another shop (``sku_not_in_shop``),
+    writing nothing. A start in the past starts the drop at the scheduler's next tick."""
     unknown = set(fields) - set(STREAM_FIELDS)
     if unknown:
         raise TypeError(f"not a stream field: {', '.join(sorted(unknown))}")
+    _refuse(stream_problems(stream=None, changes={"title": title, "starts_at": starts_at, **fields}, now=now))
+    pins = list(dict.fromkeys(pins))
+    if any(sku.shop_id != shop.pk for sku in pins):
+        raise SkuNotInShop()
     stream = Stream.objects.create(shop=shop, title=title, starts_at=starts_at, **fields)
     _stream_event("stream.scheduled", stream)
+    if pins:
+        location = location_default(shop=shop)
+        for position, sku in enumerate(pins, start=1):
+            Pin.objects.create(stream=stream, sku=sku, position=position)
+            StockLevel.objects.get_or_create(sku=sku, location=location)
+        _pins_changed(stream)
     return stream
 
 
 @transaction.atomic
-def stream_update(*, stream: Stream, changed) -> Stream:
-    """Save the ``changed`` fields (of STREAM_FIELDS, and ``shop`` for staff) of an edited
-    ``stream`` with an UPDATE of those columns only, so the status and times the scheduler
-    wrote meanwhile stay; emits ``stream.updated``."""
-    fields = [name for name in dict.fromkeys(changed) if name in (*STREAM_FIELDS, "shop")]
-    if not fields:
-        return stream
-    stream.save(update_fields=fields)
-    _stream_event("stream.updated", stream, changed=fields)
-    return stream
+def stream_update(*, stream: Stream, changes: dict, now=None) -> Stream:
+    """Set ``changes`` (field -> value, of STREAM_FIELDS, and ``shop`` for staff) on the
+    stream, re-read under its lock, with an UPDATE of the columns whose value really changes
+    (so the status and times the scheduler wrote meanwhile stay). Raises what
+    ``stream_problems`` finds, writing nothing. A change of the title, start or end raises
+    ``sequence``. Emits ``stream.updated`` with the fields changed (``starts_at`` among them
+    when the drop moved); nothing when nothing changed. Returns the stream as saved."""
+    unknown = set(changes) - {*STREAM_FIELDS, "shop"}
+    if unknown:
+        raise TypeError(f"not a stream field: {', '.join(sorted(unknown))}")
+    locked = Stream.objects.select_for_update().get(pk=stream.pk)
+    changes = {name: value for name, value in changes.items() if getattr(locked, name) != value}
+    _refuse(stream_problems(stream=locked, changes=changes, now=now))
+    if not changes:
+        return locked
+    for name, value in changes.items():
+        setattr(locked, name, value)
+    fields = list(changes)
+    if set(fields) & set(SEQUENCED_FIELDS):
+        locked.sequence += 1
+        fields.append("sequence")
+    locked.save(update_fields=fields)
+    _stream_event("stream.updated", locked, changed=list(changes))
+    return locked
+
+
+@transaction.atomic
+def stream_cancel(*, stream: Stream, now=None) -> Stream:
+    """Cancel a scheduled drop: status ``cancelled``, ``cancelled_at``, ``sequence`` raised;
+    its scheduled deals are cancelled (``deal.cancelled``) and any open one closed with its
+    units back at its location (as ``stream_end`` does). Emits ``stream.cancelled`` to its
+    viewers and shop (docs/events.md). A live drop is ended, not cancelled (StreamIsLive,
+    409 ``stream_live``); an ended one stays ended (StreamIsEnded). Cancelling a cancelled
+    drop again changes and sends nothing."""
+    now = now or timezone.now()
+    locked = Stream.objects.select_for_update().get(pk=stream.pk)
+    if locked.status == Stream.Status.CANCELLED:
+        return locked
+    if locked.status == Stream.Status.LIVE:
+        raise StreamIsLive()
+    if locked.status == Stream.Status.ENDED:
+        raise StreamIsEnded()
+    pending = FlashDeal.objects.filter(stream=locked, status__in=[FlashDeal.Status.OPEN, FlashDeal.Status.SCHEDULED])
+    for deal in _deals_in_lock_order(pending):
+        deal_close(deal=deal, now=now)
+    locked.status, locked.cancelled_at = Stream.Status.CANCELLED, now
+    locked.sequence += 1
+    locked.save(update_fields=["status", "cancelled_at", "sequence"])
+    emit(
+        "stream.cancelled",
+        {
+            "stream": locked.pk,
+            "shop": locked.shop_id,
+            "status": locked.status,
+            "title": locked.title,
+            "starts_at": iso_utc(locked.starts_at),
+            "ends_at": iso_utc(locked.ends_at) if locked.ends_at else None,
+            "sequence": locked.sequence,
+            "cancelled_at": iso_utc(now),
+        },
+        groups=[*stream_groups(locked.pk), f"shop.{locked.shop_id}"],
+    )
+    return locked
 
 
 @transaction.atomic
@@ -133,11 +253,14 @@ def stream_delete(*, stream: Stream) -> bool:
 
 @transaction.atomic
 def stream_start(*, stream: Stream, now=None) -> Stream:
-    """scheduled -> live; opens deals whose time has come."""
+    """scheduled -> live; opens deals whose time has come. A cancelled drop never starts
+    (StreamIsCancelled)."""
     now = now or timezone.now()
     locked = Stream.objects.select_for_update().get(pk=stream.pk)
     if locked.status == Stream.Status.LIVE:
         return locked
+    if locked.status == Stream.Status.CANCELLED:
+        raise StreamIsCancelled()
     if locked.status != Stream.Status.SCHEDULED:
         raise InvalidStreamTransition()
     locked.status, locked.started_at = Stream.Status.LIVE, now
@@ -175,11 +298,14 @@ def _deals_in_lock_order(deals) -> list[FlashDeal]:
 
 @transaction.atomic
 def stream_end(*, stream: Stream, now=None) -> Stream:
-    """live (or scheduled) -> ended; closes its open deals, giving their stock back."""
+    """live (or scheduled) -> ended; closes its open deals, giving their stock back. A
+    cancelled drop stays cancelled (StreamIsCancelled)."""
     now = now or timezone.now()
     locked = Stream.objects.select_for_update().get(pk=stream.pk)
     if locked.status == Stream.Status.ENDED:
         return locked
+    if locked.status == Stream.Status.CANCELLED:
+        raise StreamIsCancelled()
     live_deals = FlashDeal.objects.filter(stream=locked, status__in=[FlashDeal.Status.OPEN, FlashDeal.Status.SCHEDULED])
     for deal in _deals_in_lock_order(live_deals):
         deal_close(deal=deal, now=now)  # a scheduled one is cancelled
@@ -202,10 +328,13 @@ def _pins_changed(stream: Stream) -> None:
 
 @transaction.atomic
 def pin_add(*, stream: Stream, sku: SKU, position: int | None = None) -> Pin:
-    """Pin a SKU of the stream's shop (again: no-op); emits ``pins.changed`` with the list."""
+    """Pin a SKU of the stream's shop (again: no-op); emits ``pins.changed`` with the list.
+    Not on a cancelled drop (StreamIsCancelled)."""
     if sku.shop_id != stream.shop_id:
         raise SkuNotInShop()
-    Stream.objects.select_for_update().filter(pk=stream.pk).first()  # serialise pin edits per stream
+    locked = Stream.objects.select_for_update().filter(pk=stream.pk).first()  # serialise pin edits per stream
+    if locked is not None and locked.status == Stream.Status.CANCELLED:
+        raise StreamIsCancelled()
     if position is None:
         position = (Pin.objects.filter(stream=stream).aggregate(m=Max("position"))["m"] or 0) + 1
     pin, created = Pin.objects.get_or_create(stream=stream, sku=sku, defaults={"position": position})
@@ -235,10 +364,11 @@ def pins_reorder(*, stream: Stream, positions: dict[int, int]) -> bool:
 
 @transaction.atomic
 def pins_refresh(*, sku_ids=(), product_id: int | None = None, shop_id: int | None = None) -> int:
-    """Tell the pages of the streams (not ended) that pin one of ``sku_ids``, or a SKU of
-    ``product_id``, or (a SKU deleted, whose pins are gone) every stream of ``shop_id``, their
-    pins as they are now: one ``pins.changed`` each. Returns how many streams were told."""
-    streams = Stream.objects.exclude(status=Stream.Status.ENDED)
+    """Tell the pages of the streams (not ended or cancelled) that pin one of ``sku_ids``, or
+    a SKU of ``product_id``, or (a SKU deleted, whose pins are gone) every stream of
+    ``shop_id``, their pins as they are now: one ``pins.changed`` each. Returns how many
+    streams were told."""
+    streams = Stream.objects.exclude(status__in=[Stream.Status.ENDED, Stream.Status.CANCELLED])
     if shop_id is not None:
         streams = streams.filter(shop_id=shop_id)
     else:
@@ -435,11 +565,15 @@ def _deal_scheduled(deal: FlashDeal) -> None:
 def deal_schedule(*, stream: Stream, sku: SKU, price, quantity: int, opens_at, closes_at, **terms) -> FlashDeal:
     """A new flash deal, scheduled; the scheduler opens it at ``opens_at`` (``terms``:
     ``location``, ``per_buyer_limit``). Emits ``deal.scheduled``. Precondition: the terms are
-    valid (``FlashDeal.clean``: the admin's form checks them)."""
+    valid (``FlashDeal.clean``: the admin's form checks them). Not on a cancelled drop
+    (StreamIsCancelled: its deals never open)."""
     _deal_in_shop(stream=stream, sku=sku, location=terms.get("location"))
     unknown = set(terms) - {"location", "per_buyer_limit"}
     if unknown:
         raise TypeError(f"not a deal term: {', '.join(sorted(unknown))}")
+    status = Stream.objects.select_for_update().filter(pk=stream.pk).values_list("status", flat=True).first()
+    if status == Stream.Status.CANCELLED:
+        raise StreamIsCancelled()
     deal = FlashDeal.objects.create(
         stream=stream, sku=sku, price=price, quantity=quantity, opens_at=opens_at, closes_at=closes_at, **terms
     )
@@ -812,15 +946,21 @@ def streams_tick(*, now=None) -> dict:
 
     def attempt(kind: str, fn, **kwargs) -> None:
         try:
-            fn(now=now, **kwargs)
-            done[kind] += 1
+            if fn(now=now, **kwargs) is not None:
+                done[kind] += 1
         except Exception:
             log.exception("streams tick: %s failed for %s", kind, kwargs)
             done["failed"] += 1
 
+    def start_due(*, stream, now):
+        try:
+            return stream_start(stream=stream, now=now)
+        except StreamIsCancelled:
+            return None  # cancelled since this tick read it: it never starts
+
     for stream in Stream.objects.filter(status=Stream.Status.SCHEDULED, starts_at__lte=now):
         if stream.ends_at is None or stream.ends_at > now:
-            attempt("started", stream_start, stream=stream)
+            attempt("started", start_due, stream=stream)
     for stream in Stream.objects.filter(status__in=[Stream.Status.LIVE, Stream.Status.SCHEDULED], ends_at__lte=now):
         attempt("ended", stream_end, stream=stream)
     for deal in FlashDeal.objects.filter(status=FlashDeal.Status.OPEN, closes_at__lte=now):

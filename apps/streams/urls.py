@@ -8,6 +8,7 @@ urlpatterns = [
     path("streams/<int:pk>/viewer-token", api.ViewerTokenView.as_view(), name="api-stream-viewer-token"),
     path("streams/<int:pk>/start", api.StreamStartView.as_view(), name="api-stream-start"),
     path("streams/<int:pk>/end", api.StreamEndView.as_view(), name="api-stream-end"),
+    path("streams/<int:pk>/cancel", api.StreamCancelView.as_view(), name="api-stream-cancel"),
     path("streams/<int:pk>/pins/", api.PinsView.as_view(), name="api-stream-pins"),
     path("streams/<int:pk>/pins/<str:code>/", api.PinDetailView.as_view(), name="api-stream-pin"),
     path(

@@ -175,6 +175,8 @@ def control_room(request, pk: int):
         when = ("live since", stream.started_at)
     elif stream.status == Stream.Status.ENDED and stream.ended_at:
         when = ("ended", stream.ended_at)
+    elif stream.status == Stream.Status.CANCELLED and stream.cancelled_at:
+        when = ("cancelled", stream.cancelled_at)
     else:
         when = ("starts", stream.starts_at)
     return render(

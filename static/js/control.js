@@ -94,13 +94,18 @@ function updateBanner() {
 function renderStatus() {
   const status = state.stream.status;
   els.statusPill.dataset.status = status;
-  els.statusPill.textContent = { live: "Live", scheduled: "Scheduled", ended: "Ended", deleted: "Deleted" }[status] || status;
+  els.statusPill.textContent =
+    { live: "Live", scheduled: "Scheduled", ended: "Ended", deleted: "Deleted", cancelled: "Cancelled" }[status] || status;
   els.start.disabled = status !== "scheduled";
-  els.end.disabled = status === "ended" || status === "deleted";
-  if (status === "deleted") {
-    // stream.deleted: nothing here can be changed any more.
-    document.querySelectorAll("#control button, #control select").forEach((el) => { el.disabled = true; });
-  }
+  els.end.disabled = status === "ended" || status === "deleted" || status === "cancelled";
+  lockIfClosed();
+}
+
+/** A deleted or cancelled drop (stream.deleted, stream.cancelled): nothing here can be
+ *  changed any more, including rows rendered after the status arrived. */
+function lockIfClosed() {
+  if (state.stream.status !== "deleted" && state.stream.status !== "cancelled") return;
+  document.querySelectorAll("#control button, #control select").forEach((el) => { el.disabled = true; });
 }
 
 function renderTotals() {
@@ -150,6 +155,7 @@ function renderPins() {
   if (!options.length) options.push(h("option", { value: "" }, "Everything is pinned"));
   els.pinSelect.replaceChildren(...options);
   els.pinForm.querySelector("button").disabled = !state.catalog.some((item) => !pinned.has(item.sku));
+  lockIfClosed();
 }
 
 function renderDeals() {
@@ -187,6 +193,7 @@ function renderDeals() {
   });
   if (!items.length) items.push(h("li", { class: "muted" }, "No flash deals for this stream."));
   els.deals.replaceChildren(...items);
+  lockIfClosed();
 }
 
 /** The latest sales, newest first (the server's ``recent``), replacing the list. */
@@ -419,10 +426,10 @@ function handle(message) {
     case "stream":
       if (message.status === "deleted") {
         els.startsAt?.replaceChildren("this stream was deleted");
-      } else if (message.status !== state.stream.status && (message.status === "live" || message.status === "ended")) {
+      } else if (message.status !== state.stream.status && ["live", "ended", "cancelled"].includes(message.status)) {
         // The header said "starts <time>" until a reload: say what just happened, and when.
         const now = new Date();
-        const label = message.status === "live" ? "live since" : "ended";
+        const label = { live: "live since", ended: "ended", cancelled: "cancelled" }[message.status];
         els.startsAt?.replaceChildren(`${label} `, h("time", { datetime: now.toISOString() }, dateTime(now)));
       }
       state.stream.status = message.status;

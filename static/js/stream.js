@@ -213,7 +213,17 @@ function setButtonLabel(node, label, pin) {
   node.action.replaceChildren(label, h("span", { class: "visually-hidden" }, `: ${pin.title}`));
 }
 
+/** A deleted or cancelled drop (stream.deleted, stream.cancelled) sells nothing any more. */
+function closedDrop() {
+  return state.stream.status === "deleted" || state.stream.status === "cancelled";
+}
+
 function renderPins() {
+  if (closedDrop()) {
+    nodes.clear();
+    els.pins.replaceChildren(h("li", { class: "pins-empty muted" }, "Nothing to buy here any more."));
+    return;
+  }
   const seen = new Set();
   state.pins.forEach((pin, index) => {
     let node = nodes.get(pin.sku);
@@ -262,7 +272,13 @@ function renderStatus() {
     els.statusText.textContent = "This stream was removed";
     els.statusSub.textContent = "The creator took it down.";
     els.viewers.hidden = true;
-    els.pins.replaceChildren(h("li", { class: "pins-empty muted" }, "Nothing to buy here any more."));
+    renderPins();
+  } else if (status === "cancelled") {
+    // The creator cancelled the drop before it went live (stream.cancelled).
+    els.statusText.textContent = "This drop was cancelled";
+    els.statusSub.textContent = "The creator cancelled it; it will not go live.";
+    els.viewers.hidden = true;
+    renderPins();
   } else if (status === "ended") {
     els.statusText.textContent = "This stream has ended";
     els.statusSub.textContent = "Thanks for watching.";
@@ -297,7 +313,7 @@ function setupVideo() {
 }
 
 function setViewers(n) {
-  els.viewers.hidden = state.stream.status === "ended";
+  els.viewers.hidden = state.stream.status === "ended" || closedDrop();
   els.viewers.textContent = `${n} watching`;
 }
 
@@ -422,6 +438,7 @@ function handle(message) {
     case "stream":
       state.stream.status = message.status;
       renderStatus();
+      renderBundles();
       break;
     case "pong":
       break;
@@ -435,7 +452,7 @@ function handle(message) {
 /** Whether a bundle is on offer now: always-bundles whose anchor is pinned; low-stock ones
  *  while the anchor's stock at their venue is at or below the threshold. */
 function bundleOffered(bundle) {
-  if (!pinBySku(bundle.anchor)) return false;
+  if (closedDrop() || !pinBySku(bundle.anchor)) return false;
   if (bundle.trigger !== "low_stock") return true;
   // A venue running low is news for the viewers there (docs/geofences.md, "On the
   // storefront"): the card shows only while the geo panel says the viewer is inside it.

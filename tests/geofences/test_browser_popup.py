@@ -22,12 +22,12 @@ from apps.streams.models import Stream
 from django.utils import timezone
 from apps.accounts.models import User
 from apps.accounts.services import user_grant_role
-from apps.streams.services import stream_schedule
+from apps.streams.services import stream_create
 stream = Stream.objects.get(title="Friday night drop")
 venue = Venue.objects.get(location__name="Pop-up at the Kulturbrauerei")
 User.objects.create_user(email="bare@example.test", password="unused-password-123")
 bare = user_grant_role(email="bare@example.test", role="creator", shop_name="No Venues Here")
-bare_stream = stream_schedule(shop=bare.shop, title="A shop without venues", starts_at=timezone.now())
+bare_stream = stream_create(shop=bare.shop, title="A shop without venues", starts_at=timezone.now())
 print("SETUP=" + json.dumps({"stream": stream.pk, "venue": venue.pk, "bare_stream": bare_stream.pk}))
 """
 

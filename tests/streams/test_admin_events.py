@@ -313,6 +313,7 @@ def test_adding_a_stream_in_the_admin_emits_stream_scheduled(logged_in, creator,
         "title": "Friday drop",
         "starts_at": stream.starts_at.isoformat().replace("+00:00", "Z"),
         "ends_at": None,
+        "sequence": 0,
     }
     assert [e.type for e in events_since(mark, "pins.changed")] == ["pins.changed"]  # the pin, as before
 

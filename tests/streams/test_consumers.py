@@ -443,8 +443,7 @@ async def test_the_control_room_follows_an_edit_of_the_stream(layer, stream_setu
     stream = stream_setup["stream"]
     owner = await _control_socket(stream, stream_setup["creator"])
     await owner.receive_json_from(timeout=WAIT)
-    stream.title = "Renamed drop"
-    await sync_to_async(stream_update)(stream=stream, changed=["title"])
+    await sync_to_async(stream_update)(stream=stream, changes={"title": "Renamed drop"})
     messages = await receive_until(owner, lambda got: got[-1]["type"] == "stream_updated")
     assert messages[-1]["title"] == "Renamed drop" and messages[-1]["status"] == stream.status
     await owner.disconnect()
