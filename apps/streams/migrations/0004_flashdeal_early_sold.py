@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('catalog', '0006_bundles'),
-        ('streams', '0002_flashdeal_sku_protect'),
+        ('streams', '0003_stream_cancel_uid_sequence'),
     ]
 
     operations = [
