@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
@@ -159,7 +160,7 @@ def preferences_set(*, user, prefs: PreferencesInput, now: datetime | None = Non
     now = now or timezone.now()
     with transaction.atomic():
         # Lock the user row: two saves of one viewer's preferences apply one after the other.
-        type(user).objects.select_for_update().filter(pk=user.pk).first()
+        get_user_model().objects.select_for_update().filter(pk=user.pk).first()
         before = preferences_body(viewer_settings(user=user))
         pref, _ = Preference.objects.update_or_create(
             user_id=user.pk,
