@@ -28,7 +28,7 @@ from creatorcommerce.spine.events import emit
 from .exceptions import InvalidPreferences, NotificationNotFound, StreamNotScheduled
 from .models import Channel, Delivery, Follow, Notification, Preference, Reminder, Window
 from .selectors import ViewerSettings, preferences_body, viewer_settings, viewers_settings
-from .windows import DAY_MINUTES, schedule, zone
+from .windows import DAY_MINUTES, Availability, schedule, zone
 
 log = logging.getLogger(__name__)
 
@@ -155,13 +155,25 @@ def preferences_set(*, user, prefs: PreferencesInput, now: datetime | None = Non
     """Replace ``user``'s preferences with ``prefs`` (parsed by ``preferences_parse``), in one
     transaction: the row and windows, an audit entry ``preferences.updated`` with the values
     before and after (so any change can be put back), ``preferences.updated`` on the spine,
-    and the viewer's pending reminders recomputed. Saving the same values changes nothing
-    (no audit entry, no event)."""
+    and the viewer's pending reminders recomputed. Saving the values they have already (or,
+    never having saved, the defaults) writes nothing."""
     now = now or timezone.now()
+    wanted = ViewerSettings(
+        user_id=user.pk,
+        availability=Availability(time_zone=prefs.time_zone, quiet=prefs.quiet, windows=prefs.windows),
+        channels=prefs.channels,
+        lead_minutes=prefs.lead_minutes,
+        saved=True,
+    )
+    after = preferences_body(wanted)
     with transaction.atomic():
         # Lock the user row: two saves of one viewer's preferences apply one after the other.
         get_user_model().objects.select_for_update().filter(pk=user.pk).first()
-        before = preferences_body(viewer_settings(user=user))
+        current = viewer_settings(user=user)
+        before = preferences_body(current)
+        changed = [key for key in after if after[key] != before[key]]
+        if not changed:
+            return PreferencesOutcome(settings=current, changed=[], recomputed=0)
         pref, _ = Preference.objects.update_or_create(
             user_id=user.pk,
             defaults={
@@ -177,17 +189,12 @@ def preferences_set(*, user, prefs: PreferencesInput, now: datetime | None = Non
         Window.objects.bulk_create(
             [Window(user_id=user.pk, weekday=w, start=start, end=end) for w, start, end in prefs.windows]
         )
-        current = viewer_settings(user=user)
-        after = preferences_body(current)
-        changed = [key for key in after if after[key] != before[key]]
-        recomputed = 0
-        if changed:
-            audit_record(actor=user, action="preferences.updated", obj=pref, details={"before": before, "after": after})
-            emit("preferences.updated", {"user": user.pk, "changed": changed}, groups=[])
-            recomputed = _recompute(
-                Reminder.objects.filter(user_id=user.pk, status__in=Reminder.PENDING), now=now, known={user.pk: current}
-            )
-    return PreferencesOutcome(settings=current, changed=changed, recomputed=recomputed)
+        audit_record(actor=user, action="preferences.updated", obj=pref, details={"before": before, "after": after})
+        emit("preferences.updated", {"user": user.pk, "changed": changed}, groups=[])
+        recomputed = _recompute(
+            Reminder.objects.filter(user_id=user.pk, status__in=Reminder.PENDING), now=now, known={user.pk: wanted}
+        )
+    return PreferencesOutcome(settings=wanted, changed=changed, recomputed=recomputed)
 
 
 # -- follows ----------------------------------------------------------------------------------

@@ -223,7 +223,7 @@ def _ok(availability: Availability, instant: datetime) -> bool:
     return not availability.is_quiet(instant) and availability.in_window(instant)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cases())
 def test_deliver_at_is_free_not_after_the_lead_and_the_latest_such_minute(case):
     availability = case["availability"]
@@ -246,7 +246,7 @@ def test_deliver_at_is_free_not_after_the_lead_and_the_latest_such_minute(case):
         minute -= MINUTE
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, database=None)
 @given(cases(), st.integers(min_value=-3000, max_value=3000))
 def test_schedule_never_sends_inside_quiet_hours_or_after_the_drop(case, now_offset):
     now = case["starts_at"] - timedelta(minutes=case["lead_minutes"]) + timedelta(minutes=now_offset)
