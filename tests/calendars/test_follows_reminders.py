@@ -211,3 +211,27 @@ def test_handlers_are_registered_for_the_drops_events():
 
     assert ON_UPDATED in handlers_for("stream.updated")
     assert ON_CANCELLED in handlers_for("stream.cancelled")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_same_reminder_set_at_once_from_many_threads_is_one_reminder(make_drop):
+    from tests.helpers import run_concurrently
+
+    viewer = UserFactory()
+    drop = make_drop()
+    results = run_concurrently(lambda: reminder_set(user=viewer, stream=drop)[1], [()] * 8)
+    assert sorted(results) == [False] * 7 + [True]
+    assert Reminder.objects.filter(user=viewer, stream=drop).count() == 1
+
+
+def test_staff_see_reminders_and_deliveries_in_the_admin_creators_do_not(client, viewer, make_drop, creator):
+    from tests.factories import StaffFactory
+
+    reminder_set(user=viewer, stream=make_drop())
+    client.force_login(StaffFactory())
+    for path in ("/admin/calendars/reminder/", "/admin/calendars/delivery/"):
+        assert client.get(path).status_code == 200
+    assert viewer.email.encode() in client.get("/admin/calendars/reminder/").content
+    client.force_login(creator)
+    assert client.get("/admin/calendars/reminder/").status_code == 403

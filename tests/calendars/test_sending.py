@@ -288,3 +288,34 @@ def test_a_second_claim_in_another_transaction_is_refused_by_the_unique_row(make
         Delivery.objects.create(
             user=viewer, stream=reminder.stream, channel="email", status="pending", created_at=timezone.now()
         )
+
+
+@pytest.mark.django_db
+def test_new_york_viewer_with_quiet_hours_is_reminded_at_the_right_instant_on_spring_forward_morning(
+    make_drop, as_viewer, viewer
+):
+    """The issue's "done when", end to end: preferences through the API, a drop at 08:30 EDT
+    on 2030-03-10 (clocks sprang forward at 02:00), quiet hours 22:00-08:00, lead 60. 07:30
+    EDT is quiet, so the reminder goes out at 21:59 EST the evening before (02:59Z), not a
+    minute earlier, and nothing is sent before then."""
+    from datetime import UTC, datetime
+
+    as_viewer.put(
+        "/api/v1/me/preferences/",
+        {
+            "time_zone": "America/New_York",
+            "quiet_hours": {"start": "22:00", "end": "08:00"},
+            "windows": [],
+            "channels": ["email", "inapp"],
+            "lead_minutes": 60,
+        },
+        format="json",
+    )
+    drop = make_drop(starts_at=datetime(2030, 3, 10, 12, 30, tzinfo=UTC))  # 08:30 EDT
+    body = as_viewer.post(f"/api/v1/streams/{drop.pk}/reminder/").json()
+    assert body["deliver_at"] == "2030-03-10T02:59:00Z"
+    at = datetime(2030, 3, 10, 2, 59, tzinfo=UTC)
+    assert reminders_dispatch(now=at - timedelta(seconds=1))["sent"] == 0
+    assert mail.outbox == []
+    assert reminders_dispatch(now=at)["sent"] == 1
+    assert len(mail.outbox) == 1 and "Sunday 10 March, 08:30 (America/New_York)" in mail.outbox[0].body
