@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "apps.streams",
     "apps.geofences",  # pop-up venues, fences, presence, geo offers (docs/geofences.md)
     "apps.loyalty",  # badges, awards and their moderation, perks, tiers (docs/loyalty.md)
+    "apps.calendars",  # preferences, follows, reminders at the right moment (docs/calendars.md)
 ]
 
 MIDDLEWARE = [
@@ -223,6 +224,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "apps.orders.tasks.prune_idempotency_keys",
         "schedule": timedelta(hours=1),
     },
+    "calendars-dispatch-reminders": {
+        "task": "apps.calendars.tasks.dispatch_reminders",
+        "schedule": timedelta(seconds=15),
+    },
 }
 
 # --- Orders ----------------------------------------------------------------------------
@@ -302,6 +307,11 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="CreatorCommerce <nor
 # admin are shown in the user's zone by apps.accounts.middleware.UserTimeZoneMiddleware
 # (in MIDDLEWARE). TIME_ZONE below is the zone of new users and anonymous visitors.
 ACCOUNT_SIGNUP_FORM_CLASS = "apps.accounts.forms.SignupTimeZoneForm"
+
+# --- Calendars (docs/calendars.md) -------------------------------------------------------
+# The site's public address, for links in messages sent without a request (a reminder's
+# e-mail and in-app notification: the drop's page, the one-click stop link).
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 # --- Geofences (docs/geofences.md) -------------------------------------------------------
 # Pings whose ``at`` is older than this are answered ``ignored: stale`` and change nothing.

@@ -16,6 +16,7 @@ api_v1 = [
     path("", include("apps.consents.urls")),
     path("", include("apps.geofences.urls")),
     path("", include("apps.loyalty.urls")),
+    path("", include("apps.calendars.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
@@ -23,6 +24,7 @@ api_v1 = [
 urlpatterns = [
     path("", include("apps.streams.page_urls")),
     path("", include("apps.orders.page_urls")),
+    path("", include("apps.calendars.page_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("livez", views.livez, name="livez"),
     path("", include("creatorcommerce.signing.urls")),

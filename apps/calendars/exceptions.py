@@ -1,0 +1,27 @@
+"""The calendars app's errors (docs/calendars.md, "Errors")."""
+
+from creatorcommerce.errors import Conflict, DomainError, NotFound
+
+
+class InvalidPreferences(DomainError):
+    """A preference that cannot be saved; ``code`` says which rule it breaks and ``field``
+    (a detail) where: ``invalid_time_zone``, ``invalid_time``, ``invalid_quiet_hours``,
+    ``invalid_window``, ``overlapping_windows``, ``invalid_channel``, ``invalid_lead_minutes``."""
+
+    code = "invalid_preferences"
+    message = "The preferences are invalid."
+
+
+class ShopNotFound(NotFound):
+    code = "shop_not_found"
+    message = "No such shop."
+
+
+class StreamNotScheduled(Conflict):
+    code = "stream_not_scheduled"
+    message = "Reminders are only for drops that are scheduled and have not started."
+
+
+class NotificationNotFound(NotFound):
+    code = "notification_not_found"
+    message = "No such notification."
