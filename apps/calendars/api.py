@@ -12,9 +12,13 @@ from apps.streams.selectors import stream_get
 from creatorcommerce.api import error_responses, validated
 from creatorcommerce.fields import StrictCharField, StrictIntegerField, iso_utc
 
+from .exceptions import NotYourShop
+from .feeds import feed_url
 from .models import Channel, Reminder
 from .selectors import (
+    audience_heatmap,
     follows_of,
+    heatmap_body,
     notification_body,
     notifications_of,
     preferences_body,
@@ -24,6 +28,8 @@ from .selectors import (
     viewer_settings,
 )
 from .services import (
+    feed_get,
+    feed_rotate,
     follow_delete,
     follow_set,
     notification_mark_read,
@@ -218,3 +224,71 @@ class NotificationReadView(APIView):
     )
     def post(self, request, pk: int):
         return Response(notification_body(notification_mark_read(user=request.user, notification_id=pk)))
+
+
+# -- the private feed -------------------------------------------------------------------------
+
+
+class FeedUrlSerializer(serializers.Serializer):
+    feed_url = serializers.CharField(help_text="the viewer's private ICS feed; keep it secret")
+
+
+class CalendarFeedView(APIView):
+    """``GET|POST /api/v1/me/calendar-feed/``: the private feed's URL; POST rotates it (the
+    old URL answers 404). Both need calendar consent (docs/calendars.md, "Feeds")."""
+
+    @extend_schema(
+        responses={200: FeedUrlSerializer, **error_responses(**{"409": "calendar_consent_required"})},
+        operation_id="me_calendar_feed_get",
+    )
+    def get(self, request):
+        return Response({"feed_url": feed_url(feed_get(user=request.user))})
+
+    @extend_schema(
+        request=None,
+        responses={200: FeedUrlSerializer, **error_responses(**{"409": "calendar_consent_required"})},
+        operation_id="me_calendar_feed_rotate",
+    )
+    def post(self, request):
+        return Response({"feed_url": feed_url(feed_rotate(user=request.user))})
+
+
+# -- the audience heatmap ---------------------------------------------------------------------
+
+
+class HeatmapSerializer(serializers.Serializer):
+    time_zone = serializers.CharField(help_text="the creator's zone: the slots' hours are local to it")
+    week_start = serializers.DateField(help_text="the Monday of the week counted, in that zone")
+    followers = serializers.IntegerField()
+    counts = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="7 lists (Monday first) of 24 counts: followers available at the hour's first instant",
+    )
+    missing_hours = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="[weekday, hour] slots that do not exist that week (clocks skip them); counted 0",
+    )
+
+
+class WeekSerializer(serializers.Serializer):
+    week = serializers.DateField(required=False, help_text="any day of the week wanted (default: this week)")
+
+
+class AudienceAvailabilityView(APIView):
+    """``GET /api/v1/shops/{slug}/audience-availability/``: the audience heatmap, for the
+    shop's creator and staff (docs/calendars.md, "Audience heatmap")."""
+
+    @extend_schema(
+        parameters=[WeekSerializer],
+        responses={
+            200: HeatmapSerializer,
+            **error_responses(**{"400": "invalid", "403": "not_your_shop", "404": "shop_not_found"}),
+        },
+        operation_id="shops_audience_availability",
+    )
+    def get(self, request, slug: str):
+        shop = shop_by_slug(slug=slug)
+        if not (request.user.is_staff or shop.owner_id == request.user.pk):
+            raise NotYourShop()
+        week = validated(WeekSerializer, request.query_params).get("week")
+        return Response(heatmap_body(audience_heatmap(shop=shop, week_start=week)))

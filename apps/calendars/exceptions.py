@@ -1,6 +1,6 @@
 """The calendars app's errors (docs/calendars.md, "Errors")."""
 
-from creatorcommerce.errors import Conflict, DomainError, NotFound
+from creatorcommerce.errors import Conflict, DomainError, NotFound, PermissionDenied
 
 
 class InvalidPreferences(DomainError):
@@ -25,3 +25,13 @@ class StreamNotScheduled(Conflict):
 class NotificationNotFound(NotFound):
     code = "notification_not_found"
     message = "No such notification."
+
+
+class CalendarConsentRequired(Conflict):
+    code = "calendar_consent_required"
+    message = 'Opt in to calendars first: PUT /api/v1/me/consents/calendar/ {"granted": true}.'
+
+
+class NotYourShop(PermissionDenied):
+    code = "not_your_shop"
+    message = "Only the shop's creator and staff see its audience."

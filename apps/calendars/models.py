@@ -186,3 +186,20 @@ class Notification(models.Model):
 
     def __str__(self):
         return self.title
+
+
+class CalendarFeed(models.Model):
+    """A viewer's private ICS feed (docs/calendars.md, "Feeds"): exists only while they have
+    granted calendar consent. The feed's URL carries a token derived from ``nonce`` with the
+    server's secret key (``feeds.feed_token``); only its SHA-256 is stored to find the
+    feed, so a copy of the database alone gives no feed URL. Rotating replaces the nonce."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="calendar_feed"
+    )
+    nonce = models.CharField(max_length=64)
+    token_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the URL's token, hex")
+    created_at = models.DateTimeField(help_text="when this token was issued (opt-in or rotation)")
+
+    def __str__(self):
+        return f"calendar feed of {self.user_id}"

@@ -6,4 +6,6 @@ from . import views
 
 urlpatterns = [
     path("calendars/stop/<str:token>/", views.stop, name="calendars-stop"),
+    path("calendars/shops/<slug:slug>.ics", views.shop_feed, name="calendars-shop-feed"),
+    path("calendars/<str:token>.ics", views.viewer_feed, name="calendars-feed"),
 ]

@@ -145,3 +145,31 @@ def notification_body(notification: Notification) -> dict:
 def notifications_of(*, user, limit: int = 200) -> list[Notification]:
     """The viewer's notifications, newest first."""
     return list(Notification.objects.filter(user_id=user.pk)[:limit])
+
+
+def audience_heatmap(*, shop, week_start=None, now=None):
+    """The shop's audience heatmap (``heatmap.heatmap``) in the zone of the shop's creator,
+    for the week from ``week_start`` (a Monday; default: this week's, in that zone)."""
+    from django.utils import timezone
+
+    from .heatmap import heatmap, week_monday
+    from .windows import zone
+
+    time_zone = shop.owner.time_zone or "UTC"
+    if week_start is None:
+        week_start = (now or timezone.now()).astimezone(zone(time_zone)).date()
+    followers = followers_settings(shop=shop)
+    return heatmap(
+        availabilities=[f.availability for f in followers], time_zone=time_zone, week_start=week_monday(week_start)
+    )
+
+
+def heatmap_body(result) -> dict:
+    """``GET /api/v1/shops/{slug}/audience-availability/`` (docs/calendars.md)."""
+    return {
+        "time_zone": result.time_zone,
+        "week_start": result.week_start.isoformat(),
+        "followers": result.followers,
+        "counts": result.counts,
+        "missing_hours": [list(slot) for slot in result.missing],
+    }

@@ -1,12 +1,13 @@
 """Writes of the calendars app (docs/calendars.md): preferences, follows, reminders and
-their recomputation, and the dispatcher that sends due reminders once per viewer, drop and
-channel."""
+their recomputation, the dispatcher that sends due reminders once per viewer, drop and
+channel, and the private feeds' tokens."""
 
 from __future__ import annotations
 
 import itertools
 import logging
 import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -21,12 +22,14 @@ from django.utils import timezone
 
 from apps.accounts.models import time_zone_names
 from apps.audit.services import audit_record
+from apps.consents.selectors import consent_granted_locked
 from apps.streams.models import Stream
 from creatorcommerce.fields import iso_utc
 from creatorcommerce.spine.events import emit
 
-from .exceptions import InvalidPreferences, NotificationNotFound, StreamNotScheduled
-from .models import Channel, Delivery, Follow, Notification, Preference, Reminder, Window
+from .exceptions import CalendarConsentRequired, InvalidPreferences, NotificationNotFound, StreamNotScheduled
+from .feeds import feed_token, token_hash
+from .models import CalendarFeed, Channel, Delivery, Follow, Notification, Preference, Reminder, Window
 from .selectors import ViewerSettings, preferences_body, viewer_settings, viewers_settings
 from .windows import DAY_MINUTES, Availability, schedule, zone
 
@@ -201,21 +204,25 @@ def preferences_set(*, user, prefs: PreferencesInput, now: datetime | None = Non
 
 
 def follow_set(*, user, shop, now: datetime | None = None) -> tuple[Follow, bool]:
-    """``user`` follows ``shop`` (again: nothing changes). Emits ``shop.followed`` when new."""
+    """``user`` follows ``shop`` (again: nothing changes). When new: an audit entry
+    ``follow.created`` and ``shop.followed``."""
     with transaction.atomic():
         follow, created = Follow.objects.get_or_create(
             user_id=user.pk, shop=shop, defaults={"created_at": now or timezone.now()}
         )
         if created:
+            audit_record(actor=user, action="follow.created", obj=shop, details={"shop": shop.slug})
             emit("shop.followed", {"user": user.pk, "shop": shop.pk}, groups=[])
     return follow, created
 
 
 def follow_delete(*, user, shop) -> bool:
-    """``user`` stops following ``shop``; False if they did not follow it."""
+    """``user`` stops following ``shop`` (an audit entry ``follow.deleted`` and
+    ``shop.unfollowed``); False if they did not follow it."""
     with transaction.atomic():
         deleted, _ = Follow.objects.filter(user_id=user.pk, shop=shop).delete()
         if deleted:
+            audit_record(actor=user, action="follow.deleted", obj=shop, details={"shop": shop.slug})
             emit("shop.unfollowed", {"user": user.pk, "shop": shop.pk}, groups=[])
     return bool(deleted)
 
@@ -345,6 +352,62 @@ def reminders_cancel_for_stream(*, stream_id: int) -> int:
             reminder.save(update_fields=["status", "deliver_at"])
             _reminder_event("reminder.set", reminder)
     return len(rows)
+
+
+# -- private feeds ----------------------------------------------------------------------------
+
+
+def _feed_issue(user, *, now: datetime, feed: CalendarFeed | None = None) -> CalendarFeed:
+    nonce = secrets.token_hex(16)
+    token = feed_token(user_id=user.pk, nonce=nonce)
+    if feed is None:
+        return CalendarFeed.objects.create(user_id=user.pk, nonce=nonce, token_hash=token_hash(token), created_at=now)
+    feed.nonce, feed.token_hash, feed.created_at = nonce, token_hash(token), now
+    feed.save(update_fields=["nonce", "token_hash", "created_at"])
+    return feed
+
+
+def feed_on_grant(user, *, now: datetime | None = None) -> dict:
+    """The granter of calendar consent (``apps.consents.registry``; inside ``consent_set``'s
+    transaction): the viewer's private feed, issued if they have none. Returns
+    ``{"feed_url"}`` for the consent API's answer."""
+    from .feeds import feed_url
+
+    feed = CalendarFeed.objects.select_for_update().filter(user_id=user.pk).first()
+    if feed is None:
+        feed = _feed_issue(user, now=now or timezone.now())
+    return {"feed_url": feed_url(feed)}
+
+
+def feed_erase(user) -> int:
+    """The eraser of calendar consent: the viewer's feed token is deleted, so its URL answers
+    404 from then on. Returns the rows deleted (0 or 1)."""
+    deleted, _ = CalendarFeed.objects.filter(user_id=user.pk).delete()
+    return deleted
+
+
+def feed_get(*, user, now: datetime | None = None) -> CalendarFeed:
+    """The viewer's feed (issued now if calendar consent was granted before feeds existed);
+    ``CalendarConsentRequired`` without calendar consent."""
+    with transaction.atomic():
+        if not consent_granted_locked(user=user, kind="calendar"):
+            raise CalendarConsentRequired()
+        feed = CalendarFeed.objects.select_for_update().filter(user_id=user.pk).first()
+        return feed or _feed_issue(user, now=now or timezone.now())
+
+
+def feed_rotate(*, user, now: datetime | None = None) -> CalendarFeed:
+    """A new token for the viewer's feed; the old URL answers 404 from the commit on. An
+    audit entry ``calendar_feed.rotated``. ``CalendarConsentRequired`` without calendar
+    consent."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if not consent_granted_locked(user=user, kind="calendar"):
+            raise CalendarConsentRequired()
+        feed = CalendarFeed.objects.select_for_update().filter(user_id=user.pk).first()
+        feed = _feed_issue(user, now=now, feed=feed)
+        audit_record(actor=user, action="calendar_feed.rotated", obj=feed, details={})
+    return feed
 
 
 # -- stop links -------------------------------------------------------------------------------

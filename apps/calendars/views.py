@@ -1,4 +1,5 @@
-"""The one-click stop page of a reminder (docs/calendars.md, "Stop links").
+"""The one-click stop page of a reminder (docs/calendars.md, "Stop links"), and the ICS feeds
+(further down; "Feeds").
 
 ``GET`` only shows what the link stops and a button: mail scanners and link previews fetch
 links, and must not stop anything. ``POST`` stops it: the page's button, or a mail client's
@@ -7,13 +8,18 @@ posted without cookies). The signed token is the permission, so there is no sess
 CSRF token to check. A bad token is a 400 page.
 """
 
+from django.http import Http404, HttpResponse, HttpResponseNotModified
 from django.shortcuts import render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods
 
+from apps.accounts.models import Shop
 from apps.streams.models import Stream
 
+from .feeds import build_calendar, feed_by_token, feed_etag, shop_drops, viewer_drops
+from .selectors import viewer_settings
 from .services import reminder_delete, stop_token_read
 
 
@@ -30,3 +36,68 @@ def stop(request, token: str):
         stopped = reminder_delete(user_id=user_id, stream_id=stream_id)
         return render(request, "calendars/stop_done.html", {"stream": stream, "stopped": stopped})
     return render(request, "calendars/stop.html", {"stream": stream})
+
+
+# -- ICS feeds (docs/calendars.md, "Feeds") ----------------------------------------------------
+
+ICS_TYPE = "text/calendar; charset=utf-8"
+# The feeds are computed on every request, so a drop's change shows at the next fetch; these
+# bound how long a cache may keep an answer (a 304 is cheap: the ETag is compared first).
+PRIVATE_CACHE = "private, max-age=60"
+PUBLIC_CACHE = "public, max-age=300"
+
+
+def _ics(request, *, kind: str, name: str, drops, lead_minutes, cache_control: str, filename: str):
+
+    etag = feed_etag(kind=kind, drops=drops, lead_minutes=lead_minutes)
+    matches = [tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")]
+    if etag in matches or "*" in matches:
+        response = HttpResponseNotModified()
+    else:
+        body = build_calendar(name=name, drops=drops, now=timezone.now(), lead_minutes=lead_minutes)
+        response = HttpResponse(body, content_type=ICS_TYPE)
+        response["Content-Disposition"] = f'inline; filename="{filename}"'
+    response["ETag"] = etag
+    response["Cache-Control"] = cache_control
+    if kind == "private":
+        response["X-Robots-Tag"] = "noindex"
+        response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@require_http_methods(["GET", "HEAD"])
+def viewer_feed(request, token: str):
+    """``/calendars/<token>.ics``: the viewer's private feed. Any token that opens no feed
+    (malformed, rotated, revoked) is a plain 404."""
+
+    feed = feed_by_token(token)
+    if feed is None:
+        raise Http404("No such calendar feed.")
+    user = feed.user
+    return _ics(
+        request,
+        kind="private",
+        name="My drops",
+        drops=viewer_drops(user=user, now=timezone.now()),
+        lead_minutes=viewer_settings(user=user).lead_minutes,
+        cache_control=PRIVATE_CACHE,
+        filename="drops.ics",
+    )
+
+
+@require_http_methods(["GET", "HEAD"])
+def shop_feed(request, slug: str):
+    """``/calendars/shops/<slug>.ics``: every drop of the shop, public."""
+
+    shop = Shop.objects.filter(slug=slug).first()
+    if shop is None:
+        raise Http404("No such shop.")
+    return _ics(
+        request,
+        kind="public",
+        name=f"{shop.name} drops",
+        drops=shop_drops(shop=shop, now=timezone.now()),
+        lead_minutes=None,
+        cache_control=PUBLIC_CACHE,
+        filename=f"{shop.slug}.ics",
+    )

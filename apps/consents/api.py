@@ -40,7 +40,12 @@ class ConsentSerializer(serializers.Serializer):
 class ConsentSetResultSerializer(serializers.Serializer):
     granted = serializers.BooleanField()
     changed_at = serializers.DateTimeField()
-    deleted = serializers.IntegerField(required=False, help_text="on revoke only: rows erased (positions, presences)")
+    deleted = serializers.IntegerField(
+        required=False, help_text="on revoke only: rows erased (positions, presences; the calendar feed)"
+    )
+    feed_url = serializers.CharField(
+        required=False, help_text="calendar, on grant only: the viewer's private ICS feed (docs/calendars.md)"
+    )
 
 
 def _when(value):
@@ -78,6 +83,8 @@ class ConsentDetailView(APIView):
         data = validated(ConsentSetSerializer, request.data)
         outcome = consent_set(user=request.user, kind=kind, granted=data["granted"])
         body = {"granted": outcome.consent.granted, "changed_at": iso_utc(outcome.consent.changed_at)}
-        if not data["granted"]:
+        if data["granted"]:
+            body |= outcome.extra
+        else:
             body["deleted"] = outcome.deleted
         return Response(body)

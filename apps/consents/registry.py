@@ -1,4 +1,5 @@
-"""Erasers: what upper apps delete when a user revokes a consent (docs/geofences.md, "Consent").
+"""Erasers: what upper apps delete when a user revokes a consent (docs/geofences.md, "Consent");
+and granters: what they set up when a user grants one (docs/calendars.md, "Consent").
 
 An app that stores data under a consent registers, from its ``AppConfig.ready``, a function
 ``eraser(user) -> int`` (rows deleted) for that consent's kind::
@@ -8,6 +9,13 @@ An app that stores data under a consent registers, from its ``AppConfig.ready``,
 
 ``consent_set`` calls every eraser of the kind inside the revoking transaction, so the
 consent and the deletion commit together. The consents app imports no app above it.
+
+A granter ``granter(user) -> dict`` runs inside every granting call (also when the consent
+was granted already) and returns keys the API adds to its answer, e.g. the calendars app's
+``{"feed_url": ...}``::
+
+    @consent_granter("calendar")
+    def feed_on_grant(user) -> dict: ...
 """
 
 from __future__ import annotations
@@ -29,3 +37,20 @@ def consent_eraser(kind: str):
 
 def erasers(kind: str) -> list[Callable]:
     return list(_erasers.get(kind, ()))
+
+
+_granters: dict[str, list[Callable]] = {}
+
+
+def consent_granter(kind: str):
+    def register(fn: Callable) -> Callable:
+        registered = _granters.setdefault(kind, [])
+        if fn not in registered:
+            registered.append(fn)
+        return fn
+
+    return register
+
+
+def granters(kind: str) -> list[Callable]:
+    return list(_granters.get(kind, ()))

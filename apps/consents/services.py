@@ -14,7 +14,7 @@ from creatorcommerce.spine.events import emit
 
 from .exceptions import ConsentKindNotFound
 from .models import Consent
-from .registry import erasers
+from .registry import erasers, granters
 
 
 @dataclass(frozen=True)
@@ -22,11 +22,13 @@ class ConsentOutcome:
     consent: Consent
     changed: bool
     deleted: int  # rows the erasers removed (revocations only; 0 otherwise)
+    extra: dict  # what the kind's granters return (grants only; the API adds it to its answer)
 
 
 def consent_set(*, user, kind: str, granted: bool, now: datetime | None = None) -> ConsentOutcome:
     """Grant or revoke ``kind`` for ``user``, in one transaction: the consent row, an audit
-    entry, and on revoke every eraser registered for the kind (their row counts summed).
+    entry, on grant every granter registered for the kind (what they return is ``extra``),
+    and on revoke every eraser registered for the kind (their row counts summed).
 
     Setting a consent to the value it already has changes nothing: no audit entry, no
     event, ``changed_at`` kept. A revoke still runs the erasers (they find nothing to
@@ -45,7 +47,11 @@ def consent_set(*, user, kind: str, granted: bool, now: datetime | None = None) 
             consent.changed_at = now
             consent.save(update_fields=["granted", "changed_at"])
         deleted = 0
-        if not granted:
+        extra: dict = {}
+        if granted:
+            for granter in granters(kind):
+                extra |= granter(user) or {}
+        else:
             deleted = sum(int(eraser(user)) for eraser in erasers(kind))
         if changed or deleted:
             audit_record(
@@ -65,4 +71,4 @@ def consent_set(*, user, kind: str, granted: bool, now: datetime | None = None) 
                 },
                 groups=[],
             )
-    return ConsentOutcome(consent=consent, changed=changed, deleted=deleted)
+    return ConsentOutcome(consent=consent, changed=changed, deleted=deleted, extra=extra)

@@ -29,6 +29,7 @@ from .exceptions import (
     StreamIsLive,
 )
 from .models import Annotation, FlashDeal, Pin, Stream
+from .panels import scheduling_panels
 from .services import (
     ANNOTATION_FIELDS,
     DEAL_TERMS,
@@ -249,6 +250,13 @@ class StreamAdmin(_LocalTimes, ShopScopedAdmin):
     @admin.display(description=_in_zone("Cancelled at"))
     def cancelled(self, obj):
         return formats.localize(timezone.localtime(obj.cancelled_at)) if obj.cancelled_at else "-"
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        # What apps above streams show while a drop is scheduled (apps/streams/panels.py):
+        # the audience heatmap of the calendars app.
+        shop = obj.shop if obj is not None else getattr(request.user, "shop", None) if request.user.is_creator else None
+        context["scheduling_panels"] = scheduling_panels(request=request, shop=shop, stream=obj)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def has_change_permission(self, request, obj=None):
         # A cancelled drop is shown as it was, read-only (docs/streams.md).
