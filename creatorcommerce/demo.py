@@ -13,6 +13,7 @@ from django.db import transaction
 
 from apps.accounts import demo as accounts_demo
 from apps.accounts.demo import DEMO_CREATOR_TIME_ZONE, DEMO_PASSWORD, DEMO_USERS
+from apps.calendars import demo as calendars_demo
 from apps.catalog import demo as catalog_demo
 from apps.geofences import demo as geofences_demo
 from apps.loyalty import demo as loyalty_demo
@@ -29,6 +30,7 @@ STEPS = [
     streams_demo.seed,
     geofences_demo.seed,
     loyalty_demo.seed,
+    calendars_demo.seed,
 ]
 
 

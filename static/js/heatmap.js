@@ -59,6 +59,13 @@
     });
     var week = document.getElementById("audience-week");
     if (week) week.textContent = data.week_start;
+    var MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    var start = new Date(data.week_start + "T00:00:00Z");
+    table.querySelectorAll("tbody tr").forEach(function (tr) {
+      var day = new Date(start.getTime() + (+tr.dataset.weekday) * 86400000);
+      var label = tr.querySelector(".audience-date");
+      if (label) label.textContent = pad(day.getUTCDate()) + " " + MONTHS[day.getUTCMonth()];
+    });
   }
 
   function update() {

@@ -22,6 +22,7 @@ def test_each_app_seeds_its_own_demo_data_in_order():
         "apps.streams.demo",
         "apps.geofences.demo",
         "apps.loyalty.demo",
+        "apps.calendars.demo",
     ]
 
 
@@ -31,8 +32,19 @@ def test_the_demo_stream_is_written_through_the_services_and_once():
 
     stream = Stream.objects.get(title="Friday night drop")
     deal = FlashDeal.objects.get(stream=stream)
-    types = [e.type for e in events_since(mark, "stream.scheduled", "stream.started", "deal.scheduled", "deal.opened")]
-    assert types == ["stream.scheduled", "stream.started", "deal.scheduled", "deal.opened"]
+    types = [
+        (e.type, e.payload.get("stream", e.payload.get("id")))
+        for e in events_since(mark, "stream.scheduled", "stream.started", "deal.scheduled", "deal.opened")
+    ]
+    upcoming = Stream.objects.get(title="Sunday sample sale")  # the calendars' demo drop
+    assert [t for t, _ in types] == [
+        "stream.scheduled",
+        "stream.started",
+        "deal.scheduled",
+        "deal.opened",
+        "stream.scheduled",
+    ]
+    assert types[-1][1] == upcoming.pk
     (scheduled,) = events_since(mark, "deal.scheduled")
     assert scheduled.payload["id"] == deal.pk and scheduled.payload["price"] == "35.00"
     assert len(events_since(mark, "pins.changed")) == 5
@@ -45,7 +57,7 @@ def test_the_demo_stream_is_written_through_the_services_and_once():
     again = last_event_id()
     call_command("seed_demo")
     assert events_since(again, "stream.scheduled", "deal.scheduled", "pins.changed") == []
-    assert Stream.objects.count() == 1 and FlashDeal.objects.count() == 1
+    assert Stream.objects.count() == 2 and FlashDeal.objects.count() == 1
 
 
 def test_the_demo_pop_up_is_written_through_the_services_and_once():
