@@ -138,7 +138,7 @@ def build_calendar(*, name: str, drops: list[Stream], now: datetime, lead_minute
     cal.add("calscale", "GREGORIAN")
     cal.add("x-wr-calname", name)
     cal.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
-    cal.add("x-published-ttl", REFRESH)
+    cal.add("x-published-ttl", "PT15M")  # an X- property is text: the duration as RFC 5545 writes it
     stamp = now.astimezone(UTC).replace(microsecond=0)
     for stream in drops:
         event = Event()

@@ -83,6 +83,7 @@ def test_opt_in_gives_a_private_feed_of_reminded_and_followed_drops(as_viewer, v
     (alarm,) = event.walk("VALARM")
     assert alarm.decoded("TRIGGER") == timedelta(minutes=-45) and str(alarm["ACTION"]) == "DISPLAY"
     assert b"TRIGGER:-PT45M" in response.content
+    assert b"X-PUBLISHED-TTL:PT15M" in response.content and b"REFRESH-INTERVAL;VALUE=DURATION:PT15M" in response.content
     vevent = next(v for v in vevents if v.uid.value == str(event["UID"]))
     assert vevent.dtstart.value == START and vevent.summary.value == "Spring drop"
     assert vevent.valarm.trigger.value == timedelta(minutes=-45)
