@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from apps.streams.services import stream_schedule
+from apps.streams.services import stream_create
 from tests.factories import CreatorFactory, UserFactory
 
 
@@ -36,7 +36,7 @@ def as_viewer(api_client, viewer):
 @pytest.fixture
 def make_drop(shop):
     def make(starts_at=None, title="Friday drop", in_shop=None):
-        return stream_schedule(
+        return stream_create(
             shop=in_shop or shop, title=title, starts_at=starts_at or timezone.now() + timedelta(days=2)
         )
 

@@ -6,14 +6,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.db import transaction
 from django.utils import timezone
 
 from apps.calendars.models import Follow, Reminder
 from apps.calendars.services import preferences_parse, preferences_set, reminder_set
-from apps.streams.models import Stream
-from apps.streams.services import stream_delete, stream_end, stream_start, stream_update
-from creatorcommerce.spine.events import emit
+from apps.streams.services import stream_cancel, stream_delete, stream_end, stream_start, stream_update
 from creatorcommerce.spine.tasks import apply_handler
 from tests.factories import UserFactory
 from tests.helpers import captured_events, events_since, last_event_id
@@ -158,8 +155,7 @@ def test_a_drop_that_moves_takes_its_pending_reminders_along_sent_ones_stay_sent
     sent, _ = reminder_set(user=sent_viewer, stream=drop)
     Reminder.objects.filter(pk=sent.pk).update(status=Reminder.Status.SENT, sent_at=timezone.now())
     mark = last_event_id()
-    drop.starts_at = datetime(2030, 3, 11, 2, 30, tzinfo=UTC)  # 22:30 EDT on the 10th
-    stream_update(stream=drop, changed=["starts_at"])
+    drop = stream_update(stream=drop, changes={"starts_at": datetime(2030, 3, 11, 2, 30, tzinfo=UTC)})  # 22:30 EDT
     with captured_events() as events:
         assert _apply(mark, ON_UPDATED) == ["applied"]
     reminder.refresh_from_db()
@@ -171,32 +167,21 @@ def test_a_drop_that_moves_takes_its_pending_reminders_along_sent_ones_stay_sent
     assert sent.status == "sent" and sent.starts_at == datetime(2030, 3, 10, 13, 0, tzinfo=UTC)
     # A change of the title only recomputes nothing.
     mark = last_event_id()
-    drop.title = "Renamed"
-    stream_update(stream=drop, changed=["title"])
+    stream_update(stream=drop, changes={"title": "Renamed"})
     with captured_events() as events:
         _apply(mark, ON_UPDATED)
     assert events == []
 
 
-@pytest.mark.usefixtures("_unchecked_events")
 def test_a_cancelled_drop_cancels_its_pending_reminders(viewer, make_drop):
     drop = make_drop()
     reminder, _ = reminder_set(user=viewer, stream=drop)
     mark = last_event_id()
-    with transaction.atomic():
-        # What the Creators' API for drops sends (keyed on the event name and "stream" only).
-        Stream.objects.filter(pk=drop.pk).update(status="cancelled")
-        emit("stream.cancelled", {"stream": drop.pk, "shop": drop.shop_id}, groups=[])
+    stream_cancel(stream=drop)  # the Creators' API for drops and the admin's cancel
     assert _apply(mark, ON_CANCELLED) == ["applied"]
     reminder.refresh_from_db()
     assert (reminder.status, reminder.deliver_at) == ("cancelled", None)
     assert _apply(mark, ON_CANCELLED) == ["duplicate"]
-
-
-@pytest.fixture
-def _unchecked_events(settings):
-    """``stream.cancelled`` is declared by the Creators' API for drops (another branch)."""
-    settings.SPINE_CHECK_EVENTS = False
 
 
 def test_a_deleted_drop_takes_its_reminders(viewer, make_drop):
