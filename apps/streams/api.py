@@ -62,6 +62,9 @@ class StreamSerializer(serializers.Serializer):
     starts_at = serializers.DateTimeField()
     hls_url = serializers.URLField(allow_null=True)
     poster_url = serializers.URLField(allow_null=True)
+    shipping_fee = serializers.DecimalField(
+        max_digits=10, decimal_places=2, help_text="what a delivered order of this shop pays for shipping, once"
+    )
     pins = PinSerializer(many=True)
 
 
@@ -82,10 +85,16 @@ class AwareDateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value):
         if not isinstance(value, str):
             self.fail("invalid", format="ISO 8601 with an offset")
-        parsed = parse_datetime(value) if len(value) <= 64 else None
+        try:
+            parsed = parse_datetime(value) if len(value) <= 64 else None
+        except (ValueError, TypeError):  # well formed, but no such moment: 2031-02-30, +99:00
+            self.fail("invalid", format="ISO 8601 with an offset")
         if parsed is not None and parsed.tzinfo is None:
             self.fail("no_offset")
-        return super().to_internal_value(value)
+        try:
+            return super().to_internal_value(value)
+        except (ValueError, TypeError, OverflowError):
+            self.fail("invalid", format="ISO 8601 with an offset")
 
 
 MAX_PINS = 50

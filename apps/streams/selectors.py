@@ -111,6 +111,9 @@ def stream_body(*, stream: Stream, pins: list[dict] | None = None) -> dict:
         "starts_at": iso_utc(stream.starts_at),
         "hls_url": stream.hls_url or None,
         "poster_url": stream.poster_url or None,
+        # What a delivered order pays on top of its lines (docs/pricing.md, "Shipping"), so
+        # the buy button never charges more than the page shows.
+        "shipping_fee": str(stream.shop.shipping_fee),
         "pins": stream_pins(stream=stream) if pins is None else pins,
     }
 

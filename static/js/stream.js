@@ -138,6 +138,7 @@ function updateBanner() {
 function pinNode(pin) {
   const title = h("h3", { class: "pin__title" });
   const priceNow = h("span", { class: "price-now" });
+  const shipping = h("span", { class: "muted small pin__shipping" });
   const priceWas = h("s", { class: "price-was", hidden: true });
   const dealRow = h("p", { class: "pin__deal", hidden: true });
   const dealTimer = h("span", { class: "deal-timer" });
@@ -156,10 +157,10 @@ function pinNode(pin) {
     "li",
     { class: "pin", dataset: { sku: pin.sku } },
     art,
-    h("div", { class: "pin__info" }, title, h("p", { class: "pin__price" }, priceNow, " ", priceWas), dealRow, stock, onSite),
+    h("div", { class: "pin__info" }, title, h("p", { class: "pin__price" }, priceNow, " ", priceWas, " ", shipping), dealRow, stock, onSite),
     action,
   );
-  return { li, art, title, priceNow, priceWas, dealRow, dealTimer, dealLimit, stock, onSite, action, image: null, label: null };
+  return { li, art, title, priceNow, priceWas, shipping, dealRow, dealTimer, dealLimit, stock, onSite, action, image: null, label: null };
 }
 
 function updatePinNode(node, pin) {
@@ -176,6 +177,9 @@ function updatePinNode(node, pin) {
   node.priceNow.textContent = money(deal ? deal.price : pin.price, pin.currency);
   node.priceWas.hidden = !deal || Number(deal.price) >= Number(pin.price);
   node.priceWas.textContent = deal ? money(pin.price, pin.currency) : "";
+  // A delivered order pays the shop's shipping fee once (none for a pickup at the venue).
+  const fee = Number(state.stream?.shipping_fee || 0);
+  node.shipping.textContent = fee > 0 && !state.venue ? `+ ${money(state.stream.shipping_fee, pin.currency)} shipping` : "";
   node.dealRow.hidden = !deal;
   node.li.classList.toggle("has-deal", Boolean(deal));
   if (deal) {

@@ -283,3 +283,25 @@ def test_early_sales_never_go_past_the_deals_quantity():
     assert deal.early_sold == 4
     assert StockLevel.objects.get(sku=sku).available == 46
     assert Perk.objects.filter(user__in=holders, used_at__isnull=False).count() == 4
+
+
+def test_a_drop_whose_deal_sold_early_cannot_be_deleted_and_its_refund_restocks_the_shelf():
+    """The review's case: deleting the drop would take the deal a refund gives units back
+    through; the deletion is refused (admin and service), the refund works."""
+    from apps.streams.exceptions import StreamHasOrders
+    from apps.streams.services import deal_delete, stream_delete
+
+    viewer, sku = make_buyer(), make_sku(price="20.00", stock=10)
+    stream, deal = _drop(sku, quantity=3)
+    grant_perk(_early_badge(sku.shop), viewer)
+    status, body = _buy(viewer, [(sku.code, 1)], stream=stream)
+    assert status == 201, body
+    with pytest.raises(StreamHasOrders):
+        stream_delete(stream=stream)
+    from apps.streams.exceptions import DealHasOrders
+
+    with pytest.raises(DealHasOrders):
+        deal_delete(deal=deal)
+    order_refund(order=Order.objects.get(pk=body["id"]), actor=sku.shop.owner, restock=True, reason="wrong size")
+    assert Order.objects.get(pk=body["id"]).status == "refunded"
+    assert StockLevel.objects.get(sku=sku).available == 10
