@@ -20,7 +20,15 @@ from creatorcommerce.fields import StrictCharField, StrictIntegerField
 
 from .exceptions import DealNotFound, StreamNotFound, UnknownSku
 from .models import FlashDeal, Stream
-from .selectors import shop_skus_by_code, stream_body, stream_get, stream_owner_body, streams_list, streams_pins
+from .selectors import (
+    early_deals,
+    shop_skus_by_code,
+    stream_body,
+    stream_get,
+    stream_owner_body,
+    streams_list,
+    streams_pins,
+)
 from .services import (
     deal_close,
     deal_open_now,
@@ -242,6 +250,36 @@ class StreamDetailView(APIView):
         data = validated(DropPatchSerializer, request.data)
         stream_update(stream=stream, changes=data)
         return Response(stream_owner_body(stream=stream_get(stream_id=pk)))
+
+
+class EarlyDealSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    id = serializers.IntegerField(help_text="the deal's id")
+    label = serializers.CharField(help_text="what the receipt will say, naming the perk")
+    price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    opens_at = serializers.DateTimeField(help_text="when it opens to everyone")
+    ends_at = serializers.DateTimeField()
+    units_left = serializers.IntegerField(help_text="what can still be sold early")
+    per_buyer_limit = serializers.IntegerField(allow_null=True)
+
+
+class EarlyDealsView(APIView):
+    """``GET /api/v1/streams/{id}/early-deals/``: the deals of the drop's pins the signed-in
+    viewer may buy before they open (an early-access perk; docs/pricing.md, "Early
+    access"), so their pins show the price the buy will charge."""
+
+    @extend_schema(
+        responses={
+            200: EarlyDealSerializer(many=True),
+            **error_responses(**{"401": "not_authenticated", "404": "stream_not_found"}),
+        },
+        operation_id="streams_early_deals",
+    )
+    def get(self, request, pk: int):
+        stream = stream_get(stream_id=pk)
+        if stream.status != Stream.Status.SCHEDULED and stream.status != Stream.Status.LIVE:
+            return Response([])
+        return Response(early_deals(stream=stream, buyer=request.user))
 
 
 class StreamCancelView(APIView):

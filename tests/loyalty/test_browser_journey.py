@@ -85,7 +85,10 @@ def test_badge_pops_staff_approve_perk_applies_staff_revoke_withdraws_creator_se
         expect(viewer.get_by_text("Demo Viewer earned Insider")).to_be_visible()
         shot(viewer, "loyalty-insider-pop")
 
-        # 3c. Early access: the demo's deal on the large tee opens later; the Insider buys it now.
+        # 3c. Early access: the demo's deal on the large tee opens later; the Insider's pin
+        # shows it (the price the buy charges) and they buy it now.
+        expect(pin(viewer, "TEE-L")).to_contain_text("Early access", timeout=15_000)
+        expect(pin(viewer, "TEE-L").locator(".price-now")).to_have_text("$19.00")
         pin(viewer, "TEE-L").get_by_role("button", name=re.compile(r"^Buy")).click()
         expect(viewer.locator("#buy-status")).to_contain_text("Order #")
         orders = viewer.request.get(f"{server['base']}/api/v1/orders/").json()
