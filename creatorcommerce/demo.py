@@ -3,8 +3,11 @@
 Each app that has something to show has its own step, ``apps/<app>/demo.py``'s
 ``seed(context)``: it writes through its app's services (so the demo's writes are events,
 as in real use), takes what earlier steps returned in ``context`` and returns what later ones
-need, plus ``summary`` lines to print. This module only lists the steps, in order; like URL
-and ASGI routing, it is one of the few places that list apps.
+need, plus ``summary`` lines to print. ``STEPS`` run in one transaction (a demo half
+written is never left behind); ``AFTER_COMMIT`` steps run after it has committed, with no
+transaction open, for what a service does only on its own: buying (``order_place`` commits
+and pays by itself), e.g. the loyalty app's past orders. This module only lists the steps,
+in order; like URL and ASGI routing, it is one of the few places that list apps.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from apps.orders import demo as orders_demo
 from apps.streams import demo as streams_demo
 
 # The demo logins, for seed_demo to print (and tests to log in with).
-__all__ = ["DEMO_CREATOR_TIME_ZONE", "DEMO_PASSWORD", "DEMO_USERS", "STEPS", "seed"]
+__all__ = ["AFTER_COMMIT", "DEMO_CREATOR_TIME_ZONE", "DEMO_PASSWORD", "DEMO_USERS", "STEPS", "seed"]
 
 STEPS = [
     accounts_demo.seed,
@@ -32,15 +35,24 @@ STEPS = [
     loyalty_demo.seed,
     calendars_demo.seed,
 ]
+# After STEPS' transaction has committed; each step still sees their context.
+AFTER_COMMIT = [
+    loyalty_demo.history,
+]
 
 
-@transaction.atomic
-def seed() -> dict:
-    context: dict = {}
-    summary: list[str] = []
-    for step in STEPS:
+def _run(steps, context: dict, summary: list[str]) -> None:
+    for step in steps:
         result = step(context)
         summary += result.pop("summary", [])
         context.update(result)
+
+
+def seed() -> dict:
+    context: dict = {}
+    summary: list[str] = []
+    with transaction.atomic():
+        _run(STEPS, context, summary)
+    _run(AFTER_COMMIT, context, summary)
     context["summary"] = summary
     return context

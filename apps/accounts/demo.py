@@ -1,11 +1,14 @@
-"""The accounts app's demo step: the demo viewer, creator (with the "Demo Studio" shop) and
-staff member, all with one password (``seed_demo`` prints the logins)."""
+"""The accounts app's demo step: the demo viewer, creator (with the "Demo Studio" shop, which
+charges 4.90 for shipping: docs/pricing.md, "Shipping") and staff member, all with one
+password (``seed_demo`` prints the logins)."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from allauth.account.models import EmailAddress
 
-from .models import User
+from .models import Shop, User
 from .services import user_grant_role, user_set_time_zone
 
 DEMO_PASSWORD = "demo-pass-2026"
@@ -17,6 +20,9 @@ DEMO_USERS = {
 # The demo creator schedules in their own zone (not the server's UTC): the admin shows and
 # reads their times in it.
 DEMO_CREATOR_TIME_ZONE = "Europe/Berlin"
+# A flat fee per delivered order, so the demo's free-shipping perk (docs/loyalty.md) waives
+# something. Set when the shop is made; a creator's own change in the admin stays.
+DEMO_SHIPPING_FEE = Decimal("4.90")
 
 
 def demo_user(email: str, display_name: str) -> User:
@@ -31,7 +37,12 @@ def demo_user(email: str, display_name: str) -> User:
 
 def seed(context: dict) -> dict:
     users = {role: demo_user(email, name) for role, (email, name) in DEMO_USERS.items()}
+    new_shop = not Shop.objects.filter(owner=users["creator"]).exists()
     user_grant_role(email=users["creator"].email, role="creator", shop_name="Demo Studio")
+    if new_shop:
+        # No service sets a shop's fee (the admin's Shops page saves the model), and no event
+        # announces it: the shop's own row, as the admin would write it.
+        Shop.objects.filter(owner=users["creator"]).update(shipping_fee=DEMO_SHIPPING_FEE)
     user_grant_role(email=users["staff"].email, role="staff")
     user_set_time_zone(user=users["creator"], time_zone=DEMO_CREATOR_TIME_ZONE)
     return {"users": {role: User.objects.get(pk=u.pk) for role, u in users.items()}}

@@ -299,7 +299,9 @@ def _recompute(reminders, *, now: datetime, known: dict[int, ViewerSettings] | N
     """Recompute ``deliver_at`` and status of ``reminders`` (a queryset of pending ones,
     locked here) from their drop's time and their viewer's settings; emits ``reminder.set``
     for each that changed. Inside a transaction."""
-    rows = list(reminders.select_for_update().select_related("stream").order_by("pk"))
+    # The reminders' rows only (``of``): locking the joined streams too would take them in
+    # another order than a parallel recompute and deadlock (and queue behind creators).
+    rows = list(reminders.select_for_update(of=("self",)).select_related("stream").order_by("pk"))
     if not rows:
         return 0
     found = dict(known or {})
@@ -457,7 +459,8 @@ def reminder_claim(*, reminder_id: int, now: datetime | None = None) -> str:
     already delivered for this drop is skipped), the in-app notification with its row,
     mark the reminder ``sent`` and emit ``reminder.sent``. E-mails leave afterwards
     (``delivery_send``). Returns "sent", "missed" (the drop ended, was cancelled, or started
-    more than LATE_GRACE ago) or "skipped" (someone else took it, or it changed)."""
+    more than LATE_GRACE ago) or "skipped" (someone else took it, or it changed; a reminder
+    whose drop moved since it was computed is recomputed instead, and sent when due)."""
     now = now or timezone.now()
     with transaction.atomic():
         reminder = (
@@ -469,6 +472,11 @@ def reminder_claim(*, reminder_id: int, now: datetime | None = None) -> str:
         if reminder is None:
             return "skipped"
         stream = reminder.stream
+        if reminder.starts_at != stream.starts_at:
+            # The drop moved and its stream.updated handler has not run yet: recompute now
+            # rather than send for the old time (a later deliver_at is not due yet).
+            _recompute(Reminder.objects.filter(pk=reminder.pk), now=now)
+            return "skipped"
         if stream.status not in SENDABLE or now > stream.starts_at + LATE_GRACE:
             reminder.status, reminder.deliver_at = Reminder.Status.MISSED, None
             reminder.save(update_fields=["status", "deliver_at"])

@@ -25,6 +25,7 @@ from creatorcommerce.text import TextValidator
 
 from .models import Award
 from .moderation import REASON_MAX_LENGTH, awards_approve, awards_revoke, moderation_allowed
+from .perks import perk_held_by
 from .retention import DEFAULT_WEEKS, holders_chart, retention_chart, retention_of
 
 
@@ -36,6 +37,18 @@ class RevokeForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text="Required. Kept in the audit log with your name; not sent to the viewer.",
     )
+
+
+def _perk_state(perk) -> str:
+    if perk.withdrawn_at:
+        return "withdrawn"
+    if perk.used_at is None:
+        return "unused"
+    if perk.order_id is not None:
+        return f"used (order {perk.order_id})"
+    held_by = perk_held_by(perk)
+    # Taken by a buy that is not paid yet (or paid a moment ago, its order not yet recorded).
+    return f"held by pending order {held_by}" if held_by is not None else "used"
 
 
 @admin.register(Award)
@@ -91,13 +104,7 @@ class AwardAdmin(ShopScopedReadOnlyAdmin):
 
     @admin.display(description="Perks it granted")
     def perks(self, award):
-        rows = [
-            (
-                perk.get_kind_display(),
-                "withdrawn" if perk.withdrawn_at else (f"used (order {perk.order_id})" if perk.used_at else "unused"),
-            )
-            for perk in award.perks.all()
-        ]
+        rows = [(perk.get_kind_display(), _perk_state(perk)) for perk in award.perks.all()]
         return format_html_join(", ", "{} ({})", rows) or "-"
 
     @admin.display(description="Audit log")
@@ -147,6 +154,8 @@ class AwardAdmin(ShopScopedReadOnlyAdmin):
             "unused_perks": sum(
                 1 for a in awards for p in a.perks.all() if p.used_at is None and p.withdrawn_at is None
             ),
+            # Taken by a buy not paid yet: neither withdrawn now nor kept (docs/loyalty.md).
+            "held_perks": sum(1 for a in awards for p in a.perks.all() if perk_held_by(p) is not None),
             "form": form,
             "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "select_across": request.POST.get("select_across", "0"),

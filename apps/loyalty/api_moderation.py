@@ -146,6 +146,7 @@ class RevokeInSerializer(serializers.Serializer):
     reason = StrictCharField(
         required=False,
         allow_blank=True,
+        allow_null=True,  # null is a missing reason (reason_required), not a wrong type
         multiline=True,
         max_length=REASON_MAX_LENGTH,
         help_text="why (required, not blank); kept in the audit log",
@@ -161,7 +162,7 @@ class RevokeView(APIView):
             200: ModeratedAwardSerializer,
             **error_responses(
                 **{
-                    "400": "reason_required (missing or blank), invalid (not a string, too long)",
+                    "400": "reason_required (missing, null or blank), invalid (not a string, too long)",
                     "403": "permission_denied (not staff)",
                     "404": "award_not_found",
                 }
@@ -172,5 +173,5 @@ class RevokeView(APIView):
     def post(self, request, pk: int):
         data = validated(RevokeInSerializer, request.data)
         award = _award(pk)
-        award = award_revoke(award=award, actor=request.user, reason=data.get("reason", ""))
+        award = award_revoke(award=award, actor=request.user, reason=data.get("reason") or "")
         return Response(award_body(_award(award.pk)))

@@ -66,6 +66,7 @@ declare(
         stream=Nullable(INT),
         withdrawn=ListOf(INT),
         kept=ListOf(INT),
+        held=ListOf(INT),
     ),
 )
 # -- end moderation (L3) ----------------------------------------------------------------

@@ -21,7 +21,7 @@ from creatorcommerce.spine.events import emit
 
 from .awards import award_grant
 from .models import Award
-from .perks import perks_withdraw_for_award
+from .perks import perk_held_by, perks_withdraw_for_award
 from .tiers import tier_recheck
 
 REASON_MAX_LENGTH = 500
@@ -143,10 +143,13 @@ def _revoke_one(*, award: Award, actor, reason: str, now) -> Award:
     award.status, award.decided_by, award.decided_at, award.reason = Award.Status.REVOKED, actor, now, reason
     award.save(update_fields=["status", "decided_by", "decided_at", "reason"])
     withdrawn, used = perks_withdraw_for_award(award=award, now=now)
+    # A perk a reservation holds (not paid yet) is not "kept": if the reservation is paid it
+    # is used, if it is released the release withdraws it (with its own audit entry).
+    held = {perk.pk: order for perk in used if (order := perk_held_by(perk)) is not None}
+    kept = [perk for perk in used if perk.pk not in held]
     shop = award.badge.shop
     tier_recheck(user=award.user, shop=shop, now=now)
     withdrawn_ids = sorted(perk.pk for perk in withdrawn)
-    used_ids = sorted(perk.pk for perk in used)
     emit(
         "badge.revoked",
         {
@@ -156,7 +159,8 @@ def _revoke_one(*, award: Award, actor, reason: str, now) -> Award:
             "user": award.user_id,
             "stream": award.stream_id,
             "withdrawn": withdrawn_ids,
-            "kept": used_ids,
+            "kept": sorted(perk.pk for perk in kept),
+            "held": sorted(held),
         },
         groups=[f"shop.{shop.pk}"],
     )
@@ -174,7 +178,12 @@ def _revoke_one(*, award: Award, actor, reason: str, now) -> Award:
             "withdrawn_perks": withdrawn_ids,
             "used_perks_kept": [
                 {"perk": perk.pk, "kind": perk.kind, "used_at": perk.used_at.isoformat(), "order": perk.order_id}
+                for perk in sorted(kept, key=lambda p: p.pk)
+            ],
+            "perks_held_by_reservation": [
+                {"perk": perk.pk, "kind": perk.kind, "order": held[perk.pk]}
                 for perk in sorted(used, key=lambda p: p.pk)
+                if perk.pk in held
             ],
         },
     )

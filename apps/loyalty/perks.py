@@ -14,9 +14,12 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.db.models import Q, QuerySet
 
+from apps.orders.models import Order
 from creatorcommerce.spine.events import emit
 
 from .models import Award, Perk, PerkGrant
+
+RELEASED = (Order.Status.DECLINED, Order.Status.EXPIRED, Order.Status.FAILED)
 
 
 def usable_perks(*, user_id: int, now) -> QuerySet[Perk]:
@@ -121,3 +124,27 @@ def perks_withdraw_for_award(*, award: Award, now) -> tuple[list[Perk], list[Per
     making it usable again (``pricing.PerkCounter.give_back``)."""
     with transaction.atomic():
         return perks_withdraw(perks=Perk.objects.filter(award=award), now=now)
+
+
+def perk_order(perk: Perk, *, statuses) -> int | None:
+    """The newest order of ``perk``'s buyer in its shop, with a status in ``statuses``, that
+    took the perk (``Order.redemptions`` holds ``perk:<id>``: apps/loyalty/pricing.py's
+    counter source). A perk is taken by one order at a time, so with ``RESERVED`` this is
+    the reservation holding it now, and with ``RELEASED`` inside a release, the order
+    being released. Reads at most 50 orders of one buyer (by the buyer's index)."""
+    key = f"perk:{perk.pk}"
+    rows = (
+        Order.objects.filter(buyer_id=perk.user_id, shop_id=perk.shop_id, status__in=list(statuses))
+        .order_by("-pk")
+        .values_list("pk", "redemptions")[:50]
+    )
+    return next((pk for pk, redemptions in rows if key in (redemptions or [])), None)
+
+
+def perk_held_by(perk: Perk) -> int | None:
+    """The reserved, not yet paid, order holding ``perk``, if any. Such a perk has its
+    ``used_at`` but no ``order`` (set once the order is paid): it is not used for good yet,
+    and a release gives it back (or, if its award was revoked meanwhile, withdraws it)."""
+    if perk.used_at is None or perk.order_id is not None or perk.withdrawn_at is not None:
+        return None
+    return perk_order(perk, statuses=[Order.Status.RESERVED])

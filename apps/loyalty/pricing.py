@@ -43,7 +43,7 @@ from creatorcommerce.spine.registry import handler
 from creatorcommerce.sql import names
 
 from .models import Award, Perk, PerkKind
-from .perks import perk_payload, usable_perks
+from .perks import RELEASED, perk_order, perk_payload, usable_perks
 
 PERK = "perk"
 EARLY_ACCESS_FLAG = "perk_early_access"
@@ -222,6 +222,21 @@ class PerkCounter(SingleUseCounter):
         if revoked:
             now = timezone.now()
             Perk.objects.filter(pk=id).update(used_at=None, withdrawn_at=now)
+            # The revoke listed it as held by this reservation, not withdrawn: the
+            # withdrawal is its own entry in the audit log (by no one: the release). Rare:
+            # the shop is read here rather than joined (a join would lock its row too).
+            audit_record(
+                actor=None,
+                action="perk.withdrawn",
+                obj=perk,
+                shop=perk.shop,
+                details={
+                    "award": perk.award_id,
+                    "kind": perk.kind,
+                    "order_released": perk_order(perk, statuses=RELEASED),
+                    "why": "award revoked while a reservation held the perk; the reservation was released",
+                },
+            )
             return [("perk.withdrawn", perk_payload(perk), [f"shop.{perk.shop_id}"])]
         Perk.objects.filter(pk=id).update(used_at=None)
         return [

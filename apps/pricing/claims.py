@@ -285,15 +285,16 @@ def units_give_back(give_backs: list[GiveBack]) -> list[tuple[str, dict, list]]:
     which stock row), then the stock rows by id. Returns the counter events to emit, in
     that order. Precondition: inside ``transaction.atomic()``."""
     offers: dict[tuple[str, int], int | None] = {}
-    quantities: dict[tuple[str, int], int] = {}
+    taken: dict[tuple[str, int], GiveBack] = {}  # one line per offer: lines of an order have distinct SKUs
     for gb in give_backs:
         if gb.unit_source:
             source, _, target = gb.unit_source.partition(":")
             offers[(source, int(target))] = None
-            quantities[(source, int(target))] = quantities.get((source, int(target)), 0) + gb.quantity
+            taken[(source, int(target))] = gb
     for source, target in sorted(offers):
+        gb = taken[(source, target)]
         offers[(source, target)] = units_source_for(source).lock_for_return(
-            id=target, quantity=quantities[(source, target)]
+            id=target, quantity=gb.quantity, stock_level_id=gb.stock_level_id
         )
     events, to_stock = [], []
     for gb in give_backs:
@@ -349,7 +350,7 @@ class StockUnits:
         count = StockCount(id, available, version)
         return stock_changed_event(sku_id=line.sku_id, sku_code=line.sku_code, shop_id=line.shop_id, level=count)
 
-    def lock_for_return(self, *, id: int, quantity: int) -> None:
+    def lock_for_return(self, *, id: int, quantity: int, stock_level_id: int) -> None:
         return None  # a stock row takes its units back itself
 
     def give_back(self, *, id: int, quantity: int, line: LineRef) -> tuple[str, dict, list]:

@@ -105,10 +105,10 @@ def units_source(source: str):
     ``take_statement(*, id, quantity, now, after) -> (sql, params)`` (a conditional UPDATE
     returning ``available, version``, gated on the CTE part ``after`` when given),
     ``refused(*, id, now, sku)`` (raises why), ``taken_event(*, id, available, version,
-    line)`` (None: no event), ``lock_for_return(*, id, quantity)`` (locks the offer's row;
-    returns None when ``quantity`` given-back units go back to the offer, else the id of the
-    stock row they go to, after the offer has counted them off its own count if it keeps
-    one) and
+    line)`` (None: no event), ``lock_for_return(*, id, quantity, stock_level_id)`` (locks
+    the offer's row; returns None when the line's ``quantity`` given-back units go back to
+    the offer, else the id of the stock row they go to, after the offer has counted them off
+    its own count if it keeps one; ``stock_level_id``: the stock row the line recorded) and
     ``give_back(*, id, quantity, line)`` (units back to the offer; returns the event to
     emit, as ``taken_event`` does)."""
 

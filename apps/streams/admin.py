@@ -16,7 +16,6 @@ from django.utils import formats, timezone
 from django.utils.functional import lazy
 from django.utils.html import format_html
 
-from apps.orders.selectors import unit_sources_with_orders
 from creatorcommerce.admin import ServiceCheckedForm, ShopScopedAdmin, ShopScopedInline
 
 from .exceptions import (
@@ -40,6 +39,7 @@ from .services import (
     deal_delete,
     deal_schedule,
     deal_terms_set,
+    deals_with_orders,
     pin_add,
     pin_remove,
     pins_reorder,
@@ -127,12 +127,12 @@ class FlashDealInlineFormSet(forms.BaseInlineFormSet):
         super().clean()
 
     def _check_deletions(self, ids):
-        with_orders = unit_sources_with_orders(keys=[f"deal:{pk}" for pk in ids])
+        with_orders = deals_with_orders(deal_ids=ids)
         problems = []
         for deal in FlashDeal.objects.filter(pk__in=ids).select_related("sku").order_by("pk"):
             if deal.status == FlashDeal.Status.OPEN:
                 problems.append(f"The deal on {deal.sku} is open. Close the deal first, then delete it.")
-            elif f"deal:{deal.pk}" in with_orders:
+            elif deal.pk in with_orders:
                 problems.append(f"The deal on {deal.sku} has orders, so it cannot be deleted.")
         if problems:
             raise ValidationError(problems)
@@ -277,11 +277,11 @@ class StreamAdmin(_LocalTimes, ShopScopedAdmin):
         # orders give units back to the deal they came from (stream_delete refuses both).
         deleted, model_count, perms_needed, protected = super().get_deleted_objects(objs, request)
         deals = list(FlashDeal.objects.filter(stream__in=objs).select_related("sku"))
-        with_orders = unit_sources_with_orders(keys=[f"deal:{deal.pk}" for deal in deals])
+        with_orders = deals_with_orders(deal_ids=[deal.pk for deal in deals])
         protected = [
             *protected,
             *(f"Open flash deal on {d.sku} (close it first)" for d in deals if d.status == FlashDeal.Status.OPEN),
-            *(f"Flash deal on {d.sku}, which has orders" for d in deals if f"deal:{d.pk}" in with_orders),
+            *(f"Flash deal on {d.sku}, which has orders" for d in deals if d.pk in with_orders),
         ]
         return deleted, model_count, perms_needed, protected
 

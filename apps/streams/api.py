@@ -20,7 +20,15 @@ from creatorcommerce.fields import StrictCharField, StrictIntegerField
 
 from .exceptions import DealNotFound, StreamNotFound, UnknownSku
 from .models import FlashDeal, Stream
-from .selectors import shop_skus_by_code, stream_body, stream_get, stream_owner_body, streams_list, streams_pins
+from .selectors import (
+    early_deals,
+    shop_skus_by_code,
+    stream_body,
+    stream_get,
+    stream_owner_body,
+    streams_list,
+    streams_pins,
+)
 from .services import (
     deal_close,
     deal_open_now,
@@ -62,6 +70,9 @@ class StreamSerializer(serializers.Serializer):
     starts_at = serializers.DateTimeField()
     hls_url = serializers.URLField(allow_null=True)
     poster_url = serializers.URLField(allow_null=True)
+    shipping_fee = serializers.DecimalField(
+        max_digits=10, decimal_places=2, help_text="what a delivered order of this shop pays for shipping, once"
+    )
     pins = PinSerializer(many=True)
 
 
@@ -82,10 +93,16 @@ class AwareDateTimeField(serializers.DateTimeField):
     def to_internal_value(self, value):
         if not isinstance(value, str):
             self.fail("invalid", format="ISO 8601 with an offset")
-        parsed = parse_datetime(value) if len(value) <= 64 else None
+        try:
+            parsed = parse_datetime(value) if len(value) <= 64 else None
+        except (ValueError, TypeError):  # well formed, but no such moment: 2031-02-30, +99:00
+            self.fail("invalid", format="ISO 8601 with an offset")
         if parsed is not None and parsed.tzinfo is None:
             self.fail("no_offset")
-        return super().to_internal_value(value)
+        try:
+            return super().to_internal_value(value)
+        except (ValueError, TypeError, OverflowError):
+            self.fail("invalid", format="ISO 8601 with an offset")
 
 
 MAX_PINS = 50
@@ -233,6 +250,36 @@ class StreamDetailView(APIView):
         data = validated(DropPatchSerializer, request.data)
         stream_update(stream=stream, changes=data)
         return Response(stream_owner_body(stream=stream_get(stream_id=pk)))
+
+
+class EarlyDealSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    id = serializers.IntegerField(help_text="the deal's id")
+    label = serializers.CharField(help_text="what the receipt will say, naming the perk")
+    price = serializers.DecimalField(max_digits=12, decimal_places=2)
+    opens_at = serializers.DateTimeField(help_text="when it opens to everyone")
+    ends_at = serializers.DateTimeField()
+    units_left = serializers.IntegerField(help_text="what can still be sold early")
+    per_buyer_limit = serializers.IntegerField(allow_null=True)
+
+
+class EarlyDealsView(APIView):
+    """``GET /api/v1/streams/{id}/early-deals/``: the deals of the drop's pins the signed-in
+    viewer may buy before they open (an early-access perk; docs/pricing.md, "Early
+    access"), so their pins show the price the buy will charge."""
+
+    @extend_schema(
+        responses={
+            200: EarlyDealSerializer(many=True),
+            **error_responses(**{"401": "not_authenticated", "404": "stream_not_found"}),
+        },
+        operation_id="streams_early_deals",
+    )
+    def get(self, request, pk: int):
+        stream = stream_get(stream_id=pk)
+        if stream.status != Stream.Status.SCHEDULED and stream.status != Stream.Status.LIVE:
+            return Response([])
+        return Response(early_deals(stream=stream, buyer=request.user))
 
 
 class StreamCancelView(APIView):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.catalog.models import StockLevel
-from apps.catalog.services import location_default
 from apps.pricing.offers import Context, Kind, Offer
 from apps.pricing.registry import context_shop, early_access_for, offer_provider
 from creatorcommerce.sql import names
@@ -84,7 +84,7 @@ def early_offers(*, buyer, lines, context: Context, now) -> list[Offer]:
             opens_at__lte=now + timedelta(minutes=access.minutes),
             closes_at__gt=now,
         )
-        .select_related("stream__shop")
+        .select_related("stream")
         .order_by("opens_at", "pk")
     )
     offers, seen = [], set()
@@ -92,8 +92,13 @@ def early_offers(*, buyer, lines, context: Context, now) -> list[Offer]:
         if deal.sku_id in seen:  # the first to open, of several on one SKU
             continue
         seen.add(deal.sku_id)
-        location_id = deal.location_id or location_default(shop=deal.stream.shop).pk
-        shelf = StockLevel.objects.filter(sku_id=deal.sku_id, location_id=location_id).values("pk", "available").first()
+        # The shelf at the deal's location (empty: the shop's default location).
+        at = (
+            Q(location_id=deal.location_id)
+            if deal.location_id
+            else Q(location__shop_id=deal.stream.shop_id, location__is_default=True)
+        )
+        shelf = StockLevel.objects.filter(at, sku_id=deal.sku_id).values("pk", "available").first()
         if shelf is None:
             continue
         offers.append(

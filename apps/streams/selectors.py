@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from django.db.models import Prefetch
+from django.utils import timezone
 
 from apps.catalog.models import SKU, StockLevel
 from apps.catalog.selectors import bundle_card, bundles_of_anchors, venue_levels
+from apps.pricing.offers import Context, Line
 from apps.pricing.policy import unit_price_now
 from creatorcommerce.fields import iso_utc
 
 from .exceptions import StreamNotFound
 from .models import FlashDeal, Pin, Stream
-from .pricing import deal_offer, open_deals
+from .pricing import deal_offer, early_offers, open_deals
 
 
 def stream_get(*, stream_id: int) -> Stream:
@@ -111,6 +113,9 @@ def stream_body(*, stream: Stream, pins: list[dict] | None = None) -> dict:
         "starts_at": iso_utc(stream.starts_at),
         "hls_url": stream.hls_url or None,
         "poster_url": stream.poster_url or None,
+        # What a delivered order pays on top of its lines (docs/pricing.md, "Shipping"), so
+        # the buy button never charges more than the page shows.
+        "shipping_fee": str(stream.shop.shipping_fee),
         "pins": stream_pins(stream=stream) if pins is None else pins,
     }
 
@@ -223,3 +228,31 @@ def stream_sales(*, stream: Stream) -> dict:
             for order in recent
         ],
     }
+
+
+def early_deals(*, stream: Stream, buyer, now=None) -> list[dict]:
+    """The deals of ``stream``'s pins that ``buyer`` may buy early right now (their early
+    access, docs/pricing.md, "Early access"): what their pins show them instead of the list
+    price, priced by the same provider a quote and the buy use. Empty for anyone without
+    early access, or once the deal has opened (the pin's own ``deal`` then)."""
+    pins = Pin.objects.filter(stream=stream).select_related("sku").order_by("position", "pk")
+    lines = [Line(p.sku_id, p.sku.code, 1, p.sku.price, p.sku.shop_id) for p in pins]
+    now = now or timezone.now()
+    offers = early_offers(buyer=buyer, lines=lines, context=Context(stream=stream.pk, now=now), now=now)
+    if not offers:
+        return []
+    deals = FlashDeal.objects.in_bulk([o.id for o in offers])
+    codes = {line.sku_id: line.code for line in lines}
+    return [
+        {
+            "sku": codes[offer.sku_id],
+            "id": offer.id,
+            "label": offer.label,
+            "price": str(offer.value),
+            "opens_at": iso_utc(deals[offer.id].opens_at),
+            "ends_at": iso_utc(deals[offer.id].closes_at),
+            "units_left": min(offer.units_left, offer.stock_left or 0),
+            "per_buyer_limit": offer.per_buyer_limit,
+        }
+        for offer in offers
+    ]

@@ -239,7 +239,7 @@ def stream_delete(*, stream: Stream) -> bool:
     deals = list(FlashDeal.objects.select_for_update().filter(stream=locked))
     if any(deal.status == FlashDeal.Status.OPEN for deal in deals):
         raise StreamHasOpenDeal()
-    if unit_sources_with_orders(keys=[f"deal:{deal.pk}" for deal in deals]):
+    if deals_with_orders(deal_ids=[deal.pk for deal in deals]):
         raise StreamHasOrders()
     payload = {"stream": locked.pk, "shop": locked.shop_id}
     locked.delete()
@@ -630,6 +630,14 @@ def deal_terms_set(*, deal: FlashDeal, changed) -> DealTermsSet:
     return DealTermsSet(current, saved, refused)
 
 
+def deals_with_orders(*, deal_ids) -> set[int]:
+    """The ids of the deals some order line took units of: at the deal's price once open
+    (``deal:<id>``) or sold early (``deal_early:<id>``). Such a deal stays: a release or a
+    refund gives the units back through it."""
+    keys = [f"{source}:{pk}" for pk in deal_ids for source in ("deal", DEAL_EARLY)]
+    return {int(key.partition(":")[2]) for key in unit_sources_with_orders(keys=keys)}
+
+
 @transaction.atomic
 def deal_delete(*, deal: FlashDeal) -> bool:
     """Delete a scheduled or closed deal without orders; emits ``deal.deleted``. An open
@@ -641,7 +649,7 @@ def deal_delete(*, deal: FlashDeal) -> bool:
     if current.status == FlashDeal.Status.OPEN:
         raise DealIsOpen()
     # Not open, and locked: no buy can take its units before the delete commits.
-    if unit_sources_with_orders(keys=[f"deal:{current.pk}", f"{DEAL_EARLY}:{current.pk}"]):
+    if deals_with_orders(deal_ids=[current.pk]):
         raise DealHasOrders()
     payload = {"stream": current.stream_id, "id": current.pk, "sku": current.sku.code, "sku_id": current.sku_id}
     current.delete()
@@ -736,17 +744,17 @@ def deal_early_refused(*, deal_id: int, now, sku: str | None = None) -> NoReturn
     raise InsufficientStock(**named)
 
 
-def deal_early_return(*, deal_id: int, quantity: int) -> int:
+def deal_early_return(*, deal_id: int, quantity: int, shelf_id: int) -> int:
     """Lock the deal; while it has not opened, count an early sale's given-back units off its
-    early sales. Returns the id of the stock row at the deal's location: the units go back
-    to the shelf they came off (an opened deal set aside its units without them).
+    early sales. Returns ``shelf_id`` (the stock row the line's units came off, as the line
+    recorded it): the units go back there (an opened deal set aside its units without them).
     Precondition: inside ``transaction.atomic()``."""
-    deal = FlashDeal.objects.select_for_update().select_related("stream").get(pk=deal_id)
-    if deal.status == FlashDeal.Status.SCHEDULED:
+    # The deal's row only (``of``): a buy, a release or a refund never locks a stream row.
+    deal = FlashDeal.objects.select_for_update(of=("self",)).filter(pk=deal_id).first()
+    if deal is not None and deal.status == FlashDeal.Status.SCHEDULED:
         deal.early_sold = max(deal.early_sold - quantity, 0)
         deal.save(update_fields=["early_sold"])
-    location_id = deal.location_id or location_default(shop=deal.stream.shop).pk
-    return StockLevel.objects.values_list("pk", flat=True).get(sku_id=deal.sku_id, location_id=location_id)
+    return shelf_id
 
 
 def deal_take_refused(*, deal_id: int, now, sku: str | None = None) -> NoReturn:

@@ -34,7 +34,7 @@ class DealUnits:
     def taken_event(self, *, id: int, available: int, version: int, line) -> tuple[str, dict, list]:
         return deal_changed_event(deal_id=id, count=DealCount(id, available, version))
 
-    def lock_for_return(self, *, id: int, quantity: int) -> int | None:
+    def lock_for_return(self, *, id: int, quantity: int, stock_level_id: int) -> int | None:
         """While the deal is open its units go back to it; once closed, to the location it
         drew them from (it gave the rest back when it closed)."""
         return deal_return_target(deal_id=id)
@@ -67,8 +67,8 @@ class DealEarlyUnits:
     def taken_event(self, *, id: int, available: int, version: int, line) -> None:
         return None  # nobody watches a deal's early count (viewers see deals once open)
 
-    def lock_for_return(self, *, id: int, quantity: int) -> int:
-        return deal_early_return(deal_id=id, quantity=quantity)
+    def lock_for_return(self, *, id: int, quantity: int, stock_level_id: int) -> int:
+        return deal_early_return(deal_id=id, quantity=quantity, shelf_id=stock_level_id)
 
     def give_back(self, *, id: int, quantity: int, line):  # pragma: no cover - never called
         raise AssertionError("an early sale's units go back to the shelf (lock_for_return)")

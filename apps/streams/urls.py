@@ -9,6 +9,7 @@ urlpatterns = [
     path("streams/<int:pk>/start", api.StreamStartView.as_view(), name="api-stream-start"),
     path("streams/<int:pk>/end", api.StreamEndView.as_view(), name="api-stream-end"),
     path("streams/<int:pk>/cancel", api.StreamCancelView.as_view(), name="api-stream-cancel"),
+    path("streams/<int:pk>/early-deals/", api.EarlyDealsView.as_view(), name="api-stream-early-deals"),
     path("streams/<int:pk>/pins/", api.PinsView.as_view(), name="api-stream-pins"),
     path("streams/<int:pk>/pins/<str:code>/", api.PinDetailView.as_view(), name="api-stream-pin"),
     path(

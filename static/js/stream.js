@@ -47,6 +47,9 @@ const state = {
   venue: null, // {id, name} while inside
   venueStock: {},
   bundles: [],
+  // Deals this viewer may buy before they open (an early-access perk; docs/pricing.md,
+  // "Early access"): {sku: deal}, so their pins show the price the buy charges.
+  early: {},
 };
 state.pins = state.stream.pins;
 
@@ -78,7 +81,9 @@ function titleOf(sku) {
 
 /** What a buyer here can get: the deal's own stock while a deal is open. */
 function availableOf(pin) {
-  return pin.deal ? pin.deal.remaining : pin.available;
+  if (pin.deal) return pin.deal.remaining;
+  const early = state.early[pin.sku];
+  return early ? early.units_left : pin.available;
 }
 
 function stockLabel(n) {
@@ -138,11 +143,13 @@ function updateBanner() {
 function pinNode(pin) {
   const title = h("h3", { class: "pin__title" });
   const priceNow = h("span", { class: "price-now" });
+  const shipping = h("span", { class: "muted small pin__shipping" });
   const priceWas = h("s", { class: "price-was", hidden: true });
   const dealRow = h("p", { class: "pin__deal", hidden: true });
   const dealTimer = h("span", { class: "deal-timer" });
   const dealLimit = h("span", { class: "deal-limit" });
-  dealRow.append(h("span", { class: "deal-tag" }, "Flash deal"), h("span", { class: "deal-when" }, dealTimer, dealLimit));
+  const dealTag = h("span", { class: "deal-tag" }, "Flash deal");
+  dealRow.append(dealTag, h("span", { class: "deal-when" }, dealTimer, dealLimit));
   const stock = h("p", { class: "stock", "aria-live": "polite", "aria-atomic": "true" });
   const onSite = h("p", { class: "venue-stock", hidden: true, "aria-live": "polite", "aria-atomic": "true" });
   const art = h("div", { class: "pin__art", "aria-hidden": "true" });
@@ -156,10 +163,10 @@ function pinNode(pin) {
     "li",
     { class: "pin", dataset: { sku: pin.sku } },
     art,
-    h("div", { class: "pin__info" }, title, h("p", { class: "pin__price" }, priceNow, " ", priceWas), dealRow, stock, onSite),
+    h("div", { class: "pin__info" }, title, h("p", { class: "pin__price" }, priceNow, " ", priceWas, " ", shipping), dealRow, stock, onSite),
     action,
   );
-  return { li, art, title, priceNow, priceWas, dealRow, dealTimer, dealLimit, stock, onSite, action, image: null, label: null };
+  return { li, art, title, priceNow, priceWas, shipping, dealRow, dealTag, dealTimer, dealLimit, stock, onSite, action, image: null, label: null };
 }
 
 function updatePinNode(node, pin) {
@@ -172,13 +179,24 @@ function updatePinNode(node, pin) {
         : h("span", {}, (pin.title || pin.sku).slice(0, 1).toUpperCase()),
     );
   }
-  const deal = pin.deal;
+  const early = pin.deal ? null : state.early[pin.sku] || null;
+  const deal = pin.deal || early;
   node.priceNow.textContent = money(deal ? deal.price : pin.price, pin.currency);
   node.priceWas.hidden = !deal || Number(deal.price) >= Number(pin.price);
   node.priceWas.textContent = deal ? money(pin.price, pin.currency) : "";
+  // A delivered order pays the shop's shipping fee once (none for a pickup at the venue).
+  const fee = Number(state.stream?.shipping_fee || 0);
+  node.shipping.textContent = fee > 0 && !state.venue ? `+ ${money(state.stream.shipping_fee, pin.currency)} shipping` : "";
   node.dealRow.hidden = !deal;
   node.li.classList.toggle("has-deal", Boolean(deal));
-  if (deal) {
+  node.li.classList.toggle("has-early-deal", Boolean(early));
+  node.dealTag.textContent = early ? "Early access" : "Flash deal";
+  if (early) {
+    // Opens to everyone later: say when, no countdown to its end yet.
+    delete node.dealTimer.dataset.endsAt;
+    node.dealTimer.textContent = `Yours now · opens to everyone ${new Date(early.opens_at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+    node.dealLimit.textContent = early.per_buyer_limit ? ` · limit ${early.per_buyer_limit} per buyer` : "";
+  } else if (deal) {
     node.dealTimer.dataset.endsAt = deal.ends_at;
     node.dealLimit.textContent = deal.per_buyer_limit ? ` · limit ${deal.per_buyer_limit} per buyer` : "";
   } else {
@@ -428,6 +446,7 @@ function handle(message) {
         addTicker(`${message.name || "Someone"} bought ${message.quantity || 1} × ${titleOf(message.sku)}`);
       } else if (message.kind === "badge" && message.badge) {
         popBadge(message.badge, message.name);
+        earlySoon(); // a badge may bring early access: ask again what is open to me
       } else if (message.text) {
         addTicker(message.text);
       }
@@ -749,6 +768,7 @@ function savedNote(order) {
 }
 
 function confirmBuy(sku, order) {
+  if (state.early[sku]) loadEarlyDeals(); // the perk is used now: back to what everyone sees
   const node = nodes.get(sku);
   const pin = pinBySku(sku);
   const total = order?.total ? money(order.total, order.currency) : "";
@@ -877,9 +897,34 @@ els.form.addEventListener("submit", async (event) => {
   }
 });
 
+// -- early access ---------------------------------------------------------------------------------
+
+const EARLY_EVERY_MS = 60_000;
+let earlyTimer = null;
+
+// Once per burst of badge pops (a drop's opening awards many at once), a few seconds late:
+// the award's perk is granted by the same handler that sent the pop.
+function earlySoon() {
+  if (!signedIn || earlyTimer) return;
+  earlyTimer = setTimeout(() => {
+    earlyTimer = null;
+    loadEarlyDeals();
+  }, 2_000 + Math.random() * 3_000);
+}
+
+async function loadEarlyDeals() {
+  if (!signedIn || !["scheduled", "live"].includes(state.stream.status)) return;
+  const result = await api(`/api/v1/streams/${streamId}/early-deals/`);
+  if (!result.ok || !Array.isArray(result.data)) return;
+  state.early = Object.fromEntries(result.data.map((deal) => [deal.sku, deal]));
+  renderPins();
+}
+
 // -- go -----------------------------------------------------------------------------------------
 
 renderPins();
 renderStatus();
+loadEarlyDeals();
+if (signedIn) setInterval(loadEarlyDeals, EARLY_EVERY_MS);
 setInterval(() => document.querySelectorAll(".deal-timer").forEach(tickTimer), 1_000);
 socket.start();

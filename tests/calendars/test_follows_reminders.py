@@ -177,7 +177,7 @@ def test_a_cancelled_drop_cancels_its_pending_reminders(viewer, make_drop):
     drop = make_drop()
     reminder, _ = reminder_set(user=viewer, stream=drop)
     mark = last_event_id()
-    stream_cancel(stream=drop)  # the Creators' API for drops
+    stream_cancel(stream=drop)  # the Creators' API for drops and the admin's cancel
     assert _apply(mark, ON_CANCELLED) == ["applied"]
     reminder.refresh_from_db()
     assert (reminder.status, reminder.deliver_at) == ("cancelled", None)

@@ -2,7 +2,9 @@
 early in the demo drop and sees the badge pop; staff approve the Superfan awards waiting in
 the admin queue (the viewer's pops too) and the viewer's next buy has the 10 % perk taken
 off; staff revoke a fan's wrongly awarded Superfan with a reason and its unused perk is
-withdrawn, the reason in the audit log; the creator sees the retention chart."""
+withdrawn, the reason in the audit log; the creator sees the retention chart. Also the
+demo's shipping fee, Silver's free shipping on the third order, "Insider" (third order) and
+its early access to the deal that opens later, and the receipts showing them."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import re
 
 import pytest
 
-from tests.browser import DESKTOP, demo_server, login, pin
+from tests.browser import DESKTOP, demo_server, login, pin, shot
 
 pytestmark = pytest.mark.browser
 
@@ -67,11 +69,45 @@ def test_badge_pops_staff_approve_perk_applies_staff_revoke_withdraws_creator_se
         perks = viewer.request.get(f"{server['base']}/api/v1/me/perks/").json()
         assert [(p["kind"], p["used_at"]) for p in perks] == [("percent_off", None)]
 
-        # 3. The viewer's next buy has the perk taken off: 29.00 - 10 % = 26.10.
+        # 3. The viewer's next buy has the perk taken off: 29.00 - 10 % = 26.10, plus the demo
+        # shop's 4.90 shipping. Spend 33.90 + 31.00 reaches Silver: free shipping next time.
         pin(viewer, "TEE-L").get_by_role("button", name=re.compile(r"^Buy")).click()
-        expect(viewer.locator("#buy-status")).to_contain_text("$26.10 (you saved $2.90)")
+        expect(viewer.locator("#buy-status")).to_contain_text("$31.00 (you saved $2.90, incl. $4.90 shipping)")
         perks = viewer.request.get(f"{server['base']}/api/v1/me/perks/").json()
-        assert len(perks) == 1 and perks[0]["used_at"] is not None
+        assert sorted((p["kind"], p["used_at"] is not None) for p in perks) == [
+            ("free_shipping", False),
+            ("percent_off", True),
+        ]
+
+        # 3b. A third order: Silver waives the shipping, and "Insider" pops (early access).
+        pin(viewer, "STICKERS").get_by_role("button", name=re.compile(r"^Buy")).click()
+        expect(viewer.locator("#buy-status")).to_contain_text("$6.50 (free shipping)")
+        expect(viewer.get_by_text("Demo Viewer earned Insider")).to_be_visible()
+        shot(viewer, "loyalty-insider-pop")
+
+        # 3c. Early access: the demo's deal on the large tee opens later; the Insider's pin
+        # shows it (the price the buy charges) and they buy it now.
+        expect(pin(viewer, "TEE-L")).to_contain_text("Early access", timeout=15_000)
+        expect(pin(viewer, "TEE-L").locator(".price-now")).to_have_text("$19.00")
+        pin(viewer, "TEE-L").get_by_role("button", name=re.compile(r"^Buy")).click()
+        expect(viewer.locator("#buy-status")).to_contain_text("Order #")
+        orders = viewer.request.get(f"{server['base']}/api/v1/orders/").json()
+        orders = orders["results"] if isinstance(orders, dict) else orders
+        early, stickers = orders[0], orders[1]
+        assert [a["label"] for a in early["lines"][0]["adjustments"]] == [
+            "Flash deal, early (Insider perk: early access)"
+        ]
+        assert early["total"] == "23.90"  # 19.00 + 4.90 shipping
+        assert stickers["shipping"]["adjustments"][0]["label"] == "Silver perk: free shipping"
+
+        # 3d. The receipt page shows the perk and the waived shipping.
+        viewer.goto(f"{server['base']}/orders/{stickers['id']}/")
+        expect(viewer.locator(".order-shipping")).to_contain_text("Silver perk: free shipping: -4.90")
+        shot(viewer, "loyalty-receipt-free-shipping", full_page=True)
+        viewer.goto(f"{server['base']}/orders/{early['id']}/")
+        expect(viewer.locator(".order-lines")).to_contain_text("Flash deal, early (Insider perk: early access)")
+        shot(viewer, "loyalty-receipt-early-access", full_page=True)
+        viewer.goto(f"{server['base']}{stream_path}")
 
         # 4. Staff revoke the fan's Superfan (awarded by mistake) with a reason: its unused
         # perk is withdrawn, and the audit log keeps who, why and what.
@@ -98,6 +134,9 @@ def test_badge_pops_staff_approve_perk_applies_staff_revoke_withdraws_creator_se
         creator.goto(f"{server['base']}/admin/loyalty/award/retention/")
         expect(creator.locator("svg").first).to_be_visible()
         expect(creator.locator("body")).to_contain_text("repeat")
+        # The demo's past orders fill several weekly cohorts (the bars' tooltips).
+        assert creator.locator("svg title").filter(has_text=re.compile(r"[1-9]\d* first-time buyers")).count() >= 5
+        shot(creator, "loyalty-retention-creator", full_page=True)
         assert errors == []
     finally:
         for ctx in (viewer_ctx, staff_ctx, creator_ctx):

@@ -75,6 +75,7 @@ def test_revoke_withdraws_unused_perks_keeps_used_ones_and_records_both():
             "stream": None,
             "withdrawn": withdrawn,
             "kept": kept,
+            "held": [],
         }
         return ("badge.revoked", payload, [f"shop.{badge.shop_id}"])
 
@@ -201,3 +202,69 @@ def test_only_active_staff_moderate(who):
         awards_revoke(awards=[granted], actor=actor, reason="mine")
     assert _state(pending, granted) == [("pending", "", None), ("granted", "", None)]
     assert not AuditEntry.objects.exists()
+
+
+def test_a_perk_a_reservation_holds_is_not_called_kept_and_its_release_withdraws_it_with_an_audit_entry():
+    """A revoke while a buy's reservation (not paid yet) holds the award's perk: the event
+    and the audit entry say it is held by that order, not kept; when the reservation is
+    released, the release withdraws the perk and writes its own ``perk.withdrawn`` entry
+    (no actor: the system), naming the award and the order released."""
+    from django.db import transaction
+
+    from apps.orders.models import Order
+    from apps.orders.services import order_release, order_reserve
+    from tests.factories import make_buyer, make_sku
+
+    from .perk_helpers import grant_perk
+    from .perk_helpers import make_badge as perk_badge
+
+    sku = make_sku(price="10.00", stock=5)
+    viewer = make_buyer()
+    award, perk = grant_perk(perk_badge(sku.shop), viewer)
+    order = order_reserve(buyer=viewer, lines=[(sku.code, 1)], idempotency_key="held-1", shop_slug=sku.shop.slug)
+    assert order.status == Order.Status.RESERVED and f"perk:{perk.pk}" in order.redemptions
+    staff = StaffFactory()
+
+    with captured_events() as events:
+        award_revoke(award=award, actor=staff, reason="Rule misfired", now=NOW)
+    ((_, payload, _),) = events.of("badge.revoked")
+    assert (payload["withdrawn"], payload["kept"], payload["held"]) == ([], [], [perk.pk])
+    entry = AuditEntry.objects.get(action="badge.revoked")
+    assert entry.details["used_perks_kept"] == []
+    assert entry.details["perks_held_by_reservation"] == [{"perk": perk.pk, "kind": "percent_off", "order": order.pk}]
+    assert Perk.objects.get(pk=perk.pk).withdrawn_at is None  # the reservation still has it
+
+    with captured_events() as events:
+        assert order_release(order_id=order.pk, to_status=Order.Status.DECLINED)
+    perk.refresh_from_db()
+    assert perk.used_at is None and perk.withdrawn_at is not None
+    assert [e[0] for e in events.of("perk.withdrawn", "perk.returned")] == ["perk.withdrawn"]
+    withdrawn = AuditEntry.objects.get(action="perk.withdrawn")
+    assert (withdrawn.actor, withdrawn.actor_label, withdrawn.object_type, withdrawn.object_id) == (
+        None, "", "loyalty.perk", str(perk.pk)
+    )  # fmt: skip
+    assert withdrawn.shop_id == sku.shop_id
+    assert withdrawn.details["award"] == award.pk and withdrawn.details["order_released"] == order.pk
+    assert withdrawn.details["kind"] == "percent_off"
+    # A second release changes nothing, and writes nothing more.
+    with transaction.atomic():
+        assert not order_release(order_id=order.pk, to_status=Order.Status.EXPIRED)
+    assert AuditEntry.objects.filter(action="perk.withdrawn").count() == 1
+
+
+def test_a_released_reservation_of_a_perk_whose_award_stands_returns_it_without_an_audit_entry():
+    from apps.orders.models import Order
+    from apps.orders.services import order_release, order_reserve
+    from tests.factories import make_buyer, make_sku
+
+    from .perk_helpers import grant_perk
+    from .perk_helpers import make_badge as perk_badge
+
+    sku = make_sku(price="10.00", stock=5)
+    viewer = make_buyer()
+    _, perk = grant_perk(perk_badge(sku.shop), viewer)
+    order = order_reserve(buyer=viewer, lines=[(sku.code, 1)], idempotency_key="held-2", shop_slug=sku.shop.slug)
+    assert order_release(order_id=order.pk, to_status=Order.Status.EXPIRED)
+    perk.refresh_from_db()
+    assert (perk.used_at, perk.withdrawn_at) == (None, None)
+    assert not AuditEntry.objects.filter(action="perk.withdrawn").exists()

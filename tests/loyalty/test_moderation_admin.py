@@ -143,3 +143,25 @@ def test_the_audit_log_is_read_only_and_scoped_to_the_creators_shop(client):
     fresh = AuditEntry.objects.get(pk=my_entry.pk)
     assert (fresh.reason, fresh.action) == ("Mine: misfire", "badge.revoked")
     assert AuditEntry.objects.count() == 2
+
+
+def test_the_confirm_page_and_the_award_page_say_a_perk_is_held_by_an_order_not_paid_yet(client):
+    from apps.orders.services import order_reserve
+    from tests.factories import make_buyer, make_sku
+
+    from .perk_helpers import grant_perk
+    from .perk_helpers import make_badge as perk_badge
+
+    sku = make_sku(price="10.00", stock=5)
+    viewer = make_buyer()
+    award, perk = grant_perk(perk_badge(sku.shop), viewer)
+    order = order_reserve(buyer=viewer, lines=[(sku.code, 1)], idempotency_key="held-a", shop_slug=sku.shop.slug)
+    client.force_login(StaffFactory())
+
+    page = _act(client, "revoke_selected", [award]).content.decode()
+    assert "withdrawn (0 now)" in page
+    assert "<strong>1</strong> held by an order not paid yet: withdrawn if that order is released" in page
+    detail = client.get(f"{QUEUE}{award.pk}/change/").content.decode()
+    assert f"held by pending order {order.pk}" in detail
+    _act(client, "revoke_selected", [award], confirm="yes", reason="Rule misfired")
+    assert Perk.objects.get(pk=perk.pk).withdrawn_at is None  # the reservation still has it

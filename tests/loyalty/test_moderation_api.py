@@ -88,7 +88,7 @@ def test_approve_and_revoke(staff_client):
         ({}, "reason_required"),
         ({"reason": ""}, "reason_required"),
         ({"reason": "   "}, "reason_required"),
-        ({"reason": None}, "invalid"),
+        ({"reason": None}, "reason_required"),  # null: no reason given
         ({"reason": 5}, "invalid"),
         ({"reason": "x" * 501}, "invalid"),
         ({"reason": "bidi \u202e text"}, "invalid"),

@@ -141,3 +141,60 @@ def test_what_a_perk_costs_the_buy_in_statements(monkeypatch):
     assert [s.split()[0] for s in with_perk] == ["SELECT", "SELECT", "WITH", "WITH"], "\n".join(with_perk)
     assert "loyalty_perk" in with_perk[1] and "loyalty_perk" in with_perk[2]
     assert "BEGIN" not in " ".join(with_perk).upper().split()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_what_free_shipping_and_early_access_cost_the_buy_in_statements(monkeypatch):
+    """A stream buy by a viewer without early access reads no deal it cannot have (4
+    statements, as before early access: the buy's read, the open deals, the reserve, the
+    confirm; the flags are in the buy's read); a free-shipping perk costs what a percent
+    perk does (one SELECT more); an early buy reads the access and the deals
+    opening soon and their shelf, and takes the deal's count, the shelf and the perk in the
+    one reserve statement (inside BEGIN/COMMIT: two units claims)."""
+    from apps.orders.services import order_place, request_fingerprint
+    from apps.streams.models import FlashDeal, Stream
+    from creatorcommerce.spine import events
+
+    monkeypatch.setattr(events, "enqueue_handlers", lambda event: None)
+    buyer, sku = make_buyer(), make_sku(price="20.00", stock=50)
+    sku.shop.shipping_fee = Decimal("4.90")
+    sku.shop.save(update_fields=["shipping_fee"])
+    stream = Stream.objects.create(shop=sku.shop, title="Drop", starts_at=NOW + timedelta(minutes=5))
+    FlashDeal.objects.create(
+        stream=stream,
+        sku=sku,
+        price=Decimal("12.00"),
+        quantity=5,
+        opens_at=NOW + timedelta(minutes=10),
+        closes_at=NOW + timedelta(hours=1),
+    )
+
+    def statements(key):
+        with CaptureQueriesContext(connection) as ctx:
+            outcome = order_place(
+                buyer=buyer,
+                lines=[(sku.code, 1)],
+                stream_id=stream.pk,
+                idempotency_key=key,
+                fingerprint=request_fingerprint({"key": key}),
+                now=NOW,
+            )
+            assert outcome.status == 201, outcome.body
+        return outcome.body, [q["sql"] for q in ctx.captured_queries]
+
+    statements("warm-up-key-2")
+    body, plain = statements("stream-plain-1")
+    assert (body["total"], [s.split()[0] for s in plain]) == ("24.90", ["SELECT", "SELECT", "WITH", "WITH"])
+    assert "streams_flashdeal" in plain[1] and "loyalty_perk" not in plain[1]
+    grant_perk(make_badge(sku.shop, kind="free_shipping"), buyer)
+    body, free = statements("stream-free-1")
+    assert (body["total"], [s.split()[0] for s in free]) == ("20.00", ["SELECT"] * 3 + ["WITH", "WITH"])
+    grant_perk(make_badge(sku.shop, kind="early_access", perk_minutes=30), buyer)
+    body, early = statements("stream-early-1")
+    assert body["total"] == "16.90"  # the deal's 12.00 and the fee: the free-shipping perk is used
+    print(f"\nstatements of a stream buy: plain {len(plain)}, free shipping {len(free)}, early access {len(early)}")
+    assert [s.split()[0] for s in early if s.split()[0] in ("WITH", "UPDATE", "INSERT")] == ["WITH", "WITH"]
+    # The buy's read, the open deals, the access, the deals opening soon, their shelf;
+    # BEGIN, the reserve, COMMIT; the confirm.
+    assert len(early) == 9, "\n".join(early)

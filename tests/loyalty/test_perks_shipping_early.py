@@ -283,3 +283,66 @@ def test_early_sales_never_go_past_the_deals_quantity():
     assert deal.early_sold == 4
     assert StockLevel.objects.get(sku=sku).available == 46
     assert Perk.objects.filter(user__in=holders, used_at__isnull=False).count() == 4
+
+
+def test_a_drop_whose_deal_sold_early_cannot_be_deleted_and_its_refund_restocks_the_shelf():
+    """The review's case: deleting the drop would take the deal a refund gives units back
+    through; the deletion is refused (admin and service), the refund works."""
+    from apps.streams.exceptions import StreamHasOrders
+    from apps.streams.services import deal_delete, stream_delete
+
+    viewer, sku = make_buyer(), make_sku(price="20.00", stock=10)
+    stream, deal = _drop(sku, quantity=3)
+    grant_perk(_early_badge(sku.shop), viewer)
+    status, body = _buy(viewer, [(sku.code, 1)], stream=stream)
+    assert status == 201, body
+    with pytest.raises(StreamHasOrders):
+        stream_delete(stream=stream)
+    from apps.streams.exceptions import DealHasOrders
+
+    with pytest.raises(DealHasOrders):
+        deal_delete(deal=deal)
+    order_refund(order=Order.objects.get(pk=body["id"]), actor=sku.shop.owner, restock=True, reason="wrong size")
+    assert Order.objects.get(pk=body["id"]).status == "refunded"
+    assert StockLevel.objects.get(sku=sku).available == 10
+
+
+def test_early_deals_tell_the_holder_what_their_pins_cost(api_client):
+    """``GET /api/v1/streams/{id}/early-deals/``: the holder's pin shows the price a quote
+    and the buy give (the deal's); everyone else gets nothing; once used, nothing."""
+    from django.utils import timezone
+
+    viewer, holder, sku = make_buyer(), make_buyer(), make_sku(price="20.00", stock=10)
+    stream = Stream.objects.create(shop=sku.shop, title="Drop", starts_at=timezone.now() + timedelta(minutes=9))
+    from apps.streams.services import pin_add
+
+    pin_add(stream=stream, sku=sku)
+    deal = FlashDeal.objects.create(
+        stream=stream,
+        sku=sku,
+        price=Decimal("12.00"),
+        quantity=3,
+        per_buyer_limit=2,
+        opens_at=timezone.now() + timedelta(minutes=10),
+        closes_at=timezone.now() + timedelta(hours=1),
+    )
+    grant_perk(_early_badge(sku.shop, minutes=15), holder, at=timezone.now())
+    url = f"/api/v1/streams/{stream.pk}/early-deals/"
+    assert api_client.get(url).status_code in (401, 403)
+    api_client.force_authenticate(viewer)
+    assert api_client.get(url).json() == []
+    api_client.force_authenticate(holder)
+    (early,) = api_client.get(url).json()
+    assert {k: early[k] for k in ("sku", "id", "price", "units_left", "per_buyer_limit")} == {
+        "sku": sku.code,
+        "id": deal.pk,
+        "price": "12.00",
+        "units_left": 3,
+        "per_buyer_limit": 2,
+    }
+    assert early["label"] == "Flash deal, early (Superfan perk: early access)"
+    quote = api_client.post("/api/v1/quotes/", {"sku": sku.code, "stream": stream.pk}, format="json").json()
+    assert quote["lines"][0]["total"] == early["price"]
+    assert _buy(holder, [(sku.code, 1)], stream=stream, now=timezone.now())[0] == 201
+    assert api_client.get(url).json() == []  # the perk is used
+    assert api_client.get("/api/v1/streams/999999/early-deals/").status_code == 404

@@ -254,7 +254,7 @@ def test_control_room_lists_earlier_sales_labels_units_and_times_in_the_creators
         expect(control.locator("#chart-caption")).to_contain_text(f"in USD, last 30 minutes; times in {zone}")
 
         # The scheduled deal says when it opens, in the creator's zone, and what it will hold.
-        scheduled = control.locator("#deals li.deal--scheduled")
+        scheduled = control.locator("#deals li.deal--scheduled").filter(has_text=server["extra_title"])
         expect(scheduled).to_contain_text(f"Opens {opens:%a} {opens.day} {opens:%b}, {opens:%H:%M}")
         expect(scheduled).to_contain_text(f"its {server['scheduled_quantity']} units are set aside then")
         expect(control.locator("#starts-at")).to_contain_text(re.compile(r"(CET|CEST|GMT\+[12])"))

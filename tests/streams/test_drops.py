@@ -35,7 +35,19 @@ from tests.streams.test_api import assert_error, post_json, signed_in
 
 pytestmark = pytest.mark.django_db
 
-DROP_KEYS = {"id", "title", "description", "creator", "shop", "status", "starts_at", "hls_url", "poster_url", "pins"}
+DROP_KEYS = {
+    "id",
+    "title",
+    "description",
+    "creator",
+    "shop",
+    "status",
+    "starts_at",
+    "hls_url",
+    "poster_url",
+    "shipping_fee",
+    "pins",
+}
 OWNER_KEYS = DROP_KEYS | {"ends_at", "cancelled_at", "uid", "sequence"}
 
 
@@ -178,6 +190,10 @@ def _bad_create_bodies():
         pytest.param({**good, "starts_at": "9999-12-31T23:59:59-14:00"}, "invalid", "starts_at", id="out-of-range"),
         pytest.param({**good, "starts_at": "2030-03-01T20:00:00"}, "invalid", "starts_at", id="no-offset"),
         pytest.param({**good, "starts_at": "tomorrow"}, "invalid", "starts_at", id="not-a-time"),
+        pytest.param({**good, "starts_at": "2031-02-30T10:00:00Z"}, "invalid", "starts_at", id="no-such-day"),
+        pytest.param({**good, "starts_at": "2031-01-01T25:00:00Z"}, "invalid", "starts_at", id="no-such-hour"),
+        pytest.param({**good, "starts_at": "2031-01-01T10:00:00+99:00"}, "invalid", "starts_at", id="no-such-offset"),
+        pytest.param({**good, "ends_at": "2031-02-30T10:00:00Z"}, "invalid", "ends_at", id="no-such-end"),
         pytest.param({**good, "starts_at": 1893456000}, "invalid", "starts_at", id="a-number"),
         pytest.param({"starts_at": z(start)}, "invalid", "title", id="no-title"),
         pytest.param({**good, "title": "   "}, "invalid", "title", id="blank-title"),
