@@ -177,6 +177,7 @@ def demo_server(setup: str | None = None, extra_env: dict | None = None):
     db_dir = tempfile.mkdtemp(prefix="cc-browser-")
     db_path = Path(db_dir) / "db.sqlite3"
     env = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "CELERY_BROKER_URL", "DATABASE_URL"}}
+    env["SITE_URL"] = f"http://127.0.0.1:{port}"  # the links the server writes (feeds, stop links) reach it
     env.update(
         DJANGO_SETTINGS_MODULE="creatorcommerce.settings",
         DATABASE_URL=f"sqlite:///{db_path}",

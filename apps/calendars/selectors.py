@@ -128,6 +128,24 @@ def reminders_of(*, user, limit: int = 500) -> list[Reminder]:
     return list(Reminder.objects.filter(user_id=user.pk).order_by("starts_at", "pk")[:limit])
 
 
+def reminder_of(*, user, stream_id: int) -> Reminder | None:
+    """The viewer's reminder of one drop, or None (the stream page's panel)."""
+    if not getattr(user, "pk", None):
+        return None
+    return Reminder.objects.filter(user_id=user.pk, stream_id=stream_id).first()
+
+
+def is_following(*, user, shop) -> bool:
+    return bool(getattr(user, "pk", None)) and Follow.objects.filter(user_id=user.pk, shop=shop).exists()
+
+
+def reminders_with_drops(*, user, limit: int = 500) -> list[Reminder]:
+    """``reminders_of`` with each drop and its shop (the viewer's calendar page)."""
+    return list(
+        Reminder.objects.filter(user_id=user.pk).select_related("stream__shop").order_by("starts_at", "pk")[:limit]
+    )
+
+
 def notification_body(notification: Notification) -> dict:
     return {
         "id": notification.pk,

@@ -1,5 +1,5 @@
-"""The one-click stop page of a reminder (docs/calendars.md, "Stop links"), and the ICS feeds
-(further down; "Feeds").
+"""The one-click stop page of a reminder (docs/calendars.md, "Stop links"), the ICS feeds
+(further down; "Feeds") and the viewer's calendar page (at the end; "In the browser").
 
 ``GET`` only shows what the link stops and a button: mail scanners and link previews fetch
 links, and must not stop anything. ``POST`` stops it: the page's button, or a mail client's
@@ -8,19 +8,29 @@ posted without cookies). The signed token is the permission, so there is no sess
 CSRF token to check. A bad token is a 400 page.
 """
 
+from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, HttpResponseNotModified
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
+from django.views.decorators.http import require_http_methods, require_safe
 
+from apps.accounts.forms import time_zone_choices
 from apps.accounts.models import Shop
+from apps.consents.selectors import consent_granted
 from apps.streams.models import Stream
 
-from .feeds import build_calendar, feed_by_token, feed_etag, shop_drops, viewer_drops
-from .selectors import viewer_settings
-from .services import reminder_delete, stop_token_read
+from .feeds import build_calendar, feed_by_token, feed_etag, feed_url, shop_drops, viewer_drops
+from .models import Channel
+from .selectors import (
+    follows_of,
+    notifications_of,
+    preferences_body,
+    reminders_with_drops,
+    viewer_settings,
+)
+from .services import feed_get, reminder_delete, stop_token_read
 
 
 @never_cache
@@ -100,4 +110,51 @@ def shop_feed(request, slug: str):
         lead_minutes=None,
         cache_control=PUBLIC_CACHE,
         filename=f"{shop.slug}.ics",
+    )
+
+
+# -- the viewer's calendar page (docs/calendars.md, "In the browser") -------------------------
+
+WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+def _webcal(url: str) -> str:
+    """The feed's URL for "Subscribe": calendar apps open ``webcal://`` links (the same
+    address, fetched over http or https as the app decides)."""
+    return "webcal://" + url.split("://", 1)[1]
+
+
+@never_cache  # it shows the private feed's URL
+@ensure_csrf_cookie  # the page's script writes through the API with the session
+@require_safe
+@login_required
+def my_calendar(request):
+    """``/me/calendar/``: the viewer's reminder preferences, reminders, notifications, followed
+    shops and private calendar feed, rendered here in their reminder zone; the page's script
+    (static/js/calendar.js) changes them through the calendars API."""
+    user = request.user
+    settings = viewer_settings(user=user)
+    prefs = preferences_body(settings)
+    url = feed_url(feed_get(user=user)) if consent_granted(user=user, kind="calendar") else None
+    windows = [
+        {**window, "end": "00:00" if window["end"] == "24:00" else window["end"]}  # the form's midnight
+        for window in prefs["windows"]
+    ]
+    return render(
+        request,
+        "calendars/my_calendar.html",
+        {
+            "prefs": prefs,
+            "windows": windows,
+            "zone": prefs["time_zone"],
+            "zones": time_zone_choices(),
+            "weekdays": list(enumerate(WEEKDAYS)),
+            "channels": [(c.value, "E-mail" if c.value == "email" else "In-app, on this site") for c in Channel],
+            "saved": settings.saved,
+            "reminders": reminders_with_drops(user=user),
+            "follows": follows_of(user=user),
+            "notifications": notifications_of(user=user),
+            "feed_url": url,
+            "webcal_url": _webcal(url) if url else None,
+        },
     )

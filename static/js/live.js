@@ -204,3 +204,23 @@ export class LiveSocket {
     this.timer = setTimeout(() => this.connect(), this.delay());
   }
 }
+
+const zonedFormats = new Map();
+/**
+ * "Fri 13 Mar, 21:59": an instant as the wall-clock time of `timeZone` (an IANA name), the
+ * pages' own format (Django's "D j M, H:i"); callers say which zone.
+ */
+export function zonedTime(iso, timeZone) {
+  if (!iso) return "";
+  let format = zonedFormats.get(timeZone);
+  if (!format) {
+    const options = { weekday: "short", day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
+    try {
+      format = new Intl.DateTimeFormat("en-GB", { ...options, timeZone });
+    } catch (error) {
+      format = new Intl.DateTimeFormat("en-GB", { ...options, timeZone: "UTC" });
+    }
+    zonedFormats.set(timeZone, format);
+  }
+  return format.format(new Date(iso));
+}

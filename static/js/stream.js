@@ -376,6 +376,8 @@ function applyStream(body) {
   state.pins = body.pins;
   renderPins();
   renderStatus();
+  // For the reminder panel (static/js/reminders.js): a drop no longer scheduled takes none.
+  document.dispatchEvent(new CustomEvent("cc:stream", { detail: { status: body.status } }));
 }
 
 function handle(message) {
