@@ -22,35 +22,40 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-_erasers: dict[str, list[Callable]] = {}
+
+class _Hooks:
+    """Functions registered per consent kind, in registration order, each once."""
+
+    def __init__(self):
+        self._by_kind: dict[str, list[Callable]] = {}
+
+    def register(self, kind: str):
+        def register(fn: Callable) -> Callable:
+            registered = self._by_kind.setdefault(kind, [])
+            if fn not in registered:
+                registered.append(fn)
+            return fn
+
+        return register
+
+    def of(self, kind: str) -> list[Callable]:
+        return list(self._by_kind.get(kind, ()))
+
+
+_erasers, _granters = _Hooks(), _Hooks()
 
 
 def consent_eraser(kind: str):
-    def register(fn: Callable) -> Callable:
-        registered = _erasers.setdefault(kind, [])
-        if fn not in registered:
-            registered.append(fn)
-        return fn
-
-    return register
+    return _erasers.register(kind)
 
 
 def erasers(kind: str) -> list[Callable]:
-    return list(_erasers.get(kind, ()))
-
-
-_granters: dict[str, list[Callable]] = {}
+    return _erasers.of(kind)
 
 
 def consent_granter(kind: str):
-    def register(fn: Callable) -> Callable:
-        registered = _granters.setdefault(kind, [])
-        if fn not in registered:
-            registered.append(fn)
-        return fn
-
-    return register
+    return _granters.register(kind)
 
 
 def granters(kind: str) -> list[Callable]:
-    return list(_granters.get(kind, ()))
+    return _granters.of(kind)
