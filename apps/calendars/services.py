@@ -518,8 +518,9 @@ def delivery_send(*, delivery_id: int, now: datetime | None = None) -> str:
     """Send one pending e-mail delivery: claim it with a conditional UPDATE (``pending`` ->
     ``sending``; only one caller wins), send, mark it ``sent``. A send that raises puts it
     back to ``pending`` (``failed`` after MAX_EMAIL_ATTEMPTS) for the next beat. A process
-    that dies between the send and the mark leaves it ``sending``: never sent twice.
-    Returns "sent", "skipped" or "failed"."""
+    that dies between the send and the mark leaves it ``sending``: never sent twice. An
+    e-mail still pending when its drop is over (started more than LATE_GRACE ago, ended or
+    cancelled) is not sent late: ``failed``. Returns "sent", "skipped" or "failed"."""
     now = now or timezone.now()
     claimed = Delivery.objects.filter(
         pk=delivery_id, status=Delivery.Status.PENDING, channel=Channel.EMAIL, reminder__isnull=False
@@ -532,6 +533,12 @@ def delivery_send(*, delivery_id: int, now: datetime | None = None) -> str:
         if reminder is None:  # stopped between the claim and here
             Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.STOPPED)
             return "skipped"
+        stream = reminder.stream
+        if stream.status not in SENDABLE or now > stream.starts_at + LATE_GRACE:
+            # A mail server that refused until after the drop: "starting soon" is wrong now.
+            Delivery.objects.filter(pk=delivery_id).update(status=Delivery.Status.FAILED)
+            log.info("reminder e-mail %s not sent: its drop started or ended meanwhile", delivery_id)
+            return "failed"
         viewer = viewers_settings(user_ids=[reminder.user_id])[reminder.user_id]
         message = _message(reminder, viewer)
         email = EmailMultiAlternatives(

@@ -145,6 +145,25 @@ def test_a_failing_mail_server_is_retried_and_never_doubles(make_drop, settings,
     assert delivery_send(delivery_id=Delivery.objects.get().pk) == "skipped"
 
 
+@pytest.mark.django_db
+def test_an_e_mail_still_pending_after_its_drop_started_is_not_sent_late(make_drop, monkeypatch):
+    viewer = _viewer(channels=["email"])
+    _due_reminder(make_drop, viewer)
+    from django.core.mail.backends.locmem import EmailBackend
+
+    def down(self, messages):
+        raise ConnectionRefusedError("smtp down")
+
+    monkeypatch.setattr(EmailBackend, "send_messages", down)
+    assert reminders_dispatch()["failed"] == 1
+    monkeypatch.undo()
+    delivery = Delivery.objects.get()
+    drop = delivery.stream
+    late = drop.starts_at + timedelta(minutes=11)
+    assert delivery_send(delivery_id=delivery.pk, now=late) == "failed"
+    assert mail.outbox == [] and Delivery.objects.get().status == "failed"
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_two_dispatchers_at_once_send_each_message_once(make_drop):
