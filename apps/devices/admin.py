@@ -13,4 +13,3 @@ class CueAdmin(ShopScopedReadOnlyAdmin):
     list_display = ("pk", "device", "kind", "event_type", "status", "issued_at", "latency_ms", "detail")
     list_filter = ("status", "kind", "event_type")
     list_select_related = ("device",)
-

@@ -256,7 +256,12 @@ def cue_mark_sent(*, cue_id: int, now=None) -> Cue | None:
         cue.save(update_fields=["status", "sent_at"])
         emit(
             "cue.sent",
-            {**_cue_payload(cue), "event": cue.event_type, "sent_at": iso_utc(now), "expires_at": iso_utc(cue.expires_at)},
+            {
+                **_cue_payload(cue),
+                "event": cue.event_type,
+                "sent_at": iso_utc(now),
+                "expires_at": iso_utc(cue.expires_at),
+            },
             groups=_groups(cue),
         )
     return cue
@@ -336,8 +341,9 @@ def cues_sweep(*, now=None) -> dict:
         if cue_expire(cue_id=cue_id):
             counts["expired"] += 1
     stuck = list(
-        Cue.objects.filter(status=Cue.Status.QUEUED, issued_at__lte=now - REQUEUE_AFTER, expires_at__gt=now)
-        .values_list("pk", flat=True)[:500]
+        Cue.objects.filter(
+            status=Cue.Status.QUEUED, issued_at__lte=now - REQUEUE_AFTER, expires_at__gt=now
+        ).values_list("pk", flat=True)[:500]
     )
     if stuck:
         enqueue(stuck)
