@@ -6,6 +6,7 @@ prints what a device would do, and acks ``done`` after ``delay`` seconds, or ``f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from collections.abc import Callable
@@ -104,7 +105,9 @@ class SimulatedDevice:
     def stop(self, *, clean: bool = True) -> None:
         """Disconnect; ``clean`` says ``offline`` first (otherwise the broker's last will does,
         once it notices)."""
-        if clean:
-            self.client.publish(self._topic("status"), "offline", qos=1, retain=True).wait_for_publish(2)
+        if clean and self.client.is_connected():
+            info = self.client.publish(self._topic("status"), "offline", qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(2)
         self.client.disconnect()
         self.client.loop_stop()

@@ -19,7 +19,6 @@ from django.conf import settings
 
 from creatorcommerce.fields import iso_utc
 from creatorcommerce.mqtt import new_client, parse_mqtt_url
-from creatorcommerce.process import PerProcess
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +46,7 @@ class PublishFailed(ConnectionError):
 
 class LogDriver:
     name = "log"
+    url = ""
 
     def publish(self, topic: str, payload: dict) -> None:
         log.info("cue (log driver, no MQTT_URL) %s %s", topic, json.dumps(payload, sort_keys=True))
@@ -103,21 +103,27 @@ class MqttDriver:
         self.client.loop_stop()
 
 
-def _make_driver():
-    return MqttDriver(settings.MQTT_URL) if settings.MQTT_URL else LogDriver()
-
-
-def _stale(driver) -> bool:
-    # Settings changed (tests point MQTT_URL elsewhere): make the driver again.
-    return (getattr(driver, "url", "") or "") != (settings.MQTT_URL or "")
-
-
-_drivers = PerProcess(_make_driver, stale=_stale)
+_drivers: dict[int, LogDriver | MqttDriver] = {}
+_lock = threading.Lock()
 
 
 def driver():
-    """This process's driver, made on first use (and again after a fork)."""
-    current = _drivers.current()
-    if current is not None and _stale(current):
+    """This process's driver, made on first use (and again after a fork, or when
+    ``MQTT_URL`` changed)."""
+    pid = os.getpid()
+    url = settings.MQTT_URL or ""
+    with _lock:
+        current = _drivers.get(pid)
+        if current is None or getattr(current, "url", "") != url:
+            if current is not None:
+                current.close()
+            current = _drivers[pid] = MqttDriver(url) if url else LogDriver()
+        return current
+
+
+def close_driver() -> None:
+    """Close and forget this process's driver (tests; a worker shutting down)."""
+    with _lock:
+        current = _drivers.pop(os.getpid(), None)
+    if current is not None:
         current.close()
-    return _drivers.get()
