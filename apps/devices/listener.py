@@ -25,7 +25,11 @@ class AckListener:
     def __init__(self, url: str, *, sweep_every: float = 1.0):
         self.target = parse_mqtt_url(url)
         self.sweep_every = sweep_every
-        self.client = new_client(self.target, client_id=f"cc-{settings.NODE_ID}-listener-{secrets.token_hex(3)}")
+        # A persistent session for this process's life: acks sent while it reconnects are
+        # queued by the broker for it.
+        self.client = new_client(
+            self.target, client_id=f"cc-{settings.NODE_ID}-listener-{secrets.token_hex(3)}", clean_session=False
+        )
         self.client.reconnect_delay_set(
             min_delay=settings.MQTT_RECONNECT_MIN_SECONDS, max_delay=settings.MQTT_RECONNECT_MAX_SECONDS
         )

@@ -46,11 +46,13 @@ class SimulatedDevice:
         self.seen: set = set()
         self.received: list[dict] = []
         self.ready = threading.Event()
-        self.client = new_client(self.target, client_id=f"sim-{node}-{mqtt_id}")
+        # A persistent session, as a real device should have: cues published while it
+        # reconnects are queued by the broker (it still ignores expired ones).
+        self.client = new_client(self.target, client_id=f"sim-{node}-{mqtt_id}", clean_session=False)
         if username:
             self.client.username_pw_set(username, password)
         self.client.will_set(self._topic("status"), "offline", qos=1, retain=True)
-        self.client.reconnect_delay_set(min_delay=0.5, max_delay=10)
+        self.client.reconnect_delay_set(min_delay=0.5, max_delay=5)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = lambda *args: self.ready.set()
         self.client.on_message = self._on_message

@@ -48,6 +48,9 @@ class LogDriver:
     name = "log"
     url = ""
 
+    def ready(self) -> None:
+        pass
+
     def publish(self, topic: str, payload: dict) -> None:
         log.info("cue (log driver, no MQTT_URL) %s %s", topic, json.dumps(payload, sort_keys=True))
 
@@ -84,10 +87,16 @@ class MqttDriver:
         self.connected.clear()
         log.warning("cue publisher lost the MQTT broker (%s); reconnecting", reason_code)
 
-    def publish(self, topic: str, payload: dict) -> None:
+    def ready(self) -> None:
+        """Wait for the connection; ``PublishFailed`` if it does not come in time (nothing
+        has left this process then)."""
         timeout = settings.DEVICES_PUBACK_TIMEOUT_SECONDS
         if not self.connected.wait(timeout):
             raise PublishFailed(f"not connected to the MQTT broker within {timeout}s")
+
+    def publish(self, topic: str, payload: dict) -> None:
+        timeout = settings.DEVICES_PUBACK_TIMEOUT_SECONDS
+        self.ready()
         info = self.client.publish(topic, json.dumps(payload), qos=1, retain=False)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             raise PublishFailed(f"publish refused: {mqtt.error_string(info.rc)}")

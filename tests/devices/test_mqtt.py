@@ -202,3 +202,112 @@ def test_the_last_will_marks_a_device_offline(node, listener, simulate, led):
     sim.client.socket().close()
     wait_for(lambda: not Device.objects.get(pk=led.pk).online, 10)
     assert Device.objects.get(pk=led.pk).last_seen == seen
+
+
+class Broker:
+    """A Mosquitto of this test's own on a free port, to stop and start again."""
+
+    def __init__(self, tmp_path):
+        import tempfile
+        from pathlib import Path
+
+        from tests.browser import free_port
+
+        self.port = free_port()
+        # Started as root, mosquitto writes as the user "mosquitto": its data goes in a
+        # directory of its own that it can reach (pytest's tmp_path is private).
+        self.data = Path(tempfile.mkdtemp(prefix="cc-mosquitto-"))
+        self.data.chmod(0o777)
+        self.config = tmp_path / "mosquitto.conf"
+        # Persistence on, as in production: sessions (and retained statuses) survive a restart.
+        self.config.write_text(
+            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
+            f"persistence true\npersistence_location {self.data}/\n"
+        )
+        self.proc = None
+
+    @property
+    def url(self) -> str:
+        return f"mqtt://127.0.0.1:{self.port}"
+
+    def start(self):
+        import socket
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            ["mosquitto", "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+        def accepting():
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return True
+            except OSError:
+                assert self.proc.poll() is None, "mosquitto exited"
+                return False
+
+        wait_for(accepting, 10)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+    def remove(self):
+        import shutil
+
+        self.stop()
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+@pytest.fixture
+def own_broker(tmp_path, settings, node):
+    import shutil
+
+    if shutil.which("mosquitto") is None:
+        pytest.skip("needs the mosquitto binary to start a broker of its own")
+    broker = Broker(tmp_path)
+    broker.start()
+    settings.MQTT_URL = broker.url
+    yield broker
+    close_driver()
+    broker.remove()
+
+
+def test_after_a_broker_restart_cues_are_sent_once_or_failed_if_they_expired(
+    own_broker, node, shop, led, live_stream, make_deal, settings
+):
+    settings.MQTT_RECONNECT_MAX_SECONDS = 1.0
+    listener = AckListener(own_broker.url, sweep_every=0.05)
+    thread = threading.Thread(target=listener.run, daemon=True)
+    thread.start()
+    sim = SimulatedDevice(own_broker.url, led.mqtt_id, node=node, out=lambda line: None)
+    sim.start()
+    try:
+        assert listener.subscribed.wait(5) and sim.ready.wait(5)
+        before = cue_fire(device=led, kind="pulse")  # connects this process's publisher
+        wait_for(lambda: Cue.objects.filter(pk=before.pk, status=Cue.Status.ACKED).exists())
+        listener.subscribed.clear()
+        sim.ready.clear()
+
+        own_broker.stop()
+        # Issued while the broker is down: one that expires before it is back, one that does not.
+        short = cue_rule_create(shop=shop, event_type="deal.opened", device=led, kind="flash", timeout_s=1)
+        cue_rule_create(shop=shop, event_type="deal.opened", device=led, kind="pulse", stream=live_stream)
+        restart = threading.Timer(1.5, own_broker.start)
+        restart.start()
+        deal_open_now(deal=make_deal())  # send_cue retries (eagerly, here) until the broker is back
+        restart.join()
+        expired = Cue.objects.get(rule=short)
+        assert (expired.status, expired.sent_at) == (Cue.Status.FAILED, None)
+        assert listener.subscribed.wait(10) and sim.ready.wait(10)  # both reconnected and re-subscribed
+        during = Cue.objects.exclude(rule=short).get(event_type="deal.opened")
+        wait_for(lambda: Cue.objects.filter(pk=during.pk, status=Cue.Status.ACKED).exists())
+        after = cue_fire(device=led, kind="tap")
+        wait_for(lambda: Cue.objects.filter(pk=after.pk, status=Cue.Status.ACKED).exists())
+        # Each sent cue reached the device once; the expired one never; nothing was replayed.
+        assert [c["id"] for c in sim.received] == [before.pk, during.pk, after.pk]
+    finally:
+        sim.stop()
+        listener.stop()
+        thread.join(5)
