@@ -89,47 +89,107 @@ def device_status_set(*, mqtt_id: str, online: bool, now=None) -> bool:
 # -- rules --------------------------------------------------------------------------------------
 
 
-def cue_rule_create(
-    *,
-    shop,
-    event_type: str,
-    device: Device,
-    kind: str,
-    params: dict | None = None,
-    stream: Stream | None = None,
-    sku=None,
-    available_at_most: int | None = None,
-    priority: int = 5,
-    timeout_s: int = DEFAULT_TIMEOUT_S,
-) -> CueRule:
+RULE_FIELDS = (
+    "event_type",
+    "stream",
+    "sku",
+    "available_at_most",
+    "device",
+    "kind",
+    "params",
+    "priority",
+    "timeout_s",
+    "is_active",
+)
+
+
+def _rule_problems(*, shop, fields: dict) -> list[tuple[str, str, str]]:
+    """(field, code, message) for each rule a cue rule's ``fields`` break."""
+    problems = []
+    event_type, device = fields.get("event_type"), fields.get("device")
+    stream, sku = fields.get("stream"), fields.get("sku")
     if event_type not in EventType.values:
-        raise InvalidCueRule(f"Cue rules take {', '.join(EventType.values)}.", code="invalid_event_type")
-    if device.room.shop_id != shop.pk:
-        raise InvalidCueRule("The device is not in this shop.", code="invalid_device")
+        problems.append(("event_type", "invalid_event_type", f"Cue rules take {', '.join(EventType.values)}."))
+    if device is None or device.room.shop_id != shop.pk:
+        problems.append(("device", "invalid_device", "Choose a device of this shop."))
     if stream is not None and stream.shop_id != shop.pk:
-        raise InvalidCueRule("The stream is not this shop's.", code="invalid_stream")
+        problems.append(("stream", "invalid_stream", "The stream is not this shop's."))
     if sku is not None and sku.shop_id != shop.pk:
-        raise InvalidCueRule("The SKU is not this shop's.", code="invalid_sku")
-    if available_at_most is not None and event_type != EventType.STOCK_CHANGED:
-        raise InvalidCueRule("A stock threshold is for stock.changed only.", code="invalid_threshold")
-    if not 1 <= timeout_s <= 300:
-        raise InvalidCueRule("The timeout is 1 to 300 seconds.", code="invalid_timeout")
-    if not 0 <= priority <= 9:
-        raise InvalidCueRule("The priority is 0 to 9.", code="invalid_priority")
-    params = check_params(kind, params)
+        problems.append(("sku", "invalid_sku", "The SKU is not this shop's."))
+    if fields.get("available_at_most") is not None and event_type != EventType.STOCK_CHANGED:
+        problems.append(("available_at_most", "invalid_threshold", "A stock threshold is for stock.changed only."))
+    if not 1 <= (fields.get("timeout_s") or 0) <= 300:
+        problems.append(("timeout_s", "invalid_timeout", "The timeout is 1 to 300 seconds."))
+    if not 0 <= (fields.get("priority") if fields.get("priority") is not None else -1) <= 9:
+        problems.append(("priority", "invalid_priority", "The priority is 0 to 9."))
+    try:
+        check_params(fields.get("kind"), fields.get("params"))
+    except InvalidCue as error:
+        field = "kind" if error.code == "invalid_cue_kind" else "params"
+        problems.append((field, error.code, error.message))
+    return problems
+
+
+def cue_rule_errors(*, shop, fields: dict) -> dict[str, list[str]]:
+    """What ``cue_rule_save`` would refuse, as messages per field (the admin's form)."""
+    errors: dict[str, list[str]] = {}
+    for field, _code, message in _rule_problems(shop=shop, fields=fields):
+        errors.setdefault(field, []).append(message)
+    return errors
+
+
+def cue_rule_save(*, shop, rule: CueRule | None = None, **fields) -> CueRule:
+    """Create (``rule`` None) or change a cue rule of ``shop``; ``InvalidCueRule`` (with the
+    ``field``) or ``InvalidCue`` for params the kind does not take, and nothing saved."""
+    if rule is not None:
+        fields = {**{name: getattr(rule, name) for name in RULE_FIELDS}, **fields}
+    fields = {
+        "params": {},
+        "stream": None,
+        "sku": None,
+        "available_at_most": None,
+        "priority": 5,
+        "timeout_s": DEFAULT_TIMEOUT_S,
+        "is_active": True,
+        **fields,
+    }
+    problems = _rule_problems(shop=shop, fields=fields)
+    if problems:
+        field, code, message = problems[0]
+        if code.startswith("invalid_cue_"):
+            raise InvalidCue(message, code=code, field=field)
+        raise InvalidCueRule(message, code=code, field=field)
+    fields["params"] = check_params(fields["kind"], fields["params"])
     with transaction.atomic():
-        return CueRule.objects.create(
-            shop=shop,
-            event_type=event_type,
-            device=device,
-            kind=kind,
-            params=params,
-            stream=stream,
-            sku=sku,
-            available_at_most=available_at_most,
-            priority=priority,
-            timeout_s=timeout_s,
-        )
+        if rule is None:
+            return CueRule.objects.create(shop=shop, **fields)
+        for name, value in fields.items():
+            setattr(rule, name, value)
+        rule.save()
+        return rule
+
+
+def cue_rule_create(*, shop, event_type: str, device: Device, kind: str, **fields) -> CueRule:
+    return cue_rule_save(shop=shop, event_type=event_type, device=device, kind=kind, **fields)
+
+
+def room_update(*, room: Room, name: str, venue: Location | None) -> Room:
+    if venue is not None and (venue.shop_id != room.shop_id or venue.kind != Location.Kind.VENUE):
+        raise InvalidCueRule("The venue must be a venue location of the same shop.", code="invalid_venue")
+    with transaction.atomic():
+        room.name, room.venue = name, venue
+        room.save(update_fields=["name", "venue"])
+    return room
+
+
+def device_update(*, device: Device, name: str, room: Room) -> Device:
+    """A device's name and room (within its shop); its MQTT id and kind stay."""
+    if room.shop_id != device.room.shop_id:
+        raise InvalidCueRule("The room is not this shop's.", code="invalid_room")
+    with transaction.atomic():
+        device.name, device.room = name, room
+        device.save(update_fields=["name", "room"])
+    return device
 
 
 # -- cues from events ---------------------------------------------------------------------------
