@@ -311,3 +311,21 @@ def test_after_a_broker_restart_cues_are_sent_once_or_failed_if_they_expired(
         sim.stop()
         listener.stop()
         thread.join(5)
+
+
+@pytest.mark.redis
+def test_a_plain_worker_consumes_the_cues_queue(settings, node, observer, pulse_rule, make_deal, led):
+    """Through the real Celery broker: the spine's handler and then ``send_cue`` (routed to
+    ``cues``) both run on a worker started without ``-Q``, as the README starts it."""
+    from celery.contrib.testing.worker import start_worker
+
+    from creatorcommerce.celery import app
+
+    assert settings.CELERY_BROKER_URL.startswith("redis://")
+    assert app.amqp.router.route({}, "apps.devices.tasks.send_cue")["queue"].name == "cues"
+    app.conf.task_always_eager = False
+    app.control.purge()
+    with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
+        deal_open_now(deal=make_deal())
+        cue = wait_for(lambda: Cue.objects.filter(device=led, status=Cue.Status.SENT, puback_at__isnull=False).first())
+        wait_for(lambda: cue.pk in observer.ids())
