@@ -18,6 +18,7 @@ from apps.accounts import demo as accounts_demo
 from apps.accounts.demo import DEMO_CREATOR_TIME_ZONE, DEMO_PASSWORD, DEMO_USERS
 from apps.calendars import demo as calendars_demo
 from apps.catalog import demo as catalog_demo
+from apps.devices import demo as devices_demo
 from apps.geofences import demo as geofences_demo
 from apps.loyalty import demo as loyalty_demo
 from apps.orders import demo as orders_demo
@@ -34,6 +35,7 @@ STEPS = [
     geofences_demo.seed,
     loyalty_demo.seed,
     calendars_demo.seed,
+    devices_demo.seed,
 ]
 # After STEPS' transaction has committed; each step still sees their context.
 AFTER_COMMIT = [

@@ -33,8 +33,11 @@ def parse_mqtt_url(url: str) -> MqttTarget:
     )
 
 
-def new_client(target: MqttTarget, client_id: str = "") -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+def new_client(target: MqttTarget, client_id: str = "", *, clean_session: bool | None = None) -> mqtt.Client:
+    """A paho client (MQTT 3.1.1) for ``target``; ``clean_session=False`` (with a fixed
+    ``client_id``) asks the broker to keep its subscriptions and queue QoS 1 messages while
+    it is disconnected."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=clean_session)
     if target.username:
         client.username_pw_set(target.username, target.password)
     if target.tls:

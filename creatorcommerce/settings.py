@@ -15,6 +15,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -78,6 +79,7 @@ INSTALLED_APPS = [
     "apps.geofences",  # pop-up venues, fences, presence, geo offers (docs/geofences.md)
     "apps.loyalty",  # badges, awards and their moderation, perks, tiers (docs/loyalty.md)
     "apps.calendars",  # preferences, follows, reminders at the right moment (docs/calendars.md)
+    "apps.devices",  # rooms, devices, cue rules, cues over MQTT (docs/devices.md)
 ]
 
 MIDDLEWARE = [
@@ -198,6 +200,12 @@ if CELERY_BROKER_URL.startswith("redis://"):
     # rediss://: kombu turns TLS on from the scheme's transport name.)
     CELERY_BROKER_TRANSPORT = "creatorcommerce.celery_transport:Transport"
 CELERY_TIMEZONE = "UTC"
+# Device cues have a queue of their own so that they never wait behind other work; it is
+# declared here so that a plain `celery -A creatorcommerce worker` consumes both, and
+# `-Q cues` makes a dedicated cue worker (docs/devices.md, "Dispatch").
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("cues"))
+CELERY_TASK_ROUTES = {"apps.devices.tasks.send_cue": {"queue": "cues"}}
 # Periodic tasks are declared in code, here, next to the tasks they start.
 CELERY_BEAT_SCHEDULE: dict = {
     "spine-redeliver": {
@@ -227,6 +235,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "calendars-dispatch-reminders": {
         "task": "apps.calendars.tasks.dispatch_reminders",
         "schedule": timedelta(seconds=15),
+    },
+    "devices-sweep-cues": {
+        "task": "apps.devices.tasks.sweep_cues",
+        "schedule": timedelta(seconds=1),
     },
 }
 
@@ -275,6 +287,14 @@ EMBEDDED_SCHEDULER = env.bool("EMBEDDED_SCHEDULER", default=CELERY_TASK_ALWAYS_E
 
 # --- MQTT (device cues) ----------------------------------------------------------------
 MQTT_URL = env.str("MQTT_URL", default="")
+# How long a cue's publish waits for the broker (connection, then PUBACK) before its task
+# retries; reconnect backoff of the long-lived clients (docs/devices.md).
+DEVICES_PUBACK_TIMEOUT_SECONDS = env.float("DEVICES_PUBACK_TIMEOUT_SECONDS", default=2.0)
+MQTT_RECONNECT_MIN_SECONDS = env.float("MQTT_RECONNECT_MIN_SECONDS", default=0.5)
+MQTT_RECONNECT_MAX_SECONDS = env.float("MQTT_RECONNECT_MAX_SECONDS", default=30.0)
+# Without MQTT_URL, cues go to the log driver and a simulated device acks each at once
+# (the demo still shows acks); set to 0 to leave them sent until they time out.
+DEVICES_SIMULATE_IN_PROCESS = env.bool("DEVICES_SIMULATE_IN_PROCESS", default=not MQTT_URL)
 
 # --- Auth and allauth ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -26,6 +26,7 @@ def test_each_app_seeds_its_own_demo_data_in_order():
         "apps.geofences.demo",
         "apps.loyalty.demo",
         "apps.calendars.demo",
+        "apps.devices.demo",
     ]
     # What buys through order_place (which commits by itself) runs after the steps' transaction.
     assert [f"{step.__module__}.{step.__name__}" for step in demo.AFTER_COMMIT] == ["apps.loyalty.demo.history"]

@@ -1,0 +1,63 @@
+"""``manage.py device_simulator``: play devices without hardware (docs/devices.md,
+"Device simulator")."""
+
+import threading
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from apps.devices.models import Device
+from apps.devices.simulator import SimulatedDevice
+
+
+class Command(BaseCommand):
+    help = "Play the devices of a room (or all devices): show each cue, ack it after --delay."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--room", type=int, help="room id (default: every device of the node)")
+        parser.add_argument("--device", action="append", default=[], help="only this MQTT device id (repeatable)")
+        parser.add_argument("--delay", type=float, default=0.0, help="seconds before each ack")
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--fail", action="store_true", help='ack every cue "failed"')
+        group.add_argument("--silent", action="store_true", help="never ack")
+        parser.add_argument("--username", help="MQTT username (default: MQTT_URL's)")
+        parser.add_argument("--password", help="MQTT password")
+
+    def handle(self, *args, room, device, delay, fail, silent, username, password, **options):
+        if not settings.MQTT_URL:
+            raise CommandError(
+                "MQTT_URL is not set: without a broker the simulated devices run inside the app (docs/devices.md)."
+            )
+        devices = Device.objects.order_by("pk")
+        if room is not None:
+            devices = devices.filter(room_id=room)
+        if device:
+            devices = devices.filter(mqtt_id__in=device)
+        devices = list(devices)
+        if not devices:
+            raise CommandError("No devices to play.")
+        sims = [
+            SimulatedDevice(
+                settings.MQTT_URL,
+                d.mqtt_id,
+                node=settings.NODE_ID,
+                name=d.name,
+                delay=delay,
+                fail=fail,
+                silent=silent,
+                username=username,
+                password=password,
+                out=lambda line: self.stdout.write(line),
+            )
+            for d in devices
+        ]
+        for sim in sims:
+            sim.start()
+        self.stdout.write(f"playing {', '.join(d.mqtt_id for d in devices)}; Ctrl-C to stop")
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for sim in sims:
+                sim.stop()

@@ -1,0 +1,411 @@
+"""Writes of the devices app (docs/devices.md): rooms, devices and their credentials, cue
+rules, and each cue's life: created from a spine event (one per matching rule, once however
+often the event is delivered), sent, then acked or failed exactly once."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import timedelta
+
+from django.contrib.auth.hashers import check_password, make_password
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.catalog.models import Location
+from apps.streams.models import Stream
+from creatorcommerce.fields import iso_utc
+from creatorcommerce.spine.events import emit
+
+from .exceptions import InvalidCue, InvalidCueRule
+from .models import Cue, CueRule, Device, EventType, Room
+from .params import check_params
+
+log = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT_S = 10
+MANUAL = "manual"
+
+# -- rooms and devices --------------------------------------------------------------------------
+
+
+def room_create(*, shop, name: str, venue: Location | None = None) -> Room:
+    if venue is not None and (venue.shop_id != shop.pk or venue.kind != Location.Kind.VENUE):
+        raise InvalidCueRule("The venue must be a venue location of the same shop.", code="invalid_venue")
+    with transaction.atomic():
+        return Room.objects.create(shop=shop, name=name, venue=venue)
+
+
+def _new_password() -> tuple[str, str]:
+    password = secrets.token_urlsafe(24)
+    return password, make_password(password)
+
+
+def device_create(*, room: Room, name: str, kind: str, mqtt_id: str) -> tuple[Device, str]:
+    """The device and its MQTT password, shown this once: only its hash is kept
+    (docs/devices.md, "Credentials")."""
+    if kind not in Device.Kind.values:
+        raise InvalidCueRule(f"Unknown device kind {kind!r}.", code="invalid_device_kind")
+    password, hashed = _new_password()
+    with transaction.atomic():
+        device = Device.objects.create(room=room, name=name, kind=kind, mqtt_id=mqtt_id, password_hash=hashed)
+    return device, password
+
+
+def device_reset_password(*, device: Device) -> str:
+    password, hashed = _new_password()
+    with transaction.atomic():
+        Device.objects.filter(pk=device.pk).update(password_hash=hashed)
+    device.password_hash = hashed
+    return password
+
+
+def device_check_password(device: Device, password: str) -> bool:
+    return check_password(password, device.password_hash)
+
+
+def device_status_set(*, mqtt_id: str, online: bool, now=None) -> bool:
+    """Record a device's retained status (``online``) or last will (``offline``); True if it
+    changed. ``last_seen`` moves whenever the device says it is online."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        device = Device.objects.select_for_update().select_related("room").filter(mqtt_id=mqtt_id).first()
+        if device is None:
+            return False
+        changed = device.online != online
+        device.online = online
+        if online:
+            device.last_seen = now
+        device.save(update_fields=["online", "last_seen"])
+        if changed:
+            emit(
+                "device.status_changed",
+                {"device": device.pk, "shop": device.room.shop_id, "room": device.room_id, "online": online},
+                groups=[f"shop.{device.room.shop_id}"],
+            )
+    return changed
+
+
+# -- rules --------------------------------------------------------------------------------------
+
+
+RULE_FIELDS = (
+    "event_type",
+    "stream",
+    "sku",
+    "available_at_most",
+    "device",
+    "kind",
+    "params",
+    "priority",
+    "timeout_s",
+    "is_active",
+)
+
+
+def _rule_problems(*, shop, fields: dict) -> list[tuple[str, str, str]]:
+    """(field, code, message) for each rule a cue rule's ``fields`` break."""
+    problems = []
+    event_type, device = fields.get("event_type"), fields.get("device")
+    stream, sku = fields.get("stream"), fields.get("sku")
+    if event_type not in EventType.values:
+        problems.append(("event_type", "invalid_event_type", f"Cue rules take {', '.join(EventType.values)}."))
+    if device is None or device.room.shop_id != shop.pk:
+        problems.append(("device", "invalid_device", "Choose a device of this shop."))
+    if stream is not None and stream.shop_id != shop.pk:
+        problems.append(("stream", "invalid_stream", "The stream is not this shop's."))
+    if sku is not None and sku.shop_id != shop.pk:
+        problems.append(("sku", "invalid_sku", "The SKU is not this shop's."))
+    if fields.get("available_at_most") is not None and event_type != EventType.STOCK_CHANGED:
+        problems.append(("available_at_most", "invalid_threshold", "A stock threshold is for stock.changed only."))
+    if not 1 <= (fields.get("timeout_s") or 0) <= 300:
+        problems.append(("timeout_s", "invalid_timeout", "The timeout is 1 to 300 seconds."))
+    if not 0 <= (fields.get("priority") if fields.get("priority") is not None else -1) <= 9:
+        problems.append(("priority", "invalid_priority", "The priority is 0 to 9."))
+    try:
+        check_params(fields.get("kind"), fields.get("params"))
+    except InvalidCue as error:
+        field = "kind" if error.code == "invalid_cue_kind" else "params"
+        problems.append((field, error.code, error.message))
+    return problems
+
+
+def cue_rule_errors(*, shop, fields: dict) -> dict[str, list[str]]:
+    """What ``cue_rule_save`` would refuse, as messages per field (the admin's form)."""
+    errors: dict[str, list[str]] = {}
+    for field, _code, message in _rule_problems(shop=shop, fields=fields):
+        errors.setdefault(field, []).append(message)
+    return errors
+
+
+def cue_rule_save(*, shop, rule: CueRule | None = None, **fields) -> CueRule:
+    """Create (``rule`` None) or change a cue rule of ``shop``; ``InvalidCueRule`` (with the
+    ``field``) or ``InvalidCue`` for params the kind does not take, and nothing saved."""
+    if rule is not None:
+        fields = {**{name: getattr(rule, name) for name in RULE_FIELDS}, **fields}
+    fields = {
+        "params": {},
+        "stream": None,
+        "sku": None,
+        "available_at_most": None,
+        "priority": 5,
+        "timeout_s": DEFAULT_TIMEOUT_S,
+        "is_active": True,
+        **fields,
+    }
+    problems = _rule_problems(shop=shop, fields=fields)
+    if problems:
+        field, code, message = problems[0]
+        if code.startswith("invalid_cue_"):
+            raise InvalidCue(message, code=code, field=field)
+        raise InvalidCueRule(message, code=code, field=field)
+    fields["params"] = check_params(fields["kind"], fields["params"])
+    with transaction.atomic():
+        if rule is None:
+            return CueRule.objects.create(shop=shop, **fields)
+        for name, value in fields.items():
+            setattr(rule, name, value)
+        rule.save()
+        return rule
+
+
+def cue_rule_create(*, shop, event_type: str, device: Device, kind: str, **fields) -> CueRule:
+    return cue_rule_save(shop=shop, event_type=event_type, device=device, kind=kind, **fields)
+
+
+def room_update(*, room: Room, name: str, venue: Location | None) -> Room:
+    if venue is not None and (venue.shop_id != room.shop_id or venue.kind != Location.Kind.VENUE):
+        raise InvalidCueRule("The venue must be a venue location of the same shop.", code="invalid_venue")
+    with transaction.atomic():
+        room.name, room.venue = name, venue
+        room.save(update_fields=["name", "venue"])
+    return room
+
+
+def device_update(*, device: Device, name: str, room: Room) -> Device:
+    """A device's name and room (within its shop); its MQTT id and kind stay."""
+    if room.shop_id != device.room.shop_id:
+        raise InvalidCueRule("The room is not this shop's.", code="invalid_room")
+    with transaction.atomic():
+        device.name, device.room = name, room
+        device.save(update_fields=["name", "room"])
+    return device
+
+
+# -- cues from events ---------------------------------------------------------------------------
+
+
+def _event_scope(event_type: str, payload: dict) -> tuple[int | None, int | None, set[int]]:
+    """(shop, stream, SKU ids) an event is about."""
+    stream = payload.get("stream")
+    shop = payload.get("shop")
+    if shop is None and stream is not None:
+        shop = Stream.objects.filter(pk=stream).values_list("shop_id", flat=True).first()
+    skus: set[int] = set()
+    if "sku_id" in payload:
+        skus.add(payload["sku_id"])
+    for line in payload.get("lines", ()):
+        skus.add(line["sku_id"])
+    return shop, stream, skus
+
+
+def _matches(rule: CueRule, stream: int | None, skus: set[int], payload: dict) -> bool:
+    if rule.stream_id is not None and rule.stream_id != stream:
+        return False
+    if rule.sku_id is not None and rule.sku_id not in skus:
+        return False
+    return not (rule.available_at_most is not None and payload.get("available", 0) > rule.available_at_most)
+
+
+def cues_for_event(*, event_id: int, event_type: str, payload: dict, now=None) -> list[int]:
+    """One cue per active rule of the event's shop that matches it, highest priority first;
+    a rule that already has its cue for this event (a second delivery) makes none. The new
+    cues are enqueued to ``send_cue`` when this transaction commits. Returns their ids."""
+    now = now or timezone.now()
+    shop, stream, skus = _event_scope(event_type, payload)
+    if shop is None:
+        return []
+    rules = CueRule.objects.filter(shop_id=shop, event_type=event_type, is_active=True).order_by("-priority", "pk")
+    created = []
+    for rule in rules:
+        if not _matches(rule, stream, skus, payload):
+            continue
+        try:
+            with transaction.atomic():
+                cue = Cue.objects.create(
+                    device_id=rule.device_id,
+                    rule=rule,
+                    stream_id=stream or rule.stream_id,
+                    kind=rule.kind,
+                    params=rule.params,
+                    event_type=event_type,
+                    event_id=event_id,
+                    priority=rule.priority,
+                    issued_at=now,
+                    expires_at=now + timedelta(seconds=rule.timeout_s),
+                )
+        except IntegrityError:
+            continue  # this rule's cue for this event exists: a duplicate delivery
+        created.append(cue.pk)
+    if created:
+        transaction.on_commit(lambda: enqueue(created))
+    return created
+
+
+def cue_fire(*, device: Device, kind: str, params: dict | None = None, stream: Stream | None = None, now=None) -> Cue:
+    """A cue fired by hand (the control room), sent like any other."""
+    now = now or timezone.now()
+    params = check_params(kind, params)
+    if stream is not None and stream.shop_id != device.room.shop_id:
+        raise InvalidCue("The stream is not this shop's.", code="invalid_stream")
+    with transaction.atomic():
+        cue = Cue.objects.create(
+            device=device,
+            stream=stream,
+            kind=kind,
+            params=params,
+            event_type=MANUAL,
+            issued_at=now,
+            expires_at=now + timedelta(seconds=DEFAULT_TIMEOUT_S),
+        )
+        transaction.on_commit(lambda: enqueue([cue.pk]))
+    return cue
+
+
+def enqueue(cue_ids) -> None:
+    from .tasks import send_cue
+
+    for cue_id in cue_ids:
+        try:
+            send_cue.delay(cue_id)
+        except Exception:
+            # The broker is down: the sweep re-enqueues queued cues that have not expired.
+            log.exception("could not enqueue cue %s", cue_id)
+
+
+# -- a cue's life -------------------------------------------------------------------------------
+
+
+def _cue_payload(cue: Cue) -> dict:
+    return {
+        "cue": cue.pk,
+        "shop": cue.device.room.shop_id,
+        "room": cue.device.room_id,
+        "device": cue.device_id,
+        "stream": cue.stream_id,
+        "kind": cue.kind,
+    }
+
+
+def _groups(cue: Cue) -> list[str]:
+    return [f"shop.{cue.device.room.shop_id}"]
+
+
+def _locked(cue_id: int) -> Cue | None:
+    return Cue.objects.select_for_update(of=("self",)).select_related("device__room").filter(pk=cue_id).first()
+
+
+def cue_mark_sent(*, cue_id: int, now=None) -> Cue | None:
+    """queued → sent (just before it is published); None if it was not queued."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        cue = _locked(cue_id)
+        if cue is None or cue.status != Cue.Status.QUEUED:
+            return None
+        cue.status, cue.sent_at = Cue.Status.SENT, now
+        cue.save(update_fields=["status", "sent_at"])
+        emit(
+            "cue.sent",
+            {
+                **_cue_payload(cue),
+                "event": cue.event_type,
+                "sent_at": iso_utc(now),
+                "expires_at": iso_utc(cue.expires_at),
+            },
+            groups=_groups(cue),
+        )
+    return cue
+
+
+def cue_mark_published(*, cue_id: int, now=None) -> None:
+    """The broker confirmed the publish (PUBACK)."""
+    Cue.objects.filter(pk=cue_id, puback_at__isnull=True).update(puback_at=now or timezone.now())
+
+
+def cue_fail(*, cue_id: int, detail: str, statuses=(Cue.Status.SENT,), now=None) -> bool:
+    """→ failed, if the cue is still in one of ``statuses``; True if this call failed it."""
+    with transaction.atomic():
+        cue = _locked(cue_id)
+        if cue is None or cue.status not in statuses:
+            return False
+        cue.status, cue.detail = Cue.Status.FAILED, detail[:500]
+        cue.save(update_fields=["status", "detail"])
+        emit("cue.failed", {**_cue_payload(cue), "detail": cue.detail}, groups=_groups(cue))
+    return True
+
+
+def cue_expire(*, cue_id: int) -> bool:
+    """A queued cue whose ``expires_at`` passed before it could be sent: failed, never sent."""
+    return cue_fail(cue_id=cue_id, detail="expired before it could be sent", statuses=(Cue.Status.QUEUED,))
+
+
+def cue_record_ack(*, mqtt_id: str, message, now=None) -> str:
+    """An ack from device ``mqtt_id`` (``{"id", "status": "done"|"failed", "detail"?}``).
+
+    Only a ``sent`` cue of that very device moves (to ``acked`` or ``failed``): a duplicate
+    ack (QoS 1 redelivers) or one after the timeout changes nothing. Returns what happened:
+    ``acked``, ``failed``, ``ignored`` or ``invalid``."""
+    now = now or timezone.now()
+    if not isinstance(message, dict) or message.get("status") not in ("done", "failed"):
+        return "invalid"
+    cue_id = message.get("id")
+    if not isinstance(cue_id, int) or isinstance(cue_id, bool):
+        return "invalid"
+    detail = message.get("detail")
+    detail = detail[:500] if isinstance(detail, str) else ""
+    with transaction.atomic():
+        Device.objects.filter(mqtt_id=mqtt_id).update(last_seen=now)
+        cue = _locked(cue_id)
+        if cue is None or cue.device.mqtt_id != mqtt_id or cue.status != Cue.Status.SENT:
+            return "ignored"
+        if message["status"] == "done":
+            cue.status, cue.acked_at = Cue.Status.ACKED, now
+            cue.latency_ms = max(0, round((now - cue.sent_at).total_seconds() * 1000)) if cue.sent_at else None
+            cue.detail = detail
+            cue.save(update_fields=["status", "acked_at", "latency_ms", "detail"])
+            emit("cue.acked", {**_cue_payload(cue), "latency_ms": cue.latency_ms}, groups=_groups(cue))
+            return "acked"
+        cue.status, cue.acked_at, cue.detail = Cue.Status.FAILED, now, detail or "the device reported a failure"
+        cue.save(update_fields=["status", "acked_at", "detail"])
+        emit("cue.failed", {**_cue_payload(cue), "detail": cue.detail}, groups=_groups(cue))
+        return "failed"
+
+
+# Queued cues older than this that have not expired are enqueued again by the sweep (their
+# first enqueue was lost, e.g. the broker was down).
+REQUEUE_AFTER = timedelta(seconds=5)
+
+
+def cues_sweep(*, now=None) -> dict:
+    """Fail sent cues with no ack by ``expires_at`` and queued cues that expired unsent;
+    re-enqueue queued cues that waited too long. Run by the listener every second and by
+    beat (``apps.devices.tasks.sweep_cues``); any number may run at once."""
+    now = now or timezone.now()
+    counts = {"timed_out": 0, "expired": 0, "requeued": 0}
+    overdue = Cue.objects.filter(status=Cue.Status.SENT, expires_at__lte=now).values_list("pk", "rule__timeout_s")
+    for cue_id, timeout_s in overdue:
+        seconds = timeout_s or DEFAULT_TIMEOUT_S
+        if cue_fail(cue_id=cue_id, detail=f"no ack within {seconds} s"):
+            counts["timed_out"] += 1
+    for cue_id in Cue.objects.filter(status=Cue.Status.QUEUED, expires_at__lte=now).values_list("pk", flat=True):
+        if cue_expire(cue_id=cue_id):
+            counts["expired"] += 1
+    stuck = list(
+        Cue.objects.filter(
+            status=Cue.Status.QUEUED, issued_at__lte=now - REQUEUE_AFTER, expires_at__gt=now
+        ).values_list("pk", flat=True)[:500]
+    )
+    if stuck:
+        enqueue(stuck)
+        counts["requeued"] = len(stuck)
+    return counts
