@@ -185,7 +185,7 @@ def test_a_duplicate_spine_delivery_publishes_one_cue(node, observer, listener, 
     cue = wait_for(lambda: Cue.objects.filter(device=led, status=Cue.Status.ACKED).first())
     event = OutboxEvent.objects.get(type="deal.opened")
     assert apply_handler(event.pk, "apps.devices.handlers.cues_on_event") == "duplicate"
-    assert send_cue.apply(args=(cue.pk,)).get() == "skipped"  # a redelivered task
+    assert send_cue.apply(args=(cue.pk,)).result == "skipped"  # a redelivered task
     sentinel = cue_fire(device=led, kind="flash")
     wait_for(lambda: sentinel.pk in observer.ids())
     assert observer.ids() == [cue.pk, sentinel.pk]

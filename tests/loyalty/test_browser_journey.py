@@ -90,7 +90,8 @@ def test_badge_pops_staff_approve_perk_applies_staff_revoke_withdraws_creator_se
         expect(pin(viewer, "TEE-L")).to_contain_text("Early access", timeout=15_000)
         expect(pin(viewer, "TEE-L").locator(".price-now")).to_have_text("$19.00")
         pin(viewer, "TEE-L").get_by_role("button", name=re.compile(r"^Buy")).click()
-        expect(viewer.locator("#buy-status")).to_contain_text("Order #")
+        # This buy's own confirmation (the one before said "$6.50 (free shipping)").
+        expect(viewer.locator("#buy-status")).to_contain_text("$23.90")
         orders = viewer.request.get(f"{server['base']}/api/v1/orders/").json()
         orders = orders["results"] if isinstance(orders, dict) else orders
         early, stickers = orders[0], orders[1]

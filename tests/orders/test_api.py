@@ -194,9 +194,14 @@ def test_creator_endpoints_refuse_viewers(buyer_client):
     assert response.status_code == 403 and response.json()["code"] == "permission_denied"
 
 
-def test_rate_limit_is_429(buyer_client, settings):
+def test_rate_limit_is_429(buyer_client, settings, monkeypatch):
     from django.core.cache import cache
 
+    from creatorcommerce.throttling import FixedWindowThrottle
+
+    # One fixed window for the whole test: three requests straddling a minute's edge would
+    # fall in two windows (and all pass).
+    monkeypatch.setattr(FixedWindowThrottle, "timer", lambda self: 1_800_000_030.0)
     cache.clear()
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"buy": "2/min"}}
     sku = make_sku(stock=10)
