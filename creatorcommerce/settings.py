@@ -295,6 +295,9 @@ MQTT_RECONNECT_MAX_SECONDS = env.float("MQTT_RECONNECT_MAX_SECONDS", default=30.
 # Without MQTT_URL, cues go to the log driver and a simulated device acks each at once
 # (the demo still shows acks); set to 0 to leave them sent until they time out.
 DEVICES_SIMULATE_IN_PROCESS = env.bool("DEVICES_SIMULATE_IN_PROCESS", default=not MQTT_URL)
+# How long a process trusts its list of event types that have cue rules (a rule added in
+# another process takes effect in this one within it; docs/devices.md, "Cue rules").
+DEVICES_RULE_TYPES_TTL_SECONDS = env.float("DEVICES_RULE_TYPES_TTL_SECONDS", default=5.0)
 
 # --- Auth and allauth ------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -49,3 +49,15 @@ def dispatch(cue_id: int, *, now=None) -> str:
         # Embedded mode: the device simulator's behaviour runs here, so the demo shows acks.
         cue_record_ack(mqtt_id=cue.device.mqtt_id, message={"id": cue.pk, "status": "done", "detail": "simulated"})
     return "sent"
+
+
+def retry_in(cue_id: int, attempt: int) -> float | None:
+    """After a failed publish (attempt 0, 1, ...): the seconds until the next try, with
+    backoff (0.25 s doubling, at most 5 s) and never past the cue's expiry; ``None`` when
+    it has expired (failed, if it never left; one that did is the sweep's to fail)."""
+    expires_at = Cue.objects.filter(pk=cue_id).values_list("expires_at", flat=True).first()
+    remaining = (expires_at - timezone.now()).total_seconds() if expires_at else 0
+    if remaining <= 0:
+        cue_expire(cue_id=cue_id)
+        return None
+    return min(0.25 * 2**attempt, 5.0, remaining)

@@ -2,14 +2,25 @@
 
 Runs in one transaction with the record of its run (``apply_handler``), and a cue is unique
 per (rule, event): a second delivery of an event makes no second cue. Publishing happens
-after commit, in ``tasks.send_cue``."""
+after commit, in ``tasks.send_cue``. Only event types some shop has a rule for are handed
+to it at all (``wants``); a cue counts its timeout from the event, so an event handed over
+late (a broker that was down) makes a cue that fails as expired rather than one fired late,
+and ``redeliver_pending`` stops handing events over once no cue of theirs could be sent."""
+
+from datetime import timedelta
 
 from creatorcommerce.spine.registry import handler
 
 from .models import EventType
-from .services import cues_for_event
+from .selectors import event_type_has_rules
+from .services import MAX_TIMEOUT_S, cues_for_event
 
 
-@handler(*EventType.values, name="apps.devices.handlers.cues_on_event")
+@handler(
+    *EventType.values,
+    name="apps.devices.handlers.cues_on_event",
+    wants=event_type_has_rules,
+    redeliver_within=timedelta(seconds=MAX_TIMEOUT_S),
+)
 def cues_on_event(event):
-    cues_for_event(event_id=event.pk, event_type=event.type, payload=event.payload)
+    cues_for_event(event_id=event.pk, event_type=event.type, payload=event.payload, now=event.created_at)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
+from django.conf import settings
+
 from creatorcommerce.fields import iso_utc
 
 from .exceptions import DeviceNotFound
-from .models import Cue, Device
+from .models import Cue, CueRule, Device
 
 CUE_LOG_LIMIT = 200
 
@@ -60,3 +65,37 @@ def cues_of(shop, *, stream_id: int | None = None) -> list[dict]:
     if stream_id is not None:
         cues = cues.filter(stream_id=stream_id)
     return [cue_body(c) for c in cues.order_by("-issued_at", "-pk")[:CUE_LOG_LIMIT]]
+
+
+class _RuleTypes:
+    """The event types some shop has an active cue rule for, read at most every
+    ``DEVICES_RULE_TYPES_TTL_SECONDS`` per process (docs/devices.md, "Cue rules"): the spine
+    asks it on every commit, so a buy's ``stock.changed`` costs no handler task while no
+    shop has a rule for it. A rule saved in this process is seen at once; in another, within
+    the TTL. A removed rule may still be asked for meanwhile, which only costs a task that
+    finds nothing."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.types: frozenset[str] | None = None
+        self.read_at = 0.0
+
+    def get(self) -> frozenset[str]:
+        types = self.types
+        if types is not None and time.monotonic() - self.read_at < settings.DEVICES_RULE_TYPES_TTL_SECONDS:
+            return types
+        with self.lock:
+            read_at = time.monotonic()
+            types = frozenset(CueRule.objects.filter(is_active=True).values_list("event_type", flat=True).distinct())
+            self.types, self.read_at = types, read_at
+        return types
+
+    def forget(self) -> None:
+        self.types = None
+
+
+rule_types = _RuleTypes()
+
+
+def event_type_has_rules(event_type: str) -> bool:
+    return event_type in rule_types.get()

@@ -8,6 +8,7 @@ import logging
 import secrets
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -20,10 +21,12 @@ from creatorcommerce.spine.events import emit
 from .exceptions import InvalidCue, InvalidCueRule
 from .models import Cue, CueRule, Device, EventType, Room
 from .params import check_params
+from .selectors import rule_types
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 10
+MAX_TIMEOUT_S = 300  # a rule's timeout, at most (seconds)
 MANUAL = "manual"
 
 # -- rooms and devices --------------------------------------------------------------------------
@@ -118,8 +121,8 @@ def _rule_problems(*, shop, fields: dict) -> list[tuple[str, str, str]]:
         problems.append(("sku", "invalid_sku", "The SKU is not this shop's."))
     if fields.get("available_at_most") is not None and event_type != EventType.STOCK_CHANGED:
         problems.append(("available_at_most", "invalid_threshold", "A stock threshold is for stock.changed only."))
-    if not 1 <= (fields.get("timeout_s") or 0) <= 300:
-        problems.append(("timeout_s", "invalid_timeout", "The timeout is 1 to 300 seconds."))
+    if not 1 <= (fields.get("timeout_s") or 0) <= MAX_TIMEOUT_S:
+        problems.append(("timeout_s", "invalid_timeout", f"The timeout is 1 to {MAX_TIMEOUT_S} seconds."))
     if not 0 <= (fields.get("priority") if fields.get("priority") is not None else -1) <= 9:
         problems.append(("priority", "invalid_priority", "The priority is 0 to 9."))
     try:
@@ -161,6 +164,10 @@ def cue_rule_save(*, shop, rule: CueRule | None = None, **fields) -> CueRule:
         raise InvalidCueRule(message, code=code, field=field)
     fields["params"] = check_params(fields["kind"], fields["params"])
     with transaction.atomic():
+        # Which event types have rules, as this process caches it: forgotten now (this
+        # transaction reads its own rule) and again once it commits (docs/devices.md).
+        rule_types.forget()
+        transaction.on_commit(rule_types.forget)
         if rule is None:
             return CueRule.objects.create(shop=shop, **fields)
         for name, value in fields.items():
@@ -273,8 +280,19 @@ def cue_fire(*, device: Device, kind: str, params: dict | None = None, stream: S
 
 
 def enqueue(cue_ids) -> None:
+    """Hand new cues to ``send_cue`` on the ``cues`` queue; without a Celery broker but with
+    an MQTT broker, to this process's sending thread (``sender.py``), so that no request
+    waits on the MQTT broker."""
+    from celery import current_app
+
     from .tasks import send_cue
 
+    if current_app.conf.task_always_eager and settings.MQTT_URL:
+        from .sender import cue_sender
+
+        for cue_id in cue_ids:
+            cue_sender().submit(cue_id)
+        return
     for cue_id in cue_ids:
         try:
             send_cue.delay(cue_id)

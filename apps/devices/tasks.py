@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.utils import timezone
 
-from .dispatch import dispatch
-from .models import Cue
-from .services import cue_expire, cues_sweep
+from .dispatch import dispatch, retry_in
+from .services import cues_sweep
 from .transport import PublishFailed
 
 
@@ -17,12 +15,9 @@ def send_cue(self, cue_id: int) -> str:
     try:
         return dispatch(cue_id)
     except PublishFailed as exc:
-        expires_at = Cue.objects.filter(pk=cue_id).values_list("expires_at", flat=True).first()
-        remaining = (expires_at - timezone.now()).total_seconds() if expires_at else 0
-        if remaining <= 0:
-            cue_expire(cue_id=cue_id)  # only if it never left: a sent one is the sweep's
+        countdown = retry_in(cue_id, self.request.retries)
+        if countdown is None:
             return "expired"
-        countdown = min(0.25 * 2**self.request.retries, 5.0, remaining)
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 

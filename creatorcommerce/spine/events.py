@@ -158,17 +158,19 @@ def deliver(events: list[OutboxEvent]) -> None:
     from .fanout import fan_out
 
     fan_out(events)
-    handled = [event for event in events if handlers_for(event.type)]
-    if not handled:
+    pairs = [(event.pk, name) for event in events for name in handlers_for(event.type)]
+    if not pairs:
         return
     if current_app.conf.task_always_eager:
-        for event in handled:
-            enqueue_handlers(event)
+        wanted = {event_id for event_id, _ in pairs}
+        for event in events:
+            if event.pk in wanted:
+                enqueue_handlers(event)
     else:
-        _enqueuer().submit(handled)
+        _enqueuer().submit(pairs)
 
 
-MAX_BATCH = 200  # events per broker message, at most
+MAX_BATCH = 200  # handler runs per broker message, at most
 
 
 class _Enqueuer:
@@ -191,8 +193,10 @@ class _Enqueuer:
         self.messages = 0  # for tests and diagnostics
         threading.Thread(target=self._run, name="spine-enqueue", daemon=True).start()
 
-    def submit(self, events: list[OutboxEvent]) -> None:
-        self.queue.put(events)
+    def submit(self, pairs: list[tuple[int, str]]) -> None:
+        """Hand (event id, handler) pairs to the broker: chosen on the committing thread,
+        so a handler's ``wants`` never runs (nor queries) on this one."""
+        self.queue.put(pairs)
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything submitted so far was handed to the broker."""
@@ -202,7 +206,7 @@ class _Enqueuer:
 
     def _run(self) -> None:
         while True:
-            events: list[OutboxEvent] = []
+            pairs: list[tuple[int, str]] = []
             flushed: list[threading.Event] = []
             item = self.queue.get()
             linger = max(0.0, settings.SPINE_ENQUEUE_LINGER_SECONDS)
@@ -211,8 +215,8 @@ class _Enqueuer:
                 if isinstance(item, threading.Event):
                     flushed.append(item)
                 else:
-                    events.extend(item)
-                if len(events) >= MAX_BATCH:
+                    pairs.extend(item)
+                if len(pairs) >= MAX_BATCH:
                     break
                 try:
                     if flushed or linger == 0:
@@ -222,11 +226,11 @@ class _Enqueuer:
                 except queue.Empty:
                     break
             try:
-                if events:
-                    enqueue_batch(events)
+                if pairs:
+                    enqueue_batch(pairs)
                     self.messages += 1
             except Exception:  # the thread must live on; redeliver_pending finds these events
-                log.exception("enqueueing %d events failed", len(events))
+                log.exception("enqueueing %d handler runs failed", len(pairs))
             finally:
                 for done in flushed:
                     done.set()
@@ -249,18 +253,17 @@ def _flush_at_exit() -> None:
         enqueuer.flush(timeout=5)
 
 
-def enqueue_batch(events: list[OutboxEvent]) -> None:
-    """One broker message for every (event, handler) pair of ``events``."""
+def enqueue_batch(pairs: list[tuple[int, str]]) -> None:
+    """One broker message for every (event id, handler) pair."""
     from .tasks import run_handler, run_handlers
 
-    pairs = [(event.pk, name) for event in events for name in handlers_for(event.type)]
     try:
         if len(pairs) == 1:
             run_handler.delay(*pairs[0])
         elif pairs:
             run_handlers.delay(pairs)
     except Exception:  # broker down: redeliver_pending picks them up from the outbox
-        log.exception("could not enqueue handlers for %d events", len(events))
+        log.exception("could not enqueue %d handler runs", len(pairs))
 
 
 def enqueue_handlers(event: OutboxEvent) -> None:

@@ -11,19 +11,34 @@ A handler that talks to the outside world (a payment gateway, an MQTT broker) mu
 a transaction open while it does: declare it ``atomic=False``. It then runs outside any
 transaction, at least once, and must itself be idempotent (the run is recorded after it
 returns, so a crash in between repeats it).
+
+A handler that acts on only some events of its types (device cues: only where a shop has a
+rule for the type) may say so with ``wants(event_type) -> bool``, a cheap in-process check:
+where it answers no, no task is enqueued at all (the buy path then hands its broker
+nothing), and ``redeliver_within`` bounds how old an event ``redeliver_pending`` still
+hands it (a cue for an event older than its timeout could only fail).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import timedelta
 
 _by_type: dict[str, list[str]] = defaultdict(list)
 _by_name: dict[str, Callable] = {}
 _non_atomic: set[str] = set()
+_wants: dict[str, Callable[[str], bool]] = {}
+_redeliver_within: dict[str, timedelta] = {}
 
 
-def handler(*event_types: str, name: str | None = None, atomic: bool = True):
+def handler(
+    *event_types: str,
+    name: str | None = None,
+    atomic: bool = True,
+    wants: Callable[[str], bool] | None = None,
+    redeliver_within: timedelta | None = None,
+):
     if not event_types:
         raise ValueError("handler() needs at least one event type")
 
@@ -35,6 +50,10 @@ def handler(*event_types: str, name: str | None = None, atomic: bool = True):
         _by_name[key] = fn
         if not atomic:
             _non_atomic.add(key)
+        if wants is not None:
+            _wants[key] = wants
+        if redeliver_within is not None:
+            _redeliver_within[key] = redeliver_within
         for event_type in event_types:
             if key not in _by_type[event_type]:
                 _by_type[event_type].append(key)
@@ -44,7 +63,13 @@ def handler(*event_types: str, name: str | None = None, atomic: bool = True):
 
 
 def handlers_for(event_type: str) -> list[str]:
-    return list(_by_type.get(event_type, ()))
+    """The handlers an event of this type goes to now (those whose ``wants`` says yes)."""
+    names = _by_type.get(event_type)
+    if not names:
+        return []
+    if not _wants:
+        return list(names)
+    return [name for name in names if (wants := _wants.get(name)) is None or wants(event_type)]
 
 
 def get_handler(name: str) -> Callable | None:
@@ -56,13 +81,20 @@ def is_atomic(name: str) -> bool:
 
 
 def subscribed_types() -> dict[str, list[str]]:
-    return {t: list(names) for t, names in _by_type.items() if names}
+    """Every type with handlers that want it now (``redeliver_pending`` looks for these)."""
+    return {t: names for t in list(_by_type) if (names := handlers_for(t))}
+
+
+def redeliver_within(name: str) -> timedelta | None:
+    return _redeliver_within.get(name)
 
 
 def unregister(name: str) -> None:
     """Remove a handler (tests register throwaway handlers)."""
     _by_name.pop(name, None)
     _non_atomic.discard(name)
+    _wants.pop(name, None)
+    _redeliver_within.pop(name, None)
     for names in _by_type.values():
         if name in names:
             names.remove(name)

@@ -10,7 +10,7 @@ from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
 from .models import HandlerRun, OutboxEvent
-from .registry import get_handler, is_atomic, subscribed_types
+from .registry import get_handler, is_atomic, redeliver_within, subscribed_types
 
 log = logging.getLogger(__name__)
 
@@ -86,14 +86,17 @@ def run_handlers(pairs: list) -> dict:
 @shared_task(name="creatorcommerce.spine.tasks.redeliver_pending")
 def redeliver_pending(min_age_seconds: int = 30, max_age_hours: int = 24, limit: int = 500) -> int:
     """Enqueue handlers that never ran for recent events (a broker that was down, a worker
-    that died). Duplicates are harmless: apply_handler dedupes."""
+    that died). Duplicates are harmless: apply_handler dedupes. Only to handlers that want
+    the type now, and no older than a handler's ``redeliver_within``."""
     now = timezone.now()
-    window = (now - timedelta(hours=max_age_hours), now - timedelta(seconds=min_age_seconds))
+    oldest, newest = now - timedelta(hours=max_age_hours), now - timedelta(seconds=min_age_seconds)
     sent = 0
     for event_type, names in subscribed_types().items():
         for name in names:
+            within = redeliver_within(name)
+            since = max(oldest, now - within) if within is not None else oldest
             pending = (
-                OutboxEvent.objects.filter(type=event_type, created_at__range=window)
+                OutboxEvent.objects.filter(type=event_type, created_at__range=(since, newest))
                 .exclude(runs__handler=name)
                 .values_list("pk", flat=True)[:limit]
             )
