@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 import paho.mqtt.client as mqtt
 
@@ -19,7 +19,8 @@ class MqttTarget:
 
 
 def parse_mqtt_url(url: str) -> MqttTarget:
-    """``mqtt://user:pass@host:1883`` or ``mqtts://host:8883``."""
+    """``mqtt://user:pass@host:1883`` or ``mqtts://host:8883``; the user and password are
+    percent-decoded (a ``@`` or ``:`` in them is written ``%40``, ``%3A``)."""
     parsed = urlparse(url)
     if parsed.scheme not in {"mqtt", "mqtts"} or not parsed.hostname:
         raise ValueError(f"MQTT_URL must look like mqtt://host:1883, not {url!r}")
@@ -27,8 +28,8 @@ def parse_mqtt_url(url: str) -> MqttTarget:
     return MqttTarget(
         host=parsed.hostname,
         port=parsed.port or (8883 if tls else 1883),
-        username=parsed.username,
-        password=parsed.password,
+        username=unquote(parsed.username) if parsed.username is not None else None,
+        password=unquote(parsed.password) if parsed.password is not None else None,
         tls=tls,
     )
 

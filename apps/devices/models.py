@@ -1,8 +1,9 @@
 """On-site orchestration (docs/devices.md): a shop's rooms, the devices in them, the rules
 that turn spine events into cues, and the cues themselves with their fate.
 
-Written only by ``services.py``. A device's MQTT password is stored hashed with Django's
-password hashers (``make_password``), never in clear (docs/devices.md, "Credentials").
+Written only by ``services.py``. A device's MQTT password is never stored in clear: once
+hashed with Django's password hashers (``make_password``) and once in Mosquitto's own
+``$7$`` format, for the broker's password file (docs/devices.md, "Credentials").
 """
 
 from __future__ import annotations
@@ -50,6 +51,12 @@ class Device(models.Model):
     # one database is one node, so unique here is unique per node.
     mqtt_id = models.SlugField(max_length=64, unique=True)
     password_hash = models.CharField(max_length=256, editable=False)
+    # The same password as Mosquitto's password file holds it (apps/devices/mosquitto.py);
+    # empty for a device whose password was set before there was one: reset it.
+    mqtt_password_hash = models.CharField(max_length=256, editable=False, blank=True, default="")
+    # A disabled device is left out of the broker's password and ACL files (it cannot
+    # connect once they are regenerated) and its rules make no cues.
+    is_active = models.BooleanField(default=True, help_text="off: the broker lets it in no more")
     online = models.BooleanField(default=False)
     last_seen = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

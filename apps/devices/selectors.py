@@ -99,3 +99,11 @@ rule_types = _RuleTypes()
 
 def event_type_has_rules(event_type: str) -> bool:
     return event_type in rule_types.get()
+
+
+def broker_devices() -> tuple[list[tuple[str, str]], list[str]]:
+    """(mqtt_id, Mosquitto hash) of every active device that has one, and the mqtt_ids of the
+    active devices without one (their password predates it: reset it). docs/devices.md,
+    "Broker security"."""
+    rows = Device.objects.filter(is_active=True).order_by("mqtt_id").values_list("mqtt_id", "mqtt_password_hash")
+    return [(m, h) for m, h in rows if h], [m for m, h in rows if not h]

@@ -18,6 +18,7 @@ from apps.streams.models import Stream
 from creatorcommerce.fields import iso_utc
 from creatorcommerce.spine.events import emit
 
+from . import mosquitto
 from .exceptions import InvalidCue, InvalidCueRule
 from .models import Cue, CueRule, Device, EventType, Room
 from .params import check_params
@@ -39,32 +40,46 @@ def room_create(*, shop, name: str, venue: Location | None = None) -> Room:
         return Room.objects.create(shop=shop, name=name, venue=venue)
 
 
-def _new_password() -> tuple[str, str]:
+def _new_password() -> tuple[str, dict]:
+    """A random password and what is kept of it: its Django hash (``device_check_password``)
+    and its Mosquitto ``$7$`` hash (the broker's password file, ``manage.py mqtt_auth``)."""
     password = secrets.token_urlsafe(24)
-    return password, make_password(password)
+    return password, {"password_hash": make_password(password), "mqtt_password_hash": mosquitto.password_hash(password)}
 
 
 def device_create(*, room: Room, name: str, kind: str, mqtt_id: str) -> tuple[Device, str]:
-    """The device and its MQTT password, shown this once: only its hash is kept
+    """The device and its MQTT password, shown this once: only its hashes are kept
     (docs/devices.md, "Credentials")."""
     if kind not in Device.Kind.values:
         raise InvalidCueRule(f"Unknown device kind {kind!r}.", code="invalid_device_kind")
-    password, hashed = _new_password()
+    password, hashes = _new_password()
     with transaction.atomic():
-        device = Device.objects.create(room=room, name=name, kind=kind, mqtt_id=mqtt_id, password_hash=hashed)
+        device = Device.objects.create(room=room, name=name, kind=kind, mqtt_id=mqtt_id, **hashes)
     return device, password
 
 
 def device_reset_password(*, device: Device) -> str:
-    password, hashed = _new_password()
+    """A new MQTT password, shown this once; the broker takes it once ``mqtt_auth`` has
+    rewritten its password file (docs/devices.md, "Broker security")."""
+    password, hashes = _new_password()
     with transaction.atomic():
-        Device.objects.filter(pk=device.pk).update(password_hash=hashed)
-    device.password_hash = hashed
+        Device.objects.filter(pk=device.pk).update(**hashes)
+    for field, value in hashes.items():
+        setattr(device, field, value)
     return password
 
 
 def device_check_password(device: Device, password: str) -> bool:
     return check_password(password, device.password_hash)
+
+
+def device_set_active(*, device: Device, active: bool) -> Device:
+    """Enable or disable a device. A disabled one makes no cues and is left out of the
+    broker's files the next time ``mqtt_auth`` writes them (docs/devices.md)."""
+    with transaction.atomic():
+        Device.objects.filter(pk=device.pk).update(is_active=active)
+    device.is_active = active
+    return device
 
 
 def device_status_set(*, mqtt_id: str, online: bool, now=None) -> bool:
@@ -232,7 +247,9 @@ def cues_for_event(*, event_id: int, event_type: str, payload: dict, now=None) -
     shop, stream, skus = _event_scope(event_type, payload)
     if shop is None:
         return []
-    rules = CueRule.objects.filter(shop_id=shop, event_type=event_type, is_active=True).order_by("-priority", "pk")
+    rules = CueRule.objects.filter(
+        shop_id=shop, event_type=event_type, is_active=True, device__is_active=True
+    ).order_by("-priority", "pk")
     created = []
     for rule in rules:
         if not _matches(rule, stream, skus, payload):
@@ -260,8 +277,11 @@ def cues_for_event(*, event_id: int, event_type: str, payload: dict, now=None) -
 
 
 def cue_fire(*, device: Device, kind: str, params: dict | None = None, stream: Stream | None = None, now=None) -> Cue:
-    """A cue fired by hand (the control room), sent like any other."""
+    """A cue fired by hand (the control room), sent like any other; not to a disabled device
+    (``device_disabled``)."""
     now = now or timezone.now()
+    if not device.is_active:
+        raise InvalidCue("The device is disabled.", code="device_disabled")
     params = check_params(kind, params)
     if stream is not None and stream.shop_id != device.room.shop_id:
         raise InvalidCue("The stream is not this shop's.", code="invalid_stream")

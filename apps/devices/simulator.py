@@ -2,7 +2,8 @@
 announces itself ``online`` (retained) with a last will ``offline``, subscribes its cue topic,
 prints what a device would do, and acks ``done`` after ``delay`` seconds, or ``failed``
 (``fail``), or never (``silent``). Like a real device it ignores a cue past its
-``expires_at`` and a cue id it has seen."""
+``expires_at`` and a cue id it has seen. With a broker that has the ACL (docs/devices.md,
+"Broker security") each logs in as its device, with that device's password."""
 
 from __future__ import annotations
 
@@ -23,6 +24,23 @@ WHAT_IT_DOES = {
     "tap": "taps the presenter",
     "route": "routes the mics",
 }
+
+
+def load_credentials(path) -> dict[str, str]:
+    """``{mqtt_id: password}`` from a JSON file (``mqtt_auth --reset-credentials`` writes
+    one); ``ValueError`` saying what is wrong with it."""
+    try:
+        with open(path) as handle:
+            passwords = json.load(handle)
+    except OSError as error:
+        raise ValueError(f"Cannot read {path}: {error.strerror}.") from None
+    except ValueError:
+        raise ValueError(f"{path} is not JSON.") from None
+    if not isinstance(passwords, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in passwords.items()
+    ):
+        raise ValueError(f'{path} must be a JSON object {{"<mqtt_id>": "<password>"}}.')
+    return passwords
 
 
 class SimulatedDevice:

@@ -28,6 +28,7 @@ from creatorcommerce.mqtt import new_client, parse_mqtt_url
 from creatorcommerce.spine.models import OutboxEvent
 from creatorcommerce.spine.tasks import apply_handler
 
+from .broker import Broker, need_mosquitto
 from .conftest import wait_for
 
 pytestmark = [pytest.mark.mqtt, pytest.mark.django_db(transaction=True)]
@@ -204,68 +205,9 @@ def test_the_last_will_marks_a_device_offline(node, listener, simulate, led):
     assert Device.objects.get(pk=led.pk).last_seen == seen
 
 
-class Broker:
-    """A Mosquitto of this test's own on a free port, to stop and start again."""
-
-    def __init__(self, tmp_path):
-        import tempfile
-        from pathlib import Path
-
-        from tests.browser import free_port
-
-        self.port = free_port()
-        # Started as root, mosquitto writes as the user "mosquitto": its data goes in a
-        # directory of its own that it can reach (pytest's tmp_path is private).
-        self.data = Path(tempfile.mkdtemp(prefix="cc-mosquitto-"))
-        self.data.chmod(0o777)
-        self.config = tmp_path / "mosquitto.conf"
-        # Persistence on, as in production: sessions (and retained statuses) survive a restart.
-        self.config.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\n"
-            f"persistence true\npersistence_location {self.data}/\n"
-        )
-        self.proc = None
-
-    @property
-    def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
-
-    def start(self):
-        import socket
-        import subprocess
-
-        self.proc = subprocess.Popen(
-            ["mosquitto", "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-
-        def accepting():
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return True
-            except OSError:
-                assert self.proc.poll() is None, "mosquitto exited"
-                return False
-
-        wait_for(accepting, 10)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-
-    def remove(self):
-        import shutil
-
-        self.stop()
-        shutil.rmtree(self.data, ignore_errors=True)
-
-
 @pytest.fixture
 def own_broker(tmp_path, settings, node):
-    import shutil
-
-    if shutil.which("mosquitto") is None:
-        pytest.skip("needs the mosquitto binary to start a broker of its own")
+    need_mosquitto()
     broker = Broker(tmp_path)
     broker.start()
     settings.MQTT_URL = broker.url

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.devices.models import Device
-from apps.devices.simulator import SimulatedDevice
+from apps.devices.simulator import SimulatedDevice, load_credentials
 
 
 class Command(BaseCommand):
@@ -20,15 +20,22 @@ class Command(BaseCommand):
         group = parser.add_mutually_exclusive_group()
         group.add_argument("--fail", action="store_true", help='ack every cue "failed"')
         group.add_argument("--silent", action="store_true", help="never ack")
-        parser.add_argument("--username", help="MQTT username (default: MQTT_URL's)")
-        parser.add_argument("--password", help="MQTT password")
+        account = parser.add_mutually_exclusive_group()
+        account.add_argument(
+            "--credentials",
+            metavar="FILE",
+            help="JSON {mqtt_id: password}: each device connects as itself, as a broker with the "
+            "ACL requires (mqtt_auth --reset-credentials writes it)",
+        )
+        account.add_argument("--username", help="one MQTT username for every device (default: MQTT_URL's)")
+        parser.add_argument("--password", help="its MQTT password")
 
-    def handle(self, *args, room, device, delay, fail, silent, username, password, **options):
+    def handle(self, *args, room, device, delay, fail, silent, credentials, username, password, **options):
         if not settings.MQTT_URL:
             raise CommandError(
                 "MQTT_URL is not set: without a broker the simulated devices run inside the app (docs/devices.md)."
             )
-        devices = Device.objects.order_by("pk")
+        devices = Device.objects.filter(is_active=True).order_by("pk")
         if room is not None:
             devices = devices.filter(room_id=room)
         if device:
@@ -36,6 +43,16 @@ class Command(BaseCommand):
         devices = list(devices)
         if not devices:
             raise CommandError("No devices to play.")
+        accounts = {d.mqtt_id: (username, password) for d in devices}
+        if credentials:
+            try:
+                passwords = load_credentials(credentials)
+            except ValueError as error:
+                raise CommandError(str(error)) from None
+            missing = [d.mqtt_id for d in devices if d.mqtt_id not in passwords]
+            if missing:
+                raise CommandError(f"{credentials} has no password for {', '.join(missing)}.")
+            accounts = {d.mqtt_id: (d.mqtt_id, passwords[d.mqtt_id]) for d in devices}
         sims = [
             SimulatedDevice(
                 settings.MQTT_URL,
@@ -45,8 +62,8 @@ class Command(BaseCommand):
                 delay=delay,
                 fail=fail,
                 silent=silent,
-                username=username,
-                password=password,
+                username=accounts[d.mqtt_id][0],
+                password=accounts[d.mqtt_id][1],
                 out=lambda line: self.stdout.write(line),
             )
             for d in devices
