@@ -15,6 +15,7 @@ from .services import (
     cue_rule_save,
     device_create,
     device_reset_password,
+    device_set_active,
     device_update,
     room_create,
     room_update,
@@ -38,16 +39,18 @@ class RoomAdmin(StaffShopColumn, ShopScopedAdmin):
 
 @admin.register(Device)
 class DeviceAdmin(StaffShopColumn, ShopScopedAdmin):
-    """Its MQTT password is shown once, when the device is added or its password reset."""
+    """Its MQTT password is shown once, when the device is added or its password reset. The
+    broker takes a new password, or stops letting a disabled device in, once ``mqtt_auth``
+    has rewritten its files (docs/devices.md, "Broker security")."""
 
     shop_path = "room__shop"
-    list_display = ("name", "room", "kind", "mqtt_id", "online", "last_seen")
-    list_filter = ("kind", "online")
+    list_display = ("name", "room", "kind", "mqtt_id", "is_active", "online", "last_seen")
+    list_filter = ("kind", "is_active", "online")
     list_select_related = ("room__shop",)
-    actions = ["reset_password"]
+    actions = ["reset_password", "disable", "enable"]
 
     def get_readonly_fields(self, request, obj=None):
-        readonly = ("online", "last_seen")
+        readonly = ("is_active", "online", "last_seen")
         return (*readonly, "kind", "mqtt_id") if obj is not None else readonly
 
     def save_model(self, request, obj, form, change):
@@ -64,6 +67,18 @@ class DeviceAdmin(StaffShopColumn, ShopScopedAdmin):
         for device in queryset:
             password = device_reset_password(device=device)
             messages.warning(request, f"New MQTT password of {device.mqtt_id}: {password}")
+        messages.info(request, "The broker takes it once its files are written again (manage.py mqtt_auth).")
+
+    @admin.action(description="Disable (no cues; the broker lets it in no more)")
+    def disable(self, request, queryset):
+        for device in queryset:
+            device_set_active(device=device, active=False)
+        messages.info(request, "The broker refuses them once its files are written again (manage.py mqtt_auth).")
+
+    @admin.action(description="Enable")
+    def enable(self, request, queryset):
+        for device in queryset:
+            device_set_active(device=device, active=True)
 
 
 class CueRuleForm(ServiceCheckedForm):

@@ -21,6 +21,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from apps.devices import mosquitto
+from apps.devices.exceptions import InvalidCue
 from apps.devices.listener import AckListener
 from apps.devices.models import Cue, Device
 from apps.devices.services import (
@@ -34,6 +35,7 @@ from apps.devices.simulator import SimulatedDevice, load_credentials
 from apps.devices.transport import close_driver, topic
 from apps.streams.services import deal_open_now
 from creatorcommerce.mqtt import new_client, parse_mqtt_url
+from creatorcommerce.spine.models import OutboxEvent
 
 from .broker import Broker, need_mosquitto
 from .conftest import wait_for
@@ -130,6 +132,21 @@ def test_the_simulator_needs_a_password_for_every_device_it_plays(settings, tmp_
     credentials.write_text("[1, 2]")
     with pytest.raises(CommandError, match="must be a JSON object"):
         call_command("device_simulator", "--room", str(led.room_id), "--credentials", str(credentials))
+
+
+@pytest.mark.django_db
+def test_a_disabled_device_gets_no_cues(led, pulse_rule, make_deal, settings, django_capture_on_commit_callbacks):
+    settings.MQTT_URL = ""  # the log driver
+    device_set_active(device=led, active=False)
+    with pytest.raises(InvalidCue) as refused:
+        cue_fire(device=led, kind="pulse")
+    assert refused.value.code == "device_disabled"
+    with django_capture_on_commit_callbacks(execute=True):
+        deal_open_now(deal=make_deal())  # its rule matches, but makes no cue
+    assert OutboxEvent.objects.filter(type="deal.opened").exists()
+    assert not Cue.objects.filter(device=led).exists()
+    device_set_active(device=led, active=True)
+    assert cue_fire(device=led, kind="pulse").device_id == led.pk
 
 
 def test_the_server_account_in_mqtt_url_is_percent_decoded():

@@ -71,3 +71,20 @@ def test_adding_a_device_shows_its_password_once_and_stores_the_hash(client, sho
     password = message.rsplit(": ", 1)[1]
     device = Device.objects.get(mqtt_id="wrist-1")
     assert password not in device.password_hash and device_check_password(device, password)
+
+
+def test_the_password_reset_and_disable_actions_go_through_the_services(client, shop, led):
+    from apps.devices import mosquitto
+
+    client.force_login(shop.owner)
+    changelist = "/admin/devices/device/"
+    response = client.post(changelist, {"action": "reset_password", "_selected_action": [led.pk]}, follow=True)
+    [message] = [str(m) for m in response.context["messages"] if f"New MQTT password of {led.mqtt_id}" in str(m)]
+    password = message.rsplit(": ", 1)[1]
+    device = Device.objects.get(pk=led.pk)
+    assert device_check_password(device, password)
+    assert mosquitto.password_matches(password, device.mqtt_password_hash)  # what the broker's file gets
+    client.post(changelist, {"action": "disable", "_selected_action": [led.pk]}, follow=True)
+    assert not Device.objects.get(pk=led.pk).is_active
+    client.post(changelist, {"action": "enable", "_selected_action": [led.pk]}, follow=True)
+    assert Device.objects.get(pk=led.pk).is_active
