@@ -85,7 +85,9 @@ class DeviceCuesView(APIView):
         request=CueInSerializer,
         responses={
             201: CueOutSerializer,
-            **error_responses(**{"400": "invalid, invalid_cue_kind, invalid_cue_params", "404": "device_not_found"}),
+            **error_responses(
+                **{"400": "invalid, invalid_cue_kind, invalid_cue_params, device_disabled", "404": "device_not_found"}
+            ),
         },
         operation_id="devices_cue_fire",
     )

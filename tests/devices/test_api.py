@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from apps.devices.models import Cue
-from apps.devices.services import device_status_set
+from apps.devices.services import device_set_active, device_status_set
 from tests.factories import CreatorFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +64,10 @@ def test_errors(as_creator, api_client, led):
     assert (bad.status_code, bad.json()["code"]) == (400, "invalid_cue_kind")
     bad = as_creator.post(f"/api/v1/devices/{led.pk}/cues/", {"params": {}}, format="json")
     assert bad.status_code == 400 and "code" in bad.json()
+    device_set_active(device=led, active=False)
+    bad = as_creator.post(f"/api/v1/devices/{led.pk}/cues/", {"kind": "flash"}, format="json")
+    assert (bad.status_code, bad.json()["code"]) == (400, "device_disabled")
+    device_set_active(device=led, active=True)
     other = CreatorFactory()
     api_client.force_login(other)
     missing = api_client.post(f"/api/v1/devices/{led.pk}/cues/", {"kind": "flash"}, format="json")
