@@ -5,6 +5,7 @@ streams never imports devices (docs/architecture.md, "Layers")."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.template.loader import render_to_string
 
 from .models import Device, Room
@@ -29,6 +30,8 @@ def devices_panel(request, stream) -> str | None:
     rooms = {room.pk: room.name for room in Room.objects.filter(shop=shop)}
     initial = {
         "stream": stream.pk,
+        # Embedded mode (no MQTT_URL): the in-process simulated device acks, nothing reports status.
+        "simulated": not settings.MQTT_URL and settings.DEVICES_SIMULATE_IN_PROCESS,
         "limit": CONTROL_LOG_LIMIT,
         "rooms": rooms,
         "devices": [device_body(d) for d in devices],

@@ -378,7 +378,8 @@ def cue_record_ack(*, mqtt_id: str, message, now=None) -> str:
             cue.latency_ms = max(0, round((now - cue.sent_at).total_seconds() * 1000)) if cue.sent_at else None
             cue.detail = detail
             cue.save(update_fields=["status", "acked_at", "latency_ms", "detail"])
-            emit("cue.acked", {**_cue_payload(cue), "latency_ms": cue.latency_ms}, groups=_groups(cue))
+            payload = {**_cue_payload(cue), "latency_ms": cue.latency_ms, "detail": cue.detail}
+            emit("cue.acked", payload, groups=_groups(cue))
             return "acked"
         cue.status, cue.acked_at, cue.detail = Cue.Status.FAILED, now, detail or "the device reported a failure"
         cue.save(update_fields=["status", "acked_at", "detail"])

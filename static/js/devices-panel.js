@@ -15,7 +15,9 @@ const EVENT_LABELS = { manual: "by hand" };
 
 const timeZone = root?.dataset.timeZone || Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
 const clockFormat = new Intl.DateTimeFormat([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZone });
-const fullFormat = new Intl.DateTimeFormat([], { dateStyle: "medium", timeStyle: "medium", timeZone, timeZoneName: "short" });
+const fullFormat = new Intl.DateTimeFormat([], {
+  day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23", timeZone, timeZoneName: "short",
+});
 
 const els = {
   devices: document.getElementById("devices-body"),

@@ -57,7 +57,7 @@ def test_sent_acked_failed(led, shop, room):
             },
             groups,
         ),
-        ("cue.acked", {**base, "cue": acked.pk, "kind": "pulse", "latency_ms": acked.latency_ms}, groups),
+        ("cue.acked", {**base, "cue": acked.pk, "kind": "pulse", "latency_ms": acked.latency_ms, "detail": ""}, groups),
         ("cue.failed", {**base, "cue": silent.pk, "kind": "flash", "detail": "no ack within 10 s"}, groups),
     ]
 
