@@ -32,6 +32,11 @@ sys.path.insert(0, str(BENCH))
 
 import run as runner  # noqa: E402  (bench/run.py: databases, processes, cleanup)
 
+# The worker's pool options and log level (``BENCH_WORKER_ARGS="-c 4"``, ``BENCH_WORKER_LOG=info``
+# to see when each task was received and how long it ran).
+WORKER_ARGS = os.environ.get("BENCH_WORKER_ARGS", "-c 2").split()
+WORKER_LOG = os.environ.get("BENCH_WORKER_LOG", "warning")
+
 SEED = r"""
 import json, sys
 import django
@@ -172,7 +177,19 @@ def main() -> None:
         py = sys.executable
         worker = runner.spawn(
             "celery",
-            [py, "-m", "celery", "-A", "creatorcommerce", "worker", "-Q", "celery,cues", *os.environ.get("BENCH_WORKER_ARGS", "-c 2").split(), "-l", os.environ.get("BENCH_WORKER_LOG", "warning")],
+            [
+                py,
+                "-m",
+                "celery",
+                "-A",
+                "creatorcommerce",
+                "worker",
+                "-Q",
+                "celery,cues",
+                *WORKER_ARGS,
+                "-l",
+                WORKER_LOG,
+            ],
             env,
             logs / "worker.log",
         )

@@ -8,6 +8,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.streams.models import Stream
 from creatorcommerce.api import IsCreator, error_responses, validated
 from creatorcommerce.errors import DomainError
 from creatorcommerce.fields import StrictCharField
@@ -45,6 +46,9 @@ class CueOutSerializer(serializers.Serializer):
 class CueInSerializer(serializers.Serializer):
     kind = StrictCharField(help_text="pulse, flash, urgency, tap or route (docs/devices.md)")
     params = serializers.DictField(required=False, default=dict)
+    stream = serializers.IntegerField(
+        required=False, allow_null=True, default=None, min_value=1, help_text="the shop's stream it is fired for"
+    )
 
 
 class InvalidStreamParam(DomainError):
@@ -64,7 +68,12 @@ class CuesView(APIView):
     permission_classes = [IsCreator]
 
     @extend_schema(
-        parameters=[OpenApiParameter("stream", int, description="only this stream's cues")],
+        parameters=[
+            OpenApiParameter("stream", int, description="only this stream's cues"),
+            OpenApiParameter(
+                "streamless", bool, description="with stream: also the shop's cues of no stream (the control room)"
+            ),
+        ],
         responses={200: CueOutSerializer(many=True), **error_responses(**{"400": "invalid_stream"})},
         operation_id="devices_cues_list",
     )
@@ -75,7 +84,8 @@ class CuesView(APIView):
             if not raw.isdigit() or len(raw) > 18:
                 raise InvalidStreamParam()
             stream_id = int(raw)
-        return Response(cues_of(request.user.shop, stream_id=stream_id))
+        streamless = request.query_params.get("streamless") in ("1", "true")
+        return Response(cues_of(request.user.shop, stream_id=stream_id, streamless=streamless))
 
 
 class DeviceCuesView(APIView):
@@ -86,7 +96,10 @@ class DeviceCuesView(APIView):
         responses={
             201: CueOutSerializer,
             **error_responses(
-                **{"400": "invalid, invalid_cue_kind, invalid_cue_params, device_disabled", "404": "device_not_found"}
+                **{
+                    "400": "invalid, invalid_cue_kind, invalid_cue_params, invalid_stream, device_disabled",
+                    "404": "device_not_found",
+                }
             ),
         },
         operation_id="devices_cue_fire",
@@ -94,6 +107,11 @@ class DeviceCuesView(APIView):
     def post(self, request, pk: int):
         device = device_of(request.user.shop, pk)
         data = validated(CueInSerializer, request.data)
-        cue = cue_fire(device=device, kind=data["kind"], params=data["params"])
+        stream = None
+        if data["stream"] is not None:
+            stream = Stream.objects.filter(pk=data["stream"], shop=request.user.shop).first()
+            if stream is None:
+                raise InvalidStreamParam("stream must be one of your streams.", field="stream")
+        cue = cue_fire(device=device, kind=data["kind"], params=data["params"], stream=stream)
         cue.refresh_from_db()  # without a broker it was sent (and maybe acked) already
         return Response(cue_body(cue), status=201)

@@ -48,6 +48,16 @@ KIND_PARAMS = {
 }
 
 
+# The cue kinds each kind of device plays (the control room offers these as buttons; the
+# server itself sends any kind to any device, docs/devices.md, "Cue kinds").
+KINDS_BY_DEVICE = {
+    "led_strip": ("pulse", "flash", "urgency"),
+    "light": ("pulse", "flash", "urgency"),
+    "haptic": ("tap",),
+    "mic_router": ("route",),
+}
+
+
 def check_params(kind: str, params) -> dict:
     """``params`` if ``kind`` takes them, else ``InvalidCue`` naming the key at fault."""
     checks = KIND_PARAMS.get(kind)

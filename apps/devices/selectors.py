@@ -6,6 +6,7 @@ import threading
 import time
 
 from django.conf import settings
+from django.db.models import Q
 
 from creatorcommerce.fields import iso_utc
 
@@ -59,12 +60,14 @@ def cue_body(cue: Cue) -> dict:
     }
 
 
-def cues_of(shop, *, stream_id: int | None = None) -> list[dict]:
-    """The shop's newest cues (at most ``CUE_LOG_LIMIT``), of one stream if given."""
+def cues_of(shop, *, stream_id: int | None = None, streamless: bool = False, limit: int = CUE_LOG_LIMIT) -> list[dict]:
+    """The shop's newest cues (at most ``limit``), of one stream if given, and with
+    ``streamless`` also the shop's cues of no stream (the control room's log)."""
     cues = Cue.objects.filter(device__room__shop=shop)
     if stream_id is not None:
-        cues = cues.filter(stream_id=stream_id)
-    return [cue_body(c) for c in cues.order_by("-issued_at", "-pk")[:CUE_LOG_LIMIT]]
+        scope = Q(stream_id=stream_id) | Q(stream__isnull=True) if streamless else Q(stream_id=stream_id)
+        cues = cues.filter(scope)
+    return [cue_body(c) for c in cues.order_by("-issued_at", "-pk")[:limit]]
 
 
 class _RuleTypes:

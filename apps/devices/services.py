@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from apps.catalog.models import Location
 from apps.streams.models import Stream
+from apps.streams.services import control_groups, shop_control_groups
 from creatorcommerce.fields import iso_utc
 from creatorcommerce.spine.events import emit
 
@@ -99,7 +100,7 @@ def device_status_set(*, mqtt_id: str, online: bool, now=None) -> bool:
             emit(
                 "device.status_changed",
                 {"device": device.pk, "shop": device.room.shop_id, "room": device.room_id, "online": online},
-                groups=[f"shop.{device.room.shop_id}"],
+                groups=[f"shop.{device.room.shop_id}", *shop_control_groups(device.room.shop_id)],
             )
     return changed
 
@@ -336,7 +337,11 @@ def _cue_payload(cue: Cue) -> dict:
 
 
 def _groups(cue: Cue) -> list[str]:
-    return [f"shop.{cue.device.room.shop_id}"]
+    """The shop's tools, and the control room: the cue's stream's (``control.<stream>``), or,
+    for a cue of no stream (a stock threshold's), every control room of the shop. Never a
+    viewer's group (docs/devices.md, "Control room")."""
+    shop = cue.device.room.shop_id
+    return [f"shop.{shop}", *(control_groups(cue.stream_id) if cue.stream_id else shop_control_groups(shop))]
 
 
 def _locked(cue_id: int) -> Cue | None:
@@ -411,7 +416,8 @@ def cue_record_ack(*, mqtt_id: str, message, now=None) -> str:
             cue.latency_ms = max(0, round((now - cue.sent_at).total_seconds() * 1000)) if cue.sent_at else None
             cue.detail = detail
             cue.save(update_fields=["status", "acked_at", "latency_ms", "detail"])
-            emit("cue.acked", {**_cue_payload(cue), "latency_ms": cue.latency_ms}, groups=_groups(cue))
+            payload = {**_cue_payload(cue), "latency_ms": cue.latency_ms, "detail": cue.detail}
+            emit("cue.acked", payload, groups=_groups(cue))
             return "acked"
         cue.status, cue.acked_at, cue.detail = Cue.Status.FAILED, now, detail or "the device reported a failure"
         cue.save(update_fields=["status", "acked_at", "detail"])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections import deque
 from urllib.parse import parse_qs
@@ -33,9 +34,19 @@ from creatorcommerce.admin import is_staff
 from . import broadcast
 from .exceptions import InvalidViewerToken, StreamNotFound
 from .feed import StreamFeed
+from .panels import control_relay_for
 from .selectors import stream_get, stream_pinned_skus, stream_sales, stream_snapshot
-from .services import control_groups, presence_count, presence_join, presence_leave, stream_groups
+from .services import (
+    control_groups,
+    presence_count,
+    presence_join,
+    presence_leave,
+    shop_control_groups,
+    stream_groups,
+)
 from .tokens import viewer_token_check
+
+log = logging.getLogger(__name__)
 
 CLOSE_TOKEN = 4401
 CLOSE_ORIGIN = 4403
@@ -161,7 +172,9 @@ class ViewerConsumer(_StreamSocket):
 
 class ControlRoomConsumer(_StreamSocket):
     """``/ws/streams/{id}/control/``: the stream's creator and staff only. Few sockets: each
-    joins the stream's groups (and ``control.<id>``) itself and has its own ``StreamFeed``."""
+    joins the stream's groups (and ``control.<id>``, and the shop's ``control.shop.<shop>``)
+    itself and has its own ``StreamFeed``. Events of apps above streams reach it through
+    their registered relays (``apps.streams.panels.control_relay``)."""
 
     feed: StreamFeed | None = None
 
@@ -180,7 +193,8 @@ class ControlRoomConsumer(_StreamSocket):
         self.feed = StreamFeed(self.stream_id, publish=self._publish, regroup=self._regroup)
         pins = await database_sync_to_async(stream_pinned_skus)(stream_id=self.stream_id)
         join, _ = self.feed.follow(pins)
-        await self._regroup(stream_groups(self.stream_id) + control_groups(self.stream_id) + join, [])
+        groups = stream_groups(self.stream_id) + control_groups(self.stream_id) + shop_control_groups(self.shop_id)
+        await self._regroup(groups + join, [])
         # Events that race the read wait in this socket's channel until connect() returns.
         since = self.feed.changes
         snapshot = await database_sync_to_async(self._snapshot)()
@@ -223,6 +237,16 @@ class ControlRoomConsumer(_StreamSocket):
             sales = await database_sync_to_async(self._sales)()
             if sales is not None:
                 await self.send_json({"type": "sales", "sales": sales})
+        elif (relay := control_relay_for(message["type"])) is not None:
+            # An app above streams speaks to the room (apps/streams/panels.py), e.g. devices'
+            # cue log and device status.
+            try:
+                out = relay(message)
+            except Exception:
+                log.exception("control-room relay of %s failed", message["type"])
+                return
+            if out is not None:
+                await self.send_json(out)
 
     async def _publish(self, messages: list[dict]) -> None:
         for message in messages:
@@ -239,6 +263,7 @@ class ControlRoomConsumer(_StreamSocket):
 
     def _may_control(self, user) -> bool:
         stream = stream_get(stream_id=self.stream_id)
+        self.shop_id = stream.shop_id
         return is_staff(user) or (user.is_creator and stream.shop.owner_id == user.pk)
 
     def _sales(self) -> dict | None:

@@ -66,6 +66,13 @@ def control_groups(stream_id: int) -> list[str]:
     return [f"control.{stream_id}"]
 
 
+def shop_control_groups(shop_id: int) -> list[str]:
+    """Every open control room of the shop's streams listens here: for events of apps above
+    streams about the shop's things that are no one stream's (a device going offline), relayed
+    by ``apps.streams.panels.control_relay``. Viewers never join it."""
+    return [f"control.shop.{shop_id}"]
+
+
 # -- stream lifecycle ------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from creatorcommerce.clientip import client_ip
 from .exceptions import StreamNotFound
 from .media import MediaDecision, media_authorize, media_caller_check
 from .models import FlashDeal, Stream
+from .panels import control_panels
 from .selectors import deal_row, stream_body, stream_get, stream_sales, streams_list
 
 _DECISION_CODES = {
@@ -190,5 +191,7 @@ def control_room(request, pk: int):
             "catalog": catalog,
             "deals": deals,
             "sales": stream_sales(stream=stream),
+            # What apps above streams add to the room (apps/streams/panels.py), e.g. devices.
+            "panels": control_panels(request=request, stream=stream),
         },
     )

@@ -442,7 +442,12 @@ function handle(message) {
 
 const socket = new LiveSocket({
   connectUrl: async () => wsUrl(`/ws/streams/${streamId}/control/`), // cookie auth
-  onMessage: handle,
+  onMessage(message) {
+    handle(message);
+    // Panels of other apps (e.g. devices) hear the socket too: every message, the snapshot
+    // of each (re)connect included (docs/streams.md, "Control-room panels").
+    root.dispatchEvent(new CustomEvent("control:message", { detail: message }));
+  },
   onState(live) {
     state.socketLive = live === "live";
     if (state.socketLive) state.everLive = true;

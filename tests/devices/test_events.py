@@ -30,7 +30,8 @@ def test_sent_acked_failed(led, shop, room):
         cues_sweep(now=silent.expires_at)
     acked.refresh_from_db()
     silent.refresh_from_db()
-    groups = [f"shop.{shop.pk}"]
+    # A cue of no stream goes to the shop's tools and to every control room of the shop.
+    groups = [f"shop.{shop.pk}", f"control.shop.{shop.pk}"]
     assert events == [
         (
             "cue.sent",
@@ -56,7 +57,7 @@ def test_sent_acked_failed(led, shop, room):
             },
             groups,
         ),
-        ("cue.acked", {**base, "cue": acked.pk, "kind": "pulse", "latency_ms": acked.latency_ms}, groups),
+        ("cue.acked", {**base, "cue": acked.pk, "kind": "pulse", "latency_ms": acked.latency_ms, "detail": ""}, groups),
         ("cue.failed", {**base, "cue": silent.pk, "kind": "flash", "detail": "no ack within 10 s"}, groups),
     ]
 
@@ -68,8 +69,21 @@ def test_device_status_changed_only_on_a_change(led, shop, room):
         assert device_status_set(mqtt_id=led.mqtt_id, online=False)
     payload = {"device": led.pk, "shop": shop.pk, "room": room.pk}
     assert events == [
-        ("device.status_changed", {**payload, "online": True}, [f"shop.{shop.pk}"]),
-        ("device.status_changed", {**payload, "online": False}, [f"shop.{shop.pk}"]),
+        ("device.status_changed", {**payload, "online": True}, [f"shop.{shop.pk}", f"control.shop.{shop.pk}"]),
+        ("device.status_changed", {**payload, "online": False}, [f"shop.{shop.pk}", f"control.shop.{shop.pk}"]),
+    ]
+
+
+def test_a_streams_cue_goes_to_its_control_room_and_never_to_viewers(led, shop, live_stream):
+    """docs/devices.md, "Control room": ``control.<stream>``, not ``stream.<id>`` nor the
+    pinned SKUs' groups that viewers' broadcasters join."""
+    cue = cue_fire(device=led, kind="pulse", stream=live_stream)
+    with captured_events() as events:
+        dispatch(cue.pk)
+        cue_record_ack(mqtt_id=led.mqtt_id, message={"id": cue.pk, "status": "done"})
+    assert [(event_type, groups) for event_type, _payload, groups in events] == [
+        ("cue.sent", [f"shop.{shop.pk}", f"control.{live_stream.pk}"]),
+        ("cue.acked", [f"shop.{shop.pk}", f"control.{live_stream.pk}"]),
     ]
 
 
