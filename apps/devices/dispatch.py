@@ -23,7 +23,7 @@ def dispatch(cue_id: int, *, now=None) -> str:
     task retries until the cue expires (a device ignores an id it has seen, so a second
     publish is harmless)."""
     now = now or timezone.now()
-    cue = Cue.objects.select_related("device").filter(pk=cue_id).first()
+    cue = Cue.objects.select_related("device__room").filter(pk=cue_id).first()
     if cue is None:
         return "skipped"
     transport = driver()
@@ -37,7 +37,7 @@ def dispatch(cue_id: int, *, now=None) -> str:
         if cue.expires_at <= timezone.now():
             cue_expire(cue_id=cue_id)
             return "expired"
-        if cue_mark_sent(cue_id=cue_id) is None:
+        if not cue_mark_sent(cue=cue):
             return "skipped"
     elif cue.status != Cue.Status.SENT or cue.puback_at is not None:
         return "skipped"

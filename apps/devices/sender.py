@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 
-from django.db import close_old_connections
+from django.db import OperationalError, close_old_connections
 
 from creatorcommerce.process import PerProcess
 
@@ -24,6 +24,8 @@ from .dispatch import dispatch, retry_in
 from .transport import PublishFailed
 
 log = logging.getLogger(__name__)
+
+DB_RETRIES = 10  # a busy database: tries again after 20 ms, doubling, at most 1 s apart
 
 
 class CueSender:
@@ -65,6 +67,13 @@ class CueSender:
                     delay = None
                 if delay is not None:
                     self.submit(cue_id, attempt=attempt + 1, delay=delay)
+            except OperationalError as exc:
+                # The database was busy (SQLite's lock, a PostgreSQL failover): try again
+                # shortly, a bounded number of times; the sweep finds what is left.
+                if attempt < DB_RETRIES:
+                    self.submit(cue_id, attempt=attempt + 1, delay=min(0.02 * 2**attempt, 1.0))
+                else:
+                    log.warning("sending cue %s failed: %s", cue_id, exc)
             except Exception:  # the thread lives on; the sweep fails what is left
                 log.exception("sending cue %s failed", cue_id)
             finally:
