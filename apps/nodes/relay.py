@@ -142,7 +142,13 @@ def relay_run(*, max_batches: int | None = None) -> dict:
                 delay = relay_failed(state=state, error=str(exc))
                 log.warning("sync batch %s..%s failed (%s); next attempt in %.1f s", _first, _last, exc, delay)
                 return {"status": "failed", "batches": batches, "events": sent, "acked_seq": state.acked_seq}
-            relay_acked(state=state, acked_seq=answer["acked_seq"], events=len(events))
+            acked = answer["acked_seq"]
+            if acked > _last:
+                # The cloud holds sequences this edge never sent (its outbox was reset): never
+                # skip events on its word; the next batch meets seq_conflict (docs/edge.md).
+                log.error("the cloud acknowledged %s, beyond the batch sent (..%s)", acked, _last)
+                acked = _last
+            relay_acked(state=state, acked_seq=acked, events=len(events))
             batches += 1
             sent += len(events)
         return {"status": "limit", "batches": batches, "events": sent, "acked_seq": state.acked_seq}

@@ -159,3 +159,72 @@ def test_node_key_and_node_add(settings, client):
     kids = [key["kid"] for key in client.get("/.well-known/jwks.json").json()["keys"]]
     assert kids == [jwk["kid"], "venue-7-key"]  # this node's key first, then the edge's
     path.unlink()
+
+
+def stock_event(seq: int, available: int, *, location="Pop-up", kind="venue") -> dict:
+    payload = {"sku": "TEE", "sku_id": 999, "shop": 999, "level": 999, "available": available, "version": seq}
+    return {
+        "seq": seq, "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"stock/{seq}")), "type": "stock.changed",
+        "payload": payload, "created_at": timezone.now().isoformat(),
+        "refs": {"stock": {"shop": SHOP, "sku": "TEE", "location": location, "kind": kind}},
+    }  # fmt: skip
+
+
+def test_venue_stock_is_mirrored_read_only_and_the_cloud_cannot_sell_it(node_key):
+    from apps.catalog.models import StockLevel
+    from apps.nodes.models import NodeEvent, NodeStock
+    from apps.nodes.services import batch_ingest
+
+    venue = StockLevel.objects.get(sku__code="TEE", location__name="Pop-up")
+    assert venue.available == 30
+    batch_ingest(token=sign(batch([stock_event(1, 27), stock_event(2, 25)]), node_key))
+    batch_ingest(token=sign(batch([stock_event(1, 27)]), node_key))  # a replay: nothing changes
+    mirror = NodeStock.objects.get(node__node_id=NODE, sku="TEE", location="Pop-up")
+    assert (mirror.available, mirror.seq, mirror.stock_level_id) == (25, 2, venue.pk)
+    venue.refresh_from_db()
+    assert venue.available == 0  # the edge owns these units: no cloud buy takes them
+    assert NodeEvent.objects.filter(outcome="applied").count() == 2
+
+
+def test_names_the_cloud_does_not_know_are_recorded_unresolved_and_do_not_stall_sync(node_key):
+    from apps.nodes.models import NodeEvent
+    from apps.nodes.services import batch_ingest
+
+    unknown = order_event(1, 1)
+    unknown["refs"]["order"]["lines"][0]["sku"] = "NOT-HERE"
+    answer = batch_ingest(token=sign(batch([unknown, order_event(2, 2)]), node_key))
+    assert answer["acked_seq"] == 2
+    outcomes = dict(NodeEvent.objects.values_list("seq", "outcome"))
+    assert outcomes == {1: "unresolved", 2: "applied"}
+    assert "NOT-HERE" in NodeEvent.objects.get(seq=1).detail
+
+
+def test_a_deactivated_node_is_refused_and_nothing_recorded(node_key):
+    from apps.nodes.exceptions import SyncUnauthorized
+    from apps.nodes.models import Node, NodeEvent
+    from apps.nodes.services import batch_ingest
+
+    Node.objects.filter(node_id=NODE).update(is_active=False)
+    with pytest.raises(SyncUnauthorized) as refused:
+        batch_ingest(token=sign(batch([order_event(1, 1)]), node_key))
+    assert refused.value.code == "unknown_node"
+    assert NodeEvent.objects.count() == 0
+
+
+def test_staff_register_an_edge_in_the_admin_and_creators_cannot(client):
+    from apps.nodes.models import Node
+    from creatorcommerce.signing.models import SigningKey
+    from tests.factories import CreatorFactory, StaffFactory
+
+    jwk = OKPKey.generate_key("Ed25519", parameters={"kid": "venue-9-key"}).as_dict(private=False)
+    client.force_login(CreatorFactory())
+    assert client.get("/admin/nodes/node/add/").status_code in (302, 403)
+    client.force_login(StaffFactory())
+    response = client.post("/admin/nodes/node/add/", {"node_id": "venue-9", "public_jwk": json.dumps(jwk)})
+    assert response.status_code == 302, response.content[:2000]
+    assert Node.objects.filter(node_id="venue-9").exists()
+    assert SigningKey.objects.get(kid="venue-9-key").node == "venue-9"
+    private = OKPKey.generate_key("Ed25519", parameters={"kid": "k2"}).as_dict(private=True)
+    response = client.post("/admin/nodes/node/add/", {"node_id": "venue-10", "public_jwk": json.dumps(private)})
+    assert response.status_code == 200 and not Node.objects.filter(node_id="venue-10").exists()
+    assert client.get(f"/admin/nodes/node/{Node.objects.get(node_id='venue-9').pk}/change/").status_code == 200
