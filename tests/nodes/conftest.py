@@ -56,8 +56,13 @@ def _dsn(name: str) -> str:
 
 
 class Cloud:
-    def __init__(self, base: str, dsn: str, env: dict):
-        self.base, self.dsn, self.env = base, dsn, env
+    def __init__(self, base: str, dsn: str, env: dict, pid: int | None = None):
+        self.base, self.dsn, self.env, self.pid = base, dsn, env, pid
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the cloud's server process used so far (Linux /proc)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def sql(self, statement: str, params=()) -> list[tuple]:
         import psycopg
@@ -154,7 +159,7 @@ def cloud(django_db_setup, django_db_blocker):
     )
     try:
         wait_for_http(f"http://127.0.0.1:{port}/livez", proc)
-        yield Cloud(f"http://127.0.0.1:{port}", dsn, env)
+        yield Cloud(f"http://127.0.0.1:{port}", dsn, env, proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         try:

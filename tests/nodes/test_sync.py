@@ -364,14 +364,17 @@ def test_a_backlog_catches_up_exactly_once(edge, proxy, beat, settings):
         emit_many([("address.updated", {"user": i}, ()) for i in range(5000)])
     wait_until(lambda: relay_state_of(EDGE).failures >= 1, timeout=20, message="the relay found the link cut")
     events = OutboxEvent.objects.count()
+    cpu_before = edge.cpu_seconds()
     proxy.mode = "pass"
     restored = time.monotonic()
     wait_until(lambda: synced(edge), timeout=60, message="the backlog caught up")
     elapsed = time.monotonic() - restored
+    cpu = edge.cpu_seconds() - cpu_before
     first, last = edge.sql("SELECT min(received_at), max(received_at) FROM nodes_nodeevent")[0]
     transfer = (last - first).total_seconds()
     assert_cloud_equals_edge(edge)
     print(
         f"\nbacklog: {events} events caught up {elapsed:.2f} s after the link returned "
-        f"(backoff wait included); first to last batch {transfer:.2f} s = {events / max(transfer, 1e-3):.0f} events/s"
+        f"(backoff wait included); first to last batch {transfer:.2f} s = {events / max(transfer, 1e-3):.0f} events/s; "
+        f"cloud server CPU {cpu * 1e6 / events:.0f} us per event"
     )
