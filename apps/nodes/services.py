@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -125,6 +125,8 @@ def _checked(batch: dict) -> dict:
             raise SyncBatchInvalid("An event type is a string.")
         if not isinstance(event["payload"], dict) or not isinstance(event["refs"], dict):
             raise SyncBatchInvalid("An event's payload and refs are objects.")
+    if len({event["uuid"] for event in events}) != len(events):
+        raise SyncBatchInvalid("An event id appears twice in the batch.")
     if events[-1]["seq"] != last or events[0]["seq"] != first:
         raise SyncBatchInvalid("from_seq and to_seq are the first and last events' seq.")
     if not isinstance(batch["totals"], dict):
@@ -235,7 +237,8 @@ def _order_apply(node: Node, seq: int, doc: dict) -> tuple[str, str]:
                 _order_update(existing, seq, doc)
     except _Unresolved as exc:
         return NodeEvent.Outcome.UNRESOLVED, str(exc)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, DatabaseError) as exc:
+        # A document this database refuses (a negative total...): its savepoint rolled back.
         return NodeEvent.Outcome.UNRESOLVED, f"malformed order document: {exc!r}"
     return NodeEvent.Outcome.APPLIED, ""
 

@@ -192,10 +192,12 @@ def test_names_the_cloud_does_not_know_are_recorded_unresolved_and_do_not_stall_
 
     unknown = order_event(1, 1)
     unknown["refs"]["order"]["lines"][0]["sku"] = "NOT-HERE"
-    answer = batch_ingest(token=sign(batch([unknown, order_event(2, 2)]), node_key))
-    assert answer["acked_seq"] == 2
+    refused = order_event(3, 3)
+    refused["refs"]["order"]["total"] = "-5.00"  # the orders table's check constraint says no
+    answer = batch_ingest(token=sign(batch([unknown, order_event(2, 2), refused]), node_key))
+    assert answer["acked_seq"] == 3
     outcomes = dict(NodeEvent.objects.values_list("seq", "outcome"))
-    assert outcomes == {1: "unresolved", 2: "applied"}
+    assert outcomes == {1: "unresolved", 2: "applied", 3: "unresolved"}
     assert "NOT-HERE" in NodeEvent.objects.get(seq=1).detail
 
 
@@ -228,3 +230,14 @@ def test_staff_register_an_edge_in_the_admin_and_creators_cannot(client):
     response = client.post("/admin/nodes/node/add/", {"node_id": "venue-10", "public_jwk": json.dumps(private)})
     assert response.status_code == 200 and not Node.objects.filter(node_id="venue-10").exists()
     assert client.get(f"/admin/nodes/node/{Node.objects.get(node_id='venue-9').pk}/change/").status_code == 200
+
+
+def test_a_batch_naming_one_event_twice_is_malformed_and_records_nothing(node_key):
+    from apps.nodes.exceptions import SyncBatchInvalid
+    from apps.nodes.models import NodeEvent
+    from apps.nodes.services import batch_ingest
+
+    twice = [order_event(1, 1), {**order_event(1, 1), "seq": 2}]
+    with pytest.raises(SyncBatchInvalid):
+        batch_ingest(token=sign(batch(twice), node_key))
+    assert NodeEvent.objects.count() == 0
