@@ -11,7 +11,7 @@ from creatorcommerce.signing.models import SigningKey
 
 from .models import Node, NodeEvent, NodeOrder, NodeStock, RelayState
 from .selectors import node_gaps
-from .services import node_register
+from .services import node_register, node_set_active
 
 
 class NodeAddForm(forms.ModelForm):
@@ -59,6 +59,18 @@ class NodeAdmin(ReadOnlyStaffAdmin):
     @admin.display(description="missing ranges")
     def gap_ranges(self, obj):
         return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in node_gaps(obj, limit=20)) or "none"
+
+    actions = ("deactivate", "reactivate")
+
+    @admin.action(description="Refuse the selected nodes' batches (deactivate)")
+    def deactivate(self, request, queryset):
+        changed = sum(node_set_active(node_id=node.node_id, active=False) for node in queryset)
+        self.message_user(request, f"{changed} node(s) deactivated.")
+
+    @admin.action(description="Accept the selected nodes' batches again (reactivate)")
+    def reactivate(self, request, queryset):
+        changed = sum(node_set_active(node_id=node.node_id, active=True) for node in queryset)
+        self.message_user(request, f"{changed} node(s) reactivated.")
 
     def has_add_permission(self, request):
         return is_staff(request.user)

@@ -62,6 +62,12 @@ def node_register(*, node_id: str, public_jwk: dict) -> tuple[Node, bool]:
     return node, created
 
 
+def node_set_active(*, node_id: str, active: bool) -> bool:
+    """Accept (``active``) or refuse (401 ``unknown_node``) a registered node's batches from
+    now on; its keys stay published, its receipts keep verifying. Returns whether it changed."""
+    return bool(Node.objects.filter(node_id=node_id).exclude(is_active=active).update(is_active=active))
+
+
 # -- cloud: ingest ---------------------------------------------------------------------------
 
 

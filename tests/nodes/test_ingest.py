@@ -229,7 +229,11 @@ def test_staff_register_an_edge_in_the_admin_and_creators_cannot(client):
     private = OKPKey.generate_key("Ed25519", parameters={"kid": "k2"}).as_dict(private=True)
     response = client.post("/admin/nodes/node/add/", {"node_id": "venue-10", "public_jwk": json.dumps(private)})
     assert response.status_code == 200 and not Node.objects.filter(node_id="venue-10").exists()
-    assert client.get(f"/admin/nodes/node/{Node.objects.get(node_id='venue-9').pk}/change/").status_code == 200
+    node = Node.objects.get(node_id="venue-9")
+    assert client.get(f"/admin/nodes/node/{node.pk}/change/").status_code == 200
+    client.post("/admin/nodes/node/", {"action": "deactivate", "_selected_action": [node.pk]})
+    node.refresh_from_db()
+    assert not node.is_active
 
 
 def test_a_batch_naming_one_event_twice_is_malformed_and_records_nothing(node_key):
