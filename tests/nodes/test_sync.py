@@ -130,9 +130,16 @@ def test_buys_on_the_edge_reach_the_cloud_exactly_once(edge, proxy, beat):
     print(f"\nhappy path: last commit -> cloud acknowledged in {lag:.2f} s")
 
 
-def test_a_cut_link_keeps_the_edge_selling_and_the_relay_catches_up(edge, proxy, beat):
+@pytest.mark.parametrize("cut", ["refuse", "blackhole"])
+def test_a_cut_link_keeps_the_edge_selling_and_the_relay_catches_up(edge, proxy, beat, settings, cut):
+    """``refuse``: connections closed at once; ``blackhole``: requests never answered (the
+    relay's HTTP timeout ends each attempt)."""
     from apps.nodes.selectors import relay_state_of
     from creatorcommerce.spine.models import OutboxEvent
+
+    if cut == "blackhole":
+        settings.SYNC_TIMEOUT_SECONDS = 1.0  # each attempt waits this long for nothing
+    proxy.mode = cut
 
     buyers = [make_buyer(email=f"cut-buyer-{i}@edge.test") for i in range(2)]
     orders = sell_some(12, buyers)
@@ -153,7 +160,7 @@ def test_a_cut_link_keeps_the_edge_selling_and_the_relay_catches_up(edge, proxy,
     catch_up = time.monotonic() - restored
     events = OutboxEvent.objects.count()
     assert_cloud_equals_edge(edge)
-    print(f"\ncut link: {events} events caught up {catch_up:.2f} s after the link returned")
+    print(f"\ncut link ({cut}): {events} events caught up {catch_up:.2f} s after the link returned")
 
 
 def test_a_dropped_answer_is_retried_and_changes_nothing(edge, proxy, beat):
