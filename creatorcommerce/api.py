@@ -95,7 +95,7 @@ def json_error(request, code: str, message: str, status_code: int) -> JsonRespon
 
 
 def is_api_request(request) -> bool:
-    return request.path.startswith(("/api/", "/hooks/", "/.well-known/", "/_allauth/"))
+    return request.path.startswith(("/api/", "/hooks/", "/.well-known/", "/_allauth/", "/sync/"))
 
 
 __all__ = ["exception_handler", "status"]

@@ -46,6 +46,23 @@ NODE_ROLE = env.str("NODE_ROLE", default="cloud")
 if NODE_ROLE not in {"cloud", "edge"}:
     raise ImproperlyConfigured(f"NODE_ROLE must be 'cloud' or 'edge', not {NODE_ROLE!r}.")
 NODE_ID = env.str("NODE_ID", default="node-local")
+# --- The sync plane (docs/edge.md) -------------------------------------------------------
+# On an edge: the cloud its outbox relay sends to, e.g. https://cloud.example (required).
+CLOUD_URL = env.str("CLOUD_URL", default="").rstrip("/")
+if NODE_ROLE == "edge" and not CLOUD_URL:
+    raise ImproperlyConfigured("NODE_ROLE=edge needs CLOUD_URL (the cloud the edge syncs to).")
+# Events per signed batch the relay sends (it halves a batch that would exceed the body limit).
+SYNC_BATCH_SIZE = env.int("SYNC_BATCH_SIZE", default=200)
+# How often beat runs the relay (commits that record events kick it at once as well).
+SYNC_INTERVAL_SECONDS = env.float("SYNC_INTERVAL_SECONDS", default=2.0)
+# Backoff while the cloud is unreachable: doubles from the minimum up to the cap.
+SYNC_BACKOFF_MIN_SECONDS = env.float("SYNC_BACKOFF_MIN_SECONDS", default=1.0)
+SYNC_BACKOFF_MAX_SECONDS = env.float("SYNC_BACKOFF_MAX_SECONDS", default=30.0)
+# How long one batch's HTTP call may take (connect and answer) before it counts as failed.
+SYNC_TIMEOUT_SECONDS = env.float("SYNC_TIMEOUT_SECONDS", default=15.0)
+# On the cloud: the most events, and bytes, one batch may carry (more: 400 / 413).
+SYNC_MAX_EVENTS = env.int("SYNC_MAX_EVENTS", default=1000)
+SYNC_MAX_BODY_BYTES = env.int("SYNC_MAX_BODY_BYTES", default=2_000_000)
 
 # --- Applications ----------------------------------------------------------------------
 INSTALLED_APPS = [
@@ -80,6 +97,7 @@ INSTALLED_APPS = [
     "apps.loyalty",  # badges, awards and their moderation, perks, tiers (docs/loyalty.md)
     "apps.calendars",  # preferences, follows, reminders at the right moment (docs/calendars.md)
     "apps.devices",  # rooms, devices, cue rules, cues over MQTT (docs/devices.md)
+    "apps.nodes",  # edge nodes and the sync plane (docs/edge.md)
 ]
 
 MIDDLEWARE = [
@@ -239,6 +257,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "devices-sweep-cues": {
         "task": "apps.devices.tasks.sweep_cues",
         "schedule": timedelta(seconds=1),
+    },
+    # On an edge, the outbox relay (docs/edge.md); elsewhere the task returns at once.
+    "nodes-relay": {
+        "task": "apps.nodes.tasks.relay_outbox",
+        "schedule": timedelta(seconds=SYNC_INTERVAL_SECONDS),
     },
 }
 

@@ -29,6 +29,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("livez", views.livez, name="livez"),
     path("", include("creatorcommerce.signing.urls")),
+    path("", include("apps.nodes.urls")),  # /sync/v1/batches: node-signed, not under /api/v1 auth
     path("hooks/price/", PriceWebhookView.as_view(), name="hook-price"),
     path("hooks/media/auth", MediaAuthView.as_view(), name="hook-media-auth"),
     path("admin/", admin.site.urls),

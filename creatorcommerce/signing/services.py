@@ -158,6 +158,57 @@ def _current_key_loaded(node: str) -> _LoadedKey:
     return loaded
 
 
+def signing_key_register(*, node: str, public_jwk: dict) -> tuple[SigningKey, bool]:
+    """Record ``public_jwk`` (an OKP/Ed25519 public JWK with a ``kid``) as the current key
+    of another ``node`` - an edge registered with this cloud (docs/edge.md, "Node
+    identity") - so that its receipts and sync batches verify here and its key is published
+    in this node's JWKS. Returns ``(key, created)``.
+
+    Idempotent: the same key again changes nothing. A new key for a known node retires the
+    node's previous key (kept and still published, as a rotation keeps it). The row holds no
+    private half. Raises ValueError for a JWK that is not a public Ed25519 key, or a kid
+    already taken by another key.
+    """
+    if node == settings.NODE_ID:
+        raise ValueError("a node's own key is created by the node, not registered")
+    if not isinstance(public_jwk, dict) or "d" in public_jwk:
+        raise ValueError("expected a public JWK (a JSON object without 'd')")
+    if public_jwk.get("kty") != "OKP" or public_jwk.get("crv") != "Ed25519":
+        raise ValueError("the node key must be an OKP key on Ed25519")
+    kid = public_jwk.get("kid")
+    if not isinstance(kid, str) or not 1 <= len(kid) <= 100:
+        raise ValueError("the JWK needs a 'kid' of 1 to 100 characters")
+    try:
+        key = OKPKey.import_key({k: v for k, v in public_jwk.items() if k in ("kty", "crv", "x", "kid")})
+    except Exception as exc:
+        raise ValueError(f"not a usable Ed25519 public key: {exc}") from exc
+    public = {**key.as_dict(private=False), "use": "sig", "alg": ALG}
+    with transaction.atomic():
+        existing = SigningKey.objects.select_for_update().filter(kid=kid).first()
+        if existing is not None:
+            if existing.node != node or existing.public_jwk.get("x") != public.get("x"):
+                raise ValueError(f"kid {kid!r} is already registered for another key")
+            return existing, False
+        SigningKey.objects.filter(node=node, retired_at__isnull=True).update(retired_at=timezone.now())
+        return SigningKey.objects.create(kid=kid, node=node, private_jwk={}, public_jwk=public), True
+
+
+def jws_sign(*, payload: dict, typ: str) -> tuple[str, str]:
+    """Sign ``payload`` with this node's current key as a JWS compact token whose protected
+    header is ``{"alg": "EdDSA", "kid", "typ": typ}``; return ``(token, kid)``. No size limit
+    of its own (a sync batch is bounded by the receiver). No network I/O."""
+    body = json.dumps(payload, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False).encode()
+    loaded = _current_key_loaded(settings.NODE_ID)
+    return _compact(loaded, body, typ), loaded.kid
+
+
+def _compact(loaded: _LoadedKey, body: bytes, typ: str) -> str:
+    header = json.dumps({"alg": ALG, "kid": loaded.kid, "typ": typ}, separators=(",", ":")).encode()
+    signing_input = _b64url(header) + b"." + _b64url(body)
+    signature = loaded.key.get_op_key("sign").sign(signing_input)
+    return (signing_input + b"." + _b64url(signature)).decode("ascii")
+
+
 def receipt_sign(*, payload: dict) -> str:
     """Sign ``payload`` as a receipt and return the JWS compact token (RFC 7515), protected
     header ``{"alg": "EdDSA", "kid": <current kid>, "typ": "receipt+jws"}``.
@@ -174,11 +225,7 @@ def receipt_sign(*, payload: dict) -> str:
     # cannot be verified. Base64url grows the body by a third.
     if (len(body) * 4 + 2) // 3 > _SIGN_REGISTRY.max_payload_length:
         raise ValueError(f"receipt payload of {len(body)} bytes is too large to sign")
-    loaded = _current_key_loaded(settings.NODE_ID)
-    header = json.dumps({"alg": ALG, "kid": loaded.kid, "typ": TYP}, separators=(",", ":")).encode()
-    signing_input = _b64url(header) + b"." + _b64url(body)
-    signature = loaded.key.get_op_key("sign").sign(signing_input)
-    return (signing_input + b"." + _b64url(signature)).decode("ascii")
+    return _compact(_current_key_loaded(settings.NODE_ID), body, TYP)
 
 
 def _b64url(data: bytes) -> bytes:

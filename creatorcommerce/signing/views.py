@@ -28,7 +28,7 @@ JWKS_MAX_AGE = 300
 @permission_classes([AllowAny])
 def jwks(request):
     """``GET /.well-known/jwks.json``: the JWK Set, public, no authentication."""
-    key_set = jwks_public()
+    key_set = jwks_public(registered=True)  # and the edges registered here (docs/edge.md)
     # application/json rather than application/jwk-set+json: every HTTP client parses it
     # without configuration, and RFC 7517 consumers accept it.
     response = Response(key_set)

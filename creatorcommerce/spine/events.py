@@ -144,6 +144,17 @@ def _outbox_row(event_type: str, payload: dict, groups: Iterable[str]) -> Outbox
     return OutboxEvent(type=event_type, payload=plain, groups=groups, node=settings.NODE_ID)
 
 
+_commit_listeners: list = []
+
+
+def on_outbox_commit(listener) -> None:
+    """Call ``listener(events)`` on the committing thread after each commit that recorded
+    events (the edge's sync relay is kicked so, docs/edge.md). A listener must be cheap and
+    must not block: it runs on the request's thread, after the commit, before the answer."""
+    if listener not in _commit_listeners:
+        _commit_listeners.append(listener)
+
+
 def deliver(events: list[OutboxEvent]) -> None:
     """Fan the events one transaction committed out to their groups and hand them to their
     handlers, in order.
@@ -158,6 +169,11 @@ def deliver(events: list[OutboxEvent]) -> None:
     from .fanout import fan_out
 
     fan_out(events)
+    for listener in _commit_listeners:
+        try:
+            listener(events)
+        except Exception:  # a listener must never fail the commit's delivery
+            log.exception("commit listener %r failed", listener)
     pairs = [(event.pk, name) for event in events for name in handlers_for(event.type)]
     if not pairs:
         return

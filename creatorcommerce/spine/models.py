@@ -17,9 +17,22 @@ class OutboxEvent(models.Model):
     groups = models.JSONField(default=list, blank=True)
     node = models.CharField(max_length=64)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # The node's own contiguous sequence, stamped by the edge's sync relay on committed
+    # events in id order (ids are not committed in id order on PostgreSQL), never on the buy
+    # path; null until stamped, and forever on a cloud node (docs/edge.md, "Sequence").
+    seq = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ("id",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=("seq",), condition=models.Q(seq__isnull=False), name="spine_outbox_one_seq"
+            ),
+        ]
+        indexes = [
+            # The events the relay has still to stamp: only those, so stamping reads no history.
+            models.Index(fields=("id",), condition=models.Q(seq__isnull=True), name="spine_outbox_unstamped"),
+        ]
 
     def __str__(self):
         return f"{self.type} {self.uuid}"

@@ -20,7 +20,7 @@ class Command(BaseCommand):
         if token == "-":
             token = sys.stdin.read()
         try:
-            header, payload = receipt_open(token=token.strip())
+            header, payload = receipt_open(token=token.strip(), registered=True)
         except InvalidReceipt as exc:
             raise CommandError(f"{exc.code} ({exc.details.get('reason')}): {exc.message}") from exc
         self.stdout.write(json.dumps({"header": header, "payload": payload}, indent=2, ensure_ascii=False))

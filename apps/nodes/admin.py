@@ -1,0 +1,132 @@
+"""The sync plane in the admin, staff only: register an edge (its id and the JWK its
+``manage.py node_key`` printed), and read each node's sync state and mirrors."""
+
+import json
+
+from django import forms
+from django.contrib import admin
+
+from creatorcommerce.admin import ReadOnlyStaffAdmin, is_staff
+from creatorcommerce.signing.models import SigningKey
+
+from .models import Node, NodeEvent, NodeOrder, NodeStock, RelayState
+from .selectors import node_gaps
+from .services import node_register, node_set_active
+
+
+class NodeAddForm(forms.ModelForm):
+    public_jwk = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), help_text="The JSON that `manage.py node_key` prints on the edge."
+    )
+
+    class Meta:
+        model = Node
+        fields = ("node_id",)
+
+    def clean_public_jwk(self):
+        try:
+            jwk = json.loads(self.cleaned_data["public_jwk"])
+        except ValueError as exc:
+            raise forms.ValidationError("Not JSON.") from exc
+        if not isinstance(jwk, dict) or "d" in jwk or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519":
+            raise forms.ValidationError("Expected a public Ed25519 JWK (kty OKP, crv Ed25519, no 'd').")
+        if not isinstance(jwk.get("kid"), str) or not isinstance(jwk.get("x"), str):
+            raise forms.ValidationError("The JWK needs 'kid' and 'x'.")
+        taken = SigningKey.objects.filter(kid=jwk["kid"]).exclude(node=self.data.get("node_id", "")).exists()
+        if taken:
+            raise forms.ValidationError("This kid belongs to another node.")
+        return jwk
+
+
+@admin.register(Node)
+class NodeAdmin(ReadOnlyStaffAdmin):
+    list_display = ("node_id", "is_active", "last_sync_at", "acked_seq", "max_seq", "events_held", "gap_ranges")
+    search_fields = ("node_id",)
+    readonly_fields = (
+        "node_id",
+        "is_active",
+        "registered_at",
+        "last_sync_at",
+        "acked_seq",
+        "max_seq",
+        "events_held",
+        "totals",
+        "totals_seq",
+        "totals_at",
+        "gap_ranges",
+    )
+
+    @admin.display(description="missing ranges")
+    def gap_ranges(self, obj):
+        return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in node_gaps(obj, limit=20)) or "none"
+
+    actions = ("deactivate", "reactivate")
+
+    @admin.action(description="Refuse the selected nodes' batches (deactivate)")
+    def deactivate(self, request, queryset):
+        changed = sum(node_set_active(node_id=node.node_id, active=False) for node in queryset)
+        self.message_user(request, f"{changed} node(s) deactivated.")
+
+    @admin.action(description="Accept the selected nodes' batches again (reactivate)")
+    def reactivate(self, request, queryset):
+        changed = sum(node_set_active(node_id=node.node_id, active=True) for node in queryset)
+        self.message_user(request, f"{changed} node(s) reactivated.")
+
+    def has_add_permission(self, request):
+        return is_staff(request.user)
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = NodeAddForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        return ("node_id", "public_jwk") if obj is None else self.readonly_fields
+
+    def get_readonly_fields(self, request, obj=None):
+        return () if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        node, _created = node_register(node_id=form.cleaned_data["node_id"], public_jwk=form.cleaned_data["public_jwk"])
+        obj.pk, obj.registered_at = node.pk, node.registered_at
+
+
+@admin.register(NodeEvent)
+class NodeEventAdmin(ReadOnlyStaffAdmin):
+    list_display = ("node", "seq", "type", "outcome", "created_at", "received_at")
+    list_filter = ("node", "outcome", "type")
+    fields = ("node", "seq", "uuid", "type", "payload", "refs", "created_at", "received_at", "outcome", "detail")
+    readonly_fields = fields
+
+
+@admin.register(NodeOrder)
+class NodeOrderAdmin(ReadOnlyStaffAdmin):
+    list_display = ("node", "edge_order", "order", "doc_seq", "updated_at")
+    list_filter = ("node",)
+    fields = ("node", "edge_order", "order", "doc_seq", "updated_at")
+    readonly_fields = fields
+
+
+@admin.register(NodeStock)
+class NodeStockAdmin(ReadOnlyStaffAdmin):
+    list_display = ("node", "shop", "sku", "location", "available", "version", "seq", "updated_at")
+    list_filter = ("node",)
+    fields = ("node", "shop", "sku", "location", "available", "version", "seq", "stock_level", "updated_at")
+    readonly_fields = fields
+
+
+@admin.register(RelayState)
+class RelayStateAdmin(ReadOnlyStaffAdmin):
+    list_display = ("node", "acked_seq", "failures", "next_attempt_at", "last_success_at", "last_error")
+    fields = (
+        "node",
+        "acked_seq",
+        "failures",
+        "next_attempt_at",
+        "last_attempt_at",
+        "last_success_at",
+        "last_error",
+        "batches_sent",
+        "events_sent",
+    )
+    readonly_fields = fields

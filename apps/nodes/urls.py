@@ -1,0 +1,7 @@
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("sync/v1/batches", views.batches, name="sync-batches"),
+]
