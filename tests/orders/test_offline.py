@@ -178,7 +178,7 @@ def test_captured_later_exactly_once_with_backoff_while_down(edge):
 
     edge.end()
     mark = last_event_id()
-    assert capture_offline_orders.apply(kwargs={}).get() == {"paid": 0, "declined": 0, "retry": 0, "skipped": 0}
+    assert capture_offline_orders.apply().result == {"paid": 0, "declined": 0, "retry": 0, "skipped": 0}
     assert orders_capture_offline(now=now + LATER)["paid"] == 1
     order = Order.objects.get(pk=order_id)
     # order.placed's capture handler (eager here) took it: once.
@@ -313,3 +313,51 @@ def test_the_api_answers_the_refusal_as_json(edge, client):
         HTTP_IDEMPOTENCY_KEY="api-offline-2",
     )  # fmt: skip
     assert response.status_code == 201 and response.json()["status"] == "accepted_offline"
+
+
+def test_the_offline_receipt_verifies_from_the_nodes_jwks_with_pyjwt_and_joserfc(edge, client):
+    import json
+    import warnings
+
+    import jwt
+    from joserfc import jws
+    from joserfc.jwk import KeySet
+
+    token = buy(make_buyer(), make_sku(stock=5, price="7.00")).body["receipt"]
+    published = client.get("/.well-known/jwks.json").json()
+    key_set = jwt.PyJWKSet.from_dict(published)
+    claims = jwt.decode(token, key=key_set[jwt.get_unverified_header(token)["kid"]], algorithms=["EdDSA"])
+    assert claims["offline"] is True and claims["node"] == "edge-venue-1"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # joserfc calls EdDSA deprecated (docs/receipts.md)
+        obj = jws.deserialize_compact(token, KeySet.import_key_set(published), algorithms=["EdDSA"])
+    assert json.loads(obj.payload)["order"] == claims["order"]
+
+
+def test_the_admin_flags_a_declined_capture_and_the_creator_closes_it(edge, client):
+    sku = make_sku(stock=5, price="15.00")
+    order_id = buy(make_buyer(token="tok_declined"), sku).body["id"]
+    owner = sku.shop.owner
+    client.force_login(owner)
+    page = client.get(f"/admin/orders/order/{order_id}/change/").content.decode()
+    assert "Accepted offline" in page and "capture pending" in page.lower()
+    assert f"/admin/orders/order/{order_id}/refund/" not in page  # not paid yet: nothing to refund
+    edge.end()
+    assert order_capture_offline(order_id=order_id) == "declined"
+
+    listing = client.get("/admin/orders/order/?status__exact=capture_declined").content.decode()
+    assert f"/admin/orders/order/{order_id}/change/" in listing
+    page = client.get(f"/admin/orders/order/{order_id}/change/").content.decode()
+    assert "payment was declined later" in page and "Close…" in page
+    confirm = client.get(f"/admin/orders/order/{order_id}/refund/").content.decode()
+    assert "nothing was charged" in confirm and "Close the order" in confirm
+    done = client.post(
+        f"/admin/orders/order/{order_id}/refund/", {"restock": "no", "reason": "Buyer paid cash"}, follow=True
+    )
+    assert "closed (nothing was charged)" in done.content.decode()
+    order = Order.objects.get(pk=order_id)
+    assert order.status == Order.Status.REFUNDED and available(sku) == 4
+    assert list(AuditEntry.objects.filter(object_id=str(order_id)).values_list("action", flat=True).order_by("pk")) == [
+        "order.capture_declined",
+        "order.refunded",
+    ]
