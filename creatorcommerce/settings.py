@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import environ
@@ -254,6 +255,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "apps.calendars.tasks.dispatch_reminders",
         "schedule": timedelta(seconds=15),
     },
+    "orders-capture-offline": {
+        "task": "apps.orders.tasks.capture_offline_orders",
+        "schedule": timedelta(seconds=15),
+    },
     "devices-sweep-cues": {
         "task": "apps.devices.tasks.sweep_cues",
         "schedule": timedelta(seconds=1),
@@ -273,6 +278,24 @@ ORDER_RESERVATION_TTL_SECONDS = env.int("ORDER_RESERVATION_TTL_SECONDS", default
 # Idempotency keys are kept at least this long (the contract promises 24 h).
 IDEMPOTENCY_KEY_TTL_HOURS = env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)
 ORDER_MAX_QUANTITY = env.int("ORDER_MAX_QUANTITY", default=100)
+# Offline selling (docs/buying.md, "Offline selling"): on an edge node (NODE_ROLE=edge)
+# whose gateway cannot be reached, a buy whose total is at most this amount (in the
+# shop's currency) is accepted for later capture ("accepted_offline"); a larger one is
+# refused (503 offline_over_floor_limit). 0 turns offline selling off. No effect on the cloud.
+try:
+    OFFLINE_FLOOR_LIMIT = Decimal(env.str("OFFLINE_FLOOR_LIMIT", default="50.00")).quantize(Decimal("0.01"))
+except InvalidOperation as exc:
+    raise ImproperlyConfigured("OFFLINE_FLOOR_LIMIT must be an amount, e.g. 50.00.") from exc
+if not OFFLINE_FLOOR_LIMIT.is_finite() or OFFLINE_FLOOR_LIMIT < 0:
+    raise ImproperlyConfigured("OFFLINE_FLOOR_LIMIT must be an amount of 0 or more, e.g. 50.00.")
+# The later capture of accepted-offline orders is retried after this many seconds, doubled
+# per failed attempt up to OFFLINE_CAPTURE_MAX_BACKOFF_SECONDS (beat starts the sweep).
+OFFLINE_CAPTURE_BACKOFF_SECONDS = env.int("OFFLINE_CAPTURE_BACKOFF_SECONDS", default=30)
+OFFLINE_CAPTURE_MAX_BACKOFF_SECONDS = env.int("OFFLINE_CAPTURE_MAX_BACKOFF_SECONDS", default=3600)
+# The bundled TestGateway only: while this file exists, the gateway "cannot be reached"
+# (authorize, capture, void and refund raise ConnectionError), so a demo can cut it with
+# `manage.py test_gateway down` and bring it back with `up`. Empty: never unreachable.
+TEST_GATEWAY_DOWN_FILE = env.str("TEST_GATEWAY_DOWN_FILE", default="")
 
 # --- Streams ---------------------------------------------------------------------------
 # Counter events (stock, deals) leave a process at most once per this many seconds per

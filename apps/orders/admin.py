@@ -12,7 +12,7 @@ from creatorcommerce.errors import DomainError
 from creatorcommerce.text import TextValidator
 
 from .models import Order, OrderLine
-from .services import order_can_refund, order_refund
+from .services import REFUNDABLE, order_can_refund, order_refund
 
 
 class RefundForm(forms.Form):
@@ -74,6 +74,14 @@ class OrderAdmin(ShopScopedReadOnlyAdmin):
         ("Payment", {"fields": ("payment_status", "payment_reference", "capture_reference", "idempotency_key")}),
         ("Receipt", {"fields": ("receipt",), "classes": ("collapse",)}),
         ("Refund", {"fields": ("refund_reference", "refunded_at")}),
+        (
+            "Accepted offline",
+            {
+                "fields": ("offline_accepted_at", "capture_attempts", "capture_next_at", "capture_error"),
+                "description": "An edge node accepted this order while the payment gateway could not be reached; "
+                "the payment is taken when it answers again (docs/buying.md, 'Offline selling').",
+            },
+        ),
     )
     readonly_fields = (
         "buyer_email",
@@ -92,7 +100,18 @@ class OrderAdmin(ShopScopedReadOnlyAdmin):
         "shipping_label",
         "refund_reference",
         "refunded_at",
+        "offline_accepted_at",
+        "capture_attempts",
+        "capture_next_at",
+        "capture_error",
     )
+
+    def get_fieldsets(self, request, obj=None):
+        # The offline section only where it says something: orders an edge accepted offline.
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or obj.offline_accepted_at is None:
+            fieldsets = [fs for fs in fieldsets if fs[0] != "Accepted offline"]
+        return fieldsets
 
     @admin.display(description="Buyer")
     def buyer_email(self, obj):
@@ -105,8 +124,15 @@ class OrderAdmin(ShopScopedReadOnlyAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         order = self.get_object(request, object_id)
-        paid = order is not None and order.status == Order.Status.PAID
+        paid = order is not None and order.status in REFUNDABLE
         can_refund = paid and order_can_refund(order=order, actor=request.user)
+        if order is not None and order.status == Order.Status.CAPTURE_DECLINED:
+            messages.warning(
+                request,
+                f"Order {order.pk} was accepted offline and its payment was declined later ({order.capture_error}). "
+                "Its units stay sold and nothing was charged: contact the buyer, or close the order (Close…), "
+                "with or without putting the units back.",
+            )
         return super().change_view(request, object_id, form_url, {**(extra_context or {}), "can_refund": can_refund})
 
     def refund_view(self, request, object_id):
@@ -116,9 +142,12 @@ class OrderAdmin(ShopScopedReadOnlyAdmin):
         if order is None or not self.has_view_permission(request, order):
             raise Http404("No such order.")
         change_url = reverse("admin:orders_order_change", args=[order.pk])
-        if request.method != "POST" and order.status != Order.Status.PAID:
+        if request.method != "POST" and order.status not in REFUNDABLE:
             # Refunded already (or never paid): say so at once instead of showing the form.
-            state = "has already been refunded" if order.status == Order.Status.REFUNDED else "was never paid"
+            state = {
+                Order.Status.REFUNDED: "has already been refunded",
+                Order.Status.ACCEPTED_OFFLINE: "was accepted offline and its payment is not taken yet",
+            }.get(order.status, "was never paid")
             messages.info(request, f"Order {order.pk} {state}; there is nothing to refund.")
             return redirect(change_url)
         form = RefundForm(request.POST or None)
@@ -130,7 +159,10 @@ class OrderAdmin(ShopScopedReadOnlyAdmin):
                 messages.error(request, f"Order {order.pk} was not refunded: {exc.message}")
             else:
                 stock = "its units are back in stock" if restock else "the stock was left as it is"
-                messages.success(request, f"Order {order.pk} refunded ({order.total} {order.currency}); {stock}.")
+                if order.status == Order.Status.CAPTURE_DECLINED:
+                    messages.success(request, f"Order {order.pk} closed (nothing was charged); {stock}.")
+                else:
+                    messages.success(request, f"Order {order.pk} refunded ({order.total} {order.currency}); {stock}.")
             return redirect(change_url)
         context = {
             **self.admin_site.each_context(request),

@@ -55,9 +55,19 @@ class PickupSerializer(serializers.Serializer):
     address = serializers.CharField(allow_blank=True)
 
 
+class OfflineSerializer(serializers.Serializer):
+    accepted_at = serializers.DateTimeField(help_text="when the edge node accepted it without the gateway")
+    capture = serializers.ChoiceField(
+        choices=["pending", "captured", "declined", "refunded"],
+        help_text="pending: the card is charged when the gateway answers again; declined: refused then",
+    )
+
+
 class OrderSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    status = serializers.ChoiceField(choices=["reserved", "paid", "declined", "expired", "refunded"])
+    status = serializers.ChoiceField(
+        choices=["reserved", "paid", "declined", "expired", "refunded", "accepted_offline", "capture_declined"]
+    )
     lines = LineSerializer(many=True)
     subtotal = serializers.DecimalField(max_digits=12, decimal_places=2, help_text="the lines' list prices")
     discount = serializers.DecimalField(
@@ -75,6 +85,11 @@ class OrderSerializer(serializers.Serializer):
     )
     fulfilment = serializers.ChoiceField(choices=["delivery", "pickup"])
     pickup = PickupSerializer(allow_null=True, help_text="where a pickup order is picked up; null for delivery")
+    offline = OfflineSerializer(
+        required=False,
+        help_text="Only on orders an edge node accepted while the payment gateway could not be reached "
+        "(docs/buying.md, 'Offline selling'); absent on others.",
+    )
 
 
 class PaymentMethodInSerializer(serializers.Serializer):
@@ -164,7 +179,9 @@ class OrdersView(APIView):
                     "coupon_cap_reached",
                     "422": "idempotency_key_reused",
                     "429": "rate_limited",
-                    "503": "payment_gateway_unavailable (nothing charged, key free to retry)",
+                    "503": "payment_gateway_unavailable (nothing charged, key free to retry); on an edge node, "
+                    "offline_over_floor_limit (with limit, currency; the same, the gateway being unreachable and "
+                    "the total over OFFLINE_FLOOR_LIMIT; under it the buy answers 201 accepted_offline)",
                 }
             ),
         },

@@ -60,3 +60,26 @@ class RefundFailed(DomainError):
     status = 503
     code = "refund_gateway_unavailable"
     message = "The payment provider did not confirm the refund; the order is unchanged. Try again."
+
+
+class OfflineOverFloorLimit(DomainError):
+    """On an edge node with the gateway unreachable: the buy is over ``OFFLINE_FLOOR_LIMIT``
+    (docs/buying.md, "Offline selling"). ``limit`` and ``currency`` go in the answer."""
+
+    status = 503
+    code = "offline_over_floor_limit"
+    message = (
+        "The payment provider cannot be reached, and while it cannot, this venue accepts "
+        "orders only up to {limit} {currency}. You were not charged; buy less or try again later."
+    )
+
+    def __init__(self, *, limit, currency: str):
+        super().__init__(self.message.format(limit=limit, currency=currency), limit=str(limit), currency=currency)
+
+
+class OrderCapturePending(Conflict):
+    code = "order_capture_pending"
+    message = (
+        "This order was accepted offline and its payment is not taken yet; it can be refunded once it is "
+        "paid, or closed if the payment is declined."
+    )

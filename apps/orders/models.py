@@ -47,7 +47,11 @@ class Address(models.Model):
 
 class Order(models.Model):
     """A buy. Created as ``reserved`` (stock taken) and confirmed as ``paid`` once the
-    payment is authorised; ``declined`` and ``expired`` orders have given their stock back."""
+    payment is authorised; ``declined`` and ``expired`` orders have given their stock back.
+    On an edge node whose gateway cannot be reached, a small buy is ``accepted_offline``
+    instead (sold, receipt signed, payment pending) and becomes ``paid`` when the gateway
+    answers again, or ``capture_declined`` (still sold: the creator decides) when the card
+    is refused then (docs/buying.md, "Offline selling")."""
 
     SHOP_PATH = "shop"
 
@@ -59,6 +63,11 @@ class Order(models.Model):
         REFUNDED = "refunded", "Refunded"
         # The gateway could not be reached: stock given back, the key free for a retry.
         FAILED = "failed", "Payment failed (gateway unavailable)"
+        # An edge node accepted it with the gateway unreachable, under OFFLINE_FLOOR_LIMIT:
+        # the units are sold and the receipt signed; the payment is taken later.
+        ACCEPTED_OFFLINE = "accepted_offline", "Accepted offline (capture pending)"
+        # That later payment was refused: the units stay sold, the creator decides.
+        CAPTURE_DECLINED = "capture_declined", "Capture declined (accepted offline)"
 
     class PaymentStatus(models.TextChoices):
         NONE = "none", "None"
@@ -66,6 +75,9 @@ class Order(models.Model):
         CAPTURED = "captured", "Captured"
         VOIDED = "voided", "Voided"
         REFUNDED = "refunded", "Refunded"
+        # Accepted offline, not authorised yet; and refused when it was (docs/buying.md).
+        PENDING = "pending", "Pending (accepted offline)"
+        DECLINED = "declined", "Declined at the later capture"
 
     class Fulfilment(models.TextChoices):
         DELIVERY = "delivery", "Delivery"
@@ -118,9 +130,22 @@ class Order(models.Model):
     # both (docs/pricing.md, "Shipping").
     shipping_fee = models.DecimalField(max_digits=10, decimal_places=2, default=Decimal("0.00"))
     shipping_adjustments = models.JSONField(default=list, blank=True)
+    # Offline selling on an edge node (docs/buying.md, "Offline selling"): when the order was
+    # accepted without the gateway (null for every other order), and the later capture's
+    # attempts, next try (backed off while the gateway stays unreachable) and last error.
+    offline_accepted_at = models.DateTimeField(null=True, blank=True)
+    capture_attempts = models.PositiveIntegerField(default=0)
+    capture_next_at = models.DateTimeField(null=True, blank=True)
+    capture_error = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
         ordering = ("-created_at",)
+        indexes = [
+            # The capture sweep's queue: accepted-offline orders by their next try.
+            models.Index(
+                fields=("capture_next_at",), condition=Q(status="accepted_offline"), name="orders_offline_capture_due"
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=("buyer", "idempotency_key"), condition=~Q(status="failed"), name="orders_one_order_per_key"

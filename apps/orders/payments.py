@@ -17,6 +17,7 @@ gateway's client-side tokenisation; card data never reaches this server.
 
 from __future__ import annotations
 
+import os
 import threading
 import uuid
 from dataclasses import dataclass
@@ -80,8 +81,22 @@ class PaymentGateway(Protocol):
         the refund id."""
 
 
+class TestGatewayUnreachable(ConnectionError):
+    """The bundled gateway's outage switch is on (``TEST_GATEWAY_DOWN_FILE`` exists)."""
+
+
+def test_gateway_down() -> bool:
+    """Whether the TestGateway plays unreachable now: ``TEST_GATEWAY_DOWN_FILE`` names a
+    file and it exists (``manage.py test_gateway down|up``; docs/buying.md, "Offline selling")."""
+    path = settings.TEST_GATEWAY_DOWN_FILE
+    return bool(path) and os.path.exists(path)
+
+
 class TestGateway:
     """Accepts ``tok_ok``, declines ``tok_declined`` at authorisation; rejects other tokens.
+    While ``test_gateway_down()``, ``authorize``, ``capture``, ``void`` and ``refund`` raise
+    ``TestGatewayUnreachable`` as a gateway that cannot be reached would (tokens are still
+    validated: a real gateway tokenises in the browser).
 
     It keeps a ledger of operations in memory (per process), so tests can check that
     nothing was captured twice. Operations are idempotent per reference, like a real one;
@@ -108,6 +123,7 @@ class TestGateway:
         return self.TOKENS[token]
 
     def authorize(self, *, token: str, amount: Decimal, currency: str, reference: str) -> str:
+        _reachable_or_raise()
         if token == "tok_declined":
             raise PaymentDeclined()
         if token not in self.TOKENS:
@@ -123,6 +139,7 @@ class TestGateway:
         return auth_id
 
     def capture(self, *, authorization_id: str, amount: Decimal) -> str:
+        _reachable_or_raise()
         with self._lock:
             if authorization_id in self._captures:
                 return self._captures[authorization_id]
@@ -134,6 +151,7 @@ class TestGateway:
         return capture_id
 
     def void(self, *, authorization_id: str) -> None:
+        _reachable_or_raise()
         with self._lock:
             if authorization_id in self._captures:
                 raise HoldNotAvailable(f"{authorization_id} was captured; refund it instead")
@@ -146,6 +164,7 @@ class TestGateway:
     def refund(self, *, capture_id: str, amount: Decimal, reference: str) -> str:
         """Refund ``amount`` of a capture. Idempotent per ``reference``: the same reference
         refunds once and answers the same refund id again."""
+        _reachable_or_raise()
         with self._lock:
             refund_id = self._refunds.get(reference)
             if refund_id is not None:
@@ -168,6 +187,11 @@ class TestGateway:
     @classmethod
     def captures_of(cls, authorization_id: str) -> int:
         return sum(1 for op, ref, _ in cls.ledger if op == "capture" and ref == authorization_id)
+
+
+def _reachable_or_raise() -> None:
+    if test_gateway_down():
+        raise TestGatewayUnreachable("the test gateway is switched to unreachable (TEST_GATEWAY_DOWN_FILE)")
 
 
 def _keep(table: dict, key, value, limit: int) -> None:

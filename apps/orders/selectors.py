@@ -191,6 +191,29 @@ def order_body(order: Order, lines=None) -> dict:
         "shipping_address": order.shipping_address,
         "fulfilment": order.fulfilment,
         "pickup": pickup_body(order),
+        # Only on orders an edge node accepted offline: other orders keep their shape.
+        **({"offline": offline_body(order)} if order.offline_accepted_at else {}),
+    }
+
+
+# What the buyer is told about the payment of an order accepted offline, by payment status.
+OFFLINE_CAPTURE = {
+    Order.PaymentStatus.PENDING: "pending",
+    Order.PaymentStatus.AUTHORIZED: "pending",
+    Order.PaymentStatus.CAPTURED: "captured",
+    Order.PaymentStatus.DECLINED: "declined",
+    Order.PaymentStatus.VOIDED: "refunded",
+    Order.PaymentStatus.REFUNDED: "refunded",
+}
+
+
+def offline_body(order: Order) -> dict:
+    """An order accepted offline (docs/buying.md, "Offline selling"): when, and where its
+    payment is - ``pending`` (not taken yet), ``captured``, ``declined`` (refused later: the
+    creator decides) or ``refunded``."""
+    return {
+        "accepted_at": iso_utc(order.offline_accepted_at),
+        "capture": OFFLINE_CAPTURE.get(order.payment_status, "pending"),
     }
 
 

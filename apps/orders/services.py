@@ -13,7 +13,9 @@ A buy is three short steps, none of which holds a transaction across network I/O
    from the latter.
 
 A decline gives the stock back at once; a process that dies between 1 and 3 leaves a
-reservation that ``orders_release_expired`` gives back after the TTL.
+reservation that ``orders_release_expired`` gives back after the TTL. On an edge node
+whose gateway cannot be reached, step 3 accepts a small buy offline instead, and
+``orders_capture_offline`` authorises it later (docs/buying.md, "Offline selling").
 """
 
 from __future__ import annotations
@@ -22,13 +24,14 @@ import hashlib
 import json
 import logging
 import time
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from apps.audit.services import audit_record
@@ -61,7 +64,9 @@ from .exceptions import (
     CheckoutIncomplete,
     IdempotencyKeyInFlight,
     IdempotencyKeyReused,
+    OfflineOverFloorLimit,
     OrderAlreadyRefunded,
+    OrderCapturePending,
     OrderNotPaid,
     RefundFailed,
     RefundNotAllowed,
@@ -69,7 +74,7 @@ from .exceptions import (
     ReservationExpired,
 )
 from .models import Address, IdempotencyRecord, Order, OrderLine, PaymentMethod
-from .payments import GatewayUnavailable, HoldNotAvailable, PaymentDeclined, get_gateway
+from .payments import GatewayUnavailable, HoldNotAvailable, InvalidPaymentToken, PaymentDeclined, get_gateway
 from .selectors import buy_context, line_body, order_body, pickup_body, shipping_body
 
 log = logging.getLogger(__name__)
@@ -444,6 +449,19 @@ def confirm_statement(*, order_id: int, authorization: str, receipt: str, now) -
     )
 
 
+def _transition_statement(*, order_id: int, from_status: str, values: dict) -> tuple[str, list]:
+    """``UPDATE order SET <values> WHERE id = <order_id> AND status = <from_status>
+    RETURNING id``: SQL and parameters (for ``emit_many_when``)."""
+    o = names(Order)
+    assignments = ", ".join(f"{getattr(o, name)} = %s" for name in values)
+    params = [Order._meta.get_field(name).get_db_prep_save(value, connection) for name, value in values.items()]
+    # Identifiers from the model's meta; values (the statuses too) are parameters.
+    return (
+        f"UPDATE {o.table} SET {assignments} WHERE {o.id} = %s AND {o.status} = %s RETURNING {o.id}",  # noqa: S608
+        [*params, order_id, from_status],
+    )
+
+
 def _line_ref(line: OrderLine, shop_id: int) -> LineRef:
     return LineRef(line.sku_id, line.sku_code, shop_id)
 
@@ -464,16 +482,16 @@ def _pay_and_confirm(
         order_release(order_id=order.pk, to_status=Order.Status.DECLINED)
         order.status = Order.Status.DECLINED
         return BuyOutcome(*_order_answer(order), order=order)
-    except Exception as exc:  # the gateway did not answer: give everything back
+    except Exception as exc:  # the gateway did not answer
         log.warning("payment gateway failed for order %s: %s", order.pk, exc)
-        order_release(order_id=order.pk, to_status=Order.Status.FAILED)
+        if settings.NODE_ROLE == "edge" and not isinstance(exc, InvalidPaymentToken):
+            return _accept_offline_or_refuse(order=order, lines=lines, taken=taken)
+        order_release(order_id=order.pk, to_status=Order.Status.FAILED)  # give everything back
         return _error_outcome(GatewayUnavailable())
 
     receipt = receipt_sign(payload=_receipt_payload(order, lines))
     now = timezone.now()
-    # The groups docs/events.md names for order.placed: the shop's, and the stream's for a
-    # buy in a stream (its purchase ticker).
-    groups = [f"shop.{order.shop_id}"] + ([f"stream.{order.stream_id}"] if order.stream_id else [])
+    groups = _placed_groups(order)
     # Mark the order paid - only if it is still reserved: the sweeper may have released it -
     # and record its events, as one unit (one statement on PostgreSQL).
     confirmed = emit_many_when(
@@ -494,6 +512,193 @@ def _pay_and_confirm(
     order.status, order.receipt, order.paid_at = Order.Status.PAID, receipt, now
     order.payment_status, order.payment_reference = Order.PaymentStatus.AUTHORIZED, authorization
     return BuyOutcome(*_order_answer(order, lines), order=order)
+
+
+def _placed_groups(order: Order) -> list[str]:
+    """The groups docs/events.md names for order.placed: the shop's, and the stream's for a
+    buy in a stream (its purchase ticker)."""
+    return [f"shop.{order.shop_id}"] + ([f"stream.{order.stream_id}"] if order.stream_id else [])
+
+
+# -- offline selling (docs/buying.md, "Offline selling") -------------------------------------
+
+
+def _accept_offline_or_refuse(*, order: Order, lines: list[OrderLine], taken: list[tuple[Claim, tuple]]) -> BuyOutcome:
+    """An edge node whose gateway did not answer: accept ``order`` for later capture if its
+    total is within ``OFFLINE_FLOOR_LIMIT``, else give everything back as a gateway failure
+    does and refuse with ``offline_over_floor_limit``.
+
+    Accepting is the confirm with another outcome, and as one unit (one statement on
+    PostgreSQL): the order becomes ``accepted_offline`` (payment ``pending``, the receipt
+    signed by this node's key, the first capture try due after the backoff), the lines'
+    counter events are emitted as for a paid buy (the units stay sold), and
+    ``order.accepted_offline``; ``order.placed`` waits for the payment
+    (``order_capture_offline``)."""
+    limit = Decimal(str(settings.OFFLINE_FLOOR_LIMIT))
+    if order.total > limit or limit <= 0:
+        order_release(order_id=order.pk, to_status=Order.Status.FAILED)
+        return _error_outcome(OfflineOverFloorLimit(limit=limit, currency=order.currency))
+    receipt = receipt_sign(payload=_receipt_payload(order, lines, offline=True))
+    now = timezone.now()
+    next_at = now + timedelta(seconds=_capture_backoff(0))
+    accepted = emit_many_when(
+        *_transition_statement(
+            order_id=order.pk,
+            from_status=Order.Status.RESERVED,
+            values={
+                "status": Order.Status.ACCEPTED_OFFLINE,
+                "payment_status": Order.PaymentStatus.PENDING,
+                "receipt": receipt,
+                "offline_accepted_at": now,
+                "capture_next_at": next_at,
+            },
+        ),
+        [
+            *(
+                event
+                for claim, row in taken
+                if (event := taken_event(claim=claim, row=row, line=_line_ref(lines[claim.line], order.shop_id)))
+            ),
+            ("order.accepted_offline", _order_placed_payload(order, lines), [f"shop.{order.shop_id}"]),
+        ],
+    )
+    if accepted is None:  # the sweeper released it first: nothing was sold
+        order.status = Order.Status.EXPIRED
+        return BuyOutcome(*_order_answer(order), order=order)
+    order.status, order.payment_status = Order.Status.ACCEPTED_OFFLINE, Order.PaymentStatus.PENDING
+    order.receipt = receipt
+    order.offline_accepted_at, order.capture_next_at = now, next_at
+    return BuyOutcome(*_order_answer(order, lines), order=order)
+
+
+def _capture_backoff(attempts: int) -> int:
+    """Seconds before the next capture try after ``attempts`` failed ones."""
+    base, cap = settings.OFFLINE_CAPTURE_BACKOFF_SECONDS, settings.OFFLINE_CAPTURE_MAX_BACKOFF_SECONDS
+    return min(base * 2 ** min(attempts, 20), cap)
+
+
+def order_capture_offline(*, order_id: int, now=None) -> str:
+    """Take the payment of an ``accepted_offline`` order now that the gateway may answer:
+    authorise it under the order's own reference (``payment_reference``: a retry after a
+    lost answer, or a second run at the same moment, finds the same hold instead of adding
+    one), then confirm it as a paid buy would be - ``paid``, ``authorized``, and
+    ``order.placed`` in one unit, only if it is still ``accepted_offline`` - so the
+    ``capture_payment`` handler captures it, once, as every order's.
+
+    Answers ``"paid"``; ``"declined"`` when the card was refused (``order_capture_declined``:
+    the order is flagged, the units stay sold); ``"retry"`` when the gateway still does not
+    answer (the next try is backed off); ``"skipped"`` when the order is not accepted
+    offline (any more). Network I/O outside any transaction; safe to run twice at once."""
+    now = now or timezone.now()
+    waiting = {"pk": order_id, "status": Order.Status.ACCEPTED_OFFLINE}
+    order = Order.objects.select_related("buyer", "shop", "payment_method").filter(**waiting).first()
+    if order is None:
+        return "skipped"
+    gateway = get_gateway()
+    try:
+        if order.payment_method is None:  # the saved card was removed: nothing to charge
+            raise PaymentDeclined("The saved payment method was removed before the payment was taken.")
+        authorization = gateway.authorize(
+            token=order.payment_method.token,
+            amount=order.total,
+            currency=order.currency,
+            reference=payment_reference(order),
+        )
+    except (PaymentDeclined, InvalidPaymentToken) as exc:
+        order_capture_declined(order=order, reason=exc.message)
+        return "declined"
+    except Exception as exc:  # still unreachable (or the answer was lost): try again later
+        log.info("offline order %s not authorised yet: %s", order_id, exc)
+        Order.objects.filter(**waiting).update(
+            capture_attempts=F("capture_attempts") + 1,
+            capture_next_at=now + timedelta(seconds=_capture_backoff(order.capture_attempts + 1)),
+            capture_error=str(exc)[:200],
+        )
+        return "retry"
+    lines = list(order.lines.all())
+    paid = emit_many_when(
+        *_transition_statement(
+            order_id=order.pk,
+            from_status=Order.Status.ACCEPTED_OFFLINE,
+            values={
+                "status": Order.Status.PAID,
+                "payment_status": Order.PaymentStatus.AUTHORIZED,
+                "payment_reference": authorization,
+                "paid_at": now,
+                "capture_next_at": None,
+                "capture_error": "",
+            },
+        ),
+        [("order.placed", _order_placed_payload(order, lines), _placed_groups(order))],
+    )
+    if paid is not None:
+        return "paid"
+    # Another run confirmed it first, with this same hold (the reference is the order's).
+    current = Order.objects.filter(pk=order_id).values_list("status", "payment_reference").first()
+    if current is not None and current[0] != Order.Status.PAID:
+        with suppress(HoldNotAvailable):  # not paid after all (closed meanwhile): nothing may stay held
+            gateway.void(authorization_id=authorization)
+    return "skipped"
+
+
+def order_capture_declined(*, order: Order, reason: str) -> bool:
+    """Flag an ``accepted_offline`` order whose payment the gateway refused later: it
+    becomes ``capture_declined`` (payment ``declined``), ``order.capture_declined`` goes to
+    the shop, and the audit log records it. The units stay sold: the creator decides
+    (docs/buying.md, "Offline selling"). False when the order was not accepted offline
+    (any more): a parallel run flagged it."""
+    with transaction.atomic():
+        flagged = Order.objects.filter(pk=order.pk, status=Order.Status.ACCEPTED_OFFLINE).update(
+            status=Order.Status.CAPTURE_DECLINED,
+            payment_status=Order.PaymentStatus.DECLINED,
+            capture_next_at=None,
+            capture_error=reason[:200],
+        )
+        if not flagged:
+            return False
+        payload = {
+            "order": order.pk,
+            "shop": order.shop_id,
+            "buyer": order.buyer_id,
+            "total": order.total,
+            "currency": order.currency,
+            "reason": reason,
+        }
+        emit("order.capture_declined", payload, groups=[f"shop.{order.shop_id}"])
+        audit_record(
+            actor=None,
+            action="order.capture_declined",
+            obj=order,
+            shop=order.shop,
+            reason=reason,
+            details={
+                "amount": str(order.total),
+                "currency": order.currency,
+                "accepted_offline_at": order.offline_accepted_at.isoformat() if order.offline_accepted_at else None,
+                "node": settings.NODE_ID,
+                "units_kept_sold": True,
+            },
+        )
+    return True
+
+
+def orders_capture_offline(*, now=None, batch: int = 100) -> dict[str, int]:
+    """Try the payment of the accepted-offline orders whose next try is due (beat, every
+    15 s), oldest due first. The first order the gateway still does not answer for ends the
+    run: the rest wait for the next tick instead of each timing out now."""
+    now = now or timezone.now()
+    due = (
+        Order.objects.filter(status=Order.Status.ACCEPTED_OFFLINE, capture_next_at__lte=now)
+        .order_by("capture_next_at", "pk")
+        .values_list("pk", flat=True)
+    )
+    counts = {"paid": 0, "declined": 0, "retry": 0, "skipped": 0}
+    for order_id in list(due[:batch]):
+        outcome = order_capture_offline(order_id=order_id, now=now)
+        counts[outcome] += 1
+        if outcome == "retry":
+            break
+    return counts
 
 
 def payment_reference(order: Order) -> str:
@@ -530,7 +735,9 @@ def _order_placed_payload(order: Order, lines: list[OrderLine]) -> dict:
     }
 
 
-def _receipt_payload(order: Order, lines: list[OrderLine]) -> dict:
+def _receipt_payload(order: Order, lines: list[OrderLine], *, offline: bool = False) -> dict:
+    """The receipt's claims (docs/receipts.md); ``offline``: accepted by this (edge) node
+    while the gateway could not be reached, the payment taken later."""
     return {
         "order": order.pk,
         "node": settings.NODE_ID,
@@ -542,6 +749,7 @@ def _receipt_payload(order: Order, lines: list[OrderLine]) -> dict:
         "total": str(order.total),
         "currency": order.currency,
         "buyer": order.buyer_id,
+        **({"offline": True} if offline else {}),
         "iat": int(time.time()),
     }
 
@@ -627,7 +835,12 @@ def order_refund(*, order: Order, actor, restock: bool, reason: str) -> Order:
     audit entry records who, why and what. Per-buyer allowances are not given back: the
     units were bought.
 
-    Raises RefundNotAllowed, RefundReasonRequired, OrderNotPaid, OrderAlreadyRefunded, or
+    An order accepted offline whose later payment was declined (``capture_declined``) is
+    closed the same way, without the gateway (nothing was charged): the creator's choice
+    for it (docs/buying.md, "Offline selling").
+
+    Raises RefundNotAllowed, RefundReasonRequired, OrderNotPaid, OrderCapturePending (accepted
+    offline, not paid yet), OrderAlreadyRefunded, or
     RefundFailed when the gateway does not confirm (then nothing is written and the order
     stays paid). Safe to retry: the gateway reference is the order's, so a retry after a
     lost answer refunds once. Precondition: no transaction open.
@@ -642,7 +855,9 @@ def order_refund(*, order: Order, actor, restock: bool, reason: str) -> Order:
 
     gateway = get_gateway()
     try:
-        if order.payment_status == Order.PaymentStatus.CAPTURED:
+        if order.status == Order.Status.CAPTURE_DECLINED:  # nothing was charged: nothing to give back
+            refund_reference, payment_status = "", Order.PaymentStatus.DECLINED
+        elif order.payment_status == Order.PaymentStatus.CAPTURED:
             refund_reference = gateway.refund(
                 capture_id=order.capture_reference, amount=order.total, reference=f"refund-order-{order.pk}"
             )
@@ -706,8 +921,14 @@ def order_refund(*, order: Order, actor, restock: bool, reason: str) -> Order:
 def _refundable_or_raise(order: Order) -> None:
     if order.status == Order.Status.REFUNDED:
         raise OrderAlreadyRefunded()
-    if order.status != Order.Status.PAID:
+    if order.status == Order.Status.ACCEPTED_OFFLINE:
+        raise OrderCapturePending()
+    if order.status not in REFUNDABLE:
         raise OrderNotPaid()
+
+
+# What a refund takes: a paid order, or one accepted offline whose payment was declined later.
+REFUNDABLE = (Order.Status.PAID, Order.Status.CAPTURE_DECLINED)
 
 
 def idempotency_records_prune(*, older_than_hours: int | None = None) -> int:

@@ -6,7 +6,7 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from .selectors import order_of_buyer, orders_of_buyer
+from .selectors import offline_body, order_of_buyer, orders_of_buyer
 
 ORDERS_PER_PAGE = 20
 
@@ -30,6 +30,8 @@ def my_order(request, pk: int):
         {
             "order": order,
             "lines": list(order.lines.all()),
+            # Accepted offline by an edge node: where its payment is (docs/buying.md, "Offline selling").
+            "offline": offline_body(order) if order.offline_accepted_at else None,
             "jwks_url": request.build_absolute_uri("/.well-known/jwks.json"),
         },
     )

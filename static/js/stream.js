@@ -559,7 +559,8 @@ async function buyBundle(id) {
   if (result.status === 201) {
     const order = result.data;
     const saved = savedNote(order);
-    announce(`Order #${order.id} confirmed — bundle, ${money(order.total, order.currency)}${saved}.`, "success", {
+    const total = money(order.total, order.currency);
+    announce(`${orderHeadline(order)} — bundle, ${total}${saved}.${offlineNote(order)}`, "success", {
       link: { href: `/orders/${order.id}/`, text: "Order & receipt" },
     });
   } else if (result.network) {
@@ -769,6 +770,18 @@ function savedNote(order) {
   return notes.length ? ` (${notes.join(", ")})` : "";
 }
 
+// "Order #12 confirmed", or, for a buy an edge node accepted while the payment provider
+// could not be reached, "Order #12 accepted offline" (docs/buying.md, "Offline selling").
+function orderHeadline(order) {
+  return `Order #${order?.id ?? ""} ${order?.status === "accepted_offline" ? "accepted offline" : "confirmed"}`;
+}
+
+function offlineNote(order) {
+  return order?.status === "accepted_offline"
+    ? " Your receipt is signed; capture is pending — your card is charged when the payment provider is back."
+    : "";
+}
+
 function confirmBuy(sku, order) {
   if (state.early[sku]) loadEarlyDeals(); // the perk is used now: back to what everyone sees
   const node = nodes.get(sku);
@@ -776,7 +789,7 @@ function confirmBuy(sku, order) {
   const total = order?.total ? money(order.total, order.currency) : "";
   const saved = savedNote(order);
   announce(
-    `Order #${order?.id ?? ""} confirmed — ${pin ? pin.title : sku}${total ? `, ${total}` : ""}${saved}.`,
+    `${orderHeadline(order)} — ${pin ? pin.title : sku}${total ? `, ${total}` : ""}${saved}.${offlineNote(order)}`,
     "success",
     order?.id ? { link: { href: `/orders/${order.id}/`, text: "Order & receipt" } } : {},
   );
