@@ -26,7 +26,14 @@ def test_a_buy_accepted_offline_then_captured():
     from playwright.sync_api import expect
 
     down = Path(tempfile.mkdtemp(prefix="cc-gateway-")) / "down"
-    env = {"NODE_ROLE": "edge", "NODE_ID": "edge-browser", "TEST_GATEWAY_DOWN_FILE": str(down)}
+    # An edge whose cloud is unreachable too (nothing listens on port 9): buyers see no
+    # difference (docs/edge.md), the relay only waits.
+    env = {
+        "NODE_ROLE": "edge",
+        "NODE_ID": "edge-browser",
+        "CLOUD_URL": "http://127.0.0.1:9",
+        "TEST_GATEWAY_DOWN_FILE": str(down),
+    }
     with demo_server(STREAM_SETUP, extra_env=env) as server, chromium() as browser:
         manage(server["env"], "test_gateway", "down")
         assert down.exists()
