@@ -23,7 +23,7 @@ def parse_mqtt_url(url: str) -> MqttTarget:
     percent-decoded (a ``@`` or ``:`` in them is written ``%40``, ``%3A``)."""
     parsed = urlparse(url)
     if parsed.scheme not in {"mqtt", "mqtts"} or not parsed.hostname:
-        raise ValueError(f"MQTT_URL must look like mqtt://host:1883, not {url!r}")
+        raise ValueError(f"MQTT_URL must look like mqtt://host:1883, not {shown_url(url)!r}")
     tls = parsed.scheme == "mqtts"
     return MqttTarget(
         host=parsed.hostname,
@@ -32,6 +32,15 @@ def parse_mqtt_url(url: str) -> MqttTarget:
         password=unquote(parsed.password) if parsed.password is not None else None,
         tls=tls,
     )
+
+
+def shown_url(url: str) -> str:
+    """``url`` without its password, for logs and messages."""
+    parsed = urlparse(url)
+    if parsed.password is None:
+        return url
+    netloc = parsed.netloc.rsplit("@", 1)[1]
+    return parsed._replace(netloc=f"{parsed.username}:***@{netloc}").geturl()
 
 
 def new_client(target: MqttTarget, client_id: str = "", *, clean_session: bool | None = None) -> mqtt.Client:

@@ -4,6 +4,7 @@ read-only (docs/devices.md)."""
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin, messages
 
 from creatorcommerce.admin import ServiceCheckedForm, ShopScopedAdmin, ShopScopedReadOnlyAdmin, StaffShopColumn
@@ -17,6 +18,7 @@ from .services import (
     device_reset_password,
     device_set_active,
     device_update,
+    mqtt_id_problem,
     room_create,
     room_update,
 )
@@ -37,12 +39,22 @@ class RoomAdmin(StaffShopColumn, ShopScopedAdmin):
             obj._state.adding = False
 
 
+class DeviceForm(forms.ModelForm):
+    def clean_mqtt_id(self):
+        mqtt_id = self.cleaned_data.get("mqtt_id")
+        problem = mqtt_id_problem(mqtt_id)
+        if problem is not None:
+            raise forms.ValidationError(problem[1], code=problem[0])
+        return mqtt_id
+
+
 @admin.register(Device)
 class DeviceAdmin(StaffShopColumn, ShopScopedAdmin):
     """Its MQTT password is shown once, when the device is added or its password reset. The
     broker takes a new password, or stops letting a disabled device in, once ``mqtt_auth``
     has rewritten its files (docs/devices.md, "Broker security")."""
 
+    form = DeviceForm
     shop_path = "room__shop"
     list_display = ("name", "room", "kind", "mqtt_id", "is_active", "online", "last_seen")
     list_filter = ("kind", "is_active", "online")

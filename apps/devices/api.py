@@ -3,6 +3,8 @@ cue fired by hand (the control room)."""
 
 from __future__ import annotations
 
+import re
+
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -81,7 +83,7 @@ class CuesView(APIView):
         raw = request.query_params.get("stream")
         stream_id = None
         if raw not in (None, ""):
-            if not raw.isdigit() or len(raw) > 18:
+            if not re.fullmatch(r"[0-9]{1,18}", raw):  # ASCII digits only ("²".isdigit() is true)
                 raise InvalidStreamParam()
             stream_id = int(raw)
         streamless = request.query_params.get("streamless") in ("1", "true")

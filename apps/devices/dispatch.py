@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from .models import Cue
-from .services import cue_expire, cue_mark_published, cue_mark_sent, cue_record_ack
+from .services import cue_claim_republish, cue_expire, cue_mark_published, cue_mark_sent, cue_record_ack
 from .transport import cue_message, driver, topic
 
 log = logging.getLogger(__name__)
@@ -18,10 +18,11 @@ log = logging.getLogger(__name__)
 def dispatch(cue_id: int, *, now=None) -> str:
     """Send cue ``cue_id`` if it still should go: ``expired`` (its ``expires_at`` passed
     before it was sent: failed, never published), ``sent`` (the broker confirmed it), or
-    ``skipped`` (acked, failed or confirmed already). Raises ``PublishFailed`` when the
-    broker is away (the cue stays ``queued``) or did not confirm (it stays ``sent``): the
-    task retries until the cue expires (a device ignores an id it has seen, so a second
-    publish is harmless)."""
+    ``skipped`` (acked, failed or confirmed already, or another task is publishing it).
+    Raises ``PublishFailed`` when the broker is away (the cue stays ``queued``) or did not
+    confirm (it stays ``sent``): the task retries until the cue expires, one publisher at a
+    time (``cue_claim_republish``; a device ignores an id it has seen, so a second publish
+    is harmless, a late one is not made)."""
     now = now or timezone.now()
     cue = Cue.objects.select_related("device__room").filter(pk=cue_id).first()
     if cue is None:
@@ -43,6 +44,8 @@ def dispatch(cue_id: int, *, now=None) -> str:
         return "skipped"
     elif cue.expires_at <= now:
         return "expired"  # sent, never confirmed: the sweep fails it
+    elif not cue_claim_republish(cue_id=cue_id):
+        return "skipped"  # another task publishes it (or did less than a PUBACK wait ago)
     transport.publish(topic(cue.device.mqtt_id, "cue"), cue_message(cue))
     cue_mark_published(cue_id=cue_id)
     if transport.name == "log" and settings.DEVICES_SIMULATE_IN_PROCESS:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import threading
 
 from django.conf import settings
@@ -20,16 +19,18 @@ from .transport import topic
 
 log = logging.getLogger(__name__)
 
+MAX_PAYLOAD = 4096  # bytes: an ack or a status is far smaller
+
 
 class AckListener:
     def __init__(self, url: str, *, sweep_every: float = 1.0):
         self.target = parse_mqtt_url(url)
         self.sweep_every = sweep_every
-        # A persistent session for this process's life: acks sent while it reconnects are
-        # queued by the broker for it.
-        self.client = new_client(
-            self.target, client_id=f"cc-{settings.NODE_ID}-listener-{secrets.token_hex(3)}", clean_session=False
-        )
+        # One persistent session per node, kept by the broker across reconnects and restarts
+        # of this process: acks and statuses sent meanwhile are queued for it. Its client id
+        # is fixed, so a restart takes the session over instead of leaving one behind; run
+        # one listener per node (a second with the same id takes the session from the first).
+        self.client = new_client(self.target, client_id=f"cc-{settings.NODE_ID}-listener", clean_session=False)
         self.client.reconnect_delay_set(
             min_delay=settings.MQTT_RECONNECT_MIN_SECONDS, max_delay=settings.MQTT_RECONNECT_MAX_SECONDS
         )
@@ -43,7 +44,7 @@ class AckListener:
         if reason_code.is_failure:
             log.warning("MQTT broker refused the cue listener: %s", reason_code)
             return
-        # Subscribed again on every (re)connect: the session is not kept by the broker.
+        # Subscribed again on every (re)connect, whether or not the broker kept the session.
         client.subscribe([(topic("+", "ack"), 1), (topic("+", "status"), 1)])
 
     def _on_message(self, client, userdata, message):
@@ -51,6 +52,9 @@ class AckListener:
         if len(parts) != 5:
             return
         mqtt_id, leaf = parts[3], parts[4]
+        if len(message.payload) > MAX_PAYLOAD:
+            log.warning("%s from %s is %d bytes: ignored", leaf, mqtt_id, len(message.payload))
+            return
         try:
             if leaf == "ack":
                 try:

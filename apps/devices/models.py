@@ -136,6 +136,9 @@ class Cue(models.Model):
     puback_at = models.DateTimeField(null=True, blank=True, help_text="when the broker confirmed the publish")
     acked_at = models.DateTimeField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(null=True, blank=True, help_text="sent → ack")
+    # Its hand-over to the cues queue failed (the Celery broker was down): the sweep
+    # enqueues it again; a cue whose task is on its way is never enqueued twice.
+    enqueue_failed = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

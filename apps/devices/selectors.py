@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import Q
 
 from creatorcommerce.fields import iso_utc
 
 from .exceptions import DeviceNotFound
 from .models import Cue, CueRule, Device
+
+log = logging.getLogger(__name__)
 
 CUE_LOG_LIMIT = 200
 
@@ -83,13 +87,30 @@ class _RuleTypes:
         self.types: frozenset[str] | None = None
         self.read_at = 0.0
 
-    def get(self) -> frozenset[str]:
+    def fresh(self) -> frozenset[str] | None:
         types = self.types
         if types is not None and time.monotonic() - self.read_at < settings.DEVICES_RULE_TYPES_TTL_SECONDS:
             return types
+        return None
+
+    def get(self) -> frozenset[str] | None:
+        """The types, or None if they could not be read (then every type counts: a task
+        that finds nothing costs less than a cue lost)."""
+        types = self.fresh()
+        if types is not None:
+            return types
         with self.lock:
+            types = self.fresh()  # another thread may have read them while this one waited
+            if types is not None:
+                return types
             read_at = time.monotonic()
-            types = frozenset(CueRule.objects.filter(is_active=True).values_list("event_type", flat=True).distinct())
+            try:
+                types = frozenset(
+                    CueRule.objects.filter(is_active=True).values_list("event_type", flat=True).distinct()
+                )
+            except DatabaseError:
+                log.warning("could not read the cue rules' event types", exc_info=True)
+                return None
             self.types, self.read_at = types, read_at
         return types
 
@@ -101,7 +122,8 @@ rule_types = _RuleTypes()
 
 
 def event_type_has_rules(event_type: str) -> bool:
-    return event_type in rule_types.get()
+    types = rule_types.get()
+    return types is None or event_type in types
 
 
 def broker_devices() -> tuple[list[tuple[str, str]], list[str]]:

@@ -5,6 +5,7 @@ often the event is delivered), sent, then acked or failed exactly once."""
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from datetime import timedelta
 
@@ -17,6 +18,7 @@ from apps.catalog.models import Location
 from apps.streams.models import Stream
 from apps.streams.services import control_groups, shop_control_groups
 from creatorcommerce.fields import iso_utc
+from creatorcommerce.mqtt import parse_mqtt_url
 from creatorcommerce.spine.events import emit, emit_many_when
 from creatorcommerce.sql import names
 
@@ -49,11 +51,31 @@ def _new_password() -> tuple[str, dict]:
     return password, {"password_hash": make_password(password), "mqtt_password_hash": mosquitto.password_hash(password)}
 
 
+MQTT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+
+
+def mqtt_id_problem(mqtt_id) -> tuple[str, str] | None:
+    """(code, message) if ``mqtt_id`` cannot be a device's MQTT id. It is the device's broker
+    username and its topic level: lower-case letters, digits, ``-`` and ``_``; never the
+    server's own username, nor ``cc-...`` (the node's own accounts and client ids), so no
+    shop can take the server's place in the broker's password file (docs/devices.md,
+    "Broker security")."""
+    if not isinstance(mqtt_id, str) or not MQTT_ID.fullmatch(mqtt_id):
+        return "invalid_mqtt_id", "The MQTT id is 1 to 64 lower-case letters, digits, - and _."
+    server = parse_mqtt_url(settings.MQTT_URL).username if settings.MQTT_URL else None
+    if mqtt_id.startswith("cc-") or mqtt_id == server:
+        return "reserved_mqtt_id", "That MQTT id is reserved for the server."
+    return None
+
+
 def device_create(*, room: Room, name: str, kind: str, mqtt_id: str) -> tuple[Device, str]:
     """The device and its MQTT password, shown this once: only its hashes are kept
     (docs/devices.md, "Credentials")."""
     if kind not in Device.Kind.values:
         raise InvalidCueRule(f"Unknown device kind {kind!r}.", code="invalid_device_kind")
+    problem = mqtt_id_problem(mqtt_id)
+    if problem is not None:
+        raise InvalidCueRule(problem[1], code=problem[0], field="mqtt_id")
     password, hashes = _new_password()
     with transaction.atomic():
         device = Device.objects.create(room=room, name=name, kind=kind, mqtt_id=mqtt_id, **hashes)
@@ -315,12 +337,16 @@ def enqueue(cue_ids) -> None:
         for cue_id in cue_ids:
             cue_sender().submit(cue_id)
         return
+    failed = []
     for cue_id in cue_ids:
         try:
             send_cue.delay(cue_id)
         except Exception:
-            # The broker is down: the sweep re-enqueues queued cues that have not expired.
             log.exception("could not enqueue cue %s", cue_id)
+            failed.append(cue_id)
+    if failed:
+        # The broker is down: the sweep enqueues these again while they have not expired.
+        Cue.objects.filter(pk__in=failed).update(enqueue_failed=True)
 
 
 # -- a cue's life -------------------------------------------------------------------------------
@@ -358,9 +384,10 @@ def cue_mark_sent(*, cue: Cue, now=None) -> bool:
     c = names(Cue)
     statement = (
         f"UPDATE {c.table} SET {c.status} = %s, {c.sent_at} = %s "  # noqa: S608 (identifiers from the model)
-        f"WHERE {c.id} = %s AND {c.status} = %s RETURNING {c.id}"
+        f"WHERE {c.id} = %s AND {c.status} = %s AND {c.expires_at} > %s RETURNING {c.id}"
     )
-    params = [Cue.Status.SENT, connection.ops.adapt_datetimefield_value(now), cue.pk, Cue.Status.QUEUED]
+    at = connection.ops.adapt_datetimefield_value(now)
+    params = [Cue.Status.SENT, at, cue.pk, Cue.Status.QUEUED, at]
     payload = {
         **_cue_payload(cue),
         "event": cue.event_type,
@@ -371,6 +398,19 @@ def cue_mark_sent(*, cue: Cue, now=None) -> bool:
         return False
     cue.status, cue.sent_at = Cue.Status.SENT, now
     return True
+
+
+def cue_claim_republish(*, cue_id: int, now=None) -> bool:
+    """A sent cue the broker never confirmed may be published again by one task only, and
+    only once the last attempt had its full PUBACK wait (``sent_at`` moves to now), and
+    never after ``expires_at``. True if this caller may publish it."""
+    now = now or timezone.now()
+    wait = timedelta(seconds=settings.DEVICES_PUBACK_TIMEOUT_SECONDS)
+    return bool(
+        Cue.objects.filter(
+            pk=cue_id, status=Cue.Status.SENT, puback_at__isnull=True, sent_at__lte=now - wait, expires_at__gt=now
+        ).update(sent_at=now)
+    )
 
 
 def cue_mark_published(*, cue_id: int, now=None) -> None:
@@ -408,12 +448,16 @@ def cue_record_ack(*, mqtt_id: str, message, now=None) -> str:
     if not isinstance(cue_id, int) or isinstance(cue_id, bool):
         return "invalid"
     detail = message.get("detail")
-    detail = detail[:500] if isinstance(detail, str) else ""
+    # A device's text, shown to creators: printable characters only (a NUL would not even
+    # store), at most 500.
+    detail = "".join(ch for ch in detail[:500] if ch.isprintable()) if isinstance(detail, str) else ""
     with transaction.atomic():
         Device.objects.filter(mqtt_id=mqtt_id).update(last_seen=now)
         cue = _locked(cue_id)
         if cue is None or cue.device.mqtt_id != mqtt_id or cue.status != Cue.Status.SENT:
             return "ignored"
+        if cue.expires_at <= now:
+            return "ignored"  # too late: the device ignores a cue past expires_at, so must we
         if message["status"] == "done":
             cue.status, cue.acked_at = Cue.Status.ACKED, now
             cue.latency_ms = max(0, round((now - cue.sent_at).total_seconds() * 1000)) if cue.sent_at else None
@@ -428,14 +472,9 @@ def cue_record_ack(*, mqtt_id: str, message, now=None) -> str:
         return "failed"
 
 
-# Queued cues older than this that have not expired are enqueued again by the sweep (their
-# first enqueue was lost, e.g. the broker was down).
-REQUEUE_AFTER = timedelta(seconds=5)
-
-
 def cues_sweep(*, now=None) -> dict:
     """Fail sent cues with no ack by ``expires_at`` and queued cues that expired unsent;
-    re-enqueue queued cues that waited too long. Run by the listener every second and by
+    re-enqueue queued cues whose hand-over to the queue failed. Run by the listener every second and by
     beat (``apps.devices.tasks.sweep_cues``); any number may run at once."""
     now = now or timezone.now()
     counts = {"timed_out": 0, "expired": 0, "requeued": 0}
@@ -447,11 +486,15 @@ def cues_sweep(*, now=None) -> dict:
     for cue_id in Cue.objects.filter(status=Cue.Status.QUEUED, expires_at__lte=now).values_list("pk", flat=True):
         if cue_expire(cue_id=cue_id):
             counts["expired"] += 1
-    stuck = list(
-        Cue.objects.filter(
-            status=Cue.Status.QUEUED, issued_at__lte=now - REQUEUE_AFTER, expires_at__gt=now
-        ).values_list("pk", flat=True)[:500]
-    )
+    # Only cues whose hand-over failed: a cue whose task waits in a busy queue, or retries
+    # while the MQTT broker is away, already has its one task.
+    with transaction.atomic():
+        stuck = list(
+            Cue.objects.select_for_update(skip_locked=True)
+            .filter(status=Cue.Status.QUEUED, enqueue_failed=True, expires_at__gt=now)
+            .values_list("pk", flat=True)[:500]
+        )
+        Cue.objects.filter(pk__in=stuck).update(enqueue_failed=False)
     if stuck:
         enqueue(stuck)
         counts["requeued"] = len(stuck)

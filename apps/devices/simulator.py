@@ -62,7 +62,8 @@ class SimulatedDevice:
         self.mqtt_id, self.node, self.name = mqtt_id, node, name or mqtt_id
         self.delay, self.fail, self.silent, self.out = delay, fail, silent, out
         self.seen: set = set()
-        self.received: list[dict] = []
+        self.received: list[dict] = []  # the cues it played (each id once, none expired)
+        self.deliveries: list = []  # the ids of everything the broker delivered, as delivered
         self.ready = threading.Event()
         # A persistent session, as a real device should have: cues published while it
         # reconnects are queued by the broker (it still ignores expired ones).
@@ -95,6 +96,7 @@ class SimulatedDevice:
         except (ValueError, KeyError, TypeError, AttributeError):
             self.out(f"{self.name}: ignored a malformed cue")
             return
+        self.deliveries.append(cue_id)  # every delivery, repeats and late ones too
         if cue_id in self.seen:
             return
         self.seen.add(cue_id)

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_process_shutdown
 
 from .dispatch import dispatch, retry_in
 from .services import cues_sweep
-from .transport import PublishFailed
+from .transport import PublishFailed, close_driver
 
 
 @shared_task(name="apps.devices.tasks.send_cue", bind=True, ignore_result=True, max_retries=None)
@@ -25,3 +26,9 @@ def send_cue(self, cue_id: int) -> str:
 def sweep_cues() -> dict:
     """Every second (CELERY_BEAT_SCHEDULE): cues with no ack by their expiry fail."""
     return cues_sweep()
+
+
+@worker_process_shutdown.connect
+def _close_mqtt_client(**kwargs) -> None:
+    """A worker process that stops disconnects its MQTT client cleanly."""
+    close_driver()

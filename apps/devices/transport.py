@@ -72,6 +72,7 @@ class MqttDriver:
             min_delay=settings.MQTT_RECONNECT_MIN_SECONDS, max_delay=settings.MQTT_RECONNECT_MAX_SECONDS
         )
         self.connected = threading.Event()
+        self.discarded = False
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.connect_async(target.host, target.port, keepalive=30)
@@ -99,13 +100,26 @@ class MqttDriver:
         self.ready()
         info = self.client.publish(topic, json.dumps(payload), qos=1, retain=False)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
+            self.discard()  # paho keeps a QoS 1 message it could not write, to send later
             raise PublishFailed(f"publish refused: {mqtt.error_string(info.rc)}")
         try:
             info.wait_for_publish(timeout)
         except (RuntimeError, ValueError) as exc:
+            self.discard()
             raise PublishFailed(str(exc)) from exc
         if not info.is_published():
+            self.discard()
             raise PublishFailed(f"no PUBACK within {timeout}s")
+
+    def discard(self) -> None:
+        """Forget this client and what it holds in flight: paho would publish an
+        unconfirmed QoS 1 message again by itself after a reconnect, however late; the
+        task's retry decides instead (``dispatch``). The next cue makes a new client."""
+        self.discarded = True
+        try:
+            self.close()
+        except Exception:  # already broken: nothing to release
+            log.debug("closing a discarded MQTT client failed", exc_info=True)
 
     def close(self) -> None:
         self.client.disconnect()
@@ -123,7 +137,7 @@ def driver():
     url = settings.MQTT_URL or ""
     with _lock:
         current = _drivers.get(pid)
-        if current is None or getattr(current, "url", "") != url:
+        if current is None or getattr(current, "url", "") != url or getattr(current, "discarded", False):
             if current is not None:
                 current.close()
             current = _drivers[pid] = MqttDriver(url) if url else LogDriver()

@@ -31,18 +31,20 @@ def need_mosquitto() -> None:
         pytest.skip(reason)
 
 
-def shipped_config(*, port: int, auth_dir: Path, data_dir: Path) -> str:
-    """The shipped config with its listener on ``127.0.0.1:port`` and its files in these
-    directories; everything else as shipped. Fails if a directive it templates is gone."""
+def shipped_config(*, port: int, server_port: int, auth_dir: Path, data_dir: Path) -> str:
+    """The shipped config with its devices' listener on ``127.0.0.1:port``, the server's on
+    ``server_port`` and its files in these directories; everything else as shipped. Fails
+    if a directive it templates is gone."""
     text = SHIPPED_CONFIG.read_text()
     replacements = {
-        "listener": f"listener {port} 127.0.0.1",
+        "listener 1883": f"listener {port} 127.0.0.1",
+        "listener 1884": f"listener {server_port} 127.0.0.1",
         "password_file": f"password_file {auth_dir}/passwd",
         "acl_file": f"acl_file {auth_dir}/acl",
         "persistence_location": f"persistence_location {data_dir}/",
     }
     for directive, line in replacements.items():
-        text, count = re.subn(rf"^{directive} .*$", line, text, flags=re.MULTILINE)
+        text, count = re.subn(rf"^{re.escape(directive)}( .*)?$", line, text, flags=re.MULTILINE)
         assert count == 1, f"the shipped mosquitto.conf has {count} {directive!r} lines"
     assert re.search(r"^allow_anonymous false$", text, flags=re.MULTILINE), "the shipped config lets anyone in"
     return text
@@ -50,7 +52,8 @@ def shipped_config(*, port: int, auth_dir: Path, data_dir: Path) -> str:
 
 class Broker:
     def __init__(self, tmp_path: Path, *, secured: bool = False):
-        self.port = free_port()
+        self.port = free_port()  # devices (and, unsecured, everyone)
+        self.server_port = free_port()  # the server's account (secured: the shipped config)
         # Started as root, mosquitto drops to the user "mosquitto" and reads and writes as it:
         # its files go in directories of their own that it can reach (tmp_path is private).
         self.data = Path(tempfile.mkdtemp(prefix="cc-mosquitto-"))
@@ -62,7 +65,9 @@ class Broker:
         self.config = tmp_path / "mosquitto.conf"
         self.secured = secured
         if secured:
-            self.config.write_text(shipped_config(port=self.port, auth_dir=self.auth, data_dir=self.data))
+            self.config.write_text(
+                shipped_config(port=self.port, server_port=self.server_port, auth_dir=self.auth, data_dir=self.data)
+            )
         else:
             # Persistence on, as in production: sessions (and retained statuses) survive a restart.
             self.config.write_text(
@@ -79,8 +84,12 @@ class Broker:
     def url(self) -> str:
         return f"mqtt://127.0.0.1:{self.port}"
 
+    # The server's account; with the shipped config it logs in on the server's listener.
+    server_username = "cc-server"
+
     def url_as(self, username: str, password: str) -> str:
-        return f"mqtt://{username}:{password}@127.0.0.1:{self.port}"
+        port = self.server_port if self.secured and username == self.server_username else self.port
+        return f"mqtt://{username}:{password}@127.0.0.1:{port}"
 
     def start(self):
         with open(self.log, "ab") as log:

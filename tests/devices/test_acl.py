@@ -108,8 +108,8 @@ def test_mqtt_auth_refuses_what_it_cannot_write(settings, tmp_path, room):
     settings.MQTT_URL = "mqtt://127.0.0.1:1883"
     with pytest.raises(CommandError, match="no user:password"):
         call_command("mqtt_auth", "--out", str(tmp_path))
-    settings.MQTT_URL = "mqtt://dev-a:pw@127.0.0.1:1883"
     device_create(room=room, name="A", kind="light", mqtt_id="dev-a")
+    settings.MQTT_URL = "mqtt://dev-a:pw@127.0.0.1:1883"  # the server renamed after the device came
     with pytest.raises(CommandError, match="server's username"):
         call_command("mqtt_auth", "--out", str(tmp_path))
     settings.MQTT_URL = "mqtt://cc-server:pw@127.0.0.1:1883"
@@ -161,9 +161,11 @@ def test_the_server_account_in_mqtt_url_is_percent_decoded():
 class Account:
     """A bare MQTT client logged in as one account (or none); what it receives."""
 
-    def __init__(self, broker: Broker, username: str | None = None, password: str | None = None, *, subscribe=()):
+    def __init__(
+        self, broker: Broker, username: str | None = None, password: str | None = None, *, subscribe=(), client_id=""
+    ):
         target = parse_mqtt_url(broker.url_as(username, password) if username else broker.url)
-        self.client = new_client(target)
+        self.client = new_client(target, client_id=client_id)
         self.messages: list = []
         self.connack = None
         self.connected, self.subscribed, self.dropped = threading.Event(), threading.Event(), threading.Event()
@@ -277,6 +279,23 @@ def test_only_known_accounts_with_their_passwords_get_in(secured, pair):
     assert not login(secured, a.mqtt_id, "wrong")
     assert not login(secured, "nobody", "wrong")
     assert not login(secured)  # anonymous
+
+
+@broker_db
+def test_a_device_cannot_take_over_anothers_session_with_its_client_id(secured, pair, accounts):
+    """The devices' listener makes each device's client id its username, so A connecting
+    with B's client id (as B's own session would be named) disconnects no one."""
+    (a, a_pw), (b, b_pw) = pair
+    secured.authorize()
+    device_b = accounts(b.mqtt_id, b_pw, subscribe=[topic(b.mqtt_id, "cue")], client_id=b.mqtt_id)
+    intruder = accounts(a.mqtt_id, a_pw, client_id=b.mqtt_id)
+    assert intruder.accepted
+    # B still holds its connection: a cue for it arrives after A's CONNACK (a take-over
+    # would have closed B's socket before that).
+    for_b = cue_fire(device=b, kind="tap")
+    wait_for(lambda: device_b.received())
+    assert [json.loads(p)["id"] for _, p in device_b.received()] == [for_b.pk]
+    assert not device_b.dropped.is_set()
 
 
 @broker_db

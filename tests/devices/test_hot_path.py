@@ -177,3 +177,106 @@ def test_without_a_celery_broker_cues_still_reach_the_mqtt_broker(settings, mqtt
         client.disconnect()
         client.loop_stop()
         close_driver()
+
+
+# -- the review's cases: one publisher per cue, one task per cue, bad device input ---------------
+
+
+@pytest.mark.django_db
+def test_a_sent_cue_is_published_again_by_one_task_only_and_never_late(settings, led):
+    from apps.devices.dispatch import dispatch
+    from apps.devices.services import cue_claim_republish, cue_fire
+
+    settings.MQTT_URL = ""
+    settings.DEVICES_SIMULATE_IN_PROCESS = False
+    settings.DEVICES_PUBACK_TIMEOUT_SECONDS = 2.0
+    cue = cue_fire(device=led, kind="pulse")
+    assert dispatch(cue.pk) == "sent"
+    Cue.objects.filter(pk=cue.pk).update(puback_at=None)  # as if the broker never confirmed it
+    assert dispatch(cue.pk) == "skipped"  # within the first attempt's PUBACK wait
+    Cue.objects.filter(pk=cue.pk).update(sent_at=timezone.now() - timedelta(seconds=3))
+    assert cue_claim_republish(cue_id=cue.pk)  # one task may now...
+    assert not cue_claim_republish(cue_id=cue.pk)  # ...and no second one
+    Cue.objects.filter(pk=cue.pk).update(
+        sent_at=timezone.now() - timedelta(seconds=3), expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    assert dispatch(cue.pk) == "expired"  # never published late
+
+
+@pytest.mark.django_db
+def test_the_sweep_enqueues_again_only_cues_whose_hand_over_failed(settings, led):
+    from apps.devices.services import cue_fire, cues_sweep
+
+    settings.MQTT_URL = ""  # the log driver; tasks run eagerly, where the sweep enqueues them
+    settings.DEVICES_SIMULATE_IN_PROCESS = False
+    # cue_fire's hand-over runs on commit, which this test's transaction never reaches: both
+    # cues stay queued, as cues whose tasks wait in a busy queue would.
+    waiting = cue_fire(device=led, kind="pulse")
+    lost = cue_fire(device=led, kind="flash")
+    Cue.objects.filter(pk__in=[waiting.pk, lost.pk]).update(issued_at=timezone.now() - timedelta(seconds=6))
+    Cue.objects.filter(pk=lost.pk).update(enqueue_failed=True)  # as enqueue() marks a failed hand-over
+    assert cues_sweep()["requeued"] == 1
+    statuses = dict(Cue.objects.values_list("pk", "status"))
+    assert (statuses[lost.pk], statuses[waiting.pk]) == (Cue.Status.SENT, Cue.Status.QUEUED)
+    assert cues_sweep()["requeued"] == 0
+
+
+@pytest.mark.django_db
+def test_an_ack_after_expiry_or_with_control_characters(settings, led):
+    from apps.devices.dispatch import dispatch
+    from apps.devices.services import cue_fire, cue_record_ack
+
+    settings.MQTT_URL = ""
+    settings.DEVICES_SIMULATE_IN_PROCESS = False
+    late = cue_fire(device=led, kind="pulse")
+    dispatch(late.pk)
+    Cue.objects.filter(pk=late.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert cue_record_ack(mqtt_id=led.mqtt_id, message={"id": late.pk, "status": "done"}) == "ignored"
+    odd = cue_fire(device=led, kind="pulse")
+    dispatch(odd.pk)
+    message = {"id": odd.pk, "status": "failed", "detail": "bulb\x00 out\n" + "x" * 600}
+    assert cue_record_ack(mqtt_id=led.mqtt_id, message=message) == "failed"
+    detail = Cue.objects.get(pk=odd.pk).detail
+    assert detail.startswith("bulb out") and "\x00" not in detail and len(detail) <= 500
+
+
+@pytest.mark.django_db
+def test_mqtt_ids_are_slugs_and_never_the_servers(settings, room):
+    from apps.devices.exceptions import InvalidCueRule
+    from apps.devices.services import device_create
+
+    settings.MQTT_URL = "mqtt://cc-node:secret@127.0.0.1:1884"
+    for bad, code in [
+        ("Dev A", "invalid_mqtt_id"),
+        ("a/b", "invalid_mqtt_id"),
+        ("", "invalid_mqtt_id"),
+        ("cc-node", "reserved_mqtt_id"),
+        ("cc-anything", "reserved_mqtt_id"),
+    ]:
+        with pytest.raises(InvalidCueRule) as caught:
+            device_create(room=room, name="X", kind="light", mqtt_id=bad)
+        assert caught.value.code == code, bad
+    device, _ = device_create(room=room, name="Fine", kind="light", mqtt_id="stage-light_2")
+    assert device.pk
+
+
+def test_the_servers_password_never_shows():
+    from creatorcommerce.mqtt import parse_mqtt_url, shown_url
+
+    assert shown_url("mqtt://cc-server:s3cret@broker:1884") == "mqtt://cc-server:***@broker:1884"
+    with pytest.raises(ValueError) as caught:
+        parse_mqtt_url("http://cc-server:s3cret@broker")
+    assert "s3cret" not in str(caught.value)
+
+
+def test_the_listener_ignores_oversized_payloads(settings, caplog):
+    from types import SimpleNamespace
+
+    from apps.devices.listener import MAX_PAYLOAD, AckListener
+
+    settings.MQTT_URL = "mqtt://127.0.0.1:1"
+    listener = AckListener(settings.MQTT_URL)  # never connected: only its message handling runs
+    huge = SimpleNamespace(topic=topic("dev-x", "ack"), payload=b"{" + b" " * MAX_PAYLOAD + b"}")
+    with caplog.at_level("WARNING", logger="apps.devices.listener"):
+        listener._on_message(None, None, huge)  # no database here: it must not get that far
+    assert [r.getMessage() for r in caplog.records] == [f"ack from dev-x is {MAX_PAYLOAD + 2} bytes: ignored"]

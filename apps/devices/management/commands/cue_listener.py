@@ -6,6 +6,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.devices.listener import AckListener
+from creatorcommerce.mqtt import shown_url
 
 
 class Command(BaseCommand):
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         if not settings.MQTT_URL:
             raise CommandError("MQTT_URL is not set: without a broker, cues go to the log driver (docs/devices.md).")
         listener = AckListener(settings.MQTT_URL, sweep_every=sweep_every)
-        self.stdout.write(f"cue listener on {settings.MQTT_URL} for node {settings.NODE_ID}")
+        self.stdout.write(f"cue listener on {shown_url(settings.MQTT_URL)} for node {settings.NODE_ID}")
         try:
             listener.run()
         except KeyboardInterrupt:

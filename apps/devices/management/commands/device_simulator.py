@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.devices.models import Device
 from apps.devices.simulator import SimulatedDevice, load_credentials
+from creatorcommerce.mqtt import parse_mqtt_url
 
 
 class Command(BaseCommand):
@@ -15,6 +16,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--room", type=int, help="room id (default: every device of the node)")
+        parser.add_argument(
+            "--broker",
+            metavar="URL",
+            help="where devices connect (default: MQTT_URL's host and port; with the shipped Mosquitto "
+            "config, its devices' listener, e.g. mqtt://broker-host:1883)",
+        )
         parser.add_argument("--device", action="append", default=[], help="only this MQTT device id (repeatable)")
         parser.add_argument("--delay", type=float, default=0.0, help="seconds before each ack")
         group = parser.add_mutually_exclusive_group()
@@ -30,7 +37,7 @@ class Command(BaseCommand):
         account.add_argument("--username", help="one MQTT username for every device (default: MQTT_URL's)")
         parser.add_argument("--password", help="its MQTT password")
 
-    def handle(self, *args, room, device, delay, fail, silent, credentials, username, password, **options):
+    def handle(self, *args, room, broker, device, delay, fail, silent, credentials, username, password, **options):
         if not settings.MQTT_URL:
             raise CommandError(
                 "MQTT_URL is not set: without a broker the simulated devices run inside the app (docs/devices.md)."
@@ -53,9 +60,14 @@ class Command(BaseCommand):
             if missing:
                 raise CommandError(f"{credentials} has no password for {', '.join(missing)}.")
             accounts = {d.mqtt_id: (d.mqtt_id, passwords[d.mqtt_id]) for d in devices}
+        url = broker or settings.MQTT_URL
+        try:
+            parse_mqtt_url(url)
+        except ValueError as error:
+            raise CommandError(str(error)) from None
         sims = [
             SimulatedDevice(
-                settings.MQTT_URL,
+                url,
                 d.mqtt_id,
                 node=settings.NODE_ID,
                 name=d.name,
