@@ -126,7 +126,7 @@ def test_node_assignment_is_checked():
 
 def _cloud_reset_catalog(cloud) -> None:
     """The cloud as before any pull: the node tied to the shop and venue, 30 TEE at the venue
-    (the cloud's own), prices as seeded."""
+    (the cloud's own), the catalog as seeded."""
     cloud.sql("DELETE FROM nodes_nodeallocation")
     cloud.sql("UPDATE catalog_location SET owner_node = ''")
     cloud.sql(
@@ -143,6 +143,10 @@ def _cloud_reset_catalog(cloud) -> None:
         [VENUE],
     )
     cloud.sql("UPDATE catalog_sku SET price = 10.00 WHERE code = 'TEE'")
+    cloud.sql("UPDATE catalog_sku SET is_active = true")
+    cloud.sql("DELETE FROM catalog_stocklevel WHERE sku_id IN (SELECT id FROM catalog_sku WHERE code = 'MUG')")
+    cloud.sql("DELETE FROM catalog_sku WHERE code = 'MUG'")
+    cloud.sql("DELETE FROM catalog_product WHERE title = 'Mug'")
 
 
 @pytest.fixture
@@ -163,11 +167,13 @@ def empty_edge(cloud, proxy, settings):
     )
     proxy.mode = "pass"
     yield cloud
-    # The relay's kick thread may be mid-run: let it finish before the database is flushed.
-    from apps.nodes.relay import _thread_lock
+    # The relay's kick thread and the pull thread may be mid-run: let them finish before the
+    # database is flushed.
+    from apps.nodes import catalog, relay
 
-    _thread_lock.acquire(timeout=30)
-    _thread_lock.release()
+    for lock in (relay._thread_lock, catalog._thread_lock):
+        lock.acquire(timeout=30)
+        lock.release()
 
 
 def _cloud_venue_row(cloud) -> tuple:
@@ -319,3 +325,59 @@ def test_unauthenticated_catalog_requests_are_refused(empty_edge, proxy):
     cloud.sql("UPDATE nodes_node SET shop_id = NULL, venue_id = NULL WHERE node_id = %s", [EDGE])
     status, answer = _get(cloud, f"Node {request_token('/sync/v1/catalog')}")
     assert (status, answer["code"]) == (409, "node_not_assigned")
+
+
+def test_the_admin_registers_a_node_with_its_shop_and_venue(client):
+    from apps.catalog.models import Location
+    from apps.nodes.models import Node
+    from tests.factories import StaffFactory
+
+    seed_catalog()
+    client.force_login(StaffFactory())
+    venue = Location.objects.get(name=VENUE)
+    form = {"node_id": "edge-admin", "public_jwk": json.dumps(EDGE_PUBLIC_JWK), "shop": SHOP}
+    page = client.post("/admin/nodes/node/add/", {**form, "venue": Location.objects.get(name="Main warehouse").pk})
+    assert page.status_code == 200 and not Node.objects.filter(node_id="edge-admin").exists()  # not a venue
+    page = client.post("/admin/nodes/node/add/", {**form, "venue": venue.pk})
+    assert page.status_code == 302
+    node = Node.objects.get(node_id="edge-admin")
+    assert (node.shop.slug, node.venue_id, node.venue_taken_at) == (SHOP, venue.pk, None)
+
+
+def test_later_catalog_changes_cross_through_the_operator_command(empty_edge, proxy):
+    """A product added and a SKU withdrawn in the cloud reach the edge with `manage.py
+    catalog_pull`; the new SKU has no venue units on the edge (the venue's stock is the
+    edge's to set), the withdrawn one is no longer sold there."""
+    from django.core.management import call_command
+
+    from apps.catalog.models import SKU, StockLevel
+    from tests.browser import manage
+
+    call_command("catalog_pull")
+    manage(
+        empty_edge.env,
+        "shell",
+        "-c",
+        "from apps.accounts.models import Shop; from apps.catalog.models import SKU; "
+        "from apps.catalog.services import product_create, sku_update; "
+        f"shop = Shop.objects.get(slug='{SHOP}'); "
+        "product_create(shop=shop, title='Mug', skus=[{'code': 'MUG', 'price': '5.00', 'stock': 9}]); "
+        "cap = SKU.objects.get(code='CAP'); cap.is_active = False; sku_update(sku=cap, changed=['is_active'])",
+    )
+    call_command("catalog_pull")
+    mug = SKU.objects.get(code="MUG")
+    assert (format(mug.price, "f"), mug.is_active, mug.product.title) == ("5.00", True, "Mug")
+    assert StockLevel.objects.get(sku=mug, location__name=VENUE).available == 0
+    assert SKU.objects.get(code="CAP").is_active is False
+    assert _edge_stock("TEE") == 30
+
+
+def test_beat_runs_the_pull_off_the_scheduler_thread(empty_edge, proxy):
+    """Embedded mode (eager Celery, as in these tests): beat's task only wakes the pull
+    thread, which pulls."""
+    from apps.nodes.catalog import catalog_state
+    from apps.nodes.tasks import pull_catalog
+
+    assert pull_catalog.apply().result == "kicked"
+    wait_until(lambda: catalog_state().last_success_at is not None, timeout=20, message="the pull thread pulled")
+    assert _edge_stock("TEE") == 30
