@@ -27,7 +27,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db import close_old_connections, connection, connections, transaction
+from django.db import DatabaseError, close_old_connections, connection, connections, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Shop
@@ -43,6 +43,7 @@ from apps.catalog.services import (
     stock_adjust,
     venue_hand_over,
 )
+from creatorcommerce.errors import DomainError
 from creatorcommerce.process import PerProcess
 from creatorcommerce.signing.services import jws_sign
 from creatorcommerce.spine.events import emit
@@ -215,6 +216,10 @@ def catalog_apply(doc: dict) -> dict:
             return _apply(doc, state)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise CatalogInvalid(f"malformed catalog: {exc!r}") from exc
+    except (DomainError, DatabaseError) as exc:
+        # A document this database refuses (a shop slug whose creator owns another shop
+        # here, a SKU code taken...): its transaction rolled back; backed off and retried.
+        raise CatalogInvalid(f"catalog refused here: {exc!r}") from exc
 
 
 def _apply(doc: dict, state: CatalogState) -> dict:
