@@ -61,6 +61,10 @@ SYNC_BACKOFF_MIN_SECONDS = env.float("SYNC_BACKOFF_MIN_SECONDS", default=1.0)
 SYNC_BACKOFF_MAX_SECONDS = env.float("SYNC_BACKOFF_MAX_SECONDS", default=30.0)
 # How long one batch's HTTP call may take (connect and answer) before it counts as failed.
 SYNC_TIMEOUT_SECONDS = env.float("SYNC_TIMEOUT_SECONDS", default=15.0)
+# How often beat has the edge pull its catalog from the cloud (and once at start).
+SYNC_CATALOG_INTERVAL_SECONDS = env.float("SYNC_CATALOG_INTERVAL_SECONDS", default=60.0)
+# On the cloud: how far an edge's signed request token's iat may be from now (replays).
+SYNC_REQUEST_MAX_AGE_SECONDS = env.int("SYNC_REQUEST_MAX_AGE_SECONDS", default=120)
 # On the cloud: the most events, and bytes, one batch may carry (more: 400 / 413).
 SYNC_MAX_EVENTS = env.int("SYNC_MAX_EVENTS", default=1000)
 SYNC_MAX_BODY_BYTES = env.int("SYNC_MAX_BODY_BYTES", default=2_000_000)
@@ -267,6 +271,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "nodes-relay": {
         "task": "apps.nodes.tasks.relay_outbox",
         "schedule": timedelta(seconds=SYNC_INTERVAL_SECONDS),
+    },
+    # On an edge, the catalog pull (docs/edge.md, "Catalog to the edge"); a worker also runs
+    # it once when it starts, the embedded scheduler at its first tick.
+    "nodes-catalog": {
+        "task": "apps.nodes.tasks.pull_catalog",
+        "schedule": timedelta(seconds=SYNC_CATALOG_INTERVAL_SECONDS),
     },
 }
 

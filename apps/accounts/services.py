@@ -68,3 +68,27 @@ def user_set_time_zone(*, user: User, time_zone: str) -> User:
         user.time_zone = time_zone
         user.save(update_fields=["time_zone"])
     return user
+
+
+@transaction.atomic
+def shop_mirror(*, slug: str, name: str, currency: str, shipping_fee, owner_email: str) -> Shop:
+    """On an edge node: the cloud's shop ``slug`` as the catalog pull describes it
+    (docs/edge.md, "Catalog to the edge"), created with its creator (known by e-mail, no
+    password here) if missing, its name, currency and shipping fee kept equal to the
+    cloud's. Idempotent: an unchanged shop is not written."""
+    shop = Shop.objects.select_for_update().filter(slug=slug).first()
+    if shop is None:
+        owner = User.objects.filter(email__iexact=owner_email).first()
+        if owner is None:
+            owner = User.objects.create_user(email=owner_email, password=None)
+        if not owner.is_creator:
+            owner.is_creator = True
+            owner.save(update_fields=["is_creator"])
+        return Shop.objects.create(owner=owner, slug=slug, name=name, currency=currency, shipping_fee=shipping_fee)
+    wanted = {"name": name, "currency": currency, "shipping_fee": shipping_fee}
+    changed = [field for field, value in wanted.items() if getattr(shop, field) != value]
+    if changed:
+        for field in changed:
+            setattr(shop, field, wanted[field])
+        shop.save(update_fields=changed)
+    return shop

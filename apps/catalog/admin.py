@@ -7,7 +7,7 @@ from django.http import HttpResponseRedirect
 
 from creatorcommerce.admin import ShopScopedAdmin, ShopScopedInline, is_staff, user_shop
 
-from .exceptions import InsufficientStock, StockLimitExceeded
+from .exceptions import InsufficientStock, StockLimitExceeded, StockOwnedByEdge
 from .models import SKU, BundleRule, Location, PriceMapping, PriceSource, Product, StockLevel
 from .selectors import sku_default_available, skus_with_default_stock
 from .services import (
@@ -69,12 +69,23 @@ class CountSeenAsLoaded:
         return 0 if typed is None else typed - self.loaded_count()
 
 
+# docs/edge.md, "Who owns what": a venue an edge took over changes stock at the edge only.
+OWNED_MESSAGE = "this location's stock is owned by edge node %s; change it at the edge (the cloud mirrors its reports)"
+
+
+def _owned(node: str) -> str:
+    return (OWNED_MESSAGE % node).capitalize() + "."
+
+
 def stock_change_apply(request, *, sku: SKU, location: Location | None, delta: int) -> StockLevel | None:
     """Add (or remove) ``delta`` units with stock_adjust, as one conditional UPDATE; when it
     is refused, nothing changes and the user is told why. Returns the level, or None if
     refused."""
     try:
         return stock_adjust(sku=sku, location=location, add=delta)
+    except StockOwnedByEdge as exc:
+        messages.error(request, f"Nothing was changed: {OWNED_MESSAGE % exc.details['node']} ({sku.code} stock).")
+        return None
     except (InsufficientStock, StockLimitExceeded) as exc:
         level = StockLevel.objects.filter(sku=sku)
         level = level.filter(location=location) if location else level.filter(location__is_default=True)
@@ -227,8 +238,13 @@ class ProductAdmin(ShopScopedAdmin):
 
 @admin.register(Location)
 class LocationAdmin(ShopScopedAdmin):
-    list_display = ("name", "kind", "shop", "is_default")
+    list_display = ("name", "kind", "shop", "is_default", "owned_by")
     list_filter = ("kind",)
+    readonly_fields = ("owned_by",)
+
+    @admin.display(description="stock owned by")
+    def owned_by(self, obj):
+        return f"edge node {obj.owner_node}" if obj.owner_node else "this node"
 
 
 class StockLevelForm(CountSeenAsLoaded, forms.ModelForm):
@@ -268,6 +284,8 @@ class StockLevelForm(CountSeenAsLoaded, forms.ModelForm):
         sku, location = cleaned.get("sku"), cleaned.get("location")
         if sku is not None and location is not None and location.shop_id != sku.shop_id:
             self.add_error("location", "This location belongs to another shop than the SKU.")
+        elif location is not None and location.owner_node and self.instance.pk is None:
+            self.add_error("location", _owned(location.owner_node))
         return cleaned
 
 
@@ -297,9 +315,21 @@ class StockLevelAdmin(ShopScopedAdmin):
         return initial
 
     def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.location.owner_node:
+            return ("sku", "location", "available")  # the edge's: read-only here
         return ("sku", "location") if obj else ()
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        level = self.get_object(request, object_id)
+        if level is not None and level.location.owner_node and request.method == "GET":
+            messages.warning(request, _owned(level.location.owner_node))
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def save_model(self, request, obj, form, change):
+        if change and obj.location.owner_node:
+            messages.error(request, f"Nothing was changed: {OWNED_MESSAGE % obj.location.owner_node}.")
+            obj._stock_refused = True
+            return
         if not change:  # a new row: the typed count is the count
             level = stock_adjust(sku=obj.sku, location=obj.location, set_to=obj.available)
             obj.pk, obj.version = level.pk, level.version

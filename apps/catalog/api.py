@@ -147,7 +147,8 @@ class SkuStockView(APIView):
                     "403": "permission_denied",
                     "404": "sku_not_found, location_not_found",
                     "409": "sold_out (removing more than is available), "
-                    "stock_limit_exceeded (more units than a stock level may hold)",
+                    "stock_limit_exceeded (more units than a stock level may hold), "
+                    "stock_owned_by_edge (a venue whose stock an edge node owns: change it there)",
                 }
             ),
         },

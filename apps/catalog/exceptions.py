@@ -64,3 +64,11 @@ class VenueNotFound(NotFound):
 class InvalidBundle(DomainError):
     code = "invalid_bundle"
     message = "The bundle rule is not valid."
+
+
+class StockOwnedByEdge(Conflict):
+    """A stock row at a venue location whose stock an edge node owns (docs/edge.md, "Who
+    owns what"): it changes at the edge, and the cloud learns it from the edge's events."""
+
+    code = "stock_owned_by_edge"
+    message = "This location's stock is owned by an edge node: change it at the edge."

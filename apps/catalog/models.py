@@ -30,6 +30,12 @@ class Location(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices, default=Kind.WAREHOUSE)
     is_default = models.BooleanField(default=False, help_text="Buys take stock from the shop's default location.")
     address = models.CharField(max_length=255, blank=True)
+    # The node that owns this location's stock (docs/edge.md, "Who owns what"): blank for
+    # this node; on a cloud, an edge's NODE_ID once that edge took the venue's allocation.
+    # stock_adjust refuses changes to an owned location's rows (409 stock_owned_by_edge).
+    owner_node = models.CharField(
+        max_length=64, blank=True, default="", editable=False, help_text="The edge node that owns this stock."
+    )
 
     class Meta:
         ordering = ("shop", "name")

@@ -28,6 +28,7 @@ from .exceptions import (
     InvalidStockChange,
     LocationNotFound,
     StockLimitExceeded,
+    StockOwnedByEdge,
 )
 from .models import SKU, BundleItem, BundleRule, BuyerAllowance, Location, Product, StockLevel
 from .selectors import bundle_card, bundles_with_sku
@@ -199,6 +200,60 @@ def location_default(*, shop: Shop) -> Location:
 
 
 @transaction.atomic
+def location_ensure(
+    *, shop: Shop, name: str, kind: str = Location.Kind.WAREHOUSE, address: str = "", default_if_none: bool = False
+) -> Location:
+    """The shop's location named ``name``, created if missing, its kind and address set as
+    given (an edge applying the cloud's catalog, docs/edge.md); with ``default_if_none`` it
+    becomes the shop's default location (buys take from it) if the shop has none yet.
+    Idempotent; no event (no page shows locations live)."""
+    location, created = Location.objects.get_or_create(
+        shop=shop, name=name, defaults={"kind": kind, "address": address}
+    )
+    if not created and (location.kind, location.address) != (kind, address):
+        location.kind, location.address = kind, address
+        location.save(update_fields=["kind", "address"])
+    if default_if_none and not location.is_default and not Location.objects.filter(shop=shop, is_default=True).exists():
+        location.is_default = True
+        location.save(update_fields=["is_default"])
+    return location
+
+
+@transaction.atomic
+def venue_hand_over(*, location: Location, node: str) -> dict[str, int]:
+    """Hand a venue location's stock to the edge ``node`` (docs/edge.md, "Catalog to the
+    edge"): from now on the edge owns it (``owner_node``), and this node's rows there are
+    set to 0 (each a ``stock.changed``), so no buy here can take units the edge sells.
+    Returns the units each SKU code held when handed over: the edge's allocation.
+
+    Race-safe: the location's row is locked first (stock_adjust reads the owner under the
+    same lock), then its stock rows in id order as buys lock them; a buy that took units
+    before commits first and its units are not handed over, one after finds 0. Raises
+    StockOwnedByEdge if another node owns the location already; returns {} if ``node`` does
+    (the handover happened)."""
+    owner = Location.objects.select_for_update().values_list("owner_node", flat=True).get(pk=location.pk)
+    if owner == node:
+        return {}
+    if owner:
+        raise StockOwnedByEdge(node=owner)
+    Location.objects.filter(pk=location.pk).update(owner_node=node)
+    location.owner_node = node
+    allocation = {}
+    rows = (
+        StockLevel.objects.select_for_update(of=("self",))
+        .filter(location=location)
+        .select_related("sku")
+        .order_by("pk")
+    )
+    for level in rows:
+        allocation[level.sku.code] = level.available
+        if level.available:
+            count = stock_set(level_id=level.pk, available=0)
+            stock_changed_emit(sku_id=level.sku_id, sku_code=level.sku.code, shop_id=level.sku.shop_id, level=count)
+    return allocation
+
+
+@transaction.atomic
 def product_create(
     *, shop: Shop, title: str, description: str = "", skus: list[dict], image_url: str = "", is_active: bool = True
 ) -> Product:
@@ -258,12 +313,23 @@ def _violates(exc: IntegrityError, constraint: str, *, sqlite_columns: str) -> b
 
 
 @transaction.atomic
-def stock_adjust(*, sku: SKU, location: Location | None = None, set_to: int | None = None, add: int | None = None):
+def stock_adjust(
+    *,
+    sku: SKU,
+    location: Location | None = None,
+    set_to: int | None = None,
+    add: int | None = None,
+    as_node: str | None = None,
+):
     """A creator sets the available units (``set_to``) or adds/removes some (``add``).
 
     Runs as conditional UPDATEs like the buy path, so it never races a buy into a negative
     count: removing more than is available raises InsufficientStock and changes nothing;
     going above MAX_STOCK_PER_LEVEL raises StockLimitExceeded and changes nothing.
+    A location whose stock an edge node owns (``Location.owner_node``, docs/edge.md) is
+    refused with StockOwnedByEdge, unless ``as_node`` names that node (the sync plane
+    applying the edge's own report). The owner is read under the location's row lock, which
+    ``venue_hand_over`` holds while it hands the units over: no change slips in between.
     """
     if (set_to is None) == (add is None):
         raise InvalidStockChange()
@@ -273,6 +339,9 @@ def stock_adjust(*, sku: SKU, location: Location | None = None, set_to: int | No
         location = location_default(shop=sku.shop)
     elif location.shop_id != sku.shop_id:
         raise LocationNotFound()
+    owner = Location.objects.select_for_update().values_list("owner_node", flat=True).get(pk=location.pk)
+    if owner and owner != as_node:
+        raise StockOwnedByEdge(node=owner)
     level, _ = StockLevel.objects.get_or_create(sku=sku, location=location)
     if set_to is not None:
         count = stock_set(level_id=level.pk, available=set_to)

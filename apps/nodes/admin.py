@@ -6,10 +6,12 @@ import json
 from django import forms
 from django.contrib import admin
 
+from apps.accounts.models import Shop
+from apps.catalog.models import Location
 from creatorcommerce.admin import ReadOnlyStaffAdmin, is_staff
 from creatorcommerce.signing.models import SigningKey
 
-from .models import Node, NodeEvent, NodeOrder, NodeStock, RelayState
+from .models import CatalogState, Node, NodeAllocation, NodeEvent, NodeOrder, NodeStock, RelayState
 from .selectors import node_gaps
 from .services import node_register, node_set_active
 
@@ -19,9 +21,29 @@ class NodeAddForm(forms.ModelForm):
         widget=forms.Textarea(attrs={"rows": 4}), help_text="The JSON that `manage.py node_key` prints on the edge."
     )
 
+    shop = forms.ModelChoiceField(
+        Shop.objects.all(), required=False, to_field_name="slug", help_text="The shop the edge sells."
+    )
+    venue = forms.ModelChoiceField(
+        Location.objects.filter(kind=Location.Kind.VENUE).select_related("shop"),
+        required=False,
+        help_text="The shop's venue location whose stock the edge owns from its first catalog pull.",
+    )
+
     class Meta:
         model = Node
         fields = ("node_id",)
+
+    def clean(self):
+        cleaned = super().clean()
+        shop, venue = cleaned.get("shop"), cleaned.get("venue")
+        if (shop is None) != (venue is None):
+            raise forms.ValidationError("Give both the shop and its venue, or neither.")
+        if venue is not None and venue.shop_id != shop.pk:
+            self.add_error("venue", "Choose a venue of that shop.")
+        elif venue is not None and venue.owner_node and venue.owner_node != cleaned.get("node_id"):
+            self.add_error("venue", f"Node {venue.owner_node} owns this venue's stock already.")
+        return cleaned
 
     def clean_public_jwk(self):
         try:
@@ -46,6 +68,10 @@ class NodeAdmin(ReadOnlyStaffAdmin):
         "node_id",
         "is_active",
         "registered_at",
+        "shop",
+        "venue",
+        "venue_taken_at",
+        "catalog_pulled_at",
         "last_sync_at",
         "acked_seq",
         "max_seq",
@@ -81,13 +107,19 @@ class NodeAdmin(ReadOnlyStaffAdmin):
         return super().get_form(request, obj, **kwargs)
 
     def get_fields(self, request, obj=None):
-        return ("node_id", "public_jwk") if obj is None else self.readonly_fields
+        return ("node_id", "public_jwk", "shop", "venue") if obj is None else self.readonly_fields
 
     def get_readonly_fields(self, request, obj=None):
         return () if obj is None else self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        node, _created = node_register(node_id=form.cleaned_data["node_id"], public_jwk=form.cleaned_data["public_jwk"])
+        shop, venue = form.cleaned_data.get("shop"), form.cleaned_data.get("venue")
+        node, _created = node_register(
+            node_id=form.cleaned_data["node_id"],
+            public_jwk=form.cleaned_data["public_jwk"],
+            shop_slug=shop.slug if shop else None,
+            venue_name=venue.name if venue else None,
+        )
         obj.pk, obj.registered_at = node.pk, node.registered_at
 
 
@@ -112,6 +144,32 @@ class NodeStockAdmin(ReadOnlyStaffAdmin):
     list_display = ("node", "shop", "sku", "location", "available", "version", "seq", "updated_at")
     list_filter = ("node",)
     fields = ("node", "shop", "sku", "location", "available", "version", "seq", "stock_level", "updated_at")
+    readonly_fields = fields
+
+
+@admin.register(NodeAllocation)
+class NodeAllocationAdmin(ReadOnlyStaffAdmin):
+    list_display = ("node", "location", "sku", "units", "taken_at")
+    list_filter = ("node",)
+    fields = ("node", "location", "sku", "units", "taken_at")
+    readonly_fields = fields
+
+
+@admin.register(CatalogState)
+class CatalogStateAdmin(ReadOnlyStaffAdmin):
+    list_display = ("node", "last_success_at", "failures", "next_attempt_at", "allocation_applied_at", "last_error")
+    fields = (
+        "node",
+        "allocation_of",
+        "allocation_applied_at",
+        "pulls",
+        "last_changes",
+        "failures",
+        "next_attempt_at",
+        "last_attempt_at",
+        "last_success_at",
+        "last_error",
+    )
     readonly_fields = fields
 
 

@@ -2,8 +2,9 @@
 
 On the cloud: ``Node`` (a registered edge and its sync state), ``NodeEvent`` (each event
 an edge relayed, once), ``NodeOrder`` (an edge order and the cloud order that mirrors it),
-``NodeStock`` (an edge's stock rows, read-only here). On an edge: ``RelayState`` (how far
-the cloud acknowledged, and the backoff).
+``NodeStock`` (an edge's stock rows, read-only here), ``NodeAllocation`` (the venue stock
+handed to an edge, once). On an edge: ``RelayState`` (how far the cloud acknowledged, and the
+backoff) and ``CatalogState`` (the catalog pull's).
 """
 
 from django.db import models
@@ -18,6 +19,22 @@ class Node(models.Model):
     node_id = models.CharField(max_length=64, unique=True)
     is_active = models.BooleanField(default=True, help_text="An inactive node's batches are refused (401).")
     registered_at = models.DateTimeField(default=timezone.now)
+    # What the edge sells (docs/edge.md, "Catalog to the edge"): its shop's catalog, and the
+    # stock of its venue location, which it owns from its first catalog pull (venue_taken_at).
+    shop = models.ForeignKey(
+        "accounts.Shop", null=True, blank=True, on_delete=models.PROTECT, related_name="+", help_text="What it sells."
+    )
+    venue = models.ForeignKey(
+        "catalog.Location",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        limit_choices_to={"kind": "venue"},
+        help_text="The venue location whose stock the edge owns from its first catalog pull.",
+    )
+    venue_taken_at = models.DateTimeField(null=True, blank=True, help_text="When the venue's stock was handed over.")
+    catalog_pulled_at = models.DateTimeField(null=True, blank=True)
     last_sync_at = models.DateTimeField(null=True, blank=True)
     # The highest sequence such that every event 1..acked_seq is held (what the cloud answers).
     acked_seq = models.BigIntegerField(default=0)
@@ -113,6 +130,46 @@ class NodeStock(models.Model):
 
     def __str__(self):
         return f"{self.node_id}: {self.shop}/{self.sku}@{self.location} = {self.available}"
+
+
+class NodeAllocation(models.Model):
+    """The units of one SKU at the node's venue handed to the edge when it took the venue
+    over (docs/edge.md): recorded once, served in every catalog pull, applied once by the
+    edge."""
+
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="allocation")
+    location = models.CharField(max_length=120, help_text="location name")
+    sku = models.CharField(max_length=64, help_text="SKU code")
+    units = models.IntegerField()
+    taken_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("node", "sku")
+        constraints = [models.UniqueConstraint(fields=("node", "location", "sku"), name="nodes_allocation_once")]
+
+    def __str__(self):
+        return f"{self.node_id}: {self.sku}@{self.location} = {self.units}"
+
+
+class CatalogState(models.Model):
+    """On an edge: the catalog pull's state (one row per node id): when the venue's
+    allocation was applied (once), and the backoff after a failed pull."""
+
+    node = models.CharField(max_length=64, unique=True)
+    # The cloud's venue_taken_at whose allocation was applied here; set once, in the same
+    # transaction as the stock it sets.
+    allocation_of = models.CharField(max_length=40, blank=True, default="")
+    allocation_applied_at = models.DateTimeField(null=True, blank=True)
+    failures = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True, default="")
+    pulls = models.BigIntegerField(default=0)
+    last_changes = models.JSONField(default=dict, blank=True)
+
+    def __str__(self):
+        return f"{self.node} catalog pulled {self.last_success_at}"
 
 
 class RelayState(models.Model):

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: The ``typ`` of a sync batch's JWS header (docs/edge.md).
 BATCH_TYP = "sync-batch+jws"
+#: The ``typ`` of the token an edge signs to authenticate a request (docs/edge.md).
+REQUEST_TYP = "sync-request+jws"
 
 # Advisory lock keys (PostgreSQL): one stamper at a time, one relay run at a time.
 STAMP_LOCK = zlib.crc32(b"creatorcommerce.nodes.stamp")
@@ -47,11 +49,15 @@ RELAY_LOCK = zlib.crc32(b"creatorcommerce.nodes.relay")
 # -- cloud: registration ---------------------------------------------------------------------
 
 
-def node_register(*, node_id: str, public_jwk: dict) -> tuple[Node, bool]:
+def node_register(
+    *, node_id: str, public_jwk: dict, shop_slug: str | None = None, venue_name: str | None = None
+) -> tuple[Node, bool]:
     """Register the edge ``node_id`` with its public node key (what ``manage.py node_key``
     prints on the edge). Idempotent; a new key for a known node becomes its current key
-    (the old one stays published). Returns ``(node, key_created)``. Raises ValueError for a
-    bad id or key."""
+    (the old one stays published). With ``shop_slug`` and ``venue_name``, ties the node to
+    the shop it sells and the venue location whose stock it will own (docs/edge.md,
+    "Catalog to the edge"); a node that has taken its venue over keeps it. Returns
+    ``(node, key_created)``. Raises ValueError for a bad id, key, shop or venue."""
     if not node_id or len(node_id) > 64 or not all(c.isalnum() or c in "-_." for c in node_id):
         raise ValueError("a node id is 1-64 letters, digits, '-', '_' or '.'")
     with transaction.atomic():
@@ -59,7 +65,34 @@ def node_register(*, node_id: str, public_jwk: dict) -> tuple[Node, bool]:
         key, created = signing_key_register(node=node_id, public_jwk=public_jwk)
         if created:
             emit("node.registered", {"node": node_id, "kid": key.kid})
+        if shop_slug or venue_name:
+            node_assign(node=node, shop_slug=shop_slug, venue_name=venue_name)
     return node, created
+
+
+def node_assign(*, node: Node, shop_slug: str | None, venue_name: str | None) -> Node:
+    """Tie ``node`` to the shop it sells (slug) and its venue location (name, kind venue).
+    Idempotent. Raises ValueError for an unknown shop or venue, a venue another node has,
+    or a change of shop or venue after the node took its venue over."""
+    if not shop_slug or not venue_name:
+        raise ValueError("give both the shop (slug) and the venue (location name)")
+    shop = Shop.objects.filter(slug=shop_slug).first()
+    if shop is None:
+        raise ValueError(f"no shop {shop_slug!r}")
+    venue = Location.objects.filter(shop=shop, name=venue_name).first()
+    if venue is None or venue.kind != Location.Kind.VENUE:
+        raise ValueError(f"no venue location {venue_name!r} in shop {shop_slug!r}")
+    with transaction.atomic():
+        node = Node.objects.select_for_update().get(pk=node.pk)
+        if (node.shop_id, node.venue_id) == (shop.pk, venue.pk):
+            return node
+        if node.venue_taken_at is not None:
+            raise ValueError(f"node {node.node_id} owns the stock of {node.venue} already; register a new node")
+        if venue.owner_node or Node.objects.filter(venue=venue).exclude(pk=node.pk).exists():
+            raise ValueError(f"venue {venue_name!r} belongs to another node")
+        node.shop, node.venue = shop, venue
+        node.save(update_fields=["shop", "venue"])
+    return node
 
 
 def node_set_active(*, node_id: str, active: bool) -> bool:
@@ -71,31 +104,41 @@ def node_set_active(*, node_id: str, active: bool) -> bool:
 # -- cloud: ingest ---------------------------------------------------------------------------
 
 
-def batch_open(token: str) -> tuple[Node, dict]:
-    """Verify a batch: a JWS signed by a key of a registered, active node whose body names
-    that node. Returns the node and the body; raises SyncUnauthorized (401) or
-    SyncBatchInvalid (400) and records nothing."""
+def node_token_open(token: str, *, typ: str) -> tuple[Node, bytes]:
+    """Verify a JWS compact token of type ``typ`` signed by a key of a registered, active
+    node: the one verification of everything an edge signs for the cloud (its batches, its
+    catalog requests; docs/edge.md). Returns the node and the payload bytes; raises
+    SyncUnauthorized (401: ``unknown_node`` or ``invalid_signature``) or SyncBatchInvalid
+    (400: not a JWS)."""
     from creatorcommerce.signing.exceptions import InvalidReceipt
 
     try:
-        _header, body, key_node = jws_open(token=token, typ=BATCH_TYP, registered=True, error=InvalidReceipt)
+        _header, body, key_node = jws_open(token=token, typ=typ, registered=True, error=InvalidReceipt)
     except InvalidReceipt as exc:
         reason = exc.details.get("reason")
         if reason == "malformed":
             raise SyncBatchInvalid("The body is not a JWS compact token.", reason=reason) from exc
         if reason == "unknown_kid":
             raise SyncUnauthorized("No registered node has this key.", code="unknown_node") from exc
-        raise SyncUnauthorized("The batch signature does not verify.", reason=reason) from exc
+        raise SyncUnauthorized("The signature does not verify.", reason=reason) from exc
     node = Node.objects.filter(node_id=key_node).first()
     if node is None or key_node == settings.NODE_ID:
         raise SyncUnauthorized("No registered node has this key.", code="unknown_node")
     if not node.is_active:
         raise SyncUnauthorized("This node is deactivated.", code="unknown_node")
+    return node, body
+
+
+def batch_open(token: str) -> tuple[Node, dict]:
+    """Verify a batch: a JWS signed by a key of a registered, active node whose body names
+    that node. Returns the node and the body; raises SyncUnauthorized (401) or
+    SyncBatchInvalid (400) and records nothing."""
+    node, body = node_token_open(token, typ=BATCH_TYP)
     try:
         batch = json.loads(body)
     except ValueError as exc:
         raise SyncBatchInvalid("The batch is not JSON.") from exc
-    if not isinstance(batch, dict) or batch.get("node") != key_node:
+    if not isinstance(batch, dict) or batch.get("node") != node.node_id:
         raise SyncUnauthorized("The batch names another node than its key's.", code="invalid_signature")
     return node, _checked(batch)
 
@@ -360,8 +403,9 @@ def _stock_apply(node: Node, seq: int, payload: dict, ref: dict) -> tuple[str, s
         .select_related("sku", "location")
         .first()
     )
-    if level is not None and level.location.kind == Location.Kind.VENUE and level.available != 0:
-        stock_adjust(sku=level.sku, location=level.location, set_to=0)
+    venue = level is not None and level.location.kind == Location.Kind.VENUE
+    if venue and level.available != 0 and level.location.owner_node in ("", node.node_id):
+        stock_adjust(sku=level.sku, location=level.location, set_to=0, as_node=node.node_id)
     now = timezone.now()
     if mirror is None:
         NodeStock.objects.create(
@@ -420,13 +464,20 @@ def relay_acked(*, state: RelayState, acked_seq: int, events: int) -> None:
     state.acked_seq, state.failures, state.next_attempt_at = acked_seq, 0, None
 
 
+def backoff_delay(failures: int) -> float:
+    """Seconds to wait after ``failures`` failed attempts in a row: doubling from
+    SYNC_BACKOFF_MIN_SECONDS up to SYNC_BACKOFF_MAX_SECONDS, with a little jitter (the relay
+    and the catalog pull)."""
+    delay = min(settings.SYNC_BACKOFF_MAX_SECONDS, settings.SYNC_BACKOFF_MIN_SECONDS * 2 ** min(failures - 1, 20))
+    return delay * random.uniform(0.8, 1.0)  # jitter, not a secret
+
+
 def relay_failed(*, state: RelayState, error: str) -> float:
     """The batch did not get through: wait before the next attempt, doubling from
     SYNC_BACKOFF_MIN_SECONDS up to SYNC_BACKOFF_MAX_SECONDS (with a little jitter).
     Returns the wait in seconds."""
     failures = state.failures + 1
-    delay = min(settings.SYNC_BACKOFF_MAX_SECONDS, settings.SYNC_BACKOFF_MIN_SECONDS * 2 ** min(failures - 1, 20))
-    delay *= random.uniform(0.8, 1.0)  # jitter, not a secret
+    delay = backoff_delay(failures)
     now = timezone.now()
     RelayState.objects.filter(pk=state.pk).update(
         failures=failures,

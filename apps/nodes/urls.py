@@ -4,4 +4,5 @@ from . import views
 
 urlpatterns = [
     path("sync/v1/batches", views.batches, name="sync-batches"),
+    path("sync/v1/catalog", views.catalog, name="sync-catalog"),
 ]

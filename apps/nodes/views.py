@@ -1,9 +1,10 @@
-"""``POST /sync/v1/batches``: an edge's signed batch in (docs/edge.md, "Ingest")."""
+"""``POST /sync/v1/batches``: an edge's signed batch in (docs/edge.md, "Ingest");
+``GET /sync/v1/catalog``: an edge's catalog out (docs/edge.md, "Catalog to the edge")."""
 
 from django.conf import settings
 from django.http import JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from creatorcommerce.errors import DomainError
 
@@ -33,3 +34,16 @@ def batches(request):
     except DomainError as exc:
         return JsonResponse({"code": exc.code, "message": exc.message, **exc.details}, status=exc.status)
     return JsonResponse(answer)
+
+
+@require_GET
+def catalog(request):
+    if settings.NODE_ROLE != "cloud":
+        return _error(404, "not_found", "Only a cloud node serves catalogs.")
+    from .catalog import catalog_serve
+
+    try:
+        document = catalog_serve(authorization=request.headers.get("Authorization"), path=request.path)
+    except DomainError as exc:
+        return JsonResponse({"code": exc.code, "message": exc.message, **exc.details}, status=exc.status)
+    return JsonResponse(document)
