@@ -84,6 +84,17 @@ class PendingSerializer(serializers.Serializer):
     items = PendingItemSerializer(many=True, help_text="the first 100, by edge order id")
 
 
+class UnresolvedItemSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    type = serializers.CharField()
+    detail = serializers.CharField(help_text="why the cloud could not apply it")
+
+
+class UnresolvedSerializer(serializers.Serializer):
+    events = serializers.IntegerField()
+    items = UnresolvedItemSerializer(many=True, help_text="the newest 20")
+
+
 class ReconciliationSerializer(serializers.Serializer):
     node = serializers.CharField()
     active = serializers.BooleanField()
@@ -102,6 +113,7 @@ class ReconciliationSerializer(serializers.Serializer):
         help_text="missing sequence ranges [from_seq, to_seq], inclusive",
     )
     pending_captures = PendingSerializer(help_text="orders accepted offline, not captured yet, as the cloud knows")
+    unresolved = UnresolvedSerializer(help_text="events held but not applied (names the cloud does not know)")
     days = DaySerializer(many=True, help_text="newest first, at most 400")
 
 

@@ -18,6 +18,8 @@ from .selectors import cloud_totals, day_totals, node_gaps
 
 #: Most pending offline orders listed one by one (their count and sums cover them all).
 PENDING_LISTED = 100
+#: Most unresolved events listed one by one.
+UNRESOLVED_LISTED = 20
 #: Most days in the API's per-day breakdown (newest first).
 DAYS_LISTED = 400
 
@@ -134,6 +136,18 @@ def pending_captures(node: Node) -> dict:
     return {"orders": count, "amount": {c: format(a, "f") for c, a in sorted(amounts.items())}, "items": items}
 
 
+def unresolved(node: Node) -> dict:
+    """Events the cloud held but could not apply (names it does not know, a document its
+    database refuses: docs/edge.md, "Ingest"): ``{"events", "items": [{"seq", "type",
+    "detail"}]}``, the newest 20 listed."""
+    rows = NodeEvent.objects.filter(node=node, outcome=NodeEvent.Outcome.UNRESOLVED)
+    items = [
+        {"seq": seq, "type": event_type, "detail": detail}
+        for seq, event_type, detail in rows.order_by("-seq").values_list("seq", "type", "detail")[:UNRESOLVED_LISTED]
+    ]
+    return {"events": rows.count() if len(items) == UNRESOLVED_LISTED else len(items), "items": items}
+
+
 def days_compared(node: Node) -> list[dict]:
     """Per day (UTC date of the orders' ``created_at``), newest first: the edge's totals as
     it last reported that day (null if it never did: batches before per-day totals), the
@@ -177,5 +191,6 @@ def node_reconciliation(node: Node) -> dict:
         "totals_seq": node.totals_seq,
         "gaps": [[a, b] for a, b in node_gaps(node)],
         "pending_captures": pending_captures(node),
+        "unresolved": unresolved(node),
         "days": [{key: day[key] for key in ("date", "edge", "cloud", "match")} for day in days[:DAYS_LISTED]],
     }

@@ -217,6 +217,15 @@ def test_pending_offline_captures_are_counted(staff_client, node_key):  # noqa: 
     assert staff_client.get(f"/api/v1/nodes/{NODE}/reconciliation/").json()["pending_captures"]["orders"] == 2
 
 
+def test_events_the_cloud_could_not_apply_are_listed(staff_client, node_key):  # noqa: F811
+    unknown = order_event(2, 2)
+    unknown["refs"]["order"]["lines"][0]["sku"] = "NOT-HERE"
+    ingest(reported([order_event(1, 1), unknown]), node_key)
+    rec = staff_client.get(f"/api/v1/nodes/{NODE}/reconciliation/").json()
+    assert rec["unresolved"]["events"] == 1
+    assert rec["unresolved"]["items"][0]["seq"] == 2 and "NOT-HERE" in rec["unresolved"]["items"][0]["detail"]
+
+
 def test_malformed_day_totals_are_refused_and_record_nothing(node_key):  # noqa: F811
     from apps.nodes.exceptions import SyncBatchInvalid
     from apps.nodes.models import NodeEvent
