@@ -16,6 +16,7 @@ from apps.orders.models import Order
 from .models import Node, NodeDay, NodeEvent
 from .selectors import cloud_totals, day_totals, node_gaps
 
+CENTS = Decimal("0.01")
 #: Most pending offline orders listed one by one (their count and sums cover them all).
 PENDING_LISTED = 100
 #: Most unresolved events listed one by one.
@@ -40,7 +41,8 @@ def summary(by_currency: dict | None) -> dict | None:
     return {
         "orders": sum(int(e.get("orders") or 0) for e in entries.values()),
         "units": sum(int(e.get("units") or 0) for e in entries.values()),
-        "amount": {c: format(_amount(e.get("amount")), "f") for c, e in entries.items()},
+        # Order.total has two decimals; a SQLite edge's sums lose their scale ("20" for "20.00").
+        "amount": {c: format(_amount(e.get("amount")).quantize(CENTS), "f") for c, e in entries.items()},
     }
 
 

@@ -170,7 +170,8 @@ def day_totals(orders, days=None) -> dict[str, dict]:
         out.setdefault(row["day"].isoformat(), {})[row["currency"]] = {
             "orders": row["n"],
             "units": 0,
-            "amount": format(row["amount"] or Decimal(0), "f"),
+            # Order.total's two decimals, also where SQLite's sum drops them.
+            "amount": format((row["amount"] or Decimal(0)).quantize(Decimal("0.01")), "f"),
         }
     lines = OrderLine.objects.filter(order__in=orders.values("pk")).annotate(
         day=TruncDate("order__created_at", tzinfo=UTC)

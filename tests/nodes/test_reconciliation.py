@@ -245,6 +245,50 @@ def test_malformed_day_totals_are_refused_and_record_nothing(node_key):  # noqa:
     assert NodeEvent.objects.count() == 0
 
 
+def test_staff_answers_match_the_openapi_schema(node_key):  # noqa: F811
+    """schemathesis on the two operations as staff, with a node that has a gap, days, a
+    mismatch and a pending capture (tests/ops/test_schemathesis.py runs them as others)."""
+    import schemathesis
+    from django.core.wsgi import get_wsgi_application
+    from django.test import Client
+    from hypothesis import HealthCheck, Phase, given, settings
+    from schemathesis.checks import not_a_server_error
+    from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+
+    from tests.factories import PASSWORD, StaffFactory
+
+    events = [at(order_event(1, 1), T0), offline_event(2, 2), at(order_event(4, 4), T0)]
+    ingest(reported(events, currencies=usd(2, 4, "40.00"), days={"2026-12-03": usd(3, 6, "60.00")}), node_key)
+    staff = StaffFactory()
+    login = Client().post(
+        "/_allauth/app/v1/auth/login",
+        json.dumps({"email": staff.email, "password": PASSWORD}),
+        content_type="application/json",
+    )
+    headers = {"X-Session-Token": login.json()["meta"]["session_token"]}
+    schema = schemathesis.openapi.from_wsgi("/api/v1/schema/?format=json", get_wsgi_application())
+    seen = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if not operation.path.startswith("/api/v1/nodes/"):
+            continue
+
+        @given(case=operation.as_strategy())
+        @settings(max_examples=10, deadline=None, database=None, derandomize=True,
+                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))  # fmt: skip
+        def check(case):
+            if "node_id" in (case.path_parameters or {}):
+                case.path_parameters["node_id"] = NODE
+            response = case.call(headers=headers)
+            case.validate_response(
+                response, checks=[not_a_server_error, status_code_conformance, response_schema_conformance]
+            )
+            seen.append((case.operation.path, response.status_code))
+
+        check()
+    assert {("/api/v1/nodes/", 200), ("/api/v1/nodes/{node_id}/reconciliation/", 200)} <= set(seen)
+
+
 # -- the admin page ----------------------------------------------------------------------------
 
 
