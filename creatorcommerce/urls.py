@@ -18,6 +18,7 @@ api_v1 = [
     path("", include("apps.loyalty.urls")),
     path("", include("apps.calendars.urls")),
     path("", include("apps.devices.urls")),
+    path("", include("apps.nodes.api_urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -1,10 +1,16 @@
 """The sync plane in the admin, staff only: register an edge (its id and the JWK its
-``manage.py node_key`` printed), and read each node's sync state and mirrors."""
+``manage.py node_key`` printed), read each node's sync state and mirrors, and reconcile
+it (docs/edge.md, "Reconciliation": the overview of every node and each node's page)."""
 
 import json
 
 from django import forms
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
 
 from apps.accounts.models import Shop
 from apps.catalog.models import Location
@@ -12,8 +18,22 @@ from creatorcommerce.admin import ReadOnlyStaffAdmin, is_staff
 from creatorcommerce.signing.models import SigningKey
 
 from .models import CatalogState, Node, NodeAllocation, NodeEvent, NodeOrder, NodeStock, RelayState
+from .reconciliation import days_compared, node_reconciliation, node_row
 from .selectors import node_gaps
 from .services import node_register, node_set_active
+
+
+def ranges_text(gaps) -> str:
+    """Missing ranges as people read them: ``3-4, 9``."""
+    return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in gaps)
+
+
+def totals_text(summary) -> str:
+    """``{"orders", "units", "amount": {currency: decimal}}`` in one line."""
+    if summary is None:
+        return "not reported"
+    money = ", ".join(f"{currency} {amount}" for currency, amount in summary["amount"].items()) or "no money"
+    return f"{summary['orders']} orders · {summary['units']} units · {money}"
 
 
 class NodeAddForm(forms.ModelForm):
@@ -62,7 +82,16 @@ class NodeAddForm(forms.ModelForm):
 
 @admin.register(Node)
 class NodeAdmin(ReadOnlyStaffAdmin):
-    list_display = ("node_id", "is_active", "last_sync_at", "acked_seq", "max_seq", "events_held", "gap_ranges")
+    list_display = (
+        "node_id",
+        "is_active",
+        "last_sync_at",
+        "acked_seq",
+        "max_seq",
+        "events_held",
+        "gap_ranges",
+        "reconciliation_link",
+    )
     search_fields = ("node_id",)
     readonly_fields = (
         "node_id",
@@ -80,11 +109,68 @@ class NodeAdmin(ReadOnlyStaffAdmin):
         "totals_seq",
         "totals_at",
         "gap_ranges",
+        "reconciliation_link",
     )
 
     @admin.display(description="missing ranges")
     def gap_ranges(self, obj):
-        return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in node_gaps(obj, limit=20)) or "none"
+        return ranges_text(node_gaps(obj, limit=20)) or "none"
+
+    @admin.display(description="reconciliation")
+    def reconciliation_link(self, obj):
+        url = reverse("admin:nodes_node_reconciliation", args=[obj.pk])
+        return format_html('<a href="{}">Reconcile</a>', url)
+
+    # -- reconciliation (docs/edge.md, "Reconciliation") --------------------------------------
+
+    def get_urls(self):
+        overview = self.admin_site.admin_view(self.reconciliation_overview)
+        one = self.admin_site.admin_view(self.reconciliation_view)
+        return [
+            path("reconciliation/", overview, name="nodes_reconciliation"),
+            path("<int:pk>/reconciliation/", one, name="nodes_node_reconciliation"),
+            *super().get_urls(),
+        ]
+
+    def reconciliation_overview(self, request):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Reconciliation",
+            "nodes": [
+                {**node_row(node), "url": reverse("admin:nodes_node_reconciliation", args=[node.pk])}
+                for node in Node.objects.order_by("node_id")
+            ],
+        }
+        return TemplateResponse(request, "nodes/admin/reconciliation_overview.html", context)
+
+    def reconciliation_view(self, request, pk: int):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        node = Node.objects.filter(pk=pk).first()
+        if node is None:
+            raise Http404("No such node.")
+        rec = node_reconciliation(node)
+        days = [
+            {**day, "edge_text": totals_text(day["edge"]), "cloud_text": totals_text(day["cloud"])}
+            for day in days_compared(node)
+        ]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": node,
+            "title": f"Reconciliation: {node.node_id}",
+            "rec": rec,
+            "edge_text": totals_text(rec["edge"]),
+            "cloud_text": totals_text(rec["cloud"]),
+            "gaps_text": ranges_text(rec["gaps"]),
+            "days": days,
+            "mismatched_days": sum(1 for day in days if not day["match"]),
+            "pending_text": ", ".join(f"{c} {a}" for c, a in rec["pending_captures"]["amount"].items()),
+        }
+        return TemplateResponse(request, "nodes/admin/reconciliation.html", context)
 
     actions = ("deactivate", "reactivate")
 
@@ -188,3 +274,11 @@ class RelayStateAdmin(ReadOnlyStaffAdmin):
         "events_sent",
     )
     readonly_fields = fields
+
+
+admin.site.register_page(
+    app_label="nodes",
+    name="Reconciliation",
+    url_name="nodes_reconciliation",
+    allowed=lambda request: is_staff(request.user),
+)

@@ -46,6 +46,11 @@ class Node(models.Model):
     totals = models.JSONField(default=dict, blank=True)
     totals_seq = models.BigIntegerField(default=0)
     totals_at = models.DateTimeField(null=True, blank=True)
+    # The edge's outbox head as it last reported it (``totals.head``): the sequence its newest
+    # event has or will have, and that event's time on the edge's clock. What the lag is
+    # measured against (docs/edge.md, "Reconciliation"); 0/null until an edge reports it.
+    head_seq = models.BigIntegerField(default=0)
+    head_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("node_id",)
@@ -84,6 +89,27 @@ class NodeEvent(models.Model):
 
     def __str__(self):
         return f"{self.node_id}#{self.seq} {self.type}"
+
+
+class NodeDay(models.Model):
+    """The edge's totals of one day (UTC date of its orders' ``created_at``) as its newest
+    batch reporting that day gave them (``totals.days``): ``{currency: {"orders", "units",
+    "amount"}}``, ``{}`` for a day with nothing paid any more. Compared per day with the
+    cloud's sums over the node's mirrored orders (docs/edge.md, "Reconciliation")."""
+
+    node = models.ForeignKey(Node, on_delete=models.PROTECT, related_name="days")
+    date = models.DateField()
+    totals = models.JSONField(default=dict, blank=True)
+    # The reporting batch's to_seq: an older batch (a replay) never overwrites a newer report.
+    seq = models.BigIntegerField()
+    reported_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("node", "-date")
+        constraints = [models.UniqueConstraint(fields=("node", "date"), name="nodes_day_once")]
+
+    def __str__(self):
+        return f"{self.node_id} {self.date}"
 
 
 class NodeOrder(models.Model):

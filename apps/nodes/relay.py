@@ -32,7 +32,7 @@ from django.utils import timezone
 from creatorcommerce.process import PerProcess
 from creatorcommerce.signing.services import jws_sign
 
-from .selectors import batch_events, edge_totals, outbox_after
+from .selectors import batch_events, edge_day_totals, edge_head, edge_totals, outbox_after
 from .services import BATCH_TYP, RELAY_LOCK, outbox_stamp, relay_acked, relay_failed, relay_state
 
 log = logging.getLogger(__name__)
@@ -74,13 +74,18 @@ def _relay_lock():
 
 def batch_token(events: list) -> tuple[str, int, int]:
     """The signed batch (JWS compact, typ ``sync-batch+jws``) for ``events`` (stamped
-    OutboxEvents in seq order): ``(token, from_seq, to_seq)``."""
+    OutboxEvents in seq order): ``(token, from_seq, to_seq)``. ``totals`` carries, next to
+    the currencies, the days of the batch's orders and the outbox head (docs/edge.md, "The
+    batch")."""
+    order_ids = [e.payload["order"] for e in events if e.type.startswith("order.") and "order" in e.payload]
+    head = edge_head()
+    head["seq"] = max(head["seq"], events[-1].seq)
     body = {
         "node": settings.NODE_ID,
         "from_seq": events[0].seq,
         "to_seq": events[-1].seq,
         "events": batch_events(events),
-        "totals": edge_totals(),
+        "totals": {**edge_totals(), "days": edge_day_totals(order_ids), "head": head},
     }
     token, _kid = jws_sign(payload=body, typ=BATCH_TYP)
     return token, body["from_seq"], body["to_seq"]

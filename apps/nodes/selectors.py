@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 
-from django.db.models import Count, Exists, Min, OuterRef, Sum
+from django.db.models import Count, Exists, Min, OuterRef, Q, Sum
+from django.db.models.functions import TruncDate
 
 from apps.catalog.models import StockLevel
 from apps.orders.models import Order, OrderLine
@@ -142,6 +144,67 @@ def edge_totals() -> dict[str, dict]:
     """This node's own running totals: its paid orders (not refunded, declined...), per
     currency - what each batch reports as ``totals``."""
     return _totals(Order.objects.filter(status=Order.Status.PAID))
+
+
+def day_range(days) -> Q:
+    """Orders created on any of ``days`` (UTC dates), as index-friendly time ranges."""
+    q = Q(pk__in=[])
+    for day in days:
+        start = datetime.combine(day, time.min, tzinfo=UTC)
+        q |= Q(created_at__gte=start, created_at__lt=start + timedelta(days=1))
+    return q
+
+
+def day_totals(orders, days=None) -> dict[str, dict]:
+    """``{"YYYY-MM-DD": {currency: {"orders", "units", "amount"}}}`` of ``orders`` (a queryset
+    of Order) by the UTC date of their ``created_at``: for ``days`` only (each present,
+    ``{}`` if nothing), or every day with an order (docs/edge.md, "Reconciliation")."""
+    if days is not None:
+        days = sorted(set(days))
+        if not days:
+            return {}
+        orders = orders.filter(day_range(days))
+    out: dict[str, dict] = {day.isoformat(): {} for day in days or ()}
+    day = TruncDate("created_at", tzinfo=UTC)
+    for row in orders.annotate(day=day).values("day", "currency").annotate(n=Count("id"), amount=Sum("total")):
+        out.setdefault(row["day"].isoformat(), {})[row["currency"]] = {
+            "orders": row["n"],
+            "units": 0,
+            # Order.total's two decimals, also where SQLite's sum drops them.
+            "amount": format((row["amount"] or Decimal(0)).quantize(Decimal("0.01")), "f"),
+        }
+    lines = OrderLine.objects.filter(order__in=orders.values("pk")).annotate(
+        day=TruncDate("order__created_at", tzinfo=UTC)
+    )
+    for row in lines.values("day", "order__currency").annotate(units=Sum("quantity")):
+        entry = out.setdefault(row["day"].isoformat(), {}).setdefault(
+            row["order__currency"], {"orders": 0, "units": 0, "amount": "0.00"}
+        )
+        entry["units"] = row["units"] or 0
+    return {key: dict(sorted(value.items())) for key, value in sorted(out.items())}
+
+
+def order_days(order_ids) -> list[date]:
+    """The UTC dates the orders ``order_ids`` were created on."""
+    day = TruncDate("created_at", tzinfo=UTC)
+    rows = Order.objects.filter(pk__in=set(order_ids)).annotate(day=day).values_list("day", flat=True)
+    return sorted(set(rows))
+
+
+def edge_day_totals(order_ids) -> dict[str, dict]:
+    """This node's paid orders' totals on each day that one of ``order_ids`` (the orders a
+    batch's events name) was created: what a batch reports as ``totals.days``."""
+    days = order_days(order_ids)
+    return day_totals(Order.objects.filter(status=Order.Status.PAID), days) if days else {}
+
+
+def edge_head() -> dict:
+    """This node's outbox head: ``{"seq", "at"}``, the sequence its newest committed event
+    has or will get (stamped ones, plus those waiting for a stamp) and that event's time -
+    what a batch reports as ``totals.head``, so the cloud can tell its lag."""
+    newest = OutboxEvent.objects.order_by("-id").values_list("created_at", flat=True).first()
+    seq = outbox_last_seq() + outbox_unstamped_count()
+    return {"seq": seq, "at": newest.isoformat() if newest else None}
 
 
 # -- cloud ---------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import logging
 import random
 import uuid
 import zlib
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -31,7 +31,7 @@ from creatorcommerce.spine.events import emit
 from creatorcommerce.spine.models import OutboxEvent
 
 from .exceptions import SyncBatchInvalid, SyncSeqConflict, SyncUnauthorized
-from .models import Node, NodeEvent, NodeOrder, NodeStock, RelayState
+from .models import Node, NodeDay, NodeEvent, NodeOrder, NodeStock, RelayState
 from .selectors import contiguous_end
 
 log = logging.getLogger(__name__)
@@ -180,7 +180,64 @@ def _checked(batch: dict) -> dict:
         raise SyncBatchInvalid("from_seq and to_seq are the first and last events' seq.")
     if not isinstance(batch["totals"], dict):
         raise SyncBatchInvalid("totals is an object by currency.")
+    totals = dict(batch["totals"])
+    batch["days"] = _checked_days(totals.pop("days", None))
+    batch["head"] = _checked_head(totals.pop("head", None), last)
+    batch["currencies"] = totals
     return batch
+
+
+def _checked_totals(value) -> bool:
+    """``{currency: {"orders", "units", "amount"}}`` (counts >= 0, a decimal string)."""
+    if not isinstance(value, dict) or len(value) > 50:
+        return False
+    for currency, entry in value.items():
+        if not (isinstance(currency, str) and len(currency) == 3 and isinstance(entry, dict)):
+            return False
+        if set(entry) != {"orders", "units", "amount"} or not isinstance(entry["amount"], str):
+            return False
+        if not all(_is_int(entry[k]) and entry[k] >= 0 for k in ("orders", "units")):
+            return False
+        try:
+            Decimal(entry["amount"])
+        except InvalidOperation:
+            return False
+    return True
+
+
+def _checked_days(days) -> dict[date, dict]:
+    """``totals.days`` (optional; batches before it stay valid): ``{"YYYY-MM-DD": totals}``."""
+    if days is None:
+        return {}
+    if not isinstance(days, dict) or len(days) > settings.SYNC_MAX_EVENTS:
+        raise SyncBatchInvalid(f"totals.days is an object of at most {settings.SYNC_MAX_EVENTS} dates.")
+    out = {}
+    for key, value in days.items():
+        try:
+            day = date.fromisoformat(key) if isinstance(key, str) and len(key) == 10 else None
+        except ValueError:
+            day = None
+        if day is None or not _checked_totals(value):
+            raise SyncBatchInvalid("totals.days maps YYYY-MM-DD to {currency: {orders, units, amount}}.")
+        out[day] = value
+    return out
+
+
+def _checked_head(head, to_seq: int) -> dict | None:
+    """``totals.head`` (optional): ``{"seq" >= to_seq, "at": ISO time or null}``."""
+    if head is None:
+        return None
+    at = head.get("at") if isinstance(head, dict) else None
+    when = parse_datetime(at) if isinstance(at, str) else None
+    if (
+        not isinstance(head, dict)
+        or set(head) != {"seq", "at"}
+        or not _is_int(head["seq"])
+        or head["seq"] < to_seq
+        or (at is not None and (when is None or when.tzinfo is None))
+    ):
+        raise SyncBatchInvalid("totals.head is {seq (>= to_seq), at (ISO time or null)}.")
+    return {"seq": head["seq"], "at": when}
 
 
 def batch_ingest(*, token: str) -> dict:
@@ -227,9 +284,23 @@ def batch_ingest(*, token: str) -> dict:
             node.max_seq = max(node.max_seq, *(row.seq for row in rows))
             node.acked_seq = contiguous_end(node, node.acked_seq)
         if batch["to_seq"] >= node.totals_seq:
-            node.totals, node.totals_seq, node.totals_at = batch["totals"], batch["to_seq"], now
+            node.totals, node.totals_seq, node.totals_at = batch["currencies"], batch["to_seq"], now
+        head = batch["head"]
+        if head is not None and head["seq"] >= node.head_seq:  # the edge's sequence only grows
+            node.head_seq, node.head_at = head["seq"], head["at"]
+        _days_record(node, batch["days"], batch["to_seq"], now)
         node.save(
-            update_fields=["last_sync_at", "events_held", "max_seq", "acked_seq", "totals", "totals_seq", "totals_at"]
+            update_fields=[
+                "last_sync_at",
+                "events_held",
+                "max_seq",
+                "acked_seq",
+                "totals",
+                "totals_seq",
+                "totals_at",
+                "head_seq",
+                "head_at",
+            ]
         )
         if rows:
             emit(
@@ -242,6 +313,24 @@ def batch_ingest(*, token: str) -> dict:
         "recorded": len(rows),
         "duplicates": len(events) - len(rows),
     }
+
+
+def _days_record(node: Node, days: dict[date, dict], seq: int, now) -> None:
+    """Keep the edge's per-day totals (docs/edge.md, "Reconciliation"): each day as the
+    newest batch (by ``to_seq``) reporting it gave it; an older batch changes nothing."""
+    if not days:
+        return
+    held = {row.date: row for row in NodeDay.objects.filter(node=node, date__in=list(days))}
+    fresh, changed = [], []
+    for day, totals in days.items():
+        row = held.get(day)
+        if row is None:
+            fresh.append(NodeDay(node=node, date=day, totals=totals, seq=seq, reported_at=now))
+        elif seq >= row.seq:
+            row.totals, row.seq, row.reported_at = totals, seq, now
+            changed.append(row)
+    NodeDay.objects.bulk_create(fresh)
+    NodeDay.objects.bulk_update(changed, ["totals", "seq", "reported_at"])
 
 
 def _apply(node: Node, event: dict) -> tuple[str, str]:

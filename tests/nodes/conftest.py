@@ -77,10 +77,13 @@ class Cloud:
 
     def reset(self) -> None:
         """Forget everything synced (the catalog and the node's registration stay)."""
-        self.sql("TRUNCATE nodes_nodeevent, nodes_nodeorder, nodes_nodestock, orders_orderline, orders_order CASCADE")
+        self.sql(
+            "TRUNCATE nodes_nodeevent, nodes_nodeorder, nodes_nodestock, nodes_nodeday, orders_orderline, "
+            "orders_order CASCADE"
+        )
         self.sql(
             "UPDATE nodes_node SET acked_seq=0, max_seq=0, events_held=0, totals='{}', totals_seq=0, "
-            "last_sync_at=NULL, totals_at=NULL, is_active=true"
+            "last_sync_at=NULL, totals_at=NULL, is_active=true, head_seq=0, head_at=NULL"
         )
 
     def orders(self) -> list[tuple]:

@@ -18,6 +18,8 @@ EXPECTED = {
     "/api/v1/me/address/": {"get", "put"},
     "/hooks/price/": {"post"},
     "/.well-known/jwks.json": {"get"},
+    "/api/v1/nodes/": {"get"},
+    "/api/v1/nodes/{node_id}/reconciliation/": {"get"},
 }
 
 
@@ -56,7 +58,7 @@ def test_docs_page_is_served_without_a_cdn(client):
 def _view_class(path: str):
     from django.urls import resolve
 
-    concrete = path.replace("{id}", "1").replace("{deal_id}", "1").replace("{code}", "X")
+    concrete = path.replace("{id}", "1").replace("{deal_id}", "1").replace("{code}", "X").replace("{node_id}", "n")
     return resolve(concrete).func.cls
 
 
@@ -124,3 +126,13 @@ def test_a_cookie_session_without_csrf_gets_the_documented_403(schema):
     assert response.status_code == 403
     assert response.json()["code"] == "permission_denied"
     assert "403" in schema["paths"]["/api/v1/me/address/"]["put"]["responses"]
+
+
+def test_the_reconciliation_api_documents_its_shape_and_errors(schema):
+    op = schema["paths"]["/api/v1/nodes/{node_id}/reconciliation/"]["get"]
+    for status in ("200", "401", "403", "404"):
+        assert status in op["responses"], status
+    assert "node_not_found" in op["responses"]["404"]["description"]
+    body = op["responses"]["200"]["content"]["application/json"]["schema"]
+    rec = schema["components"]["schemas"][body["$ref"].rsplit("/", 1)[1]]
+    assert {"node", "last_sync_at", "edge", "cloud", "gaps", "pending_captures", "days"} <= set(rec["properties"])
