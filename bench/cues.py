@@ -129,6 +129,20 @@ print(json.dumps(out))
 """
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (a prefork worker's pool), from /proc."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += runner.cpu_seconds(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                stack.extend(int(child) for child in (task / "children").read_text().split())
+            except OSError:
+                continue
+    return total
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -205,8 +219,11 @@ def main() -> None:
             if any(proc.poll() is not None for proc in (worker, listener, simulator)):
                 raise RuntimeError(f"a process exited early; see {logs}")
             time.sleep(0.2)
+        pipeline = (worker, listener, simulator)
+        cpu_before = sum(tree_cpu_seconds(proc.pid) for proc in pipeline)
         drove = django_script(DRIVE, [json.dumps(seed), str(args.rate), str(args.seconds)], env, args.seconds + 120)
         got = django_script(COLLECT, [str(drove["events"]), "30"], env, 120)
+        cpu_used = sum(tree_cpu_seconds(proc.pid) for proc in pipeline) - cpu_before
     finally:
         runner.STARTED.stop_all()
         runner.drop_database(database)
@@ -222,6 +239,10 @@ def main() -> None:
         "devices": args.devices,
         "driver": drove,
         "statuses": got["statuses"],
+        # Worker (with its pool), listener and simulator, over the run and the wait for the
+        # last cues; the driver and the collector are not counted.
+        "pipeline_cpu_seconds": round(cpu_used, 2),
+        "pipeline_cpu_ms_per_cue": round(cpu_used * 1000 / max(1, sum(got["statuses"].values())), 2),
     }
     for key, label in (
         ("to_sent", "event commit → publish starts"),
@@ -236,6 +257,7 @@ def main() -> None:
         rows.append([label, len(values), *[runner.fmt_ms(figures[q]) for q in (50, 95, 99)]])
     print(f"\n{drove['events']} events at {args.rate:g}/s over {args.devices} devices; cues: {got['statuses']}")
     print(runner.table(["interval", "n", "p50", "p95", "p99"], rows))
+    print(f"pipeline CPU (worker + listener + simulator): {result['pipeline_cpu_ms_per_cue']} ms per cue")
     (logs / "series.json").write_text(json.dumps(got["series"]))  # per cue: issued (ms), status, to sent
     out = BENCH / "results" / f"cues-{stamp}.json"
     out.write_text(json.dumps(result, indent=2))
