@@ -61,8 +61,11 @@ def rank_pins(shop_id: int, viewer, sku_codes: Iterable[str]) -> list[str]:
     if not model.similar:
         return codes
     history = _history(model, user)
-    if not history:
-        return codes
+    return ranked(model, history, codes) if history else codes
+
+
+def ranked(model: ShopModel, history: dict[int, float], codes: list) -> list:
+    """The in-memory half of ``rank_pins``: ``codes`` by affinity to ``history``, ties in order."""
     scored = []
     for index, code in enumerate(codes):
         sku = model.sku_of.get(code) if isinstance(code, str) else None
