@@ -12,6 +12,7 @@ from django.core.management import call_command
 
 from apps.personalization.models import ItemModel, Neighbour
 from apps.personalization.services import model_train, models_train, shops_to_train
+from apps.personalization.tasks import train
 from apps.personalization.training import BUYER_WEIGHT, co_purchase
 from tests.personalization.conftest import buy
 
@@ -75,7 +76,7 @@ def test_training_from_orders_gives_the_expected_neighbours_and_stores_no_viewer
 
 @pytest.mark.postgres
 @pytest.mark.django_db
-def test_retraining_replaces_the_model_and_beat_trains_only_shops_with_new_orders(shop, buyers):
+def test_retraining_replaces_the_model_and_beat_trains_only_shops_with_new_orders(shop, buyers, settings):
     buy(buyers[0], shop, "A", "B")
     assert shops_to_train() == [shop]
     first = model_train(shop=shop)
@@ -85,6 +86,8 @@ def test_retraining_replaces_the_model_and_beat_trains_only_shops_with_new_order
     buy(buyers[1], shop, "A", "C")
     assert shops_to_train() == [shop]
     call_command("personalization_train")  # what beat's task runs
+    assert train.delay().get() == {"trained": 0}  # the beat task itself: nothing new since
+    assert settings.CELERY_BEAT_SCHEDULE["personalization-train"]["task"] == train.name
     model = ItemModel.objects.get(shop=shop)
     assert (model.pk, model.version, model.orders) == (first.pk, 2, 2)
     assert Neighbour.objects.filter(model__shop=shop).count() == 4  # A-B, A-C both ways: the old rows went
@@ -107,3 +110,19 @@ def test_only_sold_orders_count_and_the_command_names_a_shop(shop, buyers):
 
     with pytest.raises(CommandError, match="no shop"):
         call_command("personalization_train", shop="no-such-shop")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_an_old_model_is_retrained_even_without_new_orders(shop, buyers, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    buy(buyers[0], shop, "A", "B")
+    model_train(shop=shop)
+    assert shops_to_train() == []
+    later = timezone.now() + timedelta(hours=settings.PERSONALIZATION_MAX_AGE_HOURS + 1)
+    assert shops_to_train(now=later) == [shop]
+    assert models_train(now=later) == {"trained": 1}
+    assert ItemModel.objects.get(shop=shop).version == 2
