@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from django.db import connection
 
 from apps.orders.models import Order, OrderLine
+from creatorcommerce.sql import names
 
 # Orders whose units are sold: paid, accepted offline (payment pending) and those whose later
 # capture was refused (still sold; docs/buying.md). Refunded, declined, expired and failed
@@ -31,25 +32,29 @@ def last_sold_order_id(*, shop_id: int) -> int:
     )
 
 
-_HISTORY_SQL = None
+def history_sql(using: str = "default") -> str:
+    """``viewer_history``'s statement: identifiers from the models' meta (creatorcommerce/sql.py),
+    values (the viewer, the shop, the sold statuses) parameters."""
+    o, ln = names(Order, using), names(OrderLine, using)
+    statuses = ", ".join(["%s"] * len(SOLD))
+    return (
+        f"SELECT l.{ln.sku_id}, MAX(o.{o.created_at}) FROM {ln.table} l "  # noqa: S608
+        f"JOIN {o.table} o ON o.{o.id} = l.{ln.order_id} "
+        f"WHERE o.{o.buyer_id} = %s AND o.{o.shop_id} = %s AND o.{o.status} IN ({statuses}) "
+        f"GROUP BY l.{ln.sku_id}"
+    )
 
 
-def _history_sql() -> str:
-    global _HISTORY_SQL
-    if _HISTORY_SQL is None:
-        statuses = ", ".join(f"'{s}'" for s in SOLD)  # constants of the model, not input
-        _HISTORY_SQL = (
-            f"SELECT l.sku_id, MAX(o.created_at) FROM {OrderLine._meta.db_table} l "  # noqa: S608
-            f"JOIN {Order._meta.db_table} o ON o.id = l.order_id "
-            f"WHERE o.buyer_id = %s AND o.shop_id = %s AND o.status IN ({statuses}) GROUP BY l.sku_id"
-        )
-    return _HISTORY_SQL
+_HISTORY_SQL: str | None = None
 
 
 def viewer_history(*, shop_id: int, user_id: int) -> list[tuple[int, datetime]]:
     """(SKU id, latest purchase) of every item the viewer bought in the shop: one statement
     on the orders' buyer index, built once per process (the ORM would cost more than the
     query on this path; docs/personalization.md, "Cost")."""
+    global _HISTORY_SQL
+    if _HISTORY_SQL is None:
+        _HISTORY_SQL = history_sql()
     with connection.cursor() as cursor:
-        cursor.execute(_history_sql(), [user_id, shop_id])
+        cursor.execute(_HISTORY_SQL, [user_id, shop_id, *SOLD])
         return cursor.fetchall()

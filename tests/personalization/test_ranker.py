@@ -153,3 +153,18 @@ def test_a_viewers_history_nudges_a_close_bundle_call(shop, buyers):
     buy(fan_of_e, shop, "E")
     assert suggest_bundle(shop.pk, fan_of_d.pk, "A", 2) == ["C", "B"]
     assert suggest_bundle(shop.pk, fan_of_e.pk, "A", 2) == ["B", "C"]
+
+
+def test_the_history_statement_is_built_from_the_models_with_values_as_parameters(trained, buyers):
+    """As the buy path's statements are (tests/ops/test_hot_sql.py): a renamed column fails
+    here, and no status is embedded."""
+    from apps.orders.models import Order, OrderLine
+    from apps.personalization.selectors import history_sql, viewer_history
+    from tests.ops.test_hot_sql import assert_from_models
+
+    assert_from_models(history_sql(), Order, OrderLine)
+    skus = dict(trained.skus.values_list("code", "pk"))
+    assert sorted(sku for sku, _ in viewer_history(shop_id=trained.pk, user_id=buyers[0].pk)) == sorted(
+        [skus["A"], skus["B"]]
+    )
+    assert viewer_history(shop_id=trained.pk, user_id=buyers[7].pk) == []
