@@ -6,7 +6,8 @@ as in real use), takes what earlier steps returned in ``context`` and returns wh
 need, plus ``summary`` lines to print. ``STEPS`` run in one transaction (a demo half
 written is never left behind); ``AFTER_COMMIT`` steps run after it has committed, with no
 transaction open, for what a service does only on its own: buying (``order_place`` commits
-and pays by itself), e.g. the loyalty app's past orders. This module only lists the steps,
+and pays by itself), e.g. the loyalty app's past orders, and the personalisation app's
+co-purchases and its model's first training. This module only lists the steps,
 in order; like URL and ASGI routing, it is one of the few places that list apps.
 """
 
@@ -22,6 +23,7 @@ from apps.devices import demo as devices_demo
 from apps.geofences import demo as geofences_demo
 from apps.loyalty import demo as loyalty_demo
 from apps.orders import demo as orders_demo
+from apps.personalization import demo as personalization_demo
 from apps.streams import demo as streams_demo
 
 # The demo logins, for seed_demo to print (and tests to log in with).
@@ -38,8 +40,10 @@ STEPS = [
     devices_demo.seed,
 ]
 # After STEPS' transaction has committed; each step still sees their context.
+# The personalisation model trains last, on every order seeded before it.
 AFTER_COMMIT = [
     loyalty_demo.history,
+    personalization_demo.history,
 ]
 
 

@@ -69,6 +69,20 @@ SYNC_REQUEST_MAX_AGE_SECONDS = env.int("SYNC_REQUEST_MAX_AGE_SECONDS", default=1
 SYNC_MAX_EVENTS = env.int("SYNC_MAX_EVENTS", default=1000)
 SYNC_MAX_BODY_BYTES = env.int("SYNC_MAX_BODY_BYTES", default=2_000_000)
 
+# --- Personalisation (docs/personalization.md) ----------------------------------------
+# How often beat retrains the co-purchase model of each shop that has new orders.
+PERSONALIZATION_TRAIN_INTERVAL_SECONDS = env.float("PERSONALIZATION_TRAIN_INTERVAL_SECONDS", default=900.0)
+# A model without new orders is still retrained once it is this old (the recency decay moves on).
+PERSONALIZATION_MAX_AGE_HOURS = env.float("PERSONALIZATION_MAX_AGE_HOURS", default=24.0)
+# Orders older than this are not trained on; an order's weight halves every half-life.
+PERSONALIZATION_WINDOW_DAYS = env.int("PERSONALIZATION_WINDOW_DAYS", default=365)
+PERSONALIZATION_HALF_LIFE_DAYS = env.float("PERSONALIZATION_HALF_LIFE_DAYS", default=30.0)
+# Neighbours kept per item.
+PERSONALIZATION_TOP_K = env.int("PERSONALIZATION_TOP_K", default=20)
+# How often (ms) a web process checks whether a model was retrained elsewhere (a generation
+# number in the cache, as the fence cache does).
+PERSONALIZATION_CACHE_CHECK_MS = env.int("PERSONALIZATION_CACHE_CHECK_MS", default=1000)
+
 # --- Applications ----------------------------------------------------------------------
 INSTALLED_APPS = [
     "daphne",
@@ -100,6 +114,7 @@ INSTALLED_APPS = [
     "apps.streams",
     "apps.geofences",  # pop-up venues, fences, presence, geo offers (docs/geofences.md)
     "apps.loyalty",  # badges, awards and their moderation, perks, tiers (docs/loyalty.md)
+    "apps.personalization",  # co-purchase model ranking a viewer's pins (docs/personalization.md)
     "apps.calendars",  # preferences, follows, reminders at the right moment (docs/calendars.md)
     "apps.devices",  # rooms, devices, cue rules, cues over MQTT (docs/devices.md)
     "apps.nodes",  # edge nodes and the sync plane (docs/edge.md)
@@ -266,6 +281,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "devices-sweep-cues": {
         "task": "apps.devices.tasks.sweep_cues",
         "schedule": timedelta(seconds=1),
+    },
+    # The co-purchase model of each shop with new orders (docs/personalization.md).
+    "personalization-train": {
+        "task": "apps.personalization.tasks.train",
+        "schedule": timedelta(seconds=PERSONALIZATION_TRAIN_INTERVAL_SECONDS),
     },
     # On an edge, the outbox relay (docs/edge.md); elsewhere the task returns at once.
     "nodes-relay": {

@@ -17,6 +17,7 @@ from apps.loyalty.demo import DEMO_HISTORY
 from apps.loyalty.models import Award, Badge, Perk, Tier
 from apps.loyalty.retention import retention_of
 from apps.orders.models import Order
+from apps.personalization.demo import DEMO_CO_PURCHASES
 from apps.streams.models import FlashDeal, Stream
 from tests.helpers import events_since, last_event_id
 
@@ -98,7 +99,8 @@ def test_the_demo_has_past_orders_placed_through_the_buy_path_so_retention_has_c
     shop = Stream.objects.get(title="Friday night drop").shop
     past = Order.objects.filter(shop=shop, idempotency_key__startswith="demo-history-")
     assert past.count() == len(DEMO_HISTORY) and set(past.values_list("status", flat=True)) == {"paid"}
-    assert len(events_since(mark, "order.placed")) == len(DEMO_HISTORY)
+    # ... and the personalisation demo's regulars' co-purchases (apps/personalization/demo.py).
+    assert len(events_since(mark, "order.placed")) == len(DEMO_HISTORY) + len(DEMO_CO_PURCHASES)
     assert all(o.paid_at == o.created_at and o.paid_at < timezone.now() - timedelta(hours=12) for o in past)
     assert set(past.values_list("shipping_fee", flat=True)) == {Decimal("4.90")}
 
@@ -115,9 +117,10 @@ def test_the_demo_has_past_orders_placed_through_the_buy_path_so_retention_has_c
     assert Perk.objects.get(kind="free_shipping", order=waived).used_at is not None
 
     retention = retention_of(shop=shop)
-    assert sum(c.buyers for c in retention.cohorts) == 9 and sum(c.repeat for c in retention.cohorts) == 5
+    # Nine past buyers (five repeat), and the personalisation demo's six regulars (one repeats).
+    assert sum(c.buyers for c in retention.cohorts) == 15 and sum(c.repeat for c in retention.cohorts) == 6
     assert len([c for c in retention.cohorts if c.buyers]) >= 6  # several weeks
-    assert (retention.holders.buyers, retention.others.buyers) == (3, 6)  # fan1, fan2, shopper3 hold badges
+    assert (retention.holders.buyers, retention.others.buyers) == (3, 12)  # fan1, fan2, shopper3 hold badges
     assert not Award.objects.filter(user__email="viewer@demo.local").exists()
 
     before = (_snapshot(), list(past.values_list("pk", "paid_at")))

@@ -29,7 +29,11 @@ def test_each_app_seeds_its_own_demo_data_in_order():
         "apps.devices.demo",
     ]
     # What buys through order_place (which commits by itself) runs after the steps' transaction.
-    assert [f"{step.__module__}.{step.__name__}" for step in demo.AFTER_COMMIT] == ["apps.loyalty.demo.history"]
+    # The personalisation model trains last, on every order seeded before it.
+    assert [f"{step.__module__}.{step.__name__}" for step in demo.AFTER_COMMIT] == [
+        "apps.loyalty.demo.history",
+        "apps.personalization.demo.history",
+    ]
 
 
 def test_the_demo_stream_is_written_through_the_services_and_once():
