@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import connection
+from django.utils.dateparse import parse_datetime
 
 from apps.orders.models import Order, OrderLine
 from creatorcommerce.sql import names
@@ -57,4 +58,13 @@ def viewer_history(*, shop_id: int, user_id: int) -> list[tuple[int, datetime]]:
         _HISTORY_SQL = history_sql()
     with connection.cursor() as cursor:
         cursor.execute(_HISTORY_SQL, [user_id, shop_id, *SOLD])
-        return cursor.fetchall()
+        rows = cursor.fetchall()
+    # SQLite hands a raw aggregate over a datetime back as its text (stored in UTC).
+    return [(sku, at if isinstance(at, datetime) else _utc(at)) for sku, at in rows]
+
+
+def _utc(text: str) -> datetime:
+    value = parse_datetime(text)
+    if value is None:
+        raise ValueError(f"not a datetime: {text!r}")
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

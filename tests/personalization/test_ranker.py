@@ -16,7 +16,7 @@ from apps.personalization.services import model_train
 from tests.factories import make_buyer
 from tests.personalization.conftest import buy
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+pytestmark = [pytest.mark.django_db]
 
 CREATOR_ORDER = ["A", "B", "C", "D", "E"]
 
