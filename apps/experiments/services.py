@@ -9,7 +9,7 @@ so results and guardrails read one row per variant, never the events.
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -84,7 +84,7 @@ def ramp_problems(ramp) -> str | None:
 
 
 def _normal_ramp(ramp: list[dict]) -> list[dict]:
-    return [{"at": parse_datetime(s["at"]).astimezone(timezone.UTC).isoformat(), "percent": s["percent"]} for s in ramp]
+    return [{"at": parse_datetime(s["at"]).astimezone(UTC).isoformat(), "percent": s["percent"]} for s in ramp]
 
 
 _MESSAGES = {
