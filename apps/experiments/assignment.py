@@ -140,6 +140,12 @@ def running_specs(shop_id: int) -> list[Spec]:
     return by_shop.get(shop_id, []) + by_shop.get(None, [])
 
 
+def may_be_running() -> bool:
+    """False only when this process's copy is fresh and holds no running experiment: a
+    check in memory, for the spine's ``wants`` on the buy's committing thread."""
+    return time.monotonic() >= _running.expires or bool(_running.by_shop)
+
+
 def forget_running() -> None:
     """Drop this process's copy (a change committed here, or heard on a stream)."""
     _running.forget()

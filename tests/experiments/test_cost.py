@@ -34,3 +34,18 @@ def test_one_query_with_a_running_experiment_and_control_is_only_control(
     snapshot_extras(viewer)
     with django_assert_num_queries(1):
         assert snapshot_extras(viewer) == {"experience": {"purchase_confirmation": "control"}}
+
+
+def test_a_buy_enqueues_no_conversion_handler_without_a_running_experiment(stream_setup, make_experiment):
+    from apps.experiments.assignment import running_specs
+    from creatorcommerce.spine.registry import handlers_for
+
+    name = "apps.experiments.handlers.conversions_on_order_placed"
+    forget_running()
+    assert name in handlers_for("order.placed")  # the copy is stale: it may be running
+    running_specs(stream_setup["shop"].pk)  # the copy is read (on a snapshot, say): none runs
+    assert name not in handlers_for("order.placed")
+    make_experiment(stream_setup["creator"])
+    forget_running()  # what the commit of the start does in this process
+    running_specs(stream_setup["shop"].pk)
+    assert name in handlers_for("order.placed")
