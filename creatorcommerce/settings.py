@@ -492,7 +492,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # One name for a choice set several serializers share (the public stream and the
     # creators' drop both have the stream's status).
-    "ENUM_NAME_OVERRIDES": {"StreamStatusEnum": "apps.streams.models.Stream.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "StreamStatusEnum": "apps.streams.models.Stream.Status",
+        "ExperimentStatusEnum": "apps.experiments.models.Experiment.Status",
+    },
 }
 
 # --- i18n, static ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ from creatorcommerce.errors import DomainError
 from creatorcommerce.throttling import FixedWindowThrottle
 
 from .exceptions import InvalidClientEvents
+from .models import Experiment
 from .selectors import experiment_body, experiment_get, experiment_results, experiments_visible
 from .services import experiment_transition
 from .slots import SLOTS
@@ -160,6 +161,54 @@ class ClientEventsView(APIView):
 # -- experiments ------------------------------------------------------------------------------
 
 
+class RampSerializer(serializers.Serializer):
+    step = serializers.IntegerField(allow_null=True, help_text="the current step (0-based); null before the first")
+    percent = serializers.FloatField(help_text="the share of viewers in the experiment now")
+    since = serializers.CharField(allow_null=True)
+    next = serializers.DictField(allow_null=True, help_text="{at, percent} of the next step, or null")
+    steps = serializers.ListField(child=serializers.DictField(), help_text="[{at, percent}]")
+
+
+class ExperimentSerializer(serializers.Serializer):
+    """An experiment as the API answers it (documentation only)."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    shop = serializers.CharField(allow_null=True, help_text="the shop's slug; null: platform-wide")
+    slot = serializers.ChoiceField(choices=list(SLOTS))
+    status = serializers.ChoiceField(choices=Experiment.Status.choices)
+    variants = serializers.ListField(child=serializers.DictField(), help_text="[{key, weight}], control first")
+    ramp = RampSerializer()
+    reason = serializers.CharField(help_text="why it was rolled back, paused or stopped")
+    created_at = serializers.CharField()
+    started_at = serializers.CharField(allow_null=True)
+    ended_at = serializers.CharField(allow_null=True)
+
+
+class IntervalSerializer(serializers.Serializer):
+    value = serializers.FloatField()
+    low = serializers.FloatField()
+    high = serializers.FloatField()
+
+
+class VariantResultSerializer(serializers.Serializer):
+    variant = serializers.CharField()
+    weight = serializers.FloatField()
+    exposures = serializers.IntegerField(help_text="exposed viewers")
+    conversions = serializers.IntegerField(help_text="converted viewers")
+    errors = serializers.IntegerField(help_text="client errors")
+    rate = serializers.FloatField(allow_null=True)
+    rate_low = serializers.FloatField(allow_null=True, help_text="95 % Wilson interval")
+    rate_high = serializers.FloatField(allow_null=True)
+    difference = IntervalSerializer(allow_null=True, help_text="rate minus control's (Newcombe, 95 %)")
+    uplift = IntervalSerializer(allow_null=True, help_text="rate / control's - 1 (log ratio, 95 %)")
+
+
+class ResultsSerializer(ExperimentSerializer):
+    results = VariantResultSerializer(many=True)
+    guardrail = serializers.DictField(help_text="the last guardrail evaluation")
+
+
 class CreatorOrStaff(BasePermission):
     message = "Only creators and staff see experiments."
 
@@ -175,7 +224,7 @@ class ExperimentsView(APIView):
     permission_classes = [CreatorOrStaff]
 
     @extend_schema(
-        responses={200: serializers.ListSerializer(child=serializers.DictField()), **error_responses(**_OWNER_ERRORS)},
+        responses={200: ExperimentSerializer(many=True), **error_responses(**_OWNER_ERRORS)},
         operation_id="experiments_list",
     )
     def get(self, request):
@@ -187,7 +236,7 @@ class ExperimentResultsView(APIView):
 
     @extend_schema(
         responses={
-            200: serializers.DictField(),
+            200: ResultsSerializer,
             **error_responses(**_OWNER_ERRORS, **{"404": "experiment_not_found (also another shop's)"}),
         },
         operation_id="experiments_results",
@@ -207,7 +256,7 @@ class ExperimentActionView(APIView):
             "ExperimentAction", {"reason": serializers.CharField(required=False, max_length=2000)}
         ),
         responses={
-            200: serializers.DictField(),
+            200: ExperimentSerializer,
             **error_responses(
                 **_OWNER_ERRORS,
                 **{
