@@ -233,8 +233,8 @@ CELERY_TASK_ROUTES = {"apps.devices.tasks.send_cue": {"queue": "cues"}}
 # --- Experiments (docs/experiments.md) -------------------------------------------------------
 # How often the guardrails look at every running experiment (beat).
 EXPERIMENT_GUARDRAIL_SECONDS = env.float("EXPERIMENT_GUARDRAIL_SECONDS", default=5.0)
-# Client errors per exposed viewer of a variant above which it rolls back (once it has at
-# least EXPERIMENT_ERROR_MIN_COUNT errors).
+# Exposed viewers of a variant who reported a client error, as a share of its exposed
+# viewers, above which it rolls back (once at least EXPERIMENT_ERROR_MIN_COUNT of them).
 EXPERIMENT_ERROR_RATE_MAX = env.float("EXPERIMENT_ERROR_RATE_MAX", default=0.05)
 EXPERIMENT_ERROR_MIN_COUNT = env.int("EXPERIMENT_ERROR_MIN_COUNT", default=5)
 # The conversion guardrail's sequential test (mSPRT): false-alarm level over the whole run,

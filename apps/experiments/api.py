@@ -127,7 +127,7 @@ class ClientEventsView(APIView):
                 {
                     "accepted": serializers.IntegerField(),
                     "exposures": serializers.IntegerField(help_text="exposures counted for an experiment"),
-                    "errors": serializers.IntegerField(),
+                    "errors": serializers.IntegerField(help_text="error events accepted"),
                     "ignored": serializers.IntegerField(
                         help_text="exposures of no running experiment, or not the viewer's variant"
                     ),
@@ -196,7 +196,7 @@ class VariantResultSerializer(serializers.Serializer):
     weight = serializers.FloatField()
     exposures = serializers.IntegerField(help_text="exposed viewers")
     conversions = serializers.IntegerField(help_text="converted viewers")
-    errors = serializers.IntegerField(help_text="client errors")
+    errors = serializers.IntegerField(help_text="exposed viewers who reported a client error")
     rate = serializers.FloatField(allow_null=True)
     rate_low = serializers.FloatField(allow_null=True, help_text="95 % Wilson interval")
     rate_high = serializers.FloatField(allow_null=True)

@@ -79,6 +79,7 @@ class Assignment(models.Model):
     assigned_at = models.DateTimeField()
     converted_at = models.DateTimeField(null=True, blank=True)
     converted_order = models.BigIntegerField(null=True, blank=True)
+    errored_at = models.DateTimeField(null=True, blank=True, help_text="their first client error in a slot")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["experiment", "viewer"], name="assignment_once_per_viewer")]
@@ -105,7 +106,8 @@ class Exposure(models.Model):
 
 class VariantStats(models.Model):
     """Per experiment and variant, kept incrementally (F() updates in the services that
-    count): exposed viewers, converted viewers, client errors."""
+    count): exposed viewers, converted viewers, and viewers who reported a client error in
+    the slot (each viewer once: one client cannot trip the guardrail alone)."""
 
     experiment = models.ForeignKey(Experiment, on_delete=models.CASCADE, related_name="stats")
     variant = models.CharField(max_length=32)
@@ -117,6 +119,7 @@ class VariantStats(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["experiment", "variant"], name="stats_once_per_variant"),
             models.CheckConstraint(condition=Q(conversions__lte=models.F("exposures")), name="conversions_of_exposed"),
+            models.CheckConstraint(condition=Q(errors__lte=models.F("exposures")), name="errors_of_exposed"),
         ]
         ordering = ["pk"]
 

@@ -315,7 +315,8 @@ def _running_for(stream_shop: int, slot: str) -> Experiment | None:
 def client_events_record(*, user_id: int | None, session_key: str | None, events: list[dict], now=None) -> dict:
     """A validated batch (apps/experiments/api.py) in one transaction: exposures record the
     viewer's assignment at the first one and count the variant's exposed viewer once;
-    errors count against the variant they are attributed to. Returns the counts."""
+    an exposed viewer's first error in the slot counts against their variant. Returns the
+    counts."""
     now = now or timezone.now()
     viewer = viewer_key(user_id=user_id, session_key=session_key)
     shops = dict(Stream.objects.filter(pk__in={e["stream"] for e in events}).values_list("pk", "shop_id"))
@@ -334,7 +335,7 @@ def client_events_record(*, user_id: int | None, session_key: str | None, events
                 ok = experiment is not None and viewer is not None and _expose(experiment, viewer, event, now)
                 counted["exposures" if ok else "ignored"] += 1
             else:
-                _error(experiment, viewer, event, shop_id)
+                _error(experiment, viewer, event, shop_id, now)
                 counted["errors"] += 1
     return counted
 
@@ -364,26 +365,25 @@ def _expose(experiment: Experiment, viewer: str, event: dict, now) -> bool:
     return True
 
 
-def _error(experiment: Experiment | None, viewer: str | None, event: dict, shop_id: int) -> None:
-    variant = None
-    if experiment is not None:
-        assigned = (
-            Assignment.objects.filter(experiment=experiment, viewer=viewer).values_list("variant", flat=True).first()
-            if viewer
-            else None
-        )
-        reported = event.get("variant")
-        variant = assigned or (reported if reported in experiment.variant_keys else None)
-        if variant is not None:
-            VariantStats.objects.filter(experiment=experiment, variant=variant).update(errors=F("errors") + 1)
+def _error(experiment: Experiment | None, viewer: str | None, event: dict, shop_id: int, now) -> None:
+    """An error counts against a running experiment's variant when the reporting viewer is
+    assigned to it (exposed), once per viewer: the guardrail's rate is erroring viewers per
+    exposed viewer, so no single client trips it. Every error is a spine event."""
+    assignment = None
+    if experiment is not None and viewer is not None:
+        assignment = Assignment.objects.filter(experiment=experiment, viewer=viewer).first()
+    if assignment is not None and Assignment.objects.filter(pk=assignment.pk, errored_at__isnull=True).update(
+        errored_at=now
+    ):
+        VariantStats.objects.filter(experiment=experiment, variant=assignment.variant).update(errors=F("errors") + 1)
     emit(
         "client_error.reported",
         {
             "stream": event["stream"],
             "shop": shop_id,
             "slot": event.get("slot"),
-            "variant": variant if experiment is not None else event.get("variant"),
-            "experiment": experiment.pk if experiment is not None and variant is not None else None,
+            "variant": assignment.variant if assignment is not None else event.get("variant"),
+            "experiment": experiment.pk if assignment is not None else None,
             "message": event.get("message", ""),
         },
     )

@@ -79,7 +79,7 @@ class Arm:
     variant: str
     exposures: int
     conversions: int
-    errors: int
+    errors: int  # exposed viewers who reported a client error
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,8 @@ class Limits:
     alpha: float  # false-alarm level of the conversion guardrail
     tau: float  # mSPRT mixing standard deviation, on the rate difference
     min_exposures: int  # per arm, before the conversion test looks
-    error_rate_max: float  # client errors per exposed viewer
-    error_min_count: int  # errors of a variant before its rate counts
+    error_rate_max: float  # erroring viewers per exposed viewer
+    error_min_count: int  # erroring viewers of a variant before its rate counts
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def evaluate(arms: list[Arm], limits: Limits, *, best_lambda: dict | None = None
             return Verdict(
                 True,
                 "error_rate",
-                f"{arm.variant}: {arm.errors} client errors for {arm.exposures} exposed viewers "
+                f"{arm.variant}: {arm.errors} of {arm.exposures} exposed viewers reported client errors "
                 f"({rate:.1%}), above the bound of {limits.error_rate_max:.1%}",
                 checks,
                 best_lambda,

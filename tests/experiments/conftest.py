@@ -55,3 +55,12 @@ def make_experiment(db):
         return experiment
 
     return _make
+
+
+@pytest.fixture(autouse=True)
+def _client_events_unthrottled(settings):
+    """Anonymous test requests share one address: only the rate-limit test limits them."""
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "client_events": "100000/min"},
+    }

@@ -269,3 +269,25 @@ def test_equal_rates_do_not_roll_back(stream_setup, make_experiment):
     assert experiment.status == Experiment.Status.RUNNING
     assert experiment.guardrail["verdict"] == "ok" and experiment.guardrail["checks"]["confetti"]["p_value"] > 0.05
     assert settings.EXPERIMENT_GUARDRAIL_ALPHA == 0.05
+
+
+def test_errors_count_once_per_exposed_viewer(stream_setup, make_experiment):
+    stream = stream_setup["stream"]
+    experiment = make_experiment(stream_setup["creator"])
+    variant = spec_of(experiment).hashed("u:601", time.time())
+    error = {
+        "kind": "error",
+        "stream": stream.pk,
+        "slot": "purchase_confirmation",
+        "variant": "confetti",
+        "message": "x",
+    }
+    # Never exposed: the errors are events, and count against nothing.
+    client_events_record(user_id=602, session_key=None, events=[error] * 10)
+    assert set(_stats(experiment).values()) == {(0, 0, 0)}
+    # Exposed: however many errors, the viewer counts once against their own variant.
+    client_events_record(user_id=601, session_key=None, events=[_exposure(stream, variant), *[error] * 10])
+    client_events_record(user_id=601, session_key=None, events=[error] * 10)
+    assert _stats(experiment)[variant] == (1, 0, 1)
+    assert OutboxEvent.objects.filter(type="client_error.reported").count() == 30
+    assert not guardrails_evaluate()

@@ -100,21 +100,26 @@ async def test_an_error_spike_rolls_back_and_live_viewers_get_the_standard_exper
     signed, signed_snapshot = await _signed_in(stream, await sync_to_async(UserFactory)())
     assert snapshot["experience"] == signed_snapshot["experience"] == {"purchase_confirmation": "confetti"}
 
-    # The confetti breaks on this viewer's page: an exposure, then errors.
-    api_client.cookies["sessionid"] = key
-    events = [{"kind": "exposure", "stream": stream.pk, "slot": "purchase_confirmation", "variant": "confetti"}]
-    events += [
-        {
-            "kind": "error",
-            "stream": stream.pk,
-            "slot": "purchase_confirmation",
-            "variant": "confetti",
-            "message": "TypeError: confetti is not a function",
-        }
-        for _ in range(settings.EXPERIMENT_ERROR_MIN_COUNT)
+    # The confetti breaks on the pages of this viewer and of four others: each reports its
+    # exposure, then an error (repeats of one viewer's errors would count once).
+    events = [
+        {"kind": "exposure", "stream": stream.pk, "slot": "purchase_confirmation", "variant": "confetti"},
+        *[
+            {
+                "kind": "error",
+                "stream": stream.pk,
+                "slot": "purchase_confirmation",
+                "variant": "confetti",
+                "message": "TypeError: confetti is not a function",
+            }
+        ]
+        * 3,
     ]
-    response = await sync_to_async(api_client.post)("/api/v1/client-events/", {"events": events}, format="json")
-    assert response.status_code == 202 and response.json()["errors"] == settings.EXPERIMENT_ERROR_MIN_COUNT
+    others = [await sync_to_async(new_session)() for _ in range(settings.EXPERIMENT_ERROR_MIN_COUNT - 1)]
+    for session in [key, *others]:
+        api_client.cookies["sessionid"] = session
+        response = await sync_to_async(api_client.post)("/api/v1/client-events/", {"events": events}, format="json")
+        assert response.status_code == 202 and response.json()["errors"] == 3
 
     # Beat runs the guardrails every EXPERIMENT_GUARDRAIL_SECONDS; this is one such run.
     assert settings.CELERY_BEAT_SCHEDULE["experiments-guardrails"]["schedule"].total_seconds() == (

@@ -78,7 +78,7 @@ def test_a_variant_better_than_control_is_never_rolled_back():
 
 def test_error_rate_bound():
     arms = [stats.Arm("control", 50, 5, 0), stats.Arm("confetti", 50, 5, 4)]
-    assert not stats.evaluate(arms, LIMITS).rollback  # 4 errors: under the minimum count
+    assert not stats.evaluate(arms, LIMITS).rollback  # 4 erroring viewers: under the minimum count
     arms[1] = stats.Arm("confetti", 50, 5, 6)
     verdict = stats.evaluate(arms, LIMITS)
     assert verdict.rollback and verdict.reason == "error_rate" and "confetti" in verdict.detail
