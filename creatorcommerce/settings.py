@@ -118,6 +118,7 @@ INSTALLED_APPS = [
     "apps.calendars",  # preferences, follows, reminders at the right moment (docs/calendars.md)
     "apps.devices",  # rooms, devices, cue rules, cues over MQTT (docs/devices.md)
     "apps.nodes",  # edge nodes and the sync plane (docs/edge.md)
+    "apps.experiments",  # experiments on micro-interactions, guardrails (docs/experiments.md)
 ]
 
 MIDDLEWARE = [
@@ -244,6 +245,25 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (Queue("celery"), Queue("cues"))
 CELERY_TASK_ROUTES = {"apps.devices.tasks.send_cue": {"queue": "cues"}}
+# --- Experiments (docs/experiments.md) -------------------------------------------------------
+# How often the guardrails look at every running experiment (beat).
+EXPERIMENT_GUARDRAIL_SECONDS = env.float("EXPERIMENT_GUARDRAIL_SECONDS", default=5.0)
+# Exposed viewers of a variant who reported a client error, as a share of its exposed
+# viewers, above which it rolls back (once at least EXPERIMENT_ERROR_MIN_COUNT of them).
+EXPERIMENT_ERROR_RATE_MAX = env.float("EXPERIMENT_ERROR_RATE_MAX", default=0.05)
+EXPERIMENT_ERROR_MIN_COUNT = env.int("EXPERIMENT_ERROR_MIN_COUNT", default=5)
+# The conversion guardrail's sequential test (mSPRT): false-alarm level over the whole run,
+# mixing standard deviation on the rate difference, exposed viewers per arm before it looks.
+EXPERIMENT_GUARDRAIL_ALPHA = env.float("EXPERIMENT_GUARDRAIL_ALPHA", default=0.05)
+EXPERIMENT_MSPRT_TAU = env.float("EXPERIMENT_MSPRT_TAU", default=0.05)
+EXPERIMENT_MIN_EXPOSURES = env.int("EXPERIMENT_MIN_EXPOSURES", default=100)
+# How stale a web process's copy of the running experiments may get (the snapshot's hot
+# path reads it; a change committed or heard on a stream drops it at once).
+EXPERIMENTS_REFRESH_SECONDS = env.float("EXPERIMENTS_REFRESH_SECONDS", default=1.0)
+# POST /api/v1/client-events/: batches per client (signed-in user, else address).
+CLIENT_EVENTS_RATE_LIMIT = env.str("CLIENT_EVENTS_RATE_LIMIT", default="60/min")
+CLIENT_EVENTS_MAX = 100
+
 # Periodic tasks are declared in code, here, next to the tasks they start.
 CELERY_BEAT_SCHEDULE: dict = {
     "spine-redeliver": {
@@ -286,6 +306,11 @@ CELERY_BEAT_SCHEDULE: dict = {
     "personalization-train": {
         "task": "apps.personalization.tasks.train",
         "schedule": timedelta(seconds=PERSONALIZATION_TRAIN_INTERVAL_SECONDS),
+    },
+    # Experiments' guardrails: a tripped one is rolled back (docs/experiments.md).
+    "experiments-guardrails": {
+        "task": "apps.experiments.tasks.evaluate_guardrails",
+        "schedule": timedelta(seconds=EXPERIMENT_GUARDRAIL_SECONDS),
     },
     # On an edge, the outbox relay (docs/edge.md); elsewhere the task returns at once.
     "nodes-relay": {
@@ -470,6 +495,8 @@ REST_FRAMEWORK = {
         "buy": env.str("BUY_RATE_LIMIT", default="120/min"),
         # Per viewer: a phone pings every few seconds at most (docs/geofences.md).
         "geo_ping": env.str("GEO_PING_RATE_LIMIT", default="30/min"),
+        # Per client: a page reports its exposures and errors in batches (docs/experiments.md).
+        "client_events": CLIENT_EVENTS_RATE_LIMIT,
     },
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -485,7 +512,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # One name for a choice set several serializers share (the public stream and the
     # creators' drop both have the stream's status).
-    "ENUM_NAME_OVERRIDES": {"StreamStatusEnum": "apps.streams.models.Stream.Status"},
+    "ENUM_NAME_OVERRIDES": {
+        "StreamStatusEnum": "apps.streams.models.Stream.Status",
+        "ExperimentStatusEnum": "apps.experiments.models.Experiment.Status",
+    },
 }
 
 # --- i18n, static ----------------------------------------------------------------------

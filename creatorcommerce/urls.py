@@ -19,6 +19,7 @@ api_v1 = [
     path("", include("apps.calendars.urls")),
     path("", include("apps.devices.urls")),
     path("", include("apps.nodes.api_urls")),
+    path("", include("apps.experiments.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

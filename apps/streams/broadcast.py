@@ -154,6 +154,7 @@ class StreamBroadcaster:
         current ``seq``; from then on it gets every message."""
         async with self.feed.lock:
             merged = await self.feed.adopt(snapshot, since=since)
+            fields = self.feed.patched(fields, since=since)
             frame = encode({"type": "snapshot", **merged, **fields, "seq": self.feed.seq})
             await socket.base_send({"type": "websocket.send", "text": frame})
             self.sockets[socket] = daphne_socket(socket.base_send)

@@ -33,6 +33,7 @@ from creatorcommerce.admin import is_staff
 
 from . import broadcast
 from .exceptions import InvalidViewerToken, StreamNotFound
+from .extras import Viewer, snapshot_extras
 from .feed import StreamFeed
 from .panels import control_relay_for
 from .selectors import stream_get, stream_pinned_skus, stream_sales, stream_snapshot
@@ -128,14 +129,26 @@ class ViewerConsumer(_StreamSocket):
         try:
             self.broadcaster = await broadcast.attach(self.stream_id, self._pinned)
             since = self.broadcaster.mark()
-            snapshot = await database_sync_to_async(stream_snapshot)(stream_id=self.stream_id)
+            snapshot, extras = await database_sync_to_async(self._read)(claims)
         except StreamNotFound:
             return await self.refuse(CLOSE_NOT_FOUND)
         await sync_to_async(presence_join)(stream_id=self.stream_id)
         self.counted = True
         viewers = await sync_to_async(presence_count)(stream_id=self.stream_id)
         await self.accept()
-        await self.broadcaster.welcome(self, snapshot, since=since, viewers=viewers)
+        await self.broadcaster.welcome(self, snapshot, since=since, viewers=viewers, **extras)
+
+    def _read(self, claims) -> tuple[dict, dict]:
+        """The snapshot, and what apps above streams add to it for this viewer (e.g. the
+        experiments' ``experience``; apps/streams/extras.py), in one trip to a thread."""
+        snapshot = stream_snapshot(stream_id=self.stream_id)
+        viewer = Viewer(
+            stream_id=self.stream_id,
+            shop_id=snapshot.pop("shop_id"),
+            user_id=claims.user_id,
+            session_key=None if claims.user_id else claims.session_key,
+        )
+        return snapshot, snapshot_extras(viewer)
 
     async def _pinned(self) -> list[dict]:
         return await database_sync_to_async(stream_pinned_skus)(stream_id=self.stream_id)
@@ -274,6 +287,7 @@ class ControlRoomConsumer(_StreamSocket):
 
     def _snapshot(self) -> dict:
         snapshot = stream_snapshot(stream_id=self.stream_id)
+        snapshot.pop("shop_id")
         stream = stream_get(stream_id=self.stream_id)
         return {**snapshot, "sales": stream_sales(stream=stream), "viewers": presence_count(stream_id=self.stream_id)}
 

@@ -30,7 +30,13 @@ from collections.abc import Awaitable, Callable
 
 from django.conf import settings
 
+from .extras import viewer_relay_for
+
 log = logging.getLogger(__name__)
+
+# Relayed messages remembered for ``patched`` (only those newer than a snapshot being read
+# matter: a handful at most).
+RELAYED_KEPT = 16
 
 Publish = Callable[[list[dict]], Awaitable[None]]
 Regroup = Callable[[list[str], list[str]], Awaitable[None]]
@@ -64,6 +70,8 @@ class StreamFeed:
         self.pending_venues: dict[int, dict[str, int]] = {}
         # Smart bundles anchored on pinned SKUs, by arrival: id -> (changes, card or None).
         self.bundles: dict[int, tuple[int, dict | None]] = {}
+        # Messages of apps above streams (apps/streams/extras.py), by arrival: (changes, message).
+        self.relayed: list[tuple[int, dict]] = []
         # Counters waiting for their push.
         self.pending_stock: dict[str, int] = {}
         self.pending_ts = 0.0
@@ -202,6 +210,32 @@ class StreamFeed:
         handler = self._handlers.get(message["type"])
         if handler is not None:
             await handler(self, message)
+        elif (relay := viewer_relay_for(message["type"])) is not None:
+            await self._relay(relay, message)
+
+    async def _relay(self, relay, message: dict) -> None:
+        """An app above streams speaks to the stream's sockets (apps/streams/extras.py)."""
+        try:
+            out = relay(message)
+        except Exception:
+            log.exception("stream %s: viewer relay of %s failed", self.stream_id, message["type"])
+            return
+        if out is None:
+            return
+        async with self.lock:
+            self.changes += 1
+            self.relayed = [*self.relayed[-(RELAYED_KEPT - 1) :], (self.changes, out)]
+            await self._publish([out])
+
+    def patched(self, fields: dict, *, since: int) -> dict:
+        """A new socket's snapshot extras (read after ``since = feed.changes``) with the
+        relayed messages that arrived since merged in: ``{"type": k, k: {...}}`` updates the
+        extra ``k`` (docs/streams.md, "Snapshot extras and viewer relays")."""
+        for at, message in self.relayed:
+            key = message.get("type")
+            if at > since and isinstance(fields.get(key), dict) and isinstance(message.get(key), dict):
+                fields = {**fields, key: {**fields[key], **message[key]}}
+        return fields
 
     async def _stock_changed(self, message: dict) -> None:
         payload = message["payload"]

@@ -159,11 +159,13 @@ def stream_snapshot(*, stream_id: int) -> dict:
     """The first WebSocket message: pins and absolute stock, by SKU code; the pinned SKUs'
     stock rows at the shop's venues (``venue_stock``, with their versions: the feed turns
     them into ``venues``) and the active bundles anchored on a pinned SKU (``bundles``;
-    docs/geofences.md)."""
+    docs/geofences.md); and ``shop_id`` for the consumer (not sent: it names the viewer's
+    snapshot extras' shop, apps/streams/extras.py)."""
     stream = stream_get(stream_id=stream_id)
     pins = stream_pins(stream=stream)
     sku_ids = [p["sku_id"] for p in pins]
     return {
+        "shop_id": stream.shop_id,
         "stream": stream_body(stream=stream, pins=pins),
         "pins": pins,
         "stock": {p["sku"]: p["available"] for p in pins},
