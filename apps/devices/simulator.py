@@ -125,11 +125,23 @@ class SimulatedDevice:
         self.client.loop_start()
 
     def stop(self, *, clean: bool = True) -> None:
-        """Disconnect; ``clean`` says ``offline`` first (otherwise the broker's last will does,
-        once it notices)."""
+        """Disconnect. ``clean`` says ``offline`` first (retained) and, if the broker did not
+        confirm it within 10 s, drops the connection without a DISCONNECT so that the broker
+        sends the last will ``offline`` instead; ``clean=False`` just disconnects."""
+        said = False
         if clean and self.client.is_connected():
             info = self.client.publish(self._topic("status"), "offline", qos=1, retain=True)
-            with contextlib.suppress(RuntimeError, ValueError):
-                info.wait_for_publish(2)
-        self.client.disconnect()
+            with contextlib.suppress(RuntimeError, ValueError):  # the connection went meanwhile
+                info.wait_for_publish(10)
+                said = info.is_published()
+        if said or not clean:
+            self.client.disconnect()
+            self.client.loop_stop()
+            return
+        # "offline" was not confirmed: leave without a DISCONNECT, so that the broker
+        # publishes the last will instead (a clean disconnect would cancel it).
         self.client.loop_stop()
+        sock = self.client.socket()
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.close()
