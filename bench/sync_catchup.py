@@ -8,6 +8,11 @@ bench/results/sync-catchup-<timestamp>.json. Target: caught up in under 30 s.
     .venv/bin/python bench/sync_catchup.py                      # edge on SQLite (embedded)
     .venv/bin/python bench/sync_catchup.py --edge-db postgres   # edge on PostgreSQL
     .venv/bin/python bench/sync_catchup.py --events 2000        # a quicker run
+    .venv/bin/python bench/sync_catchup.py --profile            # + py-spy over the cloud
+
+``--profile`` writes collapsed stacks of the cloud server's threads holding the GIL (its
+CPU) to ``bench/results/sync-catchup-<timestamp>/cloud-profile.txt`` (needs py-spy in the venv:
+``pip install py-spy``; the run's other logs are there too).
 
 The cloud: daphne (production settings, ``NODE_ROLE=cloud``) on a fresh PostgreSQL database
 with a Redis index (the run creates, flushes and drops them). The edge: one process
@@ -28,6 +33,7 @@ import argparse
 import json
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -126,7 +132,7 @@ while True:
         break
     if time.monotonic() - restored > timeout:
         break
-    time.sleep(0.02)
+    time.sleep(0.1)
 done = time.monotonic() - restored
 paid = Order.objects.filter(status="paid").count()
 print("DONE " + json.dumps({
@@ -204,7 +210,15 @@ def main() -> None:
     parser.add_argument("--edge-db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--redis-db", type=int, help="the cloud's Redis index (else the first empty of 15..8)")
     parser.add_argument("--batch-size", type=int, default=200, help="SYNC_BATCH_SIZE (the default: 200)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy samples the cloud server's threads holding the GIL (its CPU) during the catch-up",
+    )
     args = parser.parse_args()
+    spy_bin = Path(sys.executable).with_name("py-spy")
+    if args.profile and not spy_bin.exists():
+        parser.error(f"--profile needs py-spy ({spy_bin}): pip install py-spy")
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
     logs = BENCH / "results" / f"sync-catchup-{stamp}"
@@ -255,12 +269,25 @@ def main() -> None:
             f"the relay failed {queued['failures']} time(s), acked {queued['acked_seq']}"
         )
         assert cloud.poll() is None, "the cloud exited"
-        cpu_before = runner.cpu_seconds(cloud.pid)
+        cpu_before, edge_cpu_before = runner.cpu_seconds(cloud.pid), runner.cpu_seconds(edge.pid)
+        spy = None
+        if args.profile:
+            spy = runner.spawn(
+                "py-spy",
+                [str(spy_bin), "record", "--gil", "-p", str(cloud.pid), "-r", "200",
+                 "--format", "raw", "-o", str(logs / "cloud-profile.txt")],
+                cloud_env, logs / "py-spy.log",
+            )  # fmt: skip
+            time.sleep(1)  # py-spy attaches
         proxy.mode = "pass"
         edge.stdin.write("go\n")
         edge.stdin.flush()
         done = read_line(edge, "DONE", time.monotonic() + 600)
         cpu = runner.cpu_seconds(cloud.pid) - cpu_before
+        edge_cpu = runner.cpu_seconds(edge.pid) - edge_cpu_before  # the relay (and the polling loop)
+        if spy is not None:
+            os.kill(spy.pid, signal.SIGINT)  # py-spy writes its file on SIGINT
+            spy.wait(timeout=30)
         edge.wait(timeout=30)
         got = cloud_state(cloud_db, node_id)
     finally:
@@ -306,6 +333,9 @@ def main() -> None:
         "events_per_s_transfer": events / transfer if transfer else None,
         "cloud_cpu_s": cpu,
         "cloud_cpu_us_per_event": cpu * 1e6 / events if events else None,
+        "edge_cpu_s": edge_cpu,
+        "edge_cpu_us_per_event": edge_cpu * 1e6 / events if events else None,
+        "load_average": os.getloadavg(),
         "checks": checks,
         "edge_totals": done["totals"],
         "cloud": got,
@@ -320,6 +350,8 @@ def main() -> None:
         ["events/s, link back → all acknowledged", f"{result['events_per_s_overall']:.0f}"],
         ["events/s, first → last batch", f"{result['events_per_s_transfer']:.0f}" if transfer else "-"],
         ["cloud server CPU per event", f"{result['cloud_cpu_us_per_event']:.0f} µs ({cpu:.2f} s)"],
+        ["edge process CPU per event (relay: read, sign, send)", f"{result['edge_cpu_us_per_event']:.0f} µs"],
+        ["load average (1 min) at the end", f"{result['load_average'][0]:.1f} on {os.cpu_count()} cores"],
         *[[f"check: {name}", "yes" if ok else "NO"] for name, ok in checks.items()],
     ]
     print(f"\nsync catch-up: edge on {args.edge_db}, cloud on PostgreSQL, SYNC_BATCH_SIZE={args.batch_size}")
