@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -107,7 +108,7 @@ def demo():
     try:
         wait_until(
             lambda: handle.said("Two-node demo is up.") or proc.poll() is not None,
-            timeout=240,
+            timeout=180,
             message="the demo started",
             interval=0.5,
         )
@@ -123,6 +124,7 @@ def demo():
                 proc.wait()
         reader.join(timeout=5)
         print("demo output (tail):\n" + "\n".join(lines[-25:]))
+        shutil.rmtree(data, ignore_errors=True)
 
 
 def cloud_copy(demo: Demo, token: str, receipt: str) -> dict | None:
