@@ -23,13 +23,25 @@ from apps.calendars import demo as calendars_demo
 from apps.catalog import demo as catalog_demo
 from apps.devices import demo as devices_demo
 from apps.geofences import demo as geofences_demo
+from apps.geofences.demo import DEMO_VENUE_NAME
 from apps.loyalty import demo as loyalty_demo
 from apps.orders import demo as orders_demo
 from apps.personalization import demo as personalization_demo
 from apps.streams import demo as streams_demo
 
-# The demo logins, for seed_demo to print (and tests to log in with).
-__all__ = ["AFTER_COMMIT", "DEMO_CREATOR_TIME_ZONE", "DEMO_PASSWORD", "DEMO_USERS", "STEPS", "seed"]
+# The demo logins, for seed_demo to print (and tests to log in with); the demo shop's slug
+# and its venue, for the two-node demo to register its edge with (manage.py demo_edge).
+__all__ = [
+    "AFTER_COMMIT",
+    "DEMO_CREATOR_TIME_ZONE",
+    "DEMO_PASSWORD",
+    "DEMO_SHOP",
+    "DEMO_USERS",
+    "DEMO_VENUE_NAME",
+    "STEPS",
+    "seed",
+]
+DEMO_SHOP = "demo-studio"  # the slug of the demo creator's shop, "Demo Studio" (apps/accounts/demo.py)
 
 STEPS = [
     accounts_demo.seed,

@@ -145,6 +145,14 @@ def test_the_two_node_demo_sells_through_a_cut_uplink_and_the_cloud_catches_up(d
     assert demo.edge_sql(skus, [SHOP]) == demo.cloud_sql(skus, [SHOP]) != []
     assert demo.edge_sql("SELECT count(*) FROM orders_order")[0][0] == 0
 
+    # The edge was registered for the demo shop's venue and pulled its catalog: it owns the
+    # venue's stock now (docs/edge.md, "Catalog to the edge").
+    wait_until(
+        lambda: demo.cloud_sql("SELECT venue_taken_at FROM nodes_node WHERE node_id = ?", [node_id])[0][0],
+        timeout=60,
+        message="the edge pulled its catalog and took its venue over",
+    )
+
     edge_token, cloud_token = login(demo.edge), login(demo.cloud)
 
     # Online: a buy on the edge reaches the cloud.

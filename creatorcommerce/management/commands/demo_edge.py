@@ -34,7 +34,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from creatorcommerce.demo import DEMO_PASSWORD, DEMO_USERS
+from creatorcommerce.demo import DEMO_PASSWORD, DEMO_SHOP, DEMO_USERS, DEMO_VENUE_NAME
 from creatorcommerce.faultproxy import FaultProxy
 
 # Environment the nodes must not inherit: each node gets its own database, role and URLs,
@@ -211,7 +211,11 @@ class Command(BaseCommand):
             thread.join()
         if errors:
             raise errors[0]
-        out = _manage(cloud_env, "node_add", node_id, str(data / "edge.jwk"))
+        # The edge sells the demo shop at its pop-up venue: its catalog pull takes the venue's
+        # stock over from the cloud (docs/edge.md, "Catalog to the edge").
+        out = _manage(
+            cloud_env, "node_add", node_id, str(data / "edge.jwk"), "--shop", DEMO_SHOP, "--venue", DEMO_VENUE_NAME
+        )
         self.stdout.write(out.strip())
 
     def banner(self, data, cloud_base, edge_base, node_id, cloud_label, proxy) -> None:
@@ -294,6 +298,8 @@ class LinkReport:
                     f"[link] batch delivered: the cloud recorded {reply.get('recorded')} new event(s), "
                     f"holds 1..{reply.get('acked_seq')}"
                 )
+            elif status == "200" and "products" in reply:
+                self.write(f"[link] the edge pulled its catalog: {len(reply['products'])} product(s)")
             else:
                 self.write(f"[link] edge -> cloud: HTTP {status} {reply.get('code', '')}".rstrip())
 
