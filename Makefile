@@ -1,4 +1,4 @@
-.PHONY: demo test ci lint bench bench-quick bench-tools
+.PHONY: demo demo-edge demo-edge-cut demo-edge-restore test ci lint bench bench-quick bench-tools
 PY := .venv/bin/python
 
 .venv/installed: requirements.txt requirements-dev.txt
@@ -6,6 +6,17 @@ PY := .venv/bin/python
 
 demo:
 	python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt && DEBUG=1 $(PY) manage.py demo
+
+# The two-node demo (docs/edge.md, "A two-node demo"): a cloud on :8000 and an edge on :8001.
+# While it runs, cut and restore the edge's uplink from another terminal.
+demo-edge:
+	python3 -m venv .venv && .venv/bin/pip install -q -r requirements.txt && DEBUG=1 $(PY) manage.py demo_edge $(DEMO_ARGS)
+
+demo-edge-cut:
+	DEBUG=1 $(PY) manage.py demo_edge cut $(DEMO_ARGS)
+
+demo-edge-restore:
+	DEBUG=1 $(PY) manage.py demo_edge restore $(DEMO_ARGS)
 
 test: .venv/installed
 	$(PY) -m pytest

@@ -7,12 +7,14 @@ need, plus ``summary`` lines to print. ``STEPS`` run in one transaction (a demo 
 written is never left behind); ``AFTER_COMMIT`` steps run after it has committed, with no
 transaction open, for what a service does only on its own: buying (``order_place`` commits
 and pays by itself), e.g. the loyalty app's past orders, and the personalisation app's
-co-purchases and its model's first training. This module only lists the steps,
-in order; like URL and ASGI routing, it is one of the few places that list apps.
+co-purchases and its model's first training; an edge node (``NODE_ROLE=edge``) skips them.
+This module only lists the steps, in order; like URL and ASGI routing, it is one of the few
+places that list apps.
 """
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 
 from apps.accounts import demo as accounts_demo
@@ -21,13 +23,25 @@ from apps.calendars import demo as calendars_demo
 from apps.catalog import demo as catalog_demo
 from apps.devices import demo as devices_demo
 from apps.geofences import demo as geofences_demo
+from apps.geofences.demo import DEMO_VENUE_NAME
 from apps.loyalty import demo as loyalty_demo
 from apps.orders import demo as orders_demo
 from apps.personalization import demo as personalization_demo
 from apps.streams import demo as streams_demo
 
-# The demo logins, for seed_demo to print (and tests to log in with).
-__all__ = ["AFTER_COMMIT", "DEMO_CREATOR_TIME_ZONE", "DEMO_PASSWORD", "DEMO_USERS", "STEPS", "seed"]
+# The demo logins, for seed_demo to print (and tests to log in with); the demo shop's slug
+# and its venue, for the two-node demo to register its edge with (manage.py demo_edge).
+__all__ = [
+    "AFTER_COMMIT",
+    "DEMO_CREATOR_TIME_ZONE",
+    "DEMO_PASSWORD",
+    "DEMO_SHOP",
+    "DEMO_USERS",
+    "DEMO_VENUE_NAME",
+    "STEPS",
+    "seed",
+]
+DEMO_SHOP = "demo-studio"  # the slug of the demo creator's shop, "Demo Studio" (apps/accounts/demo.py)
 
 STEPS = [
     accounts_demo.seed,
@@ -59,6 +73,12 @@ def seed() -> dict:
     summary: list[str] = []
     with transaction.atomic():
         _run(STEPS, context, summary)
-    _run(AFTER_COMMIT, context, summary)
+    if settings.NODE_ROLE == "edge":
+        # An edge gets the same shop, SKU codes, locations and users as a cloud seeded by
+        # this, so a demo pair syncs out of the box (names, not ids, cross: docs/edge.md). The
+        # past orders are the cloud's history: an edge's would reach the cloud as its sales.
+        summary.append("edge node: no past orders (the cloud holds the demo's history)")
+    else:
+        _run(AFTER_COMMIT, context, summary)
     context["summary"] = summary
     return context

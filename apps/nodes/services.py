@@ -261,8 +261,9 @@ def batch_ingest(*, token: str) -> dict:
             if event["seq"] in taken:
                 raise SyncSeqConflict(seq=event["seq"])
         rows = []
+        lookups = _Lookups(node, fresh)
         for event in fresh:
-            outcome, detail = _apply(node, event)
+            outcome, detail = _apply(node, event, lookups)
             rows.append(
                 NodeEvent(
                     node=node,
@@ -333,12 +334,88 @@ def _days_record(node: Node, days: dict[date, dict], seq: int, now) -> None:
     NodeDay.objects.bulk_update(changed, ["totals", "seq", "reported_at"])
 
 
-def _apply(node: Node, event: dict) -> tuple[str, str]:
+def _is_order(event: dict) -> bool:
+    return event["type"].startswith("order.") and "order" in event["refs"]
+
+
+def _is_stock(event: dict) -> bool:
+    return event["type"] == "stock.changed" and "stock" in event["refs"]
+
+
+def _stock_key(ref) -> tuple[str, str, str]:
+    return str(ref["shop"]), str(ref["sku"]), str(ref["location"])
+
+
+class _Lookups:
+    """What one batch's events look up, each once per batch: the node's order and stock
+    mirrors (two queries for the whole batch), shops, buyers, SKUs, locations and stock rows
+    (once each on first use). A batch of 200 events names few of each, so mirroring an
+    order costs its writes and little else (docs/edge.md, "Figures"). Rows written inside
+    an order's savepoint are remembered only once it was released; an order that rolled
+    back clears the cache (``forget``)."""
+
+    def __init__(self, node: Node, events: list[dict]):
+        self.node = node
+        ids, keys = set(), set()
+        for event in events:
+            try:
+                if _is_order(event):
+                    ids.add(int(event["refs"]["order"]["id"]))
+                elif _is_stock(event):
+                    keys.add(_stock_key(event["refs"]["stock"]))
+            except (KeyError, TypeError, ValueError):
+                continue  # the event's own apply reports it
+        self.orders = {m.edge_order: m for m in NodeOrder.objects.filter(node=node, edge_order__in=ids)} if ids else {}
+        self.stocks = {}
+        if keys:
+            shops, skus, locations = ({key[i] for key in keys} for i in range(3))
+            mirrors = NodeStock.objects.filter(node=node, shop__in=shops, sku__in=skus, location__in=locations)
+            self.stocks = {(m.shop, m.sku, m.location): m for m in mirrors}
+        self._rows: dict[tuple, object] = {}
+
+    def forget(self) -> None:
+        self._rows.clear()
+
+    def _once(self, key: tuple, find):
+        if key not in self._rows:
+            self._rows[key] = find()
+        return self._rows[key]
+
+    def shop(self, slug) -> Shop | None:
+        return self._once(("shop", slug), lambda: Shop.objects.filter(slug=slug).first())
+
+    def buyer(self, email) -> User:
+        return self._once(("buyer", str(email).lower()), lambda: _buyer(email))
+
+    def sku(self, shop: Shop, code) -> SKU | None:
+        return self._once(("sku", shop.pk, code), lambda: SKU.objects.filter(shop=shop, code=code).first())
+
+    def location(self, shop: Shop, name) -> Location:
+        return self._once(("location", shop.pk, name), lambda: _location(shop, name))
+
+    def level(self, sku: SKU, location: Location) -> StockLevel:
+        return self._once(
+            ("level", sku.pk, location.pk), lambda: StockLevel.objects.get_or_create(sku=sku, location=location)[0]
+        )
+
+    def stock_level(self, key: tuple[str, str, str]) -> StockLevel | None:
+        shop, sku, location = key
+        return self._once(
+            ("stock_level", *key),
+            lambda: (
+                StockLevel.objects.filter(sku__shop__slug=shop, sku__code=sku, location__name=location)
+                .select_related("sku", "location")
+                .first()
+            ),
+        )
+
+
+def _apply(node: Node, event: dict, lookups: _Lookups) -> tuple[str, str]:
     """Apply one new event to the cloud's mirrors; returns (outcome, detail)."""
-    if event["type"].startswith("order.") and "order" in event["refs"]:
-        return _order_apply(node, event["seq"], event["refs"]["order"])
-    if event["type"] == "stock.changed" and "stock" in event["refs"]:
-        return _stock_apply(node, event["seq"], event["payload"], event["refs"]["stock"])
+    if _is_order(event):
+        return _order_apply(node, event["seq"], event["refs"]["order"], lookups)
+    if _is_stock(event):
+        return _stock_apply(node, event["seq"], event["payload"], event["refs"]["stock"], lookups)
     return NodeEvent.Outcome.STORED, ""
 
 
@@ -357,26 +434,29 @@ class _Unresolved(Exception):
     pass
 
 
-def _order_apply(node: Node, seq: int, doc: dict) -> tuple[str, str]:
+def _order_apply(node: Node, seq: int, doc: dict, lookups: _Lookups) -> tuple[str, str]:
     """Mirror an edge order as a cloud order, from its document at relay time, if that
     document is newer (by seq) than the one applied last. An order never paid on the edge
     (a declined or expired reservation) is not mirrored."""
     try:
         edge_id = int(doc["id"])
-        existing = NodeOrder.objects.select_related("order").filter(node=node, edge_order=edge_id).first()
+        existing = lookups.orders.get(edge_id)
         if existing is not None and existing.doc_seq >= seq:
             return NodeEvent.Outcome.STALE, ""
         if existing is None and not doc.get("paid_at"):
             return NodeEvent.Outcome.STORED, "never paid on the edge"
         with transaction.atomic():  # a savepoint: an unresolvable document leaves nothing
             if existing is None:
-                _order_create(node, seq, edge_id, doc)
+                mirror = _order_create(node, seq, edge_id, doc, lookups)
             else:
-                _order_update(existing, seq, doc)
+                mirror = _order_update(existing, seq, doc)
+        lookups.orders[edge_id] = mirror
     except _Unresolved as exc:
+        lookups.forget()  # rows found or made in the rolled-back savepoint are not to be reused
         return NodeEvent.Outcome.UNRESOLVED, str(exc)
     except (KeyError, TypeError, ValueError, DatabaseError) as exc:
         # A document this database refuses (a negative total...): its savepoint rolled back.
+        lookups.forget()
         return NodeEvent.Outcome.UNRESOLVED, f"malformed order document: {exc!r}"
     return NodeEvent.Outcome.APPLIED, ""
 
@@ -400,14 +480,14 @@ def _order_state(doc: dict) -> dict:
     return state
 
 
-def _order_create(node: Node, seq: int, edge_id: int, doc: dict) -> None:
-    shop = Shop.objects.filter(slug=doc["shop"]).first()
+def _order_create(node: Node, seq: int, edge_id: int, doc: dict, lookups: _Lookups) -> NodeOrder:
+    shop = lookups.shop(doc["shop"])
     if shop is None:
         raise _Unresolved(f"no shop {doc['shop']!r}")
-    buyer = _buyer(doc["buyer"])
+    buyer = lookups.buyer(doc["buyer"])
     pickup = None
     if doc.get("fulfilment") == Order.Fulfilment.PICKUP:
-        pickup = _location(shop, doc.get("pickup_location"))
+        pickup = lookups.location(shop, doc.get("pickup_location"))
     shipping = doc.get("shipping") or {}
     order = Order.objects.create(
         buyer=buyer,
@@ -428,11 +508,11 @@ def _order_create(node: Node, seq: int, edge_id: int, doc: dict) -> None:
         Order.objects.filter(pk=order.pk).update(created_at=created_at)
     lines = []
     for line in doc["lines"]:
-        sku = SKU.objects.filter(shop=shop, code=line["sku"]).first()
+        sku = lookups.sku(shop, line["sku"])
         if sku is None:
             raise _Unresolved(f"no SKU {line['sku']!r} in shop {shop.slug!r}")
-        location = _location(shop, line.get("location"))
-        level, _ = StockLevel.objects.get_or_create(sku=sku, location=location)
+        location = lookups.location(shop, line.get("location"))
+        level = lookups.level(sku, location)
         lines.append(
             OrderLine(
                 order=order,
@@ -449,13 +529,15 @@ def _order_create(node: Node, seq: int, edge_id: int, doc: dict) -> None:
     if not lines:
         raise _Unresolved("an order without lines")
     OrderLine.objects.bulk_create(lines)
-    NodeOrder.objects.create(node=node, edge_order=edge_id, order=order, doc_seq=seq)
+    return NodeOrder.objects.create(node=node, edge_order=edge_id, order=order, doc_seq=seq)
 
 
-def _order_update(mirror: NodeOrder, seq: int, doc: dict) -> None:
+def _order_update(mirror: NodeOrder, seq: int, doc: dict) -> NodeOrder:
     state = _order_state(doc)
     Order.objects.filter(pk=mirror.order_id).update(**state)
     NodeOrder.objects.filter(pk=mirror.pk).update(doc_seq=seq, updated_at=timezone.now())
+    mirror.doc_seq = seq
+    return mirror
 
 
 def _buyer(email) -> User:
@@ -476,7 +558,7 @@ def _location(shop: Shop, name) -> Location:
     return location
 
 
-def _stock_apply(node: Node, seq: int, payload: dict, ref: dict) -> tuple[str, str]:
+def _stock_apply(node: Node, seq: int, payload: dict, ref: dict, lookups: _Lookups) -> tuple[str, str]:
     """Mirror an edge stock row (read-only here). A venue location's units belong to the
     edge: the cloud's own row there is held at 0 so that no cloud buy takes them."""
     try:
@@ -484,26 +566,25 @@ def _stock_apply(node: Node, seq: int, payload: dict, ref: dict) -> tuple[str, s
         available, version = int(payload["available"]), int(payload["version"])
     except (KeyError, TypeError, ValueError) as exc:
         return NodeEvent.Outcome.UNRESOLVED, f"malformed stock event: {exc!r}"
-    mirror = NodeStock.objects.filter(node=node, **key).first()
+    names = (key["shop"], key["sku"], key["location"])
+    mirror = lookups.stocks.get(names)
     if mirror is not None and mirror.seq >= seq:
         return NodeEvent.Outcome.STALE, ""
-    level = (
-        StockLevel.objects.filter(sku__shop__slug=key["shop"], sku__code=key["sku"], location__name=key["location"])
-        .select_related("sku", "location")
-        .first()
-    )
+    level = lookups.stock_level(names)
     venue = level is not None and level.location.kind == Location.Kind.VENUE
     if venue and level.available != 0 and level.location.owner_node in ("", node.node_id):
         stock_adjust(sku=level.sku, location=level.location, set_to=0, as_node=node.node_id)
+        level.available = 0
     now = timezone.now()
     if mirror is None:
-        NodeStock.objects.create(
+        lookups.stocks[names] = NodeStock.objects.create(
             node=node, available=available, version=version, seq=seq, stock_level=level, updated_at=now, **key
         )
     else:
         NodeStock.objects.filter(pk=mirror.pk).update(
             available=available, version=version, seq=seq, stock_level=level, updated_at=now
         )
+        mirror.seq = seq
     return NodeEvent.Outcome.APPLIED, "" if level is not None else "no such stock row here"
 
 

@@ -245,3 +245,30 @@ def test_a_batch_naming_one_event_twice_is_malformed_and_records_nothing(node_ke
     with pytest.raises(SyncBatchInvalid):
         batch_ingest(token=sign(batch(twice), node_key))
     assert NodeEvent.objects.count() == 0
+
+
+def test_one_batch_rolls_back_a_new_buyer_with_its_order_and_applies_an_order_twice_in_order(node_key):
+    """The batch's lookups (services._Lookups) never reuse a row a rolled-back order made: a
+    new buyer whose first order is unresolvable is created again for their next order in the
+    same batch; and one order's placed and refunded documents in one batch both apply."""
+    from apps.accounts.models import User
+    from apps.nodes.models import NodeEvent, NodeOrder
+    from apps.nodes.services import batch_ingest
+
+    bad = order_event(1, 7)
+    bad["refs"]["order"]["lines"].append({**bad["refs"]["order"]["lines"][0], "sku": "NOT-HERE"})
+    good = order_event(2, 8)
+    good["refs"]["order"]["buyer"] = bad["refs"]["order"]["buyer"]  # the same new buyer
+    refunded = order_event(3, 8, status="refunded", event_type="order.refunded")
+    refunded["refs"]["order"]["buyer"] = bad["refs"]["order"]["buyer"]
+    later = order_event(4, 8)  # a later document of order 8 (paid again): newer by seq, it applies
+    answer = batch_ingest(token=sign(batch([bad, good, refunded]), node_key))
+    assert answer["acked_seq"] == 3
+    assert dict(NodeEvent.objects.values_list("seq", "outcome")) == {1: "unresolved", 2: "applied", 3: "applied"}
+    mirror = NodeOrder.objects.select_related("order__buyer").get(edge_order=8)
+    assert (mirror.doc_seq, mirror.order.status) == (3, "refunded")
+    assert mirror.order.buyer == User.objects.get(email=bad["refs"]["order"]["buyer"])
+    assert not NodeOrder.objects.filter(edge_order=7).exists()
+    batch_ingest(token=sign(batch([later]), node_key))
+    mirror.refresh_from_db()
+    assert mirror.doc_seq == 4
