@@ -31,6 +31,7 @@ declare("order.placed", PLACED)
 # sold and receipted, payment pending; ``order.placed`` follows when it is paid.
 declare("order.accepted_offline", PLACED)
 # Its later payment was refused: flagged for the creator, the units stay sold.
+declare("order.captured", Obj(order=INT, shop=INT))
 declare("order.capture_declined", Obj(order=INT, shop=INT, buyer=INT, total=DECIMAL, currency=STR, reason=STR))
 # A reservation closed without payment; its units went back (``stock.changed``/``deal.changed``).
 for status in (Order.Status.DECLINED, Order.Status.EXPIRED, Order.Status.FAILED):

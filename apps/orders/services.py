@@ -812,9 +812,14 @@ def order_capture(*, order_id: int) -> bool:
     except HoldNotAvailable:  # a refund voided the hold after our read: nothing to take
         log.info("order %s was not captured: its hold was voided by a refund", order_id)
         return False
-    return bool(
-        Order.objects.filter(**paid).update(payment_status=Order.PaymentStatus.CAPTURED, capture_reference=capture)
-    )
+    with transaction.atomic():
+        captured = Order.objects.filter(**paid).update(
+            payment_status=Order.PaymentStatus.CAPTURED, capture_reference=capture
+        )
+        if captured:
+            # Said on the spine so an edge's cloud copy of the order follows (docs/edge.md).
+            emit("order.captured", {"order": order_id, "shop": order.shop_id}, groups=[f"shop.{order.shop_id}"])
+    return bool(captured)
 
 
 def order_can_refund(*, order: Order, actor) -> bool:

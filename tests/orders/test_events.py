@@ -34,7 +34,7 @@ def _buy(buyer, sku, quantity, key):
     )
 
 
-def test_a_paid_buy_sends_the_new_count_then_order_placed():
+def test_a_paid_buy_sends_the_new_count_then_order_placed_then_order_captured():
     sku = make_sku(stock=5, price="12.50")
     buyer = make_buyer()
     with captured_events() as events:
@@ -67,6 +67,8 @@ def test_a_paid_buy_sends_the_new_count_then_order_placed():
             },
             [f"shop.{sku.shop_id}"],
         ),
+        # The capture handler (run here, eagerly, after the commit) says it took the payment.
+        ("order.captured", {"order": order.pk, "shop": sku.shop_id}, [f"shop.{sku.shop_id}"]),
     ]
 
 
