@@ -59,6 +59,9 @@ SYNC_INTERVAL_SECONDS = env.float("SYNC_INTERVAL_SECONDS", default=2.0)
 # Backoff while the cloud is unreachable: doubles from the minimum up to the cap.
 SYNC_BACKOFF_MIN_SECONDS = env.float("SYNC_BACKOFF_MIN_SECONDS", default=1.0)
 SYNC_BACKOFF_MAX_SECONDS = env.float("SYNC_BACKOFF_MAX_SECONDS", default=30.0)
+# While backing off after the link was down, a bare TCP connection to the cloud is tried
+# this often; once it connects the relay goes on at once (0: wait out the backoff).
+SYNC_PROBE_SECONDS = env.float("SYNC_PROBE_SECONDS", default=2.0)
 # How long one batch's HTTP call may take (connect and answer) before it counts as failed.
 SYNC_TIMEOUT_SECONDS = env.float("SYNC_TIMEOUT_SECONDS", default=15.0)
 # How often beat has the edge pull its catalog from the cloud (and once at start).

@@ -113,6 +113,34 @@ def batch_post(token: str) -> dict:
     return answer
 
 
+_probed_at = 0.0  # this process's last probe (monotonic seconds)
+
+
+def _link_is_back(state) -> bool:
+    """While backing off after the link was down (the cloud refused or did not answer the
+    connection; not an HTTP error, which the full backoff waits out), ask the cloud's
+    ``/healthz`` at most every ``SYNC_PROBE_SECONDS``: once it answers, the link is back and
+    the relay need not wait out the rest of the backoff (up to 30 s) before the backlog
+    moves (docs/edge.md, "Relay")."""
+    global _probed_at
+    if settings.SYNC_PROBE_SECONDS <= 0 or state.last_error.startswith("HTTP ") or not state.last_error:
+        return False
+    now = time.monotonic()
+    if now - _probed_at < settings.SYNC_PROBE_SECONDS:
+        return False
+    _probed_at = now
+    probe = urllib.request.Request(settings.CLOUD_URL + "/healthz", headers={"Connection": "close"})  # noqa: S310
+    try:
+        with urllib.request.urlopen(probe, timeout=2.0) as response:  # noqa: S310 - the operator's URL
+            response.read(4096)
+    except urllib.error.HTTPError:
+        pass  # it answered (a 503 from /healthz is one of the cloud's own checks): the link is up
+    except (OSError, ValueError):
+        return False
+    log.info("the cloud accepts connections again: relaying before the backoff ends")
+    return True
+
+
 def relay_run(*, max_batches: int | None = None) -> dict:
     """Relay the outbox until it is drained, a batch fails, or ``max_batches`` were sent.
 
@@ -129,7 +157,7 @@ def relay_run(*, max_batches: int | None = None) -> dict:
         if not got:
             return {"status": "busy", "batches": 0, "events": 0, "acked_seq": 0}
         state = relay_state()
-        if state.next_attempt_at is not None and timezone.now() < state.next_attempt_at:
+        if state.next_attempt_at is not None and timezone.now() < state.next_attempt_at and not _link_is_back(state):
             return {"status": "backoff", "batches": 0, "events": 0, "acked_seq": state.acked_seq}
         size = max(1, settings.SYNC_BATCH_SIZE)
         while max_batches is None or batches < max_batches:

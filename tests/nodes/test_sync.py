@@ -385,3 +385,26 @@ def test_a_backlog_catches_up_exactly_once(edge, proxy, beat, settings):
         f"(backoff wait included); first to last batch {transfer:.2f} s = {events / max(transfer, 1e-3):.0f} events/s; "
         f"cloud server CPU {cpu * 1e6 / events:.0f} us per event"
     )
+
+
+def test_after_an_outage_the_relay_goes_on_once_the_cloud_answers_not_when_its_backoff_ends(edge, proxy, settings):
+    """A refused link makes the relay back off (here 60 s, to see the difference); once the
+    cloud answers ``/healthz`` again the next run relays at once (docs/edge.md, "Relay")."""
+    from apps.nodes import relay
+    from apps.nodes.selectors import relay_state_of
+
+    settings.SYNC_BACKOFF_MIN_SECONDS = settings.SYNC_BACKOFF_MAX_SECONDS = 60.0
+    sell_some(3, [make_buyer(email="probe-buyer@edge.test")])
+    wait_until(
+        lambda: (relay_state_of(EDGE) or None) and relay_state_of(EDGE).failures >= 1,
+        timeout=20,
+        message="the relay found the link cut",
+    )
+    proxy.mode = "pass"
+    settings.SYNC_PROBE_SECONDS = 0  # probing off: the backoff is waited out
+    assert relay.relay_run()["status"] == "backoff"
+    settings.SYNC_PROBE_SECONDS = 0.1
+    relay._probed_at = 0.0
+    assert relay.relay_run()["status"] == "idle"  # the probe found the cloud: drained now
+    assert synced(edge)
+    assert_cloud_equals_edge(edge)
