@@ -128,7 +128,7 @@ async def test_an_error_spike_rolls_back_and_live_viewers_get_the_standard_exper
     mark = await sync_to_async(last_event_id)()
     started = time.monotonic()
     rolled = await sync_to_async(evaluate_guardrails.delay)()
-    assert rolled.get() == [experiment.pk]
+    assert rolled.result == [experiment.pk]  # an eager result: .get() refuses inside a task's context
     expected = {"type": "experience", "experience": {"purchase_confirmation": "control"}, "reason": "rolled_back"}
     for socket in (comm, signed):
         got = await receive_until(socket, lambda messages: messages[-1]["type"] == "experience", timeout=WAIT)
