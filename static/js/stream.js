@@ -50,6 +50,9 @@ const state = {
   // Deals this viewer may buy before they open (an early-access perk; docs/pricing.md,
   // "Early access"): {sku: deal}, so their pins show the price the buy charges.
   early: {},
+  // The experiments this viewer is in (docs/experiments.md, "On the stream page"):
+  // {slot: variant} from the snapshot, patched live by "experience" messages. {} = all standard.
+  experience: {},
 };
 state.pins = state.stream.pins;
 
@@ -88,7 +91,8 @@ function availableOf(pin) {
 
 function stockLabel(n) {
   if (n <= 0) return { text: "Sold out", tone: "out" };
-  if (n <= LOW_STOCK) return { text: `${n} left`, tone: "low" };
+  // The "3 left" urgency badge, unless an experiment turns it off for this viewer.
+  if (n <= LOW_STOCK && variantOf("stock_urgency_badge") !== "off") return { text: `${n} left`, tone: "low" };
   return { text: `In stock: ${n}`, tone: "ok" };
 }
 
@@ -102,6 +106,7 @@ let statusTimer = null;
 function announce(text, tone = "info", { link = null, sticky = false } = {}) {
   clearTimeout(statusTimer);
   els.status.replaceChildren();
+  delete els.status.dataset.variant; // set again by a purchase confirmation (renderConfirmation)
   els.status.className = `buy-status toast ${tone}`;
   els.status.append(h("span", {}, text));
   if (link) els.status.append(" ", h("a", { href: link.href }, link.text));
@@ -114,6 +119,7 @@ function announce(text, tone = "info", { link = null, sticky = false } = {}) {
 function clearStatus() {
   clearTimeout(statusTimer);
   els.status.replaceChildren();
+  delete els.status.dataset.variant;
   els.status.className = "buy-status";
 }
 
@@ -347,6 +353,11 @@ const BADGE_POP_MS = 5_000;
 let badgePops = null;
 
 function popBadge(badge, name) {
+  if (variantOf("badge_pops") === "off") {
+    expose("badge_pops"); // rendered as "no pop"
+    return;
+  }
+  expose("badge_pops");
   if (!badgePops) {
     badgePops = h("ul", { class: "badge-pops", id: "badge-pops", "aria-live": "polite", "aria-label": "Badges won" });
     document.getElementById("player").append(badgePops);
@@ -363,6 +374,7 @@ function popBadge(badge, name) {
 }
 
 function addTicker(text) {
+  expose("social_proof_ticker");
   const item = h("li", { class: reducedMotion() ? "" : "enter" }, text);
   els.ticker.prepend(item);
   while (els.ticker.children.length > TICKER_MAX) els.ticker.lastElementChild.remove();
@@ -392,9 +404,14 @@ function handle(message) {
       state.venueStock = {};
       for (const [id, venue] of Object.entries(message.venues || {})) state.venueStock[id] = { ...venue.stock };
       state.bundles = message.bundles || [];
+      applyExperience(message.experience || {}, { replace: true });
       renderPins();
       renderBundles();
       if (typeof message.viewers === "number") setViewers(message.viewers);
+      break;
+    case "experience":
+      // An experiment paused, stopped or rolled back: a patch of the slots it names.
+      applyExperience(message.experience || {}, { replace: false });
       break;
     case "stock":
       if (typeof message.seq === "number") {
@@ -793,6 +810,7 @@ function confirmBuy(sku, order) {
     "success",
     order?.id ? { link: { href: `/orders/${order.id}/`, text: "Order & receipt" } } : {},
   );
+  renderConfirmation();
   if (!node || !signedIn) return;
   const button = node.action;
   button.classList.add("bought");
@@ -811,6 +829,148 @@ function confirmBuy(sku, order) {
     renderPin(sku);
   }, 2_500);
 }
+
+// -- experiments on micro-interactions (docs/experiments.md, "On the stream page") -----------
+//
+// The snapshot's "experience" says which variant of each experimented slot this viewer
+// gets; "experience" messages patch it live (a pause, stop or rollback: back to the
+// standard, no reload). After a variant is rendered the page reports one exposure per slot
+// and variant; script errors are reported too, naming the slots it has exposed. Both go out
+// in batches to POST /api/v1/client-events/. With no experiment running (experience {})
+// nothing renders differently and nothing is posted.
+
+const EVENTS_FLUSH_MS = 2_000;
+const EVENTS_BATCH_MAX = 100; // the API's bound per batch
+const ERRORS_MAX = 10; // error events a page reports in its lifetime
+const CONFETTI_MS = 1_600;
+
+const exposed = new Map(); // slot -> the variant reported as rendered
+const ended = new Set(); // slots an "experience" message ended: no exposures until the next snapshot
+let outbox = [];
+let flushTimer = null;
+let errorsReported = 0;
+
+function variantOf(slot) {
+  return state.experience[slot] || "control";
+}
+
+function applyExperience(experience, { replace }) {
+  const before = JSON.stringify(state.experience);
+  if (replace) {
+    state.experience = { ...experience };
+    ended.clear();
+  } else {
+    Object.assign(state.experience, experience);
+    for (const slot of Object.keys(experience)) ended.add(slot);
+  }
+  if (JSON.stringify(state.experience) === before) return;
+  renderExperience();
+}
+
+function renderExperience() {
+  root.dataset.purchaseConfirmation = variantOf("purchase_confirmation");
+  els.ticker.hidden = variantOf("social_proof_ticker") === "off";
+  renderPins(); // the stock urgency badge
+  // Rendered as soon as shown: the ticker (on or off) and the urgency badge (on or off)
+  // where a pinned product is low on stock.
+  if (state.experience.social_proof_ticker) expose("social_proof_ticker");
+  if (state.experience.stock_urgency_badge && state.pins.some((p) => availableOf(p) > 0 && availableOf(p) <= LOW_STOCK)) {
+    expose("stock_urgency_badge");
+  }
+}
+
+/** After a buy: the standard confirmation (the toast and the "Bought" button), plus the
+ *  variant's own touch. control, toast and none render exactly the standard. */
+function renderConfirmation() {
+  const variant = variantOf("purchase_confirmation");
+  els.status.dataset.variant = variant;
+  if (variant === "confetti") confetti();
+  expose("purchase_confirmation");
+}
+
+function confetti() {
+  const canvas = h("canvas", { class: "confetti", "aria-hidden": "true", width: 320, height: 160 });
+  els.status.prepend(canvas);
+  const ctx = canvas.getContext("2d");
+  if (!ctx) return;
+  const colors = ["#f59e0b", "#10b981", "#3b82f6", "#ef4444", "#a855f7"];
+  const bits = Array.from({ length: 48 }, (_, i) => ({
+    x: 160,
+    y: 150,
+    vx: (Math.random() - 0.5) * 6,
+    vy: -3 - Math.random() * 5,
+    size: 3 + Math.random() * 4,
+    color: colors[i % colors.length],
+  }));
+  const draw = (t) => {
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    for (const b of bits) {
+      ctx.fillStyle = b.color;
+      ctx.globalAlpha = Math.max(0, 1 - t);
+      ctx.fillRect(b.x + b.vx * t * 30, b.y + b.vy * t * 30 + 60 * t * t, b.size, b.size);
+    }
+  };
+  if (reducedMotion()) {
+    draw(0.5); // one still frame, no motion
+  } else {
+    const start = performance.now();
+    const step = (now) => {
+      const t = (now - start) / CONFETTI_MS;
+      if (t >= 1 || !canvas.isConnected) return;
+      draw(t);
+      requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+  }
+  setTimeout(() => canvas.remove(), CONFETTI_MS * 2);
+}
+
+/** Report that ``slot``'s variant was rendered, once per slot and variant. */
+function expose(slot) {
+  const variant = state.experience[slot];
+  if (!variant || ended.has(slot) || exposed.get(slot) === variant) return;
+  exposed.set(slot, variant);
+  queueEvent({ kind: "exposure", stream: streamId, slot, variant });
+}
+
+function reportError(message) {
+  if (!Object.keys(state.experience).length || errorsReported >= ERRORS_MAX) return;
+  const text = String(message || "error").slice(0, 500) || "error";
+  const slots = [...exposed].filter(([slot, variant]) => state.experience[slot] === variant && !ended.has(slot));
+  const events = slots.length
+    ? slots.map(([slot, variant]) => ({ kind: "error", stream: streamId, slot, variant, message: text }))
+    : [{ kind: "error", stream: streamId, message: text }];
+  for (const event of events) {
+    if (errorsReported >= ERRORS_MAX) break;
+    errorsReported += 1;
+    queueEvent(event);
+  }
+}
+
+function queueEvent(event) {
+  if (outbox.length >= EVENTS_BATCH_MAX) return;
+  outbox.push(event);
+  if (!flushTimer) flushTimer = setTimeout(flushEvents, EVENTS_FLUSH_MS);
+}
+
+async function flushEvents() {
+  flushTimer = null;
+  const events = outbox;
+  outbox = [];
+  if (!events.length) return;
+  const result = await api("/api/v1/client-events/", { method: "POST", body: { events } });
+  if (result.network || result.status === 429) {
+    // Not heard: try once more with the next batch (bounded by EVENTS_BATCH_MAX).
+    outbox = [...events, ...outbox].slice(0, EVENTS_BATCH_MAX);
+    if (!flushTimer) flushTimer = setTimeout(flushEvents, EVENTS_FLUSH_MS * 3);
+  }
+}
+
+window.addEventListener("error", (event) => reportError(event.message || event.error?.message));
+window.addEventListener("unhandledrejection", (event) => reportError(`Unhandled rejection: ${event.reason?.message || event.reason}`));
+window.addEventListener("pagehide", () => {
+  if (outbox.length) flushEvents();
+});
 
 // -- express checkout (first buy) ------------------------------------------------------------
 
