@@ -53,6 +53,8 @@ const state = {
   // The experiments this viewer is in (docs/experiments.md, "On the stream page"):
   // {slot: variant} from the snapshot, patched live by "experience" messages. {} = all standard.
   experience: {},
+  // pin_order "personal": the snapshot's ranking of this viewer's pins (sku codes), or null.
+  pinOrder: null,
 };
 state.pins = state.stream.pins;
 
@@ -212,6 +214,7 @@ function updatePinNode(node, pin) {
 
   const left = availableOf(pin);
   const { text, tone } = stockLabel(left);
+  if (left > 0 && left <= LOW_STOCK) expose("stock_urgency_badge"); // the badge, or its absence, shows
   if (node.stock.textContent !== text) node.stock.textContent = text;
   node.stock.className = `stock ${tone}`;
   node.li.classList.toggle("sold-out", left <= 0);
@@ -385,7 +388,7 @@ function addTicker(text) {
 
 function applyStream(body) {
   state.stream = body;
-  state.pins = body.pins;
+  state.pins = personalOrder(body.pins);
   renderPins();
   renderStatus();
   // For the reminder panel (static/js/reminders.js): a drop no longer scheduled takes none.
@@ -396,6 +399,7 @@ function handle(message) {
   switch (message.type) {
     case "snapshot":
       state.seq = message.seq || 0;
+      state.pinOrder = Array.isArray(message.pin_order) ? message.pin_order : null;
       applyStream({ ...message.stream, pins: message.pins });
       for (const [sku, available] of Object.entries(message.stock || {})) {
         const pin = pinBySku(sku);
@@ -405,6 +409,7 @@ function handle(message) {
       for (const [id, venue] of Object.entries(message.venues || {})) state.venueStock[id] = { ...venue.stock };
       state.bundles = message.bundles || [];
       applyExperience(message.experience || {}, { replace: true });
+      state.pins = personalOrder(state.pins); // now that the experience is known
       renderPins();
       renderBundles();
       if (typeof message.viewers === "number") setViewers(message.viewers);
@@ -449,7 +454,8 @@ function handle(message) {
       break;
     }
     case "pin":
-      state.pins = message.pins;
+      state.stream.pins = message.pins; // the creator's order
+      state.pins = personalOrder(message.pins);
       renderPins();
       renderBundles();
       break;
@@ -850,6 +856,18 @@ let outbox = [];
 let flushTimer = null;
 let errorsReported = 0;
 
+/** ``pins`` (the creator's order) in this viewer's personal order, when the pin_order
+ *  experiment gives them one; pins the ranking does not name keep the creator's order, after. */
+function personalOrder(pins) {
+  if (!state.pinOrder || variantOf("pin_order") !== "personal") return pins;
+  const rank = new Map(state.pinOrder.map((sku, i) => [sku, i]));
+  const last = state.pinOrder.length;
+  return pins
+    .map((pin, i) => [rank.get(pin.sku) ?? last + i, pin])
+    .sort((a, b) => a[0] - b[0])
+    .map(([, pin]) => pin);
+}
+
 function variantOf(slot) {
   return state.experience[slot] || "control";
 }
@@ -869,14 +887,15 @@ function applyExperience(experience, { replace }) {
 
 function renderExperience() {
   root.dataset.purchaseConfirmation = variantOf("purchase_confirmation");
-  els.ticker.hidden = variantOf("social_proof_ticker") === "off";
-  renderPins(); // the stock urgency badge
-  // Rendered as soon as shown: the ticker (on or off) and the urgency badge (on or off)
-  // where a pinned product is low on stock.
-  if (state.experience.social_proof_ticker) expose("social_proof_ticker");
-  if (state.experience.stock_urgency_badge && state.pins.some((p) => availableOf(p) > 0 && availableOf(p) <= LOW_STOCK)) {
-    expose("stock_urgency_badge");
+  if (variantOf("pin_order") !== "personal" && state.pinOrder) {
+    // Back to the creator's order (the experiment ended): the stream's own order of the pins.
+    state.pinOrder = null;
+    const position = new Map(state.stream.pins.map((p, i) => [p.sku, i]));
+    state.pins = [...state.pins].sort((a, b) => (position.get(a.sku) ?? 0) - (position.get(b.sku) ?? 0));
   }
+  if (state.experience.pin_order && state.pins.length) expose("pin_order");
+  els.ticker.hidden = variantOf("social_proof_ticker") === "off";
+  renderPins(); // the stock urgency badge (exposed there, once a product is low)
 }
 
 /** After a buy: the standard confirmation (the toast and the "Bought" button), plus the

@@ -140,3 +140,77 @@ def test_two_variants_then_a_rollback_reaches_both_pages_live():
         expect(chart).to_contain_text("(0/1)")
         shot(creator, "experiment-results")
         assert [e for e in errors if "forced spike" not in e] == []
+
+
+# After seed_demo: an experiment on the demo shop's pin order, everyone in "personal", and
+# the order the model ranks the drop's pins in for the demo's viewer with history.
+PIN_SETUP = r"""
+import json
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.experiments.services import experiment_create, experiment_transition
+from apps.personalization.demo import DEMO_RANKED_VIEWER
+from apps.personalization.ranker import rank_pins
+from apps.streams.models import Stream
+from creatorcommerce.demo import DEMO_PASSWORD, DEMO_USERS
+
+creator = User.objects.get(email=DEMO_USERS["creator"][0])
+stream = Stream.objects.get(shop=creator.shop, status="live")
+experiment = experiment_create(
+    actor=creator, shop=creator.shop, name="Personal pins", slot="pin_order",
+    variants=[{"key": "control", "weight": 0.0}, {"key": "personal", "weight": 1.0}],
+    ramp=[{"at": timezone.now().isoformat(), "percent": 100}],
+)
+experiment_transition(experiment=experiment, verb="start", actor=creator)
+fan = User.objects.get(email=DEMO_RANKED_VIEWER)
+creators = list(stream.pins.values_list("sku__code", flat=True))
+print("SETUP=" + json.dumps({
+    "stream": stream.pk, "experiment": experiment.pk, "fan": fan.email, "password": DEMO_PASSWORD,
+    "creator": creator.email, "creators_order": creators, "ranked": rank_pins(creator.shop.pk, fan.pk, creators),
+}))
+"""
+
+
+def _pin_order(page) -> list[str]:
+    return page.locator("#pins li.pin").evaluate_all("els => els.map(e => e.dataset.sku)")
+
+
+def test_personal_pin_order_then_back_to_the_creators_live():
+    from playwright.sync_api import expect
+
+    with demo_server(PIN_SETUP, extra_env={"EMBEDDED_SCHEDULER": "1"}) as server, chromium() as browser:
+        assert server["ranked"] != server["creators_order"], server
+        stream_path = f"/streams/{server['stream']}/"
+        errors: list[str] = []
+        page = login(browser.new_context(viewport=DESKTOP), server, server["fan"], stream_path, errors)
+        expect(page.locator("#stream-page")).to_have_attribute("data-realtime", "socket")
+        expect(page.locator("#pins li.pin")).to_have_count(len(server["ranked"]))
+        page.wait_for_function(
+            "order => JSON.stringify([...document.querySelectorAll('#pins li.pin')].map(e => e.dataset.sku))"
+            " === JSON.stringify(order)",
+            arg=server["ranked"],
+        )
+        page.evaluate("window.ccNotReloaded = true")
+
+        # The creator stops the experiment (the API, as the admin's action does): the fan's
+        # page goes back to the creator's order without a reload.
+        creator = login(browser.new_context(viewport=DESKTOP), server, server["creator"], "/admin/", errors)
+        status = creator.evaluate(
+            """async (id) => {
+                const token = document.cookie.split("; ").find((c) => c.startsWith("csrftoken="))?.split("=")[1];
+                const r = await fetch(`/api/v1/experiments/${id}/stop`, {method: "POST",
+                    headers: {"X-CSRFToken": token, "Content-Type": "application/json"}, body: "{}"});
+                return r.status;
+            }""",
+            server["experiment"],
+        )
+        assert status == 200
+        page.wait_for_function(
+            "order => JSON.stringify([...document.querySelectorAll('#pins li.pin')].map(e => e.dataset.sku))"
+            " === JSON.stringify(order)",
+            arg=server["creators_order"],
+        )
+        assert _pin_order(page) == server["creators_order"]
+        assert page.evaluate("window.ccNotReloaded") is True
+        assert errors == []
