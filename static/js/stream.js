@@ -586,6 +586,7 @@ async function buyBundle(id) {
     announce(`${orderHeadline(order)} — bundle, ${total}${saved}.${offlineNote(order)}`, "success", {
       link: { href: `/orders/${order.id}/`, text: "Order & receipt" },
     });
+    renderConfirmation();
   } else if (result.network) {
     announce("The connection dropped before we heard back. Check your orders before trying again.", "error");
   } else if (code === "checkout_incomplete") {
