@@ -22,6 +22,7 @@ from apps.accounts.demo import DEMO_CREATOR_TIME_ZONE, DEMO_PASSWORD, DEMO_USERS
 from apps.calendars import demo as calendars_demo
 from apps.catalog import demo as catalog_demo
 from apps.devices import demo as devices_demo
+from apps.experiments import demo as experiments_demo
 from apps.geofences import demo as geofences_demo
 from apps.geofences.demo import DEMO_VENUE_NAME
 from apps.loyalty import demo as loyalty_demo
@@ -52,6 +53,7 @@ STEPS = [
     loyalty_demo.seed,
     calendars_demo.seed,
     devices_demo.seed,
+    experiments_demo.seed,
 ]
 # After STEPS' transaction has committed; each step still sees their context.
 # The personalisation model trains last, on every order seeded before it.

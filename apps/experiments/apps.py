@@ -10,4 +10,5 @@ class ExperimentsConfig(AppConfig):
         # The spine imports events.py and handlers.py itself (creatorcommerce/spine/apps.py).
         # The snapshot's "experience" and the viewers' "experience" messages register into
         # the streams app (apps/streams/extras.py; docs/experiments.md, "Delivery").
-        from . import delivery  # noqa: F401
+        # The pin order's "personal" variant (apps/experiments/providers.py).
+        from . import delivery, providers  # noqa: F401

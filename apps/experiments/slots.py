@@ -5,9 +5,9 @@ the variants it may try instead (docs/experiments.md, "Slots").
 ``"control"`` exactly as they do without any experiment. An experiment's variants are
 ``control`` and one or more of the slot's ``variants``.
 
-Variant payloads: an app that renders a variant from data of its own registers a provider
-for the slot here, so that experiments never import it (docs/experiments.md, "Slot
-providers"). ``pin_order``'s ``personal`` variant is the personalisation app's ranker::
+Variant payloads: a variant rendered from data of another app has a provider registered
+for the slot here (docs/experiments.md, "Slot providers"). ``pin_order``'s ``personal``
+variant is the personalisation app's ranker (apps/experiments/providers.py)::
 
     from apps.experiments.slots import variant_payload
 

@@ -50,6 +50,11 @@ const state = {
   // Deals this viewer may buy before they open (an early-access perk; docs/pricing.md,
   // "Early access"): {sku: deal}, so their pins show the price the buy charges.
   early: {},
+  // The experiments this viewer is in (docs/experiments.md, "On the stream page"):
+  // {slot: variant} from the snapshot, patched live by "experience" messages. {} = all standard.
+  experience: {},
+  // pin_order "personal": the snapshot's ranking of this viewer's pins (sku codes), or null.
+  pinOrder: null,
 };
 state.pins = state.stream.pins;
 
@@ -88,7 +93,8 @@ function availableOf(pin) {
 
 function stockLabel(n) {
   if (n <= 0) return { text: "Sold out", tone: "out" };
-  if (n <= LOW_STOCK) return { text: `${n} left`, tone: "low" };
+  // The "3 left" urgency badge, unless an experiment turns it off for this viewer.
+  if (n <= LOW_STOCK && variantOf("stock_urgency_badge") !== "off") return { text: `${n} left`, tone: "low" };
   return { text: `In stock: ${n}`, tone: "ok" };
 }
 
@@ -102,6 +108,7 @@ let statusTimer = null;
 function announce(text, tone = "info", { link = null, sticky = false } = {}) {
   clearTimeout(statusTimer);
   els.status.replaceChildren();
+  delete els.status.dataset.variant; // set again by a purchase confirmation (renderConfirmation)
   els.status.className = `buy-status toast ${tone}`;
   els.status.append(h("span", {}, text));
   if (link) els.status.append(" ", h("a", { href: link.href }, link.text));
@@ -114,6 +121,7 @@ function announce(text, tone = "info", { link = null, sticky = false } = {}) {
 function clearStatus() {
   clearTimeout(statusTimer);
   els.status.replaceChildren();
+  delete els.status.dataset.variant;
   els.status.className = "buy-status";
 }
 
@@ -206,6 +214,7 @@ function updatePinNode(node, pin) {
 
   const left = availableOf(pin);
   const { text, tone } = stockLabel(left);
+  if (left > 0 && left <= LOW_STOCK) expose("stock_urgency_badge"); // the badge, or its absence, shows
   if (node.stock.textContent !== text) node.stock.textContent = text;
   node.stock.className = `stock ${tone}`;
   node.li.classList.toggle("sold-out", left <= 0);
@@ -347,6 +356,11 @@ const BADGE_POP_MS = 5_000;
 let badgePops = null;
 
 function popBadge(badge, name) {
+  if (variantOf("badge_pops") === "off") {
+    expose("badge_pops"); // rendered as "no pop"
+    return;
+  }
+  expose("badge_pops");
   if (!badgePops) {
     badgePops = h("ul", { class: "badge-pops", id: "badge-pops", "aria-live": "polite", "aria-label": "Badges won" });
     document.getElementById("player").append(badgePops);
@@ -363,6 +377,7 @@ function popBadge(badge, name) {
 }
 
 function addTicker(text) {
+  expose("social_proof_ticker");
   const item = h("li", { class: reducedMotion() ? "" : "enter" }, text);
   els.ticker.prepend(item);
   while (els.ticker.children.length > TICKER_MAX) els.ticker.lastElementChild.remove();
@@ -373,7 +388,7 @@ function addTicker(text) {
 
 function applyStream(body) {
   state.stream = body;
-  state.pins = body.pins;
+  state.pins = personalOrder(body.pins);
   renderPins();
   renderStatus();
   // For the reminder panel (static/js/reminders.js): a drop no longer scheduled takes none.
@@ -384,6 +399,7 @@ function handle(message) {
   switch (message.type) {
     case "snapshot":
       state.seq = message.seq || 0;
+      state.pinOrder = Array.isArray(message.pin_order) ? message.pin_order : null;
       applyStream({ ...message.stream, pins: message.pins });
       for (const [sku, available] of Object.entries(message.stock || {})) {
         const pin = pinBySku(sku);
@@ -392,9 +408,15 @@ function handle(message) {
       state.venueStock = {};
       for (const [id, venue] of Object.entries(message.venues || {})) state.venueStock[id] = { ...venue.stock };
       state.bundles = message.bundles || [];
+      applyExperience(message.experience || {}, { replace: true });
+      state.pins = personalOrder(state.pins); // now that the experience is known
       renderPins();
       renderBundles();
       if (typeof message.viewers === "number") setViewers(message.viewers);
+      break;
+    case "experience":
+      // An experiment paused, stopped or rolled back: a patch of the slots it names.
+      applyExperience(message.experience || {}, { replace: false });
       break;
     case "stock":
       if (typeof message.seq === "number") {
@@ -432,7 +454,8 @@ function handle(message) {
       break;
     }
     case "pin":
-      state.pins = message.pins;
+      state.stream.pins = message.pins; // the creator's order
+      state.pins = personalOrder(message.pins);
       renderPins();
       renderBundles();
       break;
@@ -563,6 +586,7 @@ async function buyBundle(id) {
     announce(`${orderHeadline(order)} — bundle, ${total}${saved}.${offlineNote(order)}`, "success", {
       link: { href: `/orders/${order.id}/`, text: "Order & receipt" },
     });
+    renderConfirmation();
   } else if (result.network) {
     announce("The connection dropped before we heard back. Check your orders before trying again.", "error");
   } else if (code === "checkout_incomplete") {
@@ -793,6 +817,7 @@ function confirmBuy(sku, order) {
     "success",
     order?.id ? { link: { href: `/orders/${order.id}/`, text: "Order & receipt" } } : {},
   );
+  renderConfirmation();
   if (!node || !signedIn) return;
   const button = node.action;
   button.classList.add("bought");
@@ -811,6 +836,161 @@ function confirmBuy(sku, order) {
     renderPin(sku);
   }, 2_500);
 }
+
+// -- experiments on micro-interactions (docs/experiments.md, "On the stream page") -----------
+//
+// The snapshot's "experience" says which variant of each experimented slot this viewer
+// gets; "experience" messages patch it live (a pause, stop or rollback: back to the
+// standard, no reload). After a variant is rendered the page reports one exposure per slot
+// and variant; script errors are reported too, naming the slots it has exposed. Both go out
+// in batches to POST /api/v1/client-events/. With no experiment running (experience {})
+// nothing renders differently and nothing is posted.
+
+const EVENTS_FLUSH_MS = 2_000;
+const EVENTS_BATCH_MAX = 100; // the API's bound per batch
+const ERRORS_MAX = 10; // error events a page reports in its lifetime
+const CONFETTI_MS = 1_600;
+
+const exposed = new Map(); // slot -> the variant reported as rendered
+const ended = new Set(); // slots an "experience" message ended: no exposures until the next snapshot
+let outbox = [];
+let flushTimer = null;
+let errorsReported = 0;
+
+/** ``pins`` (the creator's order) in this viewer's personal order, when the pin_order
+ *  experiment gives them one; pins the ranking does not name keep the creator's order, after. */
+function personalOrder(pins) {
+  if (!state.pinOrder || variantOf("pin_order") !== "personal") return pins;
+  const rank = new Map(state.pinOrder.map((sku, i) => [sku, i]));
+  const last = state.pinOrder.length;
+  return pins
+    .map((pin, i) => [rank.get(pin.sku) ?? last + i, pin])
+    .sort((a, b) => a[0] - b[0])
+    .map(([, pin]) => pin);
+}
+
+function variantOf(slot) {
+  return state.experience[slot] || "control";
+}
+
+function applyExperience(experience, { replace }) {
+  const before = JSON.stringify(state.experience);
+  if (replace) {
+    state.experience = { ...experience };
+    ended.clear();
+  } else {
+    Object.assign(state.experience, experience);
+    for (const slot of Object.keys(experience)) ended.add(slot);
+  }
+  if (JSON.stringify(state.experience) === before) return;
+  renderExperience();
+}
+
+function renderExperience() {
+  root.dataset.purchaseConfirmation = variantOf("purchase_confirmation");
+  if (variantOf("pin_order") !== "personal" && state.pinOrder) {
+    // Back to the creator's order (the experiment ended): the stream's own order of the pins.
+    state.pinOrder = null;
+    const position = new Map(state.stream.pins.map((p, i) => [p.sku, i]));
+    state.pins = [...state.pins].sort((a, b) => (position.get(a.sku) ?? 0) - (position.get(b.sku) ?? 0));
+  }
+  if (state.experience.pin_order && state.pins.length) expose("pin_order");
+  els.ticker.hidden = variantOf("social_proof_ticker") === "off";
+  renderPins(); // the stock urgency badge (exposed there, once a product is low)
+}
+
+/** After a buy: the standard confirmation (the toast and the "Bought" button), plus the
+ *  variant's own touch. control, toast and none render exactly the standard. */
+function renderConfirmation() {
+  const variant = variantOf("purchase_confirmation");
+  els.status.dataset.variant = variant;
+  if (variant === "confetti") confetti();
+  expose("purchase_confirmation");
+}
+
+function confetti() {
+  const canvas = h("canvas", { class: "confetti", "aria-hidden": "true", width: 320, height: 160 });
+  els.status.prepend(canvas);
+  const ctx = canvas.getContext("2d");
+  if (!ctx) return;
+  const colors = ["#f59e0b", "#10b981", "#3b82f6", "#ef4444", "#a855f7"];
+  const bits = Array.from({ length: 48 }, (_, i) => ({
+    x: 160,
+    y: 150,
+    vx: (Math.random() - 0.5) * 6,
+    vy: -3 - Math.random() * 5,
+    size: 3 + Math.random() * 4,
+    color: colors[i % colors.length],
+  }));
+  const draw = (t) => {
+    ctx.clearRect(0, 0, canvas.width, canvas.height);
+    for (const b of bits) {
+      ctx.fillStyle = b.color;
+      ctx.globalAlpha = Math.max(0, 1 - t);
+      ctx.fillRect(b.x + b.vx * t * 30, b.y + b.vy * t * 30 + 60 * t * t, b.size, b.size);
+    }
+  };
+  if (reducedMotion()) {
+    draw(0.5); // one still frame, no motion
+  } else {
+    const start = performance.now();
+    const step = (now) => {
+      const t = (now - start) / CONFETTI_MS;
+      if (t >= 1 || !canvas.isConnected) return;
+      draw(t);
+      requestAnimationFrame(step);
+    };
+    requestAnimationFrame(step);
+  }
+  setTimeout(() => canvas.remove(), CONFETTI_MS * 2);
+}
+
+/** Report that ``slot``'s variant was rendered, once per slot and variant. */
+function expose(slot) {
+  const variant = state.experience[slot];
+  if (!variant || ended.has(slot) || exposed.get(slot) === variant) return;
+  exposed.set(slot, variant);
+  queueEvent({ kind: "exposure", stream: streamId, slot, variant });
+}
+
+function reportError(message) {
+  if (!Object.keys(state.experience).length || errorsReported >= ERRORS_MAX) return;
+  const text = String(message || "error").slice(0, 500) || "error";
+  const slots = [...exposed].filter(([slot, variant]) => state.experience[slot] === variant && !ended.has(slot));
+  const events = slots.length
+    ? slots.map(([slot, variant]) => ({ kind: "error", stream: streamId, slot, variant, message: text }))
+    : [{ kind: "error", stream: streamId, message: text }];
+  for (const event of events) {
+    if (errorsReported >= ERRORS_MAX) break;
+    errorsReported += 1;
+    queueEvent(event);
+  }
+}
+
+function queueEvent(event) {
+  if (outbox.length >= EVENTS_BATCH_MAX) return;
+  outbox.push(event);
+  if (!flushTimer) flushTimer = setTimeout(flushEvents, EVENTS_FLUSH_MS);
+}
+
+async function flushEvents() {
+  flushTimer = null;
+  const events = outbox;
+  outbox = [];
+  if (!events.length) return;
+  const result = await api("/api/v1/client-events/", { method: "POST", body: { events } });
+  if (result.network || result.status === 429) {
+    // Not heard: try once more with the next batch (bounded by EVENTS_BATCH_MAX).
+    outbox = [...events, ...outbox].slice(0, EVENTS_BATCH_MAX);
+    if (!flushTimer) flushTimer = setTimeout(flushEvents, EVENTS_FLUSH_MS * 3);
+  }
+}
+
+window.addEventListener("error", (event) => reportError(event.message || event.error?.message));
+window.addEventListener("unhandledrejection", (event) => reportError(`Unhandled rejection: ${event.reason?.message || event.reason}`));
+window.addEventListener("pagehide", () => {
+  if (outbox.length) flushEvents();
+});
 
 // -- express checkout (first buy) ------------------------------------------------------------
 

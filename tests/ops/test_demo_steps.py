@@ -27,6 +27,7 @@ def test_each_app_seeds_its_own_demo_data_in_order():
         "apps.loyalty.demo",
         "apps.calendars.demo",
         "apps.devices.demo",
+        "apps.experiments.demo",
     ]
     # What buys through order_place (which commits by itself) runs after the steps' transaction.
     # The personalisation model trains last, on every order seeded before it.
