@@ -72,6 +72,7 @@ from creatorcommerce.spine.events import emit, _enqueuer
 seed, rate, seconds = json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 skus = seed["skus"]
 n = int(rate * seconds)
+started_at = time.time()
 start = time.monotonic()
 late = 0
 for i in range(n):
@@ -86,7 +87,7 @@ for i in range(n):
         emit("stock.changed", {"sku": s["sku"], "sku_id": s["sku_id"], "shop": seed["shop"], "level": s["level"],
                                "available": 3, "version": i + 1}, groups=[])
 _enqueuer().flush(timeout=10)
-print(json.dumps({"events": n, "late": late, "elapsed": time.monotonic() - start}))
+print(json.dumps({"events": n, "late": late, "elapsed": time.monotonic() - start, "started_at": started_at}))
 """
 
 READY = r"""
@@ -107,13 +108,16 @@ import json, sys, time
 import django
 django.setup()
 from apps.devices.models import Cue
+from datetime import datetime, timezone
 expected, deadline = int(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+# Only the driven events' cues (the seed's own stock events made cues before the run).
+driven = Cue.objects.filter(issued_at__gte=datetime.fromtimestamp(float(sys.argv[3]), timezone.utc))
 while time.monotonic() < deadline:
-    done = Cue.objects.filter(status__in=["acked", "failed"]).count()
+    done = driven.filter(status__in=["acked", "failed"]).count()
     if done >= expected:
         break
     time.sleep(0.2)
-rows = list(Cue.objects.order_by("issued_at").values_list("status", "issued_at", "sent_at", "puback_at", "acked_at"))
+rows = list(driven.order_by("issued_at").values_list("status", "issued_at", "sent_at", "puback_at", "acked_at"))
 def ms(a, b):
     return (b - a).total_seconds() * 1000 if a and b else None
 out = {"statuses": {}, "to_sent": [], "to_puback": [], "sent_to_ack": [], "event_to_ack": [], "series": []}
@@ -222,7 +226,7 @@ def main() -> None:
         pipeline = (worker, listener, simulator)
         cpu_before = sum(tree_cpu_seconds(proc.pid) for proc in pipeline)
         drove = django_script(DRIVE, [json.dumps(seed), str(args.rate), str(args.seconds)], env, args.seconds + 120)
-        got = django_script(COLLECT, [str(drove["events"]), "30"], env, 120)
+        got = django_script(COLLECT, [str(drove["events"]), "30", str(drove["started_at"])], env, 120)
         cpu_used = sum(tree_cpu_seconds(proc.pid) for proc in pipeline) - cpu_before
     finally:
         runner.STARTED.stop_all()
