@@ -14,7 +14,6 @@ pull touches it. A failed pull backs off like the relay (SYNC_BACKOFF_*).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -27,7 +26,7 @@ from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, connection, connections, transaction
+from django.db import DatabaseError, close_old_connections, connections, transaction
 from django.utils import timezone
 
 from apps.accounts.models import Shop
@@ -49,6 +48,7 @@ from creatorcommerce.signing.services import jws_sign
 from creatorcommerce.spine.events import emit
 
 from .exceptions import NodeNotAssigned, SyncBatchInvalid, SyncUnauthorized
+from .locks import SingleRun
 from .models import CatalogState, Node, NodeAllocation
 from .services import REQUEST_TYP, backoff_delay, node_token_open
 
@@ -371,30 +371,7 @@ def catalog_fetch() -> dict:
     return doc
 
 
-_thread_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _pull_lock():
-    """One pull at a time for this node: a PostgreSQL advisory lock, a process lock on SQLite."""
-    if not _thread_lock.acquire(blocking=False):
-        yield False
-        return
-    try:
-        if connection.vendor != "postgresql":
-            yield True
-            return
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [PULL_LOCK])
-            got = cursor.fetchone()[0]
-        try:
-            yield got
-        finally:
-            if got:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [PULL_LOCK])
-    finally:
-        _thread_lock.release()
+_pull_lock = SingleRun(PULL_LOCK)
 
 
 def catalog_pull(*, force: bool = False) -> dict:

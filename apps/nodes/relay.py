@@ -16,7 +16,6 @@ neither a request nor the embedded scheduler ever waits for the cloud.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import threading
@@ -26,12 +25,13 @@ import urllib.request
 
 from celery import current_app
 from django.conf import settings
-from django.db import close_old_connections, connection, connections, transaction
+from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
 
 from creatorcommerce.process import PerProcess
 from creatorcommerce.signing.services import jws_sign
 
+from .locks import SingleRun
 from .selectors import batch_events, edge_day_totals, edge_head, edge_totals, outbox_after
 from .services import BATCH_TYP, RELAY_LOCK, outbox_stamp, relay_acked, relay_failed, relay_state
 
@@ -44,32 +44,7 @@ class SyncFailed(Exception):
     """A batch that did not get an acknowledgement (unreachable, timeout, non-200)."""
 
 
-_thread_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _relay_lock():
-    """One relay run at a time for this node: an advisory lock on PostgreSQL (released by
-    the database if the process dies), a process lock elsewhere (SQLite is embedded mode:
-    one process)."""
-    if not _thread_lock.acquire(blocking=False):
-        yield False
-        return
-    try:
-        if connection.vendor != "postgresql":
-            yield True
-            return
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [RELAY_LOCK])
-            got = cursor.fetchone()[0]
-        try:
-            yield got
-        finally:
-            if got:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [RELAY_LOCK])
-    finally:
-        _thread_lock.release()
+_relay_lock = SingleRun(RELAY_LOCK)
 
 
 def batch_token(events: list) -> tuple[str, int, int]:

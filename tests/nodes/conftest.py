@@ -232,10 +232,10 @@ def beat(edge, proxy):
     stop.set()
     thread.join(timeout=5)
     # The relay thread may be mid-run: let it finish before the database is flushed.
-    from apps.nodes.relay import _thread_lock
+    from apps.nodes.relay import _relay_lock
 
-    _thread_lock.acquire(timeout=30)
-    _thread_lock.release()
+    _relay_lock.thread_lock.acquire(timeout=30)
+    _relay_lock.thread_lock.release()
 
 
 def wait_until(condition, *, timeout: float, message: str = "", interval: float = 0.1):

@@ -171,7 +171,7 @@ def empty_edge(cloud, proxy, settings):
     # database is flushed.
     from apps.nodes import catalog, relay
 
-    for lock in (relay._thread_lock, catalog._thread_lock):
+    for lock in (relay._relay_lock.thread_lock, catalog._pull_lock.thread_lock):
         lock.acquire(timeout=30)
         lock.release()
 
