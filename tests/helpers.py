@@ -189,3 +189,18 @@ def inline_row(data, prefix: str, obj) -> str:
         if key.startswith(f"{prefix}-") and key.endswith("-id") and value == str(obj.pk):
             return key[: -len("-id")]
     raise AssertionError(f"{obj!r} is not on the page")
+
+
+def wait_for(condition, timeout: float = 10.0, step: float = 0.02, *, message: str = ""):
+    """Poll ``condition`` until it returns something truthy (and return it); fail after
+    ``timeout`` seconds. Tests wait for a condition this way, never for a fixed time."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {message or condition}")
+        time.sleep(step)

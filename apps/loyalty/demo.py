@@ -31,8 +31,9 @@ from decimal import Decimal
 from django.utils import timezone
 
 from apps.accounts.demo import demo_user
+from apps.orders.demo import past_order
 from apps.orders.models import Address, Order, PaymentMethod
-from apps.orders.services import address_set, order_place, payment_method_add, request_fingerprint
+from apps.orders.services import address_set, payment_method_add
 
 from .awards import award_create
 from .badges import badge_save
@@ -181,18 +182,7 @@ def history(context: dict) -> dict:
         if Order.objects.filter(buyer=buyer, idempotency_key=key).exists():
             continue
         at = (now - timedelta(days=days_ago)).replace(hour=18, minute=30, second=0, microsecond=0)
-        outcome = order_place(
-            buyer=buyer,
-            lines=lines,
-            shop_slug=shop.slug,
-            idempotency_key=key,
-            fingerprint=request_fingerprint({"lines": lines, "shop": shop.slug}),
-            now=at,
-        )
-        if outcome.order is None or outcome.order.status != Order.Status.PAID:
-            raise RuntimeError(f"the demo's past order {key} was refused: {outcome.body}")
-        # The buy path stamps the clock; the order happened ``days_ago``.
-        Order.objects.filter(pk=outcome.order.pk).update(created_at=at, paid_at=at)
+        past_order(buyer=buyer, shop=shop, lines=lines, key=key, at=at)
         placed += 1
     paid = Order.objects.filter(shop=shop, idempotency_key__startswith="demo-history-").count()
     return {

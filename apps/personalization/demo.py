@@ -16,8 +16,9 @@ from datetime import timedelta
 from django.utils import timezone
 
 from apps.accounts.demo import demo_user
+from apps.orders.demo import past_order
 from apps.orders.models import Address, Order, PaymentMethod
-from apps.orders.services import address_set, order_place, payment_method_add, request_fingerprint
+from apps.orders.services import address_set, payment_method_add
 
 from .ranker import rank_pins
 from .services import model_train
@@ -65,17 +66,7 @@ def history(context: dict) -> dict:
             continue
         _ready_to_buy(buyer, name)
         at = (now - timedelta(days=days_ago)).replace(hour=19, minute=15, second=0, microsecond=0)
-        outcome = order_place(
-            buyer=buyer,
-            lines=lines,
-            shop_slug=shop.slug,
-            idempotency_key=key,
-            fingerprint=request_fingerprint({"lines": lines, "shop": shop.slug}),
-            now=at,
-        )
-        if outcome.order is None or outcome.order.status != Order.Status.PAID:
-            raise RuntimeError(f"the demo's past order {key} was refused: {outcome.body}")
-        Order.objects.filter(pk=outcome.order.pk).update(created_at=at, paid_at=at)  # it happened days_ago
+        past_order(buyer=buyer, shop=shop, lines=lines, key=key, at=at)
         placed += 1
 
     model = model_train(shop=shop)

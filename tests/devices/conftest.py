@@ -4,7 +4,6 @@ a live stream with a scheduled deal on a SKU, and helpers to wait for a conditio
 from __future__ import annotations
 
 import secrets
-import time
 from datetime import timedelta
 
 import pytest
@@ -13,6 +12,7 @@ from django.utils import timezone
 from apps.devices.services import cue_rule_create, device_create, room_create
 from apps.streams.services import deal_schedule, stream_create, stream_start
 from tests.factories import CreatorFactory, make_sku
+from tests.helpers import wait_for  # noqa: F401 (the devices tests import it from here)
 
 
 @pytest.fixture
@@ -71,15 +71,3 @@ def pulse_rule(shop, led, live_stream):
     return cue_rule_create(
         shop=shop, event_type="deal.opened", device=led, kind="pulse", params={"color": "#ff0000"}, stream=live_stream
     )
-
-
-def wait_for(condition, timeout: float = 10.0, step: float = 0.02):
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(step)

@@ -20,6 +20,7 @@ import pytest
 from joserfc.jwk import OKPKey
 
 from tests.browser import ROOT, free_port, manage, wait_for_http
+from tests.helpers import wait_for
 
 EDGE = "edge-test"
 SHOP = "edge-shop"
@@ -239,12 +240,5 @@ def beat(edge, proxy):
 
 
 def wait_until(condition, *, timeout: float, message: str = "", interval: float = 0.1):
-    """Poll ``condition`` until it is truthy or ``timeout`` passes; returns its value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {message or condition}")
-        time.sleep(interval)
+    """``tests.helpers.wait_for`` with the nodes tests' spelling."""
+    return wait_for(condition, timeout, interval, message=message)
