@@ -165,6 +165,8 @@ def test_a_deal_buy_sends_deal_changed_then_order_placed_to_shop_and_stream(live
             },
             [f"shop.{shop}", f"stream.{live_stream.pk}"],
         ),
+        # The capture handler, run here eagerly after the commit (docs/events.md).
+        ("order.captured", {"order": outcome.order.pk, "shop": shop}, [f"shop.{shop}"]),
     ]
     assert events[0][1]["remaining"] == 3 and FlashDeal.objects.get(pk=open_deal.pk).remaining == 3
 
