@@ -23,6 +23,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -144,16 +145,20 @@ def test_embedded_mode_the_log_moves_and_a_cue_fired_by_hand_is_acked(embedded_s
 
 @contextlib.contextmanager
 def _process(env: dict, *args: str):
-    """``manage.py <args>`` as its own process until the block ends (SIGINT, as Ctrl-C)."""
+    """``manage.py <args>`` as its own process until the block ends (SIGINT, as Ctrl-C). Its
+    output goes to a file, never to a pipe nobody reads: a full pipe (64 KB of log lines)
+    would block the process's threads, the simulator's MQTT loop among them."""
+    log = tempfile.NamedTemporaryFile(prefix=f"cc-{args[0]}-", suffix=".log", delete=False)  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
     )
+    log.close()
     try:
         yield proc
     finally:
