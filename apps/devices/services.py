@@ -28,7 +28,7 @@ from . import mosquitto
 from .exceptions import InvalidCue, InvalidCueRule
 from .models import Cue, CueRule, Device, EventType, Room
 from .params import check_params
-from .selectors import rule_types
+from .selectors import active_rules, rule_types
 
 log = logging.getLogger(__name__)
 
@@ -280,10 +280,7 @@ def cues_for_event(
     shop, stream, skus = _event_scope(event_type, payload)
     if shop is None:
         return []
-    rules = CueRule.objects.filter(
-        shop_id=shop, event_type=event_type, is_active=True, device__is_active=True
-    ).select_related("device__room")
-    rules = [rule for rule in rules.order_by("-priority", "pk") if _matches(rule, stream, skus, payload)]
+    rules = [rule for rule in active_rules(shop, event_type) if _matches(rule, stream, skus, payload)]
     if not rules:
         return []
     sent_at = timezone.now()
