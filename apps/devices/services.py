@@ -17,6 +17,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.catalog.models import Location
+from apps.streams.extras import stream_variant
 from apps.streams.models import Stream
 from apps.streams.services import control_groups, shop_control_groups
 from creatorcommerce.fields import iso_utc
@@ -26,7 +27,7 @@ from creatorcommerce.sql import insert_new, names
 
 from . import mosquitto
 from .exceptions import InvalidCue, InvalidCueRule
-from .models import Cue, CueRule, Device, EventType, Room
+from .models import Cue, CueKind, CueRule, Device, EventType, Room
 from .params import check_params
 from .selectors import active_rules, rule_types
 
@@ -265,6 +266,34 @@ def _matches(rule: CueRule, stream: int | None, skus: set[int], payload: dict) -
     return not (rule.available_at_most is not None and payload.get("available", 0) > rule.available_at_most)
 
 
+URGENCY_SLOT = "led_urgency_cue"  # docs/experiments.md, "Stream-level slots"
+
+
+def _live_stream(shop: int) -> int | None:
+    """The shop's live stream, if it has exactly one: where a cue of no stream is seen."""
+    live = list(Stream.objects.filter(shop_id=shop, status=Stream.Status.LIVE).values_list("pk", flat=True)[:2])
+    return live[0] if len(live) == 1 else None
+
+
+def _urgency_held_back(shop: int, stream: int | None, now) -> Callable[[CueRule], bool]:
+    """Whether an urgency rule's cue is held back: a running experiment on the
+    ``led_urgency_cue`` slot gives the cue's stream (the event's, else the rule's, else the
+    shop's one live stream) the variant ``off`` (docs/devices.md, "Experiments"). Asked once
+    per stream and event, only for urgency rules that matched (the stream's exposure); with
+    no such experiment, no query."""
+    variants: dict[int | None, str | None] = {}
+
+    def held_back(rule: CueRule) -> bool:
+        key = stream or rule.stream_id
+        if key not in variants:
+            variants[key] = stream_variant(
+                URGENCY_SLOT, shop_id=shop, stream_id=key if key is not None else lambda: _live_stream(shop), at=now
+            )
+        return variants[key] == "off"
+
+    return held_back
+
+
 def cues_for_event(
     *, event_id: int, event_type: str, payload: dict, now=None, publish: Callable[[list[Cue]], None] | None = None
 ) -> list[int]:
@@ -281,6 +310,8 @@ def cues_for_event(
     if shop is None:
         return []
     rules = [rule for rule in active_rules(shop, event_type) if _matches(rule, stream, skus, payload)]
+    held_back = _urgency_held_back(shop, stream, now)
+    rules = [rule for rule in rules if not (rule.kind == CueKind.URGENCY and held_back(rule))]
     if not rules:
         return []
     sent_at = timezone.now()
