@@ -143,6 +143,13 @@ def _rules_statement() -> tuple[str, tuple[str, ...]]:
     return sql, fields
 
 
+def _loaded(model, **values):
+    """An instance with only these fields loaded (``from_db`` takes them in the model's
+    field order; the others are deferred)."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(connection.alias, names, [values[name] for name in names])
+
+
 def active_rules(shop_id: int, event_type: str) -> list[CueRule]:
     """The shop's active rules for ``event_type`` of its active devices, highest priority
     first, each with its device (id, MQTT id, room) and the room (id, shop): what a cue
@@ -159,8 +166,8 @@ def active_rules(shop_id: int, event_type: str) -> list[CueRule]:
         values["params"] = params_field.from_db_value(values["params"], None, connection)
         rule = CueRule.from_db(connection.alias, fields, [values[name] for name in fields])
         mqtt_id, room_id, shop = row[len(fields) :]
-        device = Device.from_db(connection.alias, ("id", "mqtt_id", "room_id"), (rule.device_id, mqtt_id, room_id))
-        device.room = Room.from_db(connection.alias, ("id", "shop_id"), (room_id, shop))
+        device = _loaded(Device, id=rule.device_id, mqtt_id=mqtt_id, room_id=room_id)
+        device.room = _loaded(Room, id=room_id, shop_id=shop)
         rule.device = device
         rules.append(rule)
     return rules

@@ -312,5 +312,15 @@ def test_in_a_worker_the_handler_publishes_its_cues_itself_from_the_cues_queue(
     assert ("creatorcommerce.spine.tasks.run_handler", "cues") in ran
     assert not [name for name, _queue in ran if name == "apps.devices.tasks.send_cue"]
     assert cue.status == Cue.Status.SENT and cue.puback_at >= cue.sent_at
+    [message] = [m for m in observer.messages if json.loads(m.payload)["id"] == cue.pk]
+    assert message.topic == f"cc/{node}/devices/{led.mqtt_id}/cue"
+    assert json.loads(message.payload) == {
+        "id": cue.pk,
+        "kind": "pulse",
+        "params": {"color": "#ff0000"},
+        "event": "deal.opened",
+        "issued_at": iso_utc(cue.issued_at),
+        "expires_at": iso_utc(cue.expires_at),
+    }
     sent = [payload for event_type, payload, _groups in events if event_type == "cue.sent"]
     assert [(p["cue"], p["sent_at"]) for p in sent] == [(cue.pk, iso_utc(cue.sent_at))]
