@@ -16,11 +16,10 @@ from creatorcommerce.api import error_responses, validated
 from creatorcommerce.fields import StrictCharField
 from creatorcommerce.throttling import FixedWindowThrottle
 
-from .exceptions import IdempotencyKeyInvalid, IdempotencyKeyMissing
+from .exceptions import IDEMPOTENCY_KEY_RE, IdempotencyKeyInvalid, IdempotencyKeyMissing
 from .selectors import address_body, checkout_profile, order_body, order_of_buyer, orders_of_buyer
 from .services import address_set, order_place, payment_method_add, request_fingerprint
-
-IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{8,255}$")
+from .soldout import key_sent
 
 
 class BuySerializer(CheckoutRequestSerializer):
@@ -193,6 +192,9 @@ class OrdersView(APIView):
             raise IdempotencyKeyMissing()
         if not IDEMPOTENCY_KEY_RE.match(key):
             raise IdempotencyKeyInvalid()
+        # From now on this key's answer is the database's: a retry with it must not be told
+        # "sold out" from memory if it bought (apps/orders/soldout.py).
+        key_sent(key)
         data = _buy_body(request.data)
         lines, context = checkout_request(data)
         outcome = order_place(
