@@ -182,3 +182,20 @@ async def test_admission_off_admits_everything(settings, small_pool):
     answers = await asyncio.gather(*(call("/api/v1/block/") for _ in range(30)))
     assert {a.status for a in answers} == {200}
     assert adm.admission().refused == dict.fromkeys(adm.CLASSES, 0)
+
+
+@pytest.mark.urls("creatorcommerce.urls")
+def test_every_operation_documents_the_overloaded_refusal(client):
+    schema = client.get("/api/v1/schema/", HTTP_ACCEPT="application/json").json()
+    operations = [
+        (path, method, op)
+        for path, ops in schema["paths"].items()
+        for method, op in ops.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+    assert len(operations) > 50
+    for path, method, op in operations:
+        assert "overloaded" in op["responses"]["503"]["description"], (method, path)
+    buy = schema["paths"]["/api/v1/orders/"]["post"]["responses"]
+    assert "payment_gateway_unavailable" in buy["503"]["description"]
+    assert "from the process's memory" in buy["409"]["description"]
