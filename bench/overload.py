@@ -101,12 +101,11 @@ def line(name: str, kind: str, rate: float, r: dict) -> str:
     for status, c in r["classes"].items():
         cells.append(f"{status}: {c['n']} p50 {c['p50']:.0f} p95 {c['p95']:.0f} p99 {c['p99']:.0f} max {c['max']:.0f}")
     other = {k: v for k, v in r["statuses"].items() if not k.isdigit()}
-    return (
-        f"  {name:10} {kind:9} {rate:5.0f}/s  answered {r['achieved_rps']:6.1f}/s  cpu {r['server_cpu_ms_per_answer']} ms"
-        f"/answer ({r['server_cpu_pct']}%)  load {r['load_average_1m']}  | "
-        + " | ".join(cells)
-        + (f" | {other}" if other else "")
+    head = (
+        f"  {name:10} {kind:9} {rate:5.0f}/s  answered {r['achieved_rps']:6.1f}/s  "
+        f"cpu {r['server_cpu_ms_per_answer']} ms/answer ({r['server_cpu_pct']}%)  load {r['load_average_1m']}  | "
     )
+    return head + " | ".join(cells) + (f" | {other}" if other else "")
 
 
 async def run_all(args, stamp: str, results: dict, logs: Path) -> None:
