@@ -197,7 +197,11 @@ ADMISSION_CREATOR_RESERVE = env.int("ADMISSION_CREATOR_RESERVE", default=4)
 # A refusal's Retry-After: a whole number of seconds from 1 to this, at random (a crowd told
 # the same second comes back in the same second).
 ADMISSION_RETRY_AFTER_SECONDS = env.int("ADMISSION_RETRY_AFTER_SECONDS", default=2)
-if ADMISSION_MAX_IN_FLIGHT < 0 or not 0 <= ADMISSION_CREATOR_RESERVE < max(ADMISSION_MAX_IN_FLIGHT, 1):
+if (
+    ADMISSION_MAX_IN_FLIGHT < 0
+    or ADMISSION_CREATOR_RESERVE < 0
+    or 0 < ADMISSION_MAX_IN_FLIGHT <= ADMISSION_CREATOR_RESERVE
+):
     raise ImproperlyConfigured("ADMISSION_MAX_IN_FLIGHT must be >= 0 and ADMISSION_CREATOR_RESERVE below it.")
 if ADMISSION_RETRY_AFTER_SECONDS < 1:
     raise ImproperlyConfigured("ADMISSION_RETRY_AFTER_SECONDS must be at least 1.")
