@@ -44,9 +44,19 @@ HOST = R.HOST
 WARMUP = 40
 
 
-def configs(limits: list[int]) -> list[tuple[str, dict]]:
-    before = ("before", {"ADMISSION_MAX_IN_FLIGHT": "0", "SOLDOUT_MEMORY": "0"})
-    return [before] + [(f"after-{n}", {"ADMISSION_MAX_IN_FLIGHT": str(n), "SOLDOUT_MEMORY": "1"}) for n in limits]
+def configs(limits: list[str], *, before: bool = True) -> list[tuple[str, dict]]:
+    """``before`` (admission and memory off), then one configuration per ``--limits`` entry:
+    ``N`` (ADMISSION_MAX_IN_FLIGHT) or ``N/T`` (and ASGI_SYNC_THREADS T)."""
+    out = [("before", {"ADMISSION_MAX_IN_FLIGHT": "0", "SOLDOUT_MEMORY": "0"})] if before else []
+    for entry in limits:
+        bound, _, threads = entry.partition("/")
+        n = int(bound)
+        # The creators' reserve in proportion to the default's (3 of 12).
+        settings = {"ADMISSION_MAX_IN_FLIGHT": str(n), "ADMISSION_CREATOR_RESERVE": str(max(1, n // 4))}
+        if threads:
+            settings["ASGI_SYNC_THREADS"] = threads
+        out.append((f"after-{n}" + (f"-t{threads}" if threads else ""), {**settings, "SOLDOUT_MEMORY": "1"}))
+    return out
 
 
 def classes(result: dict) -> dict:
@@ -114,7 +124,7 @@ async def run_all(args, stamp: str, results: dict, logs: Path) -> None:
     rc, out = await R.run_cmd([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env=env0, timeout=300)
     if rc != 0:
         raise RuntimeError(f"migrate failed:\n{out[-2000:]}")
-    plan = configs(args.limits)
+    plan = configs(args.limits, before=not args.skip_before)
     big = WARMUP + int(sum(args.rates) * args.seconds) + 10
     skus = [
         a for name, _ in plan for a in ("--buy-sku", f"{name}-load={big}", "--buy-sku", f"{name}-sellout={args.stock}")
@@ -182,7 +192,10 @@ def main() -> int:
     parser.add_argument("--server", choices=["daphne", "uvicorn"], default="daphne")
     parser.add_argument("--rates", default="470,940", help="sustained buys/s offered (about 2x and 4x one process)")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--limits", default="24", help="ADMISSION_MAX_IN_FLIGHT values to run after 'before'")
+    parser.add_argument(
+        "--limits", default="6", help="after 'before': ADMISSION_MAX_IN_FLIGHT values, each N or N/ASGI_SYNC_THREADS"
+    )
+    parser.add_argument("--skip-before", action="store_true", help="only the --limits configurations")
     parser.add_argument("--sellout-rate", type=float, default=600.0)
     parser.add_argument("--sellout-seconds", type=float, default=5.0)
     parser.add_argument("--stock", type=int, default=100)
@@ -192,7 +205,7 @@ def main() -> int:
     parser.add_argument("--out")
     args = parser.parse_args()
     args.rates = [float(x) for x in args.rates.split(",") if x.strip()]
-    args.limits = [int(x) for x in args.limits.split(",") if x.strip()]
+    args.limits = [x.strip() for x in args.limits.split(",") if x.strip()]
     if R.have_taskset():
         os.sched_setaffinity(0, {1})
     signal.signal(signal.SIGTERM, signal.default_int_handler)

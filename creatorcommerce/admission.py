@@ -22,10 +22,10 @@ Apps may also answer a request on the event loop before admission (``early_answe
 they can without the pool at all: a buy of something this process knows to be sold out
 (apps/orders/soldout.py).
 
-Sizing (docs/overload.md): the wait a request may meet is about the requests ahead of it
-times the time each takes. One process served a buy in ~4.3 ms of its core at capacity
-(235/s), so 24 in flight is ~100 ms of queue: the buy's p99 budget. bench/overload.py
-measured the choice.
+Sizing (docs/overload.md, "How it was sized"): a request waits for those admitted before it.
+A saturated process (bench/overload.py) answered as many buys a second with 6 in flight as
+with 24, and every answer, refusals included, waited about the bound times a buy's time on
+the core: 12 keeps that within the buy's 100 ms budget.
 
 The counters (``stats()``) are plain numbers per process, for metrics.
 """

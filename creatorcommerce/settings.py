@@ -190,10 +190,13 @@ ASGI_SYNC_THREADS = env.int("ASGI_SYNC_THREADS", default=env.int("DB_POOL_MAX_SI
 # past it a request is answered at once 503 overloaded with Retry-After instead of queueing.
 # The last ADMISSION_CREATOR_RESERVE places are the creators' (control-room actions, the
 # media server's hook): viewers are refused first. 0 turns admission control off. Sized
-# from bench/overload.py: one process answers ~235 buys/s, so 24 in flight is ~100 ms of
-# queue, the buy's budget.
-ADMISSION_MAX_IN_FLIGHT = env.int("ADMISSION_MAX_IN_FLIGHT", default=24)
-ADMISSION_CREATOR_RESERVE = env.int("ADMISSION_CREATOR_RESERVE", default=4)
+# with bench/overload.py (docs/overload.md, "How it was sized"): a saturated process
+# answered as many buys a second with 6 in flight as with 24, and each request waited about
+# the bound times a buy's ~4-6 ms; 12 keeps that within the buy's 100 ms and still takes a
+# page's burst of parallel requests. Raise it when requests wait on others (a real payment
+# gateway's authorisation).
+ADMISSION_MAX_IN_FLIGHT = env.int("ADMISSION_MAX_IN_FLIGHT", default=12)
+ADMISSION_CREATOR_RESERVE = env.int("ADMISSION_CREATOR_RESERVE", default=3)
 # A refusal's Retry-After: a whole number of seconds from 1 to this, at random (a crowd told
 # the same second comes back in the same second).
 ADMISSION_RETRY_AFTER_SECONDS = env.int("ADMISSION_RETRY_AFTER_SECONDS", default=2)

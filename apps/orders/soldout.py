@@ -53,6 +53,7 @@ from .exceptions import IDEMPOTENCY_KEY_RE
 
 DEAL = "deal"  # the claim source of a flash deal's units (apps.streams.units)
 KEYS_KEPT = 50_000
+ROUTES_KEPT = 50_000  # past this many, routes unused for SOLDOUT_MEMORY_SECONDS are dropped
 MAX_LINES = 20
 _BODY_KEYS = frozenset({"sku", "quantity", "lines", "shop", "stream"})
 _LINE_KEYS = frozenset({"sku", "quantity"})
@@ -110,6 +111,9 @@ def learn(*, shop_slug, stream_id, venue_id, bundle_id, quote, pairs: list[tuple
                 state.routes[key] = Route(DEAL, units.target, ends_at.timestamp() if ends_at else None, now)
             else:
                 state.routes.pop(key, None)
+        if len(state.routes) > ROUTES_KEPT:  # ended streams' routes, SKUs no longer bought
+            expired = now - settings.SOLDOUT_MEMORY_SECONDS
+            state.routes = {key: route for key, route in state.routes.items() if route.at > expired}
 
 
 def refused(error: Exception, *, since: int) -> None:
