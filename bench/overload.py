@@ -51,7 +51,7 @@ def configs(limits: list[str], *, before: bool = True) -> list[tuple[str, dict]]
     for entry in limits:
         bound, _, threads = entry.partition("/")
         n = int(bound)
-        # The creators' reserve in proportion to the default's (3 of 12).
+        # The creators' reserve in proportion to the default's (2 of 8).
         settings = {"ADMISSION_MAX_IN_FLIGHT": str(n), "ADMISSION_CREATOR_RESERVE": str(max(1, n // 4))}
         if threads:
             settings["ASGI_SYNC_THREADS"] = threads

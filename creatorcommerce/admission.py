@@ -16,16 +16,19 @@ database (``classify``). Creators' control-room actions (writes to a stream's co
 pins and deals, drops, stock, device cues, the admin's forms) and the media server's hook
 may use the last ``ADMISSION_CREATOR_RESERVE`` places; viewers' buys and reads may not, so
 they are refused first. Health probes (``/livez``, ``/healthz``) are always admitted: a
-busy process is not a dead one. WebSockets are not HTTP requests and are not counted.
+busy process is not a dead one; so are static files (``STATIC_URL``), outside the count: a
+page's burst of scripts and styles must not fail (serve them from the proxy or a CDN in
+production). WebSockets are not HTTP requests and are not counted.
 
 Apps may also answer a request on the event loop before admission (``early_answer``), when
 they can without the pool at all: a buy of something this process knows to be sold out
 (apps/orders/soldout.py).
 
 Sizing (docs/overload.md, "How it was sized"): a request waits for those admitted before it.
-A saturated process (bench/overload.py) answered as many buys a second with 6 in flight as
+A saturated process (bench/overload.py) answered as many buys a second with 4 in flight as
 with 24, and every answer, refusals included, waited about the bound times a buy's time on
-the core: 12 keeps that within the buy's 100 ms budget.
+the core: 8 keeps that within the buy's 100 ms budget, and 6 of them for viewers take one
+browser's parallel requests (6 connections to a host) even when they come at once.
 
 The counters (``stats()``) are plain numbers per process, for metrics.
 """
@@ -42,10 +45,13 @@ from django.conf import settings
 
 from creatorcommerce.process import PerProcess
 
-PROBE, CREATOR, MEDIA, BUY, VIEWER = "probe", "creator", "media", "buy", "viewer"
-CLASSES = (PROBE, CREATOR, MEDIA, BUY, VIEWER)
+PROBE, ASSET, CREATOR, MEDIA, BUY, VIEWER = "probe", "asset", "creator", "media", "buy", "viewer"
+CLASSES = (PROBE, ASSET, CREATOR, MEDIA, BUY, VIEWER)
 # May take the places reserved for creators.
 PRIORITY = frozenset({CREATOR, MEDIA})
+# Always admitted. Probes count in flight; static files do not (a page's scripts and styles,
+# ~0.3 ms each and no database: a burst of them must neither be refused nor crowd out buys).
+EXEMPT = frozenset({PROBE, ASSET})
 
 _PROBES = frozenset({"/livez", "/healthz"})
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -79,6 +85,8 @@ def classify(method: str, path: str) -> str:
     """The admission class of a request, from its method and path alone."""
     if path in _PROBES:
         return PROBE
+    if path.startswith(settings.STATIC_URL) and method in _READS:
+        return ASSET
     if path.startswith(MEDIA_PREFIX):
         return MEDIA
     if method not in _READS and _CREATOR_WRITES.match(path):
@@ -93,28 +101,35 @@ class Admission:
     Touched on the event loop only (no lock)."""
 
     def __init__(self):
-        self.in_flight = 0
+        self.in_flight = 0  # admitted and not done, static files aside
+        self.assets_in_flight = 0
         self.peak = 0  # the most in flight at once since the process started
         self.admitted = dict.fromkeys(CLASSES, 0)
         self.refused = dict.fromkeys(CLASSES, 0)
         self.answered_early: dict[str, int] = {}
 
     def admit(self, cls: str) -> bool:
-        """Take a place for a request of class ``cls``; False: refuse it (nothing taken)."""
+        """Take a place for a request of class ``cls``; False: refuse it (nothing taken).
+        An admitted request is given back with ``release(cls)`` once its Django code is done."""
         limit = settings.ADMISSION_MAX_IN_FLIGHT
-        if limit and cls != PROBE:
+        if limit and cls not in EXEMPT:
             bound = limit if cls in PRIORITY else limit - settings.ADMISSION_CREATOR_RESERVE
             if self.in_flight >= bound:
                 self.refused[cls] += 1
                 return False
-        self.in_flight += 1
-        self.peak = max(self.peak, self.in_flight)
         self.admitted[cls] += 1
+        if cls == ASSET:
+            self.assets_in_flight += 1
+        else:
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
         return True
 
-    def release(self) -> None:
-        """An admitted request's Django code is done."""
-        self.in_flight -= 1
+    def release(self, cls: str) -> None:
+        if cls == ASSET:
+            self.assets_in_flight -= 1
+        else:
+            self.in_flight -= 1
 
 
 _admission: PerProcess[Admission] = PerProcess(Admission)
@@ -133,6 +148,7 @@ def stats() -> dict:
         "limit": settings.ADMISSION_MAX_IN_FLIGHT,
         "creator_reserve": settings.ADMISSION_CREATOR_RESERVE,
         "in_flight": state.in_flight,
+        "assets_in_flight": state.assets_in_flight,
         "peak": state.peak,
         "admitted": dict(state.admitted),
         "refused": dict(state.refused),

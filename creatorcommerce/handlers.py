@@ -75,8 +75,8 @@ class SyncChainASGIHandler(ASGIHandler):
         # refused (overloaded) before any session, authentication or database work.
         path = path_of(scope)
         answer = answer_early(scope, path, body_file)
-        controller = admission()
-        if answer is None and not controller.admit(classify(scope["method"], path)):
+        controller, cls = admission(), classify(scope["method"], path)
+        if answer is None and not controller.admit(cls):
             answer = refusal(path)
         if answer is not None:
             body_file.close()
@@ -86,7 +86,7 @@ class SyncChainASGIHandler(ASGIHandler):
         try:
             response = await in_pool(self.serve)(scope, body_file)
         finally:
-            controller.release()
+            controller.release(cls)
         try:
             await self.send_response(response, send)
         finally:

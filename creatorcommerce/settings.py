@@ -191,12 +191,12 @@ ASGI_SYNC_THREADS = env.int("ASGI_SYNC_THREADS", default=env.int("DB_POOL_MAX_SI
 # The last ADMISSION_CREATOR_RESERVE places are the creators' (control-room actions, the
 # media server's hook): viewers are refused first. 0 turns admission control off. Sized
 # with bench/overload.py (docs/overload.md, "How it was sized"): a saturated process
-# answered as many buys a second with 6 in flight as with 24, and each request waited about
-# the bound times a buy's ~4-6 ms; 12 keeps that within the buy's 100 ms and still takes a
-# page's burst of parallel requests. Raise it when requests wait on others (a real payment
-# gateway's authorisation).
-ADMISSION_MAX_IN_FLIGHT = env.int("ADMISSION_MAX_IN_FLIGHT", default=12)
-ADMISSION_CREATOR_RESERVE = env.int("ADMISSION_CREATOR_RESERVE", default=3)
+# answered as many buys a second with 4 in flight as with 24, and each request waited about
+# the bound times a buy's ~4-7 ms; 8 keeps that near the buy's 100 ms, and its 6 for viewers
+# take one browser's parallel requests. Raise it when requests wait on others (a real
+# payment gateway's authorisation).
+ADMISSION_MAX_IN_FLIGHT = env.int("ADMISSION_MAX_IN_FLIGHT", default=8)
+ADMISSION_CREATOR_RESERVE = env.int("ADMISSION_CREATOR_RESERVE", default=2)
 # A refusal's Retry-After: a whole number of seconds from 1 to this, at random (a crowd told
 # the same second comes back in the same second).
 ADMISSION_RETRY_AFTER_SECONDS = env.int("ADMISSION_RETRY_AFTER_SECONDS", default=2)

@@ -48,6 +48,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio, pytest
         ("GET", "/admin/", adm.VIEWER),
         ("GET", "/api/v1/orders/", adm.VIEWER),
         ("GET", "/streams/7/", adm.VIEWER),
+        ("GET", "/static/js/stream.js", adm.ASSET),
+        ("POST", "/static/js/stream.js", adm.VIEWER),
     ],
 )
 def test_classes_come_from_method_and_path(method, path, expected):
@@ -143,16 +145,28 @@ async def test_beyond_the_bound_requests_are_refused_at_once_and_creators_keep_t
     assert refused_overloaded(second)
     assert state.refused[adm.CREATOR] == 1
 
-    # A probe is always admitted: a busy process is not a dead one.
+    # A probe is always admitted: a busy process is not a dead one. So is a page's static
+    # file, outside the count (it waits for a thread like the rest).
     probe = asyncio.ensure_future(call("/livez"))
     await until(lambda: state.in_flight == 5)
+    asset = asyncio.ensure_future(call("/static/js/stream.js"))
+    await until(lambda: state.assets_in_flight == 1)
+    assert state.in_flight == 5
 
     blocking.gate.set()
-    answers = await asyncio.gather(*held, stock, probe)
-    assert [a.status for a in answers] == [200, 200, 200, 200, 200], answers
+    answers = await asyncio.gather(*held, stock, probe, asset)
+    assert [a.status for a in answers[:5]] == [200, 200, 200, 200, 200], answers
+    assert answers[5].status != 503
     assert answers[3].json()["available"] == 8  # the creator's change was made
-    assert state.in_flight == 0 and state.peak == 5
-    assert adm.stats()["admitted"] == {adm.PROBE: 1, adm.CREATOR: 1, adm.MEDIA: 0, adm.BUY: 0, adm.VIEWER: 3}
+    assert state.in_flight == 0 and state.assets_in_flight == 0 and state.peak == 5
+    assert adm.stats()["admitted"] == {
+        adm.PROBE: 1,
+        adm.ASSET: 1,
+        adm.CREATOR: 1,
+        adm.MEDIA: 0,
+        adm.BUY: 0,
+        adm.VIEWER: 3,
+    }
     # Once there is room again, viewers are admitted again.
     assert (await call("/livez")).status == 200
     again = await call("/api/v1/block/")
