@@ -13,7 +13,9 @@ on a fresh database, then:
   them (it never sells out): answers are winners (201) and, after, refusals (503);
 - **sell-out**: ``--sellout-rate`` taps a second for ``--sellout-seconds`` on a SKU of
   ``--stock`` units (no shop named, as run.py's buy): winners (201), losers (409 sold_out:
-  from memory once the process knows), refused (503).
+  from memory once the process knows), refused (503);
+- **sold out**: as many taps again on that SKU, now at zero: what a sold-out answer costs
+  the server with HTTP (from memory after, from the database before).
 
 Per answer class: count, p50/p95/p99/max from each request's scheduled time (no coordinated
 omission), server CPU per answer, the load average; after every step the stock is checked
@@ -184,6 +186,21 @@ async def run_all(args, stamp: str, results: dict, logs: Path) -> None:
                 r["kind"], r["rate"] = "sellout", args.sellout_rate
                 out_config["steps"].append(r)
                 print(line(name, "sell-out", args.sellout_rate, r), flush=True)
+                # Taps on the sold-out SKU alone: what a sold-out answer costs the server, HTTP
+                # included (from memory after; from the database before).
+                r = await step(
+                    server,
+                    sellout_sku,
+                    tokens,
+                    f"{stamp}-{name}-gone",
+                    args.sellout_rate,
+                    args.sellout_seconds,
+                    args.timeout,
+                )
+                r["check"] = check(conn, sellout_sku)
+                r["kind"], r["rate"] = "soldout", args.sellout_rate
+                out_config["steps"].append(r)
+                print(line(name, "sold out", args.sellout_rate, r), flush=True)
                 print(f"  {name:10} checks: {[s['check'] for s in out_config['steps']]}", flush=True)
 
 
