@@ -55,6 +55,9 @@ DEAL = "deal"  # the claim source of a flash deal's units (apps.streams.units)
 KEYS_KEPT = 50_000
 ROUTES_KEPT = 50_000  # past this many, routes unused for SOLDOUT_MEMORY_SECONDS are dropped
 MAX_LINES = 20
+# A buy's body of 20 lines is under 2 KB; anything larger (or nested deeper than JSON's
+# parser likes) is the view's to answer, after creatorcommerce/guard.py.
+MAX_BODY = 4096
 _BODY_KEYS = frozenset({"sku", "quantity", "lines", "shop", "stream"})
 _LINE_KEYS = frozenset({"sku", "quantity"})
 
@@ -167,12 +170,12 @@ def answer(scope: dict, body: bytes) -> Answer | None:
     if not settings.SOLDOUT_MEMORY:
         return None
     key = _header(scope, b"idempotency-key")
-    if key is None or b"no-cache" in (_header(scope, b"cache-control") or b""):
+    if key is None or len(body) > MAX_BODY or b"no-cache" in (_header(scope, b"cache-control") or b""):
         return None
     try:
         key = key.decode("ascii")
         parsed = _lines(json.loads(body))
-    except ValueError:  # not ASCII, not JSON
+    except (ValueError, RecursionError):  # not ASCII, not JSON, nested too deeply
         return None
     if parsed is None or not IDEMPOTENCY_KEY_RE.match(key):
         return None
