@@ -121,10 +121,26 @@ FANOUT_LAG_SECONDS = Histogram(
 )
 
 
+_refused_children: dict[tuple[str, str], object] = {}
+_in_flight_children: dict[str, object] = {}
+
+
 def admission_refused(lane: str, reason: str) -> None:
     """Count one request refused at admission (``lane``: traffic class, ``reason``:
     ``overloaded`` or ``client_limit``)."""
-    ADMISSION_REFUSED.labels(lane, reason).inc()
+    child = _refused_children.get((lane, reason))
+    if child is None:  # a few lanes and reasons: the label lookup once each
+        child = _refused_children[(lane, reason)] = ADMISSION_REFUSED.labels(lane, reason)
+    child.inc()
+
+
+def in_flight(lane: str):
+    """The in-flight gauge of ``lane``: ``inc()`` when a request is admitted, ``dec()`` when
+    it is answered (in a ``finally``)."""
+    child = _in_flight_children.get(lane)
+    if child is None:
+        child = _in_flight_children[lane] = ADMISSION_IN_FLIGHT.labels(lane)
+    return child
 
 
 _buy_counters = {outcome: BUYS.labels(outcome) for outcome in BUY_OUTCOMES}
@@ -180,7 +196,8 @@ class _ScrapeTime:
             try:
                 families = list(fn())
             except Exception as exc:  # a service that is down costs its figures, never the scrape
-                log.warning("metrics collector %s failed: %s", name, exc, exc_info=True)
+                # One line, no traceback: a database that is down would write one per scrape.
+                log.warning("metrics collector %s failed: %s: %s", name, type(exc).__name__, exc)
                 families, ok = [], 0
             else:
                 ok = 1

@@ -221,3 +221,34 @@ def test_an_edge_counts_the_events_the_cloud_has_not_acknowledged(client, settin
     figures = scrape(client)
     assert figures.value("cc_outbox_backlog", stage="relay") == 0
     assert figures.value("cc_outbox_backlog_age_seconds", stage="relay") == 0
+
+
+def test_the_admission_figures_the_admission_control_counts(client):
+    """What the admission control calls (creatorcommerce.metrics.admission_refused and
+    in_flight) shows in the scrape under the names the dashboard reads."""
+    from creatorcommerce.metrics import admission_refused, in_flight
+
+    before = scrape(client)
+    admission_refused("viewer", "overloaded")
+    admission_refused("viewer", "overloaded")
+    admission_refused("viewer", "client_limit")
+    gauge = in_flight("creator")
+    gauge.inc()
+    during = scrape(client)
+    gauge.dec()
+    after = scrape(client)
+    refused = "cc_admission_refused_total"
+    assert (
+        during.value(refused, lane="viewer", reason="overloaded")
+        - before.value(refused, lane="viewer", reason="overloaded")
+        == 2
+    )
+    assert (
+        during.value(refused, lane="viewer", reason="client_limit")
+        - before.value(refused, lane="viewer", reason="client_limit")
+        == 1
+    )
+    assert (
+        during.value("cc_admission_in_flight", lane="creator") - after.value("cc_admission_in_flight", lane="creator")
+        == 1
+    )

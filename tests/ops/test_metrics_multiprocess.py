@@ -111,7 +111,7 @@ def test_a_dead_processs_in_flight_requests_stop_counting(tmp_path):
     metrics_dir.mkdir()
     code = (
         "from creatorcommerce import metrics\n"
-        "metrics.ADMISSION_IN_FLIGHT.labels('viewer').inc()\n"
+        "metrics.in_flight('viewer').inc()\n"
         "metrics.admission_refused('viewer', 'overloaded')\n"
     )
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}
