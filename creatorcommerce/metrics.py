@@ -308,7 +308,8 @@ def metrics_view(request):
 @contextlib.contextmanager
 def scrape_query(timeout_ms: int = 2000):
     """A cursor for a scrape-time query; on PostgreSQL in a transaction of its own with a
-    statement timeout, so a slow database costs one figure, not a stuck scrape."""
+    statement timeout, so a slow database costs one figure, not a stuck scrape. ORM queries
+    run inside the block share that transaction, and so the timeout."""
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")

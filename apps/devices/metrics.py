@@ -14,7 +14,7 @@ from django.db.models import Count
 from django.utils import timezone
 from prometheus_client.core import GaugeMetricFamily
 
-from creatorcommerce.metrics import scrape_collector
+from creatorcommerce.metrics import scrape_collector, scrape_query
 
 from .models import Cue
 
@@ -24,13 +24,13 @@ WINDOW = timedelta(hours=1)
 @scrape_collector("devices.cues")
 def cues_by_status():
     statuses = [choice.value for choice in Cue.Status]
-    rows = (
-        Cue.objects.filter(status__in=statuses, expires_at__gte=timezone.now() - WINDOW)
-        .values_list("status")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
-    counts = dict(rows)
+    with scrape_query():
+        counts = dict(
+            Cue.objects.filter(status__in=statuses, expires_at__gte=timezone.now() - WINDOW)
+            .values_list("status")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
     family = GaugeMetricFamily(
         "cc_device_cues",
         "MQTT device cues by status (queued, sent, acked, failed) whose expiry is at most an hour ago.",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prometheus_client.core import GaugeMetricFamily
 
-from creatorcommerce.metrics import scrape_collector
+from creatorcommerce.metrics import scrape_collector, scrape_query
 
 from .models import Stream
 from .services import presence_count
@@ -25,7 +25,10 @@ def stream_viewers():
         f"Connected viewer WebSockets of each live stream, all processes together (at most {MAX_STREAMS} streams).",
         labels=["stream"],
     )
-    live = Stream.objects.filter(status=Stream.Status.LIVE).order_by("-pk").values_list("pk", flat=True)
-    for stream_id in live[:MAX_STREAMS]:
+    with scrape_query():
+        live = list(
+            Stream.objects.filter(status=Stream.Status.LIVE).order_by("-pk").values_list("pk", flat=True)[:MAX_STREAMS]
+        )
+    for stream_id in live:
         family.add_metric([str(stream_id)], presence_count(stream_id=stream_id))
     return [family]

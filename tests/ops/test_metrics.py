@@ -253,3 +253,19 @@ def test_the_admission_figures_the_admission_control_counts(client):
         during.value("cc_admission_in_flight", lane="creator") - after.value("cc_admission_in_flight", lane="creator")
         == 1
     )
+
+
+@pytest.mark.postgres
+def test_scrape_time_queries_have_a_statement_timeout_of_their_own():
+    """A slow database costs a figure, not a stuck scrape; the request's other statements
+    keep the server's timeout."""
+    from django.db import connection
+
+    from creatorcommerce.metrics import scrape_query
+
+    with scrape_query(timeout_ms=1500) as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] == "1500ms"
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW statement_timeout")
+        assert cursor.fetchone()[0] != "1500ms"
