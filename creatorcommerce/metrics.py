@@ -309,11 +309,20 @@ def metrics_view(request):
 def scrape_query(timeout_ms: int = 2000):
     """A cursor for a scrape-time query; on PostgreSQL in a transaction of its own with a
     statement timeout, so a slow database costs one figure, not a stuck scrape. ORM queries
-    run inside the block share that transaction, and so the timeout."""
+    run inside the block share that transaction, and so the timeout. (Inside a caller's
+    transaction the block is a savepoint: the caller's timeout is put back after it.)"""
+    postgres = connection.vendor == "postgresql"
+    outer = connection.in_atomic_block
     with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+        previous = None
+        if postgres:
+            if outer:
+                cursor.execute("SELECT current_setting('statement_timeout')")
+                previous = cursor.fetchone()[0]
             cursor.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
         yield cursor
+        if previous is not None:  # after an error the savepoint's rollback puts it back
+            cursor.execute("SELECT set_config('statement_timeout', %s, true)", [previous])
 
 
 def as_aware(value):

@@ -256,16 +256,26 @@ def test_the_admission_figures_the_admission_control_counts(client):
 
 
 @pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
 def test_scrape_time_queries_have_a_statement_timeout_of_their_own():
     """A slow database costs a figure, not a stuck scrape; the request's other statements
-    keep the server's timeout."""
+    keep the server's timeout, inside a caller's transaction too."""
     from django.db import connection
 
     from creatorcommerce.metrics import scrape_query
 
-    with scrape_query(timeout_ms=1500) as cursor:
+    def timeout(cursor):
         cursor.execute("SHOW statement_timeout")
-        assert cursor.fetchone()[0] == "1500ms"
+        return cursor.fetchone()[0]
+
     with connection.cursor() as cursor:
-        cursor.execute("SHOW statement_timeout")
-        assert cursor.fetchone()[0] != "1500ms"
+        server = timeout(cursor)
+    with scrape_query(timeout_ms=1500) as cursor:
+        assert timeout(cursor) == "1500ms"
+    with connection.cursor() as cursor:
+        assert timeout(cursor) == server
+    with transaction.atomic():
+        with scrape_query(timeout_ms=1500) as cursor:
+            assert timeout(cursor) == "1500ms"
+        with connection.cursor() as cursor:
+            assert timeout(cursor) == server
