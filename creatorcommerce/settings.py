@@ -125,6 +125,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every request's id and its route for the latency metric (creatorcommerce/observe.py).
+    "creatorcommerce.observe.RequestObserverMiddleware",
     "creatorcommerce.guard.RequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "creatorcommerce.middleware.JsonErrorsMiddleware",
@@ -591,13 +593,50 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$"]
+# Probes and Prometheus talk to the servers' own http address, behind the TLS proxy.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^metrics$"]
+
+# --- Metrics (docs/operations.md, "Metrics") --------------------------------------------------
+# GET /metrics answers these client addresses (or networks; the address creatorcommerce/clientip.py
+# finds, so behind a trusted proxy the forwarded one) and, when METRICS_TOKEN is set, any client
+# sending "Authorization: Bearer <METRICS_TOKEN>". Everyone else: 403 metrics_forbidden.
+METRICS_ALLOWED_IPS = [entry.strip() for entry in env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])]
+METRICS_ALLOWED_IPS = [entry for entry in METRICS_ALLOWED_IPS if entry]
+for _entry in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_entry!r} is not an address or a network.") from _exc
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Several server processes on one machine add their figures up through this directory
+# (prometheus-client reads the variable itself); it must exist and be emptied before the
+# processes start, never while they run (docs/operations.md). Unset: one process's figures.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR!r} is not a directory.")
+
+# --- Logs (docs/operations.md, "Logs") ------------------------------------------------------
+# "plain": the human-readable line (the demo's); "json": one JSON object per line, with the
+# request id of the request (or the spine event's handler) that wrote it.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'.")
+# One line per answered request (method, route, status, duration, request id) on the logger
+# creatorcommerce.access. On by default with JSON logs; the demo's console has daphne's own.
+ACCESS_LOG = env.bool("ACCESS_LOG", default=LOG_FORMAT == "json")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "creatorcommerce.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "creatorcommerce.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+        "json": {"()": "creatorcommerce.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from apps.pricing.api import AdjustmentSerializer, CheckoutRequestSerializer, ShippingSerializer, checkout_request
 from creatorcommerce.api import error_responses, validated
 from creatorcommerce.fields import StrictCharField
+from creatorcommerce.metrics import buy_answered
 from creatorcommerce.throttling import FixedWindowThrottle
 
 from .exceptions import IDEMPOTENCY_KEY_RE, IdempotencyKeyInvalid, IdempotencyKeyMissing
@@ -136,11 +137,51 @@ def _buy_body(data) -> dict:
     return validated(BuySerializer, data)
 
 
+def buy_outcome(status: int, data, *, replayed: bool) -> str:
+    """The ``cc_buys_total`` outcome of a buy's answer (docs/operations.md, "Metrics")."""
+    if replayed:
+        return "replayed"
+    if status < 300:
+        return "accepted_offline" if isinstance(data, dict) and data.get("status") == "accepted_offline" else "created"
+    code = data.get("code") if isinstance(data, dict) else None
+    if code == "sold_out":
+        return "sold_out"
+    if status == 402:
+        return "declined"
+    if status == 429:
+        return "rate_limited"
+    if status == 503:
+        return "unavailable"
+    return "error" if status >= 500 else "refused"
+
+
 class OrdersView(APIView):
     throttle_scope = "buy"
 
     def get_throttles(self):
         return [FixedWindowThrottle()] if self.request.method == "POST" else []
+
+    # Every answer of the buy is counted here, once, by outcome (cc_buys_total): the
+    # refusals raised anywhere below (authentication, throttle, services) included.
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.method == "POST":
+            buy_answered(
+                buy_outcome(
+                    response.status_code,
+                    getattr(response, "data", None),
+                    replayed=response.get("Idempotent-Replayed") == "true",
+                )
+            )
+        return response
+
+    def handle_exception(self, exc):
+        try:
+            return super().handle_exception(exc)
+        except Exception:  # not answered by DRF: Django's 500 (finalize_response is not reached)
+            if self.request.method == "POST":
+                buy_answered("error")
+            raise
 
     @extend_schema(responses={200: OrderSerializer(many=True)}, operation_id="orders_list")
     def get(self, request):
