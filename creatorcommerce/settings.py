@@ -187,6 +187,36 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # this many requests run Python at once, each holding one database connection, so the
 # default is the pool's size and no request waits in the GIL for a connection.
 ASGI_SYNC_THREADS = env.int("ASGI_SYNC_THREADS", default=env.int("DB_POOL_MAX_SIZE", default=20))
+# Admission control (creatorcommerce/admission.py, docs/overload.md): a process takes at
+# most ADMISSION_MAX_IN_FLIGHT requests into that pool (running or waiting for a thread);
+# past it a request is answered at once 503 overloaded with Retry-After instead of queueing.
+# The last ADMISSION_CREATOR_RESERVE places are the creators' (control-room actions, the
+# media server's hook): viewers are refused first. 0 turns admission control off. Sized
+# with bench/overload.py (docs/overload.md, "How it was sized"): a saturated process
+# answered as many buys a second with 4 in flight as with 24, and each request waited about
+# the bound times a buy's ~4-7 ms; 8 keeps that near the buy's 100 ms, and its 6 for viewers
+# take one browser's parallel requests. Raise it when requests wait on others (a real
+# payment gateway's authorisation).
+ADMISSION_MAX_IN_FLIGHT = env.int("ADMISSION_MAX_IN_FLIGHT", default=8)
+ADMISSION_CREATOR_RESERVE = env.int("ADMISSION_CREATOR_RESERVE", default=2)
+# A refusal's Retry-After: a whole number of seconds from 1 to this, at random (a crowd told
+# the same second comes back in the same second).
+ADMISSION_RETRY_AFTER_SECONDS = env.int("ADMISSION_RETRY_AFTER_SECONDS", default=2)
+if (
+    ADMISSION_MAX_IN_FLIGHT < 0
+    or ADMISSION_CREATOR_RESERVE < 0
+    or 0 < ADMISSION_MAX_IN_FLIGHT <= ADMISSION_CREATOR_RESERVE
+):
+    raise ImproperlyConfigured("ADMISSION_MAX_IN_FLIGHT must be >= 0 and ADMISSION_CREATOR_RESERVE below it.")
+if ADMISSION_RETRY_AFTER_SECONDS < 1:
+    raise ImproperlyConfigured("ADMISSION_RETRY_AFTER_SECONDS must be at least 1.")
+# Sold-out from memory (creatorcommerce/soldout.py, apps/orders/soldout.py, docs/buying.md):
+# a buy of a stock row or deal this process knows to be at zero answers 409 sold_out
+# without the database. What it knows expires after SOLDOUT_MEMORY_SECONDS without news
+# (then the next buy asks the database, which renews it): the bound on a stale "sold out"
+# should an event be lost.
+SOLDOUT_MEMORY = env.bool("SOLDOUT_MEMORY", default=True)
+SOLDOUT_MEMORY_SECONDS = env.float("SOLDOUT_MEMORY_SECONDS", default=5.0)
 
 # --- Redis, channel layer, cache -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

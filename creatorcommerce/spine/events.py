@@ -170,7 +170,9 @@ def deliver(events: list[OutboxEvent]) -> None:
     thread, and on the buy path that cost more than the sends.
     """
     from .fanout import fan_out
+    from .processes import heard_here
 
+    heard_here(events)  # this process's memory first: the next request may ask it
     fan_out(events)
     for listener in _commit_listeners:
         try:
