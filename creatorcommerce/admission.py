@@ -43,6 +43,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 
+from creatorcommerce import metrics
 from creatorcommerce.process import PerProcess
 
 PROBE, ASSET, CREATOR, MEDIA, BUY, VIEWER = "probe", "asset", "creator", "media", "buy", "viewer"
@@ -53,7 +54,9 @@ PRIORITY = frozenset({CREATOR, MEDIA})
 # ~0.3 ms each and no database: a burst of them must neither be refused nor crowd out buys).
 EXEMPT = frozenset({PROBE, ASSET})
 
-_PROBES = frozenset({"/livez", "/healthz"})
+# /metrics too: an operator must see an overload while it happens (it is loopback-only or
+# token-guarded, docs/operations.md "Metrics", and one scraper asks every few seconds).
+_PROBES = frozenset({"/livez", "/healthz", "/metrics"})
 _READS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Creators' writes: a drop (create, edit, cancel), its controls (start, end), pins and deals
 # (/api/v1/streams/...; not a viewer's viewer-token or reminder), a device cue fired from
@@ -116,6 +119,9 @@ class Admission:
             bound = limit if cls in PRIORITY else limit - settings.ADMISSION_CREATOR_RESERVE
             if self.in_flight >= bound:
                 self.refused[cls] += 1
+                metrics.admission_refused(cls, "overloaded")
+                if cls == BUY:
+                    metrics.buy_answered("unavailable")  # cc_buys_total counts every buy answer
                 return False
         self.admitted[cls] += 1
         if cls == ASSET:
@@ -123,6 +129,7 @@ class Admission:
         else:
             self.in_flight += 1
             self.peak = max(self.peak, self.in_flight)
+        metrics.in_flight(cls).inc()
         return True
 
     def release(self, cls: str) -> None:
@@ -130,6 +137,7 @@ class Admission:
             self.assets_in_flight -= 1
         else:
             self.in_flight -= 1
+        metrics.in_flight(cls).dec()
 
 
 _admission: PerProcess[Admission] = PerProcess(Admission)
@@ -228,4 +236,6 @@ def answer_early(scope: dict, path: str, body_file) -> Answer | None:
     if answer is not None:
         counts = admission().answered_early
         counts[name] = counts.get(name, 0) + 1
+        if path == BUY_PATH and name in metrics.BUY_OUTCOMES:
+            metrics.buy_answered(name)  # the view never sees it: count it here (cc_buys_total)
     return answer

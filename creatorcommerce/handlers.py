@@ -44,9 +44,12 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse
 from django.urls import set_script_prefix
 
-from creatorcommerce.admission import admission, answer_early, classify, path_of, refusal, send_answer
+from creatorcommerce.admission import BUY_PATH, admission, answer_early, classify, path_of, refusal, send_answer
+from creatorcommerce.observe import SCOPE_KEY
 from creatorcommerce.process import PerProcess
 from creatorcommerce.spine.processes import listen_here
+
+BUY_ROUTE = BUY_PATH.lstrip("/")  # the URL pattern of the buy, as creatorcommerce.observe labels it
 
 _executor: PerProcess[ThreadPoolExecutor] = PerProcess(
     lambda: ThreadPoolExecutor(max_workers=settings.ASGI_SYNC_THREADS, thread_name_prefix="django-request")
@@ -79,6 +82,9 @@ class SyncChainASGIHandler(ASGIHandler):
         if answer is None and not controller.admit(cls):
             answer = refusal(path)
         if answer is not None:
+            note = scope.get(SCOPE_KEY)
+            if note is not None and path == BUY_PATH:  # the buy's route, as the view's answers have it
+                note["route"] = BUY_ROUTE
             body_file.close()
             await send_answer(send, answer)
             return

@@ -28,6 +28,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio, pytest
     [
         ("GET", "/livez", adm.PROBE),
         ("GET", "/healthz", adm.PROBE),
+        ("GET", "/metrics", adm.PROBE),
         ("POST", "/hooks/media/auth", adm.MEDIA),
         ("POST", "/api/v1/streams/", adm.CREATOR),  # a new drop
         ("PATCH", "/api/v1/streams/7/", adm.CREATOR),
@@ -213,3 +214,50 @@ def test_every_operation_documents_the_overloaded_refusal(client):
     buy = schema["paths"]["/api/v1/orders/"]["post"]["responses"]
     assert "payment_gateway_unavailable" in buy["503"]["description"]
     assert "from the process's memory" in buy["409"]["description"]
+
+
+async def test_refusals_and_the_requests_in_flight_are_in_the_metrics(settings, small_pool, close_db_after):
+    """cc_admission_refused_total and cc_admission_in_flight move with the admissions, a
+    refused buy counts in cc_buys_total under the buy's route, and /metrics itself is
+    admitted while the viewers' places are full (an operator watches the overload)."""
+    from prometheus_client import generate_latest
+
+    from creatorcommerce.metrics import scrape_registry
+    from tests.helpers import parse_scrape
+
+    settings.ADMISSION_MAX_IN_FLIGHT = 3
+    settings.ADMISSION_CREATOR_RESERVE = 1
+    sku = await asyncio.to_thread(make_sku, stock=5)
+    buyer_token = await asyncio.to_thread(session_token, await asyncio.to_thread(make_buyer))
+
+    def now():
+        return parse_scrape(generate_latest(scrape_registry()).decode())
+
+    before = now()
+    held = [asyncio.ensure_future(call("/api/v1/block/")) for _ in range(2)]
+    await inside(2)
+    buy = await call(
+        "/api/v1/orders/",
+        "POST",
+        headers={"X-Session-Token": buyer_token, "Idempotency-Key": "overload-metrics-1"},
+        body={"sku": sku.code, "quantity": 1},
+    )
+    assert refused_overloaded(buy)
+    during = now()
+    metrics_page = asyncio.ensure_future(call("/metrics"))  # admitted: waits for a thread, not refused
+    await until(lambda: adm.admission().in_flight == 3)
+    blocking.gate.set()
+    await asyncio.gather(*held)
+    scraped = await metrics_page
+    assert scraped.status == 200, scraped
+
+    def delta(name, **labels):
+        return during.value(name, **labels) - before.value(name, **labels)
+
+    assert delta("cc_admission_refused_total", lane="buy", reason="overloaded") == 1
+    assert delta("cc_admission_in_flight", lane="viewer") == 2
+    assert delta("cc_buys_total", outcome="unavailable") == 1
+    count = "cc_http_request_duration_seconds_count"
+    assert delta(count, route="api/v1/orders/", method="POST", status="5xx") == 1
+    after = now()
+    assert after.value("cc_admission_in_flight", lane="viewer") == before.value("cc_admission_in_flight", lane="viewer")

@@ -56,6 +56,15 @@ def level_of(sku) -> StockLevel:
     return StockLevel.objects.get(sku=sku, location__is_default=True)
 
 
+def buys_sold_out() -> float:
+    from prometheus_client import generate_latest
+
+    from creatorcommerce.metrics import scrape_registry
+    from tests.helpers import parse_scrape
+
+    return parse_scrape(generate_latest(scrape_registry()).decode()).value("cc_buys_total", outcome="sold_out")
+
+
 async def test_a_sku_known_at_zero_is_answered_without_the_database(shop, token, all_queries, hops, close_db_after):
     sku = await sync_to_async(make_sku)(shop, stock=1)
     body = {"sku": sku.code, "quantity": 1, "shop": shop.slug}
@@ -64,8 +73,10 @@ async def test_a_sku_known_at_zero_is_answered_without_the_database(shop, token,
 
     all_queries.statements.clear()
     hops["n"] = 0
+    sold_out_before = buys_sold_out()
     answer = await buy(token, body)
     assert answer.status == 409
+    assert buys_sold_out() - sold_out_before == 1  # counted in cc_buys_total though no view saw it
     assert answer.json() == {"code": "sold_out", "message": "Not enough stock left.", "sku": sku.code}
     assert len(all_queries) == 0 and hops["n"] == 0  # no statement, no pool thread
     assert "idempotent-replayed" not in answer.headers
