@@ -179,6 +179,7 @@ async def open_loop(
     every: list[Connection] = list(idle)
     waiters: list[asyncio.Future] = []
     latencies = [math.inf] * count
+    status_of: list[str | None] = [None] * count
     statuses: Counter[str] = Counter()
     bodies_by_status: dict[str, bytes] = {}
     done_at: list[float] = []
@@ -217,6 +218,7 @@ async def open_loop(
         done_at.append(finished)
         key = str(response.status)
         statuses[key] += 1
+        status_of[i] = key
         if on_response is not None:
             on_response(i, response)
         bodies_by_status.setdefault(key, response.body[:300])
@@ -260,6 +262,14 @@ async def open_loop(
         "mean_ms": round(sum(finite) / len(finite), 3) if finite else None,
         "max_ms": round(max(finite), 3) if finite else None,
         "distribution_ms": distribution(latencies),
+        # Per answer (winners 201, losers 409, refused 503/429...): each class's own tail.
+        "latency_by_status_ms": {
+            key: {
+                **percentiles([x for x, k in zip(latencies, status_of, strict=True) if k == key]),
+                "max": round(max(x for x, k in zip(latencies, status_of, strict=True) if k == key), 3),
+            }
+            for key in sorted({k for k in status_of if k is not None})
+        },
         "statuses": dict(sorted(statuses.items())),
         "sample_bodies": {
             k: v.decode("utf-8", "replace") for k, v in bodies_by_status.items() if not k.startswith("2")

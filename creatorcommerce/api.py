@@ -94,8 +94,16 @@ def json_error(request, code: str, message: str, status_code: int) -> JsonRespon
     return JsonResponse(error_body(code, message), status=status_code)
 
 
+API_PREFIXES = ("/api/", "/hooks/", "/.well-known/", "/_allauth/", "/sync/")
+
+
+def is_api_path(path: str) -> bool:
+    """Whether errors under ``path`` are JSON (else plain text: pages)."""
+    return path.startswith(API_PREFIXES)
+
+
 def is_api_request(request) -> bool:
-    return request.path.startswith(("/api/", "/hooks/", "/.well-known/", "/_allauth/", "/sync/"))
+    return is_api_path(request.path)
 
 
 __all__ = ["exception_handler", "status"]

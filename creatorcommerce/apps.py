@@ -17,3 +17,8 @@ class CoreConfig(AppConfig):
 
     def ready(self):
         from . import schema  # noqa: F401  (registers OpenAPI extensions)
+        from .metrics import forget_dead_processes
+
+        # Several processes share PROMETHEUS_MULTIPROC_DIR: a killed one's requests stop
+        # counting as in flight when the next process starts (docs/operations.md, "Metrics").
+        forget_dead_processes()

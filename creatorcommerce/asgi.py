@@ -22,6 +22,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from creatorcommerce.observe import ObservedHTTP  # noqa: E402
 from creatorcommerce.routing import websocket_urlpatterns  # noqa: E402
 from creatorcommerce.scheduler import EmbeddedScheduler  # noqa: E402
 from creatorcommerce.websocket import OriginGuard, SessionTokenAuth, WebSocketAuthStack  # noqa: E402
@@ -29,7 +30,8 @@ from creatorcommerce.websocket import OriginGuard, SessionTokenAuth, WebSocketAu
 application = EmbeddedScheduler(
     ProtocolTypeRouter(
         {
-            "http": django_asgi_app,
+            # Outermost on HTTP: latency as the server had the request, and its id.
+            "http": ObservedHTTP(django_asgi_app),
             "websocket": OriginGuard(WebSocketAuthStack(SessionTokenAuth(URLRouter(websocket_urlpatterns)))),
         }
     )

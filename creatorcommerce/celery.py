@@ -5,7 +5,14 @@ in every installed app's ``tasks.py``; periodic tasks are declared in settings
 import os
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun, worker_init, worker_process_init
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+)
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "creatorcommerce.settings")
 
@@ -48,3 +55,20 @@ def _after_the_fixup(**kwargs) -> None:
     # Connected here, after the fixup connected its own worker_process_init receiver (on
     # worker_init, which it connected first): receivers run in the order they connected.
     worker_process_init.connect(_fresh_pools, weak=False)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _json_lines(logger, **kwargs):
+    """With ``LOG_FORMAT=json`` a worker writes the same JSON lines as the web processes,
+    each with the request id of the event its handler serves (docs/operations.md, "Logs");
+    Celery's own format otherwise."""
+    from django.conf import settings
+
+    from .logs import JsonFormatter, RequestIdFilter
+
+    if settings.LOG_FORMAT != "json":
+        return
+    for handler in logger.handlers:
+        handler.setFormatter(JsonFormatter())
+        handler.addFilter(RequestIdFilter())

@@ -18,6 +18,11 @@ many requests run Python at once; the rest wait on the event loop, not in the GI
 response is then sent from the event loop. A streaming response (``FileResponse``, ...) is
 iterated on the event loop as Django does and closed after its last chunk.
 
+Before the pool (creatorcommerce/admission.py): a request an app can answer from memory is
+answered on the event loop (a buy of a sold-out SKU), and past ``ADMISSION_MAX_IN_FLIGHT``
+requests in the pool (running or waiting) the next is refused at once with 503 overloaded
+instead of waiting: the pool's queue is bounded.
+
 What is dropped: Django cancels the view when the client disconnects mid-request; a sync
 view cannot be stopped anyway (its thread runs on), and a response sent to a closed
 connection is discarded by the server. An async view still works: the sync chain runs it
@@ -39,7 +44,12 @@ from django.core.handlers.asgi import ASGIHandler, get_script_prefix
 from django.http import FileResponse
 from django.urls import set_script_prefix
 
+from creatorcommerce.admission import BUY_PATH, admission, answer_early, classify, path_of, refusal, send_answer
+from creatorcommerce.observe import SCOPE_KEY
 from creatorcommerce.process import PerProcess
+from creatorcommerce.spine.processes import listen_here
+
+BUY_ROUTE = BUY_PATH.lstrip("/")  # the URL pattern of the buy, as creatorcommerce.observe labels it
 
 _executor: PerProcess[ThreadPoolExecutor] = PerProcess(
     lambda: ThreadPoolExecutor(max_workers=settings.ASGI_SYNC_THREADS, thread_name_prefix="django-request")
@@ -63,8 +73,26 @@ class SyncChainASGIHandler(ASGIHandler):
             body_file = await self.read_body(receive)
         except RequestAborted:
             return
+        listen_here()  # this process hears the events its memory follows (spine/processes.py)
+        # Answered here, on the event loop, when it can be: from memory (a sold-out buy), or
+        # refused (overloaded) before any session, authentication or database work.
+        path = path_of(scope)
+        answer = answer_early(scope, path, body_file)
+        controller, cls = admission(), classify(scope["method"], path)
+        if answer is None and not controller.admit(cls):
+            answer = refusal(path)
+        if answer is not None:
+            note = scope.get(SCOPE_KEY)
+            if note is not None and path == BUY_PATH:  # the buy's route, as the view's answers have it
+                note["route"] = BUY_ROUTE
+            body_file.close()
+            await send_answer(send, answer)
+            return
         in_pool = sync_to_async(thread_sensitive=False, executor=sync_executor())
-        response = await in_pool(self.serve)(scope, body_file)
+        try:
+            response = await in_pool(self.serve)(scope, body_file)
+        finally:
+            controller.release(cls)
         try:
             await self.send_response(response, send)
         finally:

@@ -31,8 +31,9 @@ class CookieSessionScheme(OpenApiAuthenticationExtension):
 # -- the error statuses every operation shares --------------------------------------------
 #
 # Some answers do not depend on the endpoint: a bad or missing session (401), a refused
-# role (403), a throttle (429), and what creatorcommerce/guard.py refuses before any view
-# (400 invalid_characters / malformed_json, 413 too_large). Documenting them here, from
+# role (403), a throttle (429), what creatorcommerce/guard.py refuses before any view
+# (400 invalid_characters / malformed_json, 413 too_large), and admission control's
+# refusal of a busy process (503 overloaded). Documenting them here, from
 # the view's own authentication, permission and throttle classes, keeps the schema true for
 # every operation without each view repeating them.
 
@@ -64,6 +65,11 @@ class AutoSchema(SpectacularAutoSchema):
             self._add(responses, "403", "permission_denied (a cookie session without its CSRF token)")
         if self.view.get_throttles():
             self._add(responses, "429", "rate_limited (see the Retry-After header)")
+        # Admission control (creatorcommerce/admission.py) may refuse any request at once.
+        overloaded = "overloaded (the server is too busy right now: retry after the Retry-After header's seconds)"
+        if "503" in responses and "overloaded" not in responses["503"].get("description", ""):
+            responses["503"]["description"] += f"; {overloaded}"
+        self._add(responses, "503", overloaded)
         operation["responses"] = dict(sorted(responses.items()))
         return operation
 

@@ -125,6 +125,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every request's id and its route for the latency metric (creatorcommerce/observe.py).
+    "creatorcommerce.observe.RequestObserverMiddleware",
     "creatorcommerce.guard.RequestGuardMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "creatorcommerce.middleware.JsonErrorsMiddleware",
@@ -185,6 +187,36 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # this many requests run Python at once, each holding one database connection, so the
 # default is the pool's size and no request waits in the GIL for a connection.
 ASGI_SYNC_THREADS = env.int("ASGI_SYNC_THREADS", default=env.int("DB_POOL_MAX_SIZE", default=20))
+# Admission control (creatorcommerce/admission.py, docs/overload.md): a process takes at
+# most ADMISSION_MAX_IN_FLIGHT requests into that pool (running or waiting for a thread);
+# past it a request is answered at once 503 overloaded with Retry-After instead of queueing.
+# The last ADMISSION_CREATOR_RESERVE places are the creators' (control-room actions, the
+# media server's hook): viewers are refused first. 0 turns admission control off. Sized
+# with bench/overload.py (docs/overload.md, "How it was sized"): a saturated process
+# answered as many buys a second with 4 in flight as with 24, and each request waited about
+# the bound times a buy's ~4-7 ms; 8 keeps that near the buy's 100 ms, and its 6 for viewers
+# take one browser's parallel requests. Raise it when requests wait on others (a real
+# payment gateway's authorisation).
+ADMISSION_MAX_IN_FLIGHT = env.int("ADMISSION_MAX_IN_FLIGHT", default=8)
+ADMISSION_CREATOR_RESERVE = env.int("ADMISSION_CREATOR_RESERVE", default=2)
+# A refusal's Retry-After: a whole number of seconds from 1 to this, at random (a crowd told
+# the same second comes back in the same second).
+ADMISSION_RETRY_AFTER_SECONDS = env.int("ADMISSION_RETRY_AFTER_SECONDS", default=2)
+if (
+    ADMISSION_MAX_IN_FLIGHT < 0
+    or ADMISSION_CREATOR_RESERVE < 0
+    or 0 < ADMISSION_MAX_IN_FLIGHT <= ADMISSION_CREATOR_RESERVE
+):
+    raise ImproperlyConfigured("ADMISSION_MAX_IN_FLIGHT must be >= 0 and ADMISSION_CREATOR_RESERVE below it.")
+if ADMISSION_RETRY_AFTER_SECONDS < 1:
+    raise ImproperlyConfigured("ADMISSION_RETRY_AFTER_SECONDS must be at least 1.")
+# Sold-out from memory (creatorcommerce/soldout.py, apps/orders/soldout.py, docs/buying.md):
+# a buy of a stock row or deal this process knows to be at zero answers 409 sold_out
+# without the database. What it knows expires after SOLDOUT_MEMORY_SECONDS without news
+# (then the next buy asks the database, which renews it): the bound on a stale "sold out"
+# should an event be lost.
+SOLDOUT_MEMORY = env.bool("SOLDOUT_MEMORY", default=True)
+SOLDOUT_MEMORY_SECONDS = env.float("SOLDOUT_MEMORY_SECONDS", default=5.0)
 
 # --- Redis, channel layer, cache -------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
@@ -567,13 +599,50 @@ if not DEBUG:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$"]
+# Probes and Prometheus talk to the servers' own http address, behind the TLS proxy.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^livez$", r"^metrics$"]
+
+# --- Metrics (docs/operations.md, "Metrics") --------------------------------------------------
+# GET /metrics answers these client addresses (or networks; the address creatorcommerce/clientip.py
+# finds, so behind a trusted proxy the forwarded one) and, when METRICS_TOKEN is set, any client
+# sending "Authorization: Bearer <METRICS_TOKEN>". Everyone else: 403 metrics_forbidden.
+METRICS_ALLOWED_IPS = [entry.strip() for entry in env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])]
+METRICS_ALLOWED_IPS = [entry for entry in METRICS_ALLOWED_IPS if entry]
+for _entry in METRICS_ALLOWED_IPS:
+    try:
+        ipaddress.ip_network(_entry, strict=False)
+    except ValueError as _exc:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_IPS: {_entry!r} is not an address or a network.") from _exc
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# Several server processes on one machine add their figures up through this directory
+# (prometheus-client reads the variable itself); it must exist and be emptied before the
+# processes start, never while they run (docs/operations.md). Unset: one process's figures.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+if PROMETHEUS_MULTIPROC_DIR and not Path(PROMETHEUS_MULTIPROC_DIR).is_dir():
+    raise ImproperlyConfigured(f"PROMETHEUS_MULTIPROC_DIR={PROMETHEUS_MULTIPROC_DIR!r} is not a directory.")
+
+# --- Logs (docs/operations.md, "Logs") ------------------------------------------------------
+# "plain": the human-readable line (the demo's); "json": one JSON object per line, with the
+# request id of the request (or the spine event's handler) that wrote it.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured("LOG_FORMAT must be 'plain' or 'json'.")
+# One line per answered request (method, route, status, duration, request id) on the logger
+# creatorcommerce.access. On by default with JSON logs; the demo's console has daphne's own.
+ACCESS_LOG = env.bool("ACCESS_LOG", default=LOG_FORMAT == "json")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "creatorcommerce.logs.RequestIdFilter"}},
+    "formatters": {
+        "plain": {
+            "()": "creatorcommerce.logs.PlainFormatter",
+            "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
+        },
+        "json": {"()": "creatorcommerce.logs.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["request_id"]}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

@@ -6,6 +6,7 @@ from apps.catalog.views import PriceWebhookView
 from apps.streams.views import MediaAuthView
 
 from . import views
+from .metrics import metrics_view
 
 api_v1 = [
     path("", include("apps.accounts.urls")),
@@ -30,6 +31,7 @@ urlpatterns = [
     path("", include("apps.calendars.page_urls")),
     path("healthz", views.healthz, name="healthz"),
     path("livez", views.livez, name="livez"),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus; restricted (docs/operations.md)
     path("", include("creatorcommerce.signing.urls")),
     path("", include("apps.nodes.urls")),  # /sync/v1/batches: node-signed, not under /api/v1 auth
     path("hooks/price/", PriceWebhookView.as_view(), name="hook-price"),

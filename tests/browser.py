@@ -166,10 +166,11 @@ def wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None
 
 
 @contextlib.contextmanager
-def demo_server(setup: str | None = None, extra_env: dict | None = None):
+def demo_server(setup: str | None = None, extra_env: dict | None = None, seed: bool = True):
     """daphne on a free port over a fresh SQLite file with the demo data.
 
-    ``setup``, if given, runs in ``manage.py shell`` after ``seed_demo``; a line it prints
+    ``seed=False`` skips ``seed_demo`` (about 10 s) for a test whose ``setup`` makes what it
+    needs. ``setup``, if given, runs in ``manage.py shell`` after ``seed_demo``; a line it prints
     as ``SETUP=<json>`` is merged into the dict this yields (with ``base``, the server's URL,
     and ``env``, the environment ``manage`` needs to reach the same database).
     """
@@ -189,7 +190,8 @@ def demo_server(setup: str | None = None, extra_env: dict | None = None):
         **(extra_env or {}),
     )
     manage(env, "migrate", "--noinput", "-v", "0")
-    manage(env, "seed_demo")
+    if seed:
+        manage(env, "seed_demo")
     data = {}
     if setup:
         out = manage(env, "shell", "-c", setup)

@@ -204,3 +204,40 @@ def wait_for(condition, timeout: float = 10.0, step: float = 0.02, *, message: s
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {message or condition}")
         time.sleep(step)
+
+
+# -- GET /metrics ----------------------------------------------------------------------------
+
+
+class Scrape(dict):
+    """A scrape of /metrics: ``{(sample name, ((label, value), ...)): value}``, with the
+    families' names and types (``families``)."""
+
+    families: dict[str, str]
+
+    def value(self, name: str, **labels) -> float:
+        """The sample's value, 0 when the scrape does not have it (a counter not counted yet)."""
+        return self.get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def labelled(self, name: str) -> list[dict]:
+        return [dict(labels) for sample, labels in self if sample == name]
+
+
+def parse_scrape(text: str) -> Scrape:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    scrape = Scrape()
+    scrape.families = {}
+    for family in text_string_to_metric_families(text):
+        scrape.families[family.name] = family.type
+        for sample in family.samples:
+            scrape[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return scrape
+
+
+def scrape(client, **extra) -> Scrape:
+    """GET /metrics with Django's test client (from 127.0.0.1, allowed by default)."""
+    response = client.get("/metrics", **extra)
+    assert response.status_code == 200, response.content
+    assert response["Content-Type"].startswith("text/plain; version=0.0.4")
+    return parse_scrape(response.content.decode())

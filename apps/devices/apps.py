@@ -9,6 +9,7 @@ class DevicesConfig(AppConfig):
     def ready(self):
         from apps.streams.panels import control_panel, control_relay
 
+        from . import metrics  # noqa: F401  (cues by status, read at scrape time)
         from .control import cue_relay, device_relay, devices_panel
 
         # The control room's devices panel and its live messages (docs/devices.md, "Control room").

@@ -3,6 +3,8 @@
 it (docs/edge.md, "Reconciliation": the overview of every node and each node's page)."""
 
 import json
+from datetime import timedelta
+from decimal import Decimal
 
 from django import forms
 from django.contrib import admin
@@ -10,7 +12,9 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 from apps.accounts.models import Shop
 from apps.catalog.models import Location
@@ -18,7 +22,7 @@ from creatorcommerce.admin import ReadOnlyStaffAdmin, is_staff
 from creatorcommerce.signing.models import SigningKey
 
 from .models import CatalogState, Node, NodeAllocation, NodeEvent, NodeOrder, NodeStock, RelayState
-from .reconciliation import days_compared, node_reconciliation, node_row
+from .reconciliation import days_compared, lag_window, node_reconciliation
 from .selectors import node_gaps
 from .services import node_register, node_set_active
 
@@ -28,12 +32,75 @@ def ranges_text(gaps) -> str:
     return ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in gaps)
 
 
+def _plural(n, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def totals_text(summary) -> str:
     """``{"orders", "units", "amount": {currency: decimal}}`` in one line."""
     if summary is None:
         return "not reported"
     money = ", ".join(f"{currency} {amount}" for currency, amount in summary["amount"].items()) or "no money"
-    return f"{summary['orders']} orders · {summary['units']} units · {money}"
+    return f"{_plural(summary['orders'], 'order')} · {_plural(summary['units'], 'unit')} · {money}"
+
+
+def difference_text(edge, cloud) -> str:
+    """What the edge reports beyond the cloud (negative: less), per count and currency:
+    ``+1 order · +1 unit · USD +29.00``; empty when nothing differs."""
+    if edge is None:
+        return "the edge never reported this day"
+    cloud = cloud or {"orders": 0, "units": 0, "amount": {}}
+    parts = []
+    for key, word in (("orders", "order"), ("units", "unit")):
+        delta = edge[key] - cloud[key]
+        if delta:
+            parts.append(f"{delta:+d} {word}" + ("" if abs(delta) == 1 else "s"))
+    for currency in sorted({*edge["amount"], *cloud["amount"]}):
+        delta = Decimal(edge["amount"].get(currency, "0")) - Decimal(cloud["amount"].get(currency, "0"))
+        if delta:
+            parts.append(f"{currency} {delta:+.2f}")
+    return " · ".join(parts) or "counts differ per currency"
+
+
+def duration_text(seconds: float) -> str:
+    """A lag as people read it: ``45 s``, ``12 min``, ``2 h 56 min``, ``3 d 4 h``."""
+    if 0 < seconds < 1:
+        return "under 1 s"
+    seconds = round(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
+    if seconds < 3600:
+        return f"{minutes} min"
+    if seconds < 86400:
+        return f"{hours} h {minutes % 60} min" if minutes % 60 else f"{hours} h"
+    return f"{days} d {hours % 24} h" if hours % 24 else f"{days} d"
+
+
+def ago_text(when) -> str:
+    """``3 minutes ago``; ``just now`` under a minute (``timesince`` would say ``0 minutes``)."""
+    if when is None:
+        return ""
+    return "just now" if timezone.now() - when < timedelta(minutes=1) else f"{timesince(when)} ago"
+
+
+def attention(rec: dict) -> list[str]:
+    """What a staff member on call must look at for one node, shortest first; empty: in sync."""
+    if rec["last_sync_at"] is None:
+        return ["nothing received yet"]
+    flags = []
+    if not rec["active"]:
+        flags.append("inactive: batches refused")
+    if rec["lag_events"]:
+        flags.append(f"behind by {_plural(rec['lag_events'], 'event')} ({duration_text(rec['lag_seconds'])})")
+    if rec["gaps"]:
+        flags.append(f"missing {ranges_text(rec['gaps'][:5])}{' …' if len(rec['gaps']) > 5 else ''}")
+    differ = sum(1 for day in rec["days"] if not day["match"])
+    if not rec["match"] or differ:
+        flags.append(f"totals differ ({_plural(differ, 'day')})" if differ else "totals differ")
+    if rec["unresolved"]["events"]:
+        flags.append(f"{_plural(rec['unresolved']['events'], 'event')} not applied")
+    return flags
 
 
 class NodeAddForm(forms.ModelForm):
@@ -135,26 +202,45 @@ class NodeAdmin(ReadOnlyStaffAdmin):
     def reconciliation_overview(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
+        nodes = []
+        # Each node's full reconciliation (a dozen queries): a cloud has a handful of venues.
+        for node in Node.objects.select_related("shop", "venue").order_by("node_id"):
+            rec = node_reconciliation(node)
+            nodes.append(
+                {
+                    **rec,
+                    "id": node.node_id,
+                    "shop": node.shop,
+                    "venue": node.venue,
+                    "last_sync_ago": ago_text(rec["last_sync_at"]),
+                    "attention": attention(rec),
+                    "pending": rec["pending_captures"]["orders"],
+                    "url": reverse("admin:nodes_node_reconciliation", args=[node.pk]),
+                }
+            )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": "Reconciliation",
-            "nodes": [
-                {**node_row(node), "url": reverse("admin:nodes_node_reconciliation", args=[node.pk])}
-                for node in Node.objects.order_by("node_id")
-            ],
+            "nodes": nodes,
         }
         return TemplateResponse(request, "nodes/admin/reconciliation_overview.html", context)
 
     def reconciliation_view(self, request, pk: int):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        node = Node.objects.filter(pk=pk).first()
+        node = Node.objects.select_related("shop", "venue").filter(pk=pk).first()
         if node is None:
             raise Http404("No such node.")
         rec = node_reconciliation(node)
+        acked_at, newest_at = lag_window(node)
         days = [
-            {**day, "edge_text": totals_text(day["edge"]), "cloud_text": totals_text(day["cloud"])}
+            {
+                **day,
+                "edge_text": totals_text(day["edge"]),
+                "cloud_text": totals_text(day["cloud"]),
+                "difference": "" if day["match"] else difference_text(day["edge"], day["cloud"]),
+            }
             for day in days_compared(node)
         ]
         context = {
@@ -163,8 +249,14 @@ class NodeAdmin(ReadOnlyStaffAdmin):
             "original": node,
             "title": f"Reconciliation: {node.node_id}",
             "rec": rec,
+            "attention": attention(rec),
+            "lag_text": duration_text(rec["lag_seconds"]),
+            "last_sync_ago": ago_text(rec["last_sync_at"]),
+            "acked_at": acked_at,
+            "newest_at": newest_at,
             "edge_text": totals_text(rec["edge"]),
             "cloud_text": totals_text(rec["cloud"]),
+            "difference": "" if rec["match"] else difference_text(rec["edge"], rec["cloud"]),
             "gaps_text": ranges_text(rec["gaps"]),
             "days": days,
             "mismatched_days": sum(1 for day in days if not day["match"]),

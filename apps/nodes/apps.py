@@ -11,6 +11,7 @@ class NodesConfig(AppConfig):
         # cloud the listener returns after one settings check.
         from creatorcommerce.spine.events import on_outbox_commit
 
+        from . import metrics  # noqa: F401  (an edge's relay backlog, read at scrape time)
         from .relay import relay_kick
 
         on_outbox_commit(relay_kick)

@@ -8,7 +8,7 @@ Reads only; the API (``api.py``) and the admin page (``admin.py``) show what the
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 from apps.orders.models import Order
@@ -63,6 +63,23 @@ def totals_match(edge: dict | None, cloud: dict | None) -> bool:
     return edge is not None and _normal(edge) == _normal(cloud)
 
 
+def lag_window(node: Node) -> tuple[datetime | None, datetime | None]:
+    """The two times ``lag_seconds`` lies between, both on the edge's clock: the edge's time
+    of the newest acknowledged event (``acked_seq``; with nothing acknowledged, of the oldest
+    event held) and of its newest event (its reported head, or the held event at
+    ``max_seq``). ``(None, None)`` when nothing is behind."""
+    if max(node.head_seq, node.max_seq) <= node.acked_seq:
+        return None, None
+    times = dict(
+        NodeEvent.objects.filter(node=node, seq__in=[node.acked_seq, node.max_seq]).values_list("seq", "created_at")
+    )
+    newest_at = node.head_at if node.head_seq >= node.max_seq and node.head_at else times.get(node.max_seq)
+    acked_at = times.get(node.acked_seq)
+    if acked_at is None:  # nothing acknowledged yet: measure from the oldest event held
+        acked_at = NodeEvent.objects.filter(node=node).order_by("seq").values_list("created_at", flat=True).first()
+    return acked_at, newest_at
+
+
 def node_lag(node: Node) -> dict:
     """``{"lag_events", "lag_seconds"}`` (docs/edge.md, "Reconciliation"):
 
@@ -72,17 +89,10 @@ def node_lag(node: Node) -> dict:
       the newest acknowledged event (``acked_seq``), both on the edge's clock; 0 when
       nothing is behind. With nothing acknowledged, from the oldest event held.
     """
-    newest_seq = max(node.head_seq, node.max_seq)
-    lag_events = max(0, newest_seq - node.acked_seq)
+    lag_events = max(0, max(node.head_seq, node.max_seq) - node.acked_seq)
     if lag_events == 0:
         return {"lag_events": 0, "lag_seconds": 0.0}
-    times = dict(
-        NodeEvent.objects.filter(node=node, seq__in=[node.acked_seq, node.max_seq]).values_list("seq", "created_at")
-    )
-    newest_at = node.head_at if node.head_seq >= node.max_seq and node.head_at else times.get(node.max_seq)
-    acked_at = times.get(node.acked_seq)
-    if acked_at is None:  # nothing acknowledged yet: measure from the oldest event held
-        acked_at = NodeEvent.objects.filter(node=node).order_by("seq").values_list("created_at", flat=True).first()
+    acked_at, newest_at = lag_window(node)
     seconds = (newest_at - acked_at).total_seconds() if newest_at and acked_at else 0.0
     return {"lag_events": lag_events, "lag_seconds": round(max(0.0, seconds), 3)}
 
@@ -143,9 +153,11 @@ def unresolved(node: Node) -> dict:
     database refuses: docs/edge.md, "Ingest"): ``{"events", "items": [{"seq", "type",
     "detail"}]}``, the newest 20 listed."""
     rows = NodeEvent.objects.filter(node=node, outcome=NodeEvent.Outcome.UNRESOLVED)
+    listed = rows.order_by("-seq").values_list("seq", "type", "detail", "created_at")[:UNRESOLVED_LISTED]
+    # created_at (the edge's time of the event) is for the admin page; the API lists seq, type, detail.
     items = [
-        {"seq": seq, "type": event_type, "detail": detail}
-        for seq, event_type, detail in rows.order_by("-seq").values_list("seq", "type", "detail")[:UNRESOLVED_LISTED]
+        {"seq": seq, "type": event_type, "detail": detail, "created_at": created_at}
+        for seq, event_type, detail, created_at in listed
     ]
     return {"events": rows.count() if len(items) == UNRESOLVED_LISTED else len(items), "items": items}
 

@@ -14,13 +14,13 @@ from rest_framework.views import APIView
 from apps.pricing.api import AdjustmentSerializer, CheckoutRequestSerializer, ShippingSerializer, checkout_request
 from creatorcommerce.api import error_responses, validated
 from creatorcommerce.fields import StrictCharField
+from creatorcommerce.metrics import buy_answered
 from creatorcommerce.throttling import FixedWindowThrottle
 
-from .exceptions import IdempotencyKeyInvalid, IdempotencyKeyMissing
+from .exceptions import IDEMPOTENCY_KEY_RE, IdempotencyKeyInvalid, IdempotencyKeyMissing
 from .selectors import address_body, checkout_profile, order_body, order_of_buyer, orders_of_buyer
 from .services import address_set, order_place, payment_method_add, request_fingerprint
-
-IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{8,255}$")
+from .soldout import key_sent
 
 
 class BuySerializer(CheckoutRequestSerializer):
@@ -137,11 +137,51 @@ def _buy_body(data) -> dict:
     return validated(BuySerializer, data)
 
 
+def buy_outcome(status: int, data, *, replayed: bool) -> str:
+    """The ``cc_buys_total`` outcome of a buy's answer (docs/operations.md, "Metrics")."""
+    if replayed:
+        return "replayed"
+    if status < 300:
+        return "accepted_offline" if isinstance(data, dict) and data.get("status") == "accepted_offline" else "created"
+    code = data.get("code") if isinstance(data, dict) else None
+    if code == "sold_out":
+        return "sold_out"
+    if status == 402:
+        return "declined"
+    if status == 429:
+        return "rate_limited"
+    if status == 503:
+        return "unavailable"
+    return "error" if status >= 500 else "refused"
+
+
 class OrdersView(APIView):
     throttle_scope = "buy"
 
     def get_throttles(self):
         return [FixedWindowThrottle()] if self.request.method == "POST" else []
+
+    # Every answer of the buy is counted here, once, by outcome (cc_buys_total): the
+    # refusals raised anywhere below (authentication, throttle, services) included.
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if request.method == "POST":
+            buy_answered(
+                buy_outcome(
+                    response.status_code,
+                    getattr(response, "data", None),
+                    replayed=response.get("Idempotent-Replayed") == "true",
+                )
+            )
+        return response
+
+    def handle_exception(self, exc):
+        try:
+            return super().handle_exception(exc)
+        except Exception:  # not answered by DRF: Django's 500 (finalize_response is not reached)
+            if self.request.method == "POST":
+                buy_answered("error")
+            raise
 
     @extend_schema(responses={200: OrderSerializer(many=True)}, operation_id="orders_list")
     def get(self, request):
@@ -172,16 +212,21 @@ class OrdersView(APIView):
                     "404": "sku_not_found (with sku; also: not in the named shop or the stream's shop), "
                     "stream_not_found, coupon_not_found, venue_not_found, bundle_not_found",
                     "409": "bundle_not_available, pickup_not_available (with sku), "
-                    "sold_out (with sku: the first line that cannot be had; nothing was taken), "
+                    "sold_out (with sku: the first line that cannot be had; nothing was taken; answered from the "
+                    "process's memory, without the database, when a line's stock or deal is known to be at zero: "
+                    "docs/buying.md, 'Sold out from memory'), "
                     "buyer_limit_exceeded (with sku, limit), checkout_incomplete, idempotency_key_in_flight, "
                     "ambiguous_sku (the code is used by several shops and no shop or stream was named), "
                     "reservation_expired, deal_not_open, coupon_used, coupon_expired, coupon_not_applicable, "
                     "coupon_cap_reached",
                     "422": "idempotency_key_reused",
                     "429": "rate_limited",
-                    "503": "payment_gateway_unavailable (nothing charged, key free to retry); on an edge node, "
-                    "offline_over_floor_limit (with limit, currency; the same, the gateway being unreachable and "
-                    "the total over OFFLINE_FLOOR_LIMIT; under it the buy answers 201 accepted_offline)",
+                    "503": "overloaded (with retry_after and the Retry-After header: the process was too busy "
+                    "and refused the buy before doing anything; retry with the same Idempotency-Key and body, "
+                    "docs/overload.md), payment_gateway_unavailable (nothing charged, key free to retry); on an "
+                    "edge node, offline_over_floor_limit (with limit, currency; the same, the gateway being "
+                    "unreachable and the total over OFFLINE_FLOOR_LIMIT; under it the buy answers 201 "
+                    "accepted_offline)",
                 }
             ),
         },
@@ -193,6 +238,9 @@ class OrdersView(APIView):
             raise IdempotencyKeyMissing()
         if not IDEMPOTENCY_KEY_RE.match(key):
             raise IdempotencyKeyInvalid()
+        # From now on this key's answer is the database's: a retry with it must not be told
+        # "sold out" from memory if it bought (apps/orders/soldout.py).
+        key_sent(key)
         data = _buy_body(request.data)
         lines, context = checkout_request(data)
         outcome = order_place(

@@ -1,4 +1,9 @@
+import re
+
 from creatorcommerce.errors import Conflict, DomainError, PermissionDenied, Unprocessable
+
+# A valid Idempotency-Key (else IdempotencyKeyInvalid).
+IDEMPOTENCY_KEY_RE = re.compile(r"^[\x21-\x7e]{8,255}$")
 
 
 class IdempotencyKeyMissing(DomainError):

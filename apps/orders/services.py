@@ -57,9 +57,11 @@ from apps.pricing.registry import shop_resolver
 from apps.pricing.selectors import Quote, quote_refusals, quote_rows, refuse_duplicates, refuse_venue, resolve_lines
 from creatorcommerce.errors import DomainError
 from creatorcommerce.signing.services import receipt_sign
+from creatorcommerce.soldout import memory
 from creatorcommerce.spine.events import emit, emit_many_when
 from creatorcommerce.sql import insert, insert_select, names, set_keys
 
+from . import soldout
 from .exceptions import (
     CheckoutIncomplete,
     IdempotencyKeyInFlight,
@@ -137,6 +139,7 @@ def order_place(
     lines = lines if lines is not None else [(sku_code, quantity)]
     codes = [code for code, _ in lines]
     where = {"shop_slug": shop_slug, "stream_id": stream_id, "venue_id": venue_id, "now": now}
+    since = memory().mark()  # what a refusal teaches the memory is as of our read (soldout.py)
     context = buy_context(buyer_id=buyer.pk, key=idempotency_key, codes=codes, **where)
     replay = _replay(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, context=context)
     if replay is not None:
@@ -162,12 +165,23 @@ def order_place(
             bundle_id=bundle_id,
         )
         # A pickup ships nothing: it needs a card but no address.
+        pairs = quote.line_claims(buyer_id=buyer.pk)
+        # Where each line's units come from, for the sold-out memory (apps/orders/soldout.py).
+        soldout.learn(
+            shop_slug=shop_slug, stream_id=stream_id, venue_id=venue_id, bundle_id=bundle_id, quote=quote, pairs=pairs
+        )
         if context["payment_method_id"] is None or not (context["has_address"] or venue_id is not None):
             raise CheckoutIncomplete()
         quote_refusals(quote)
         claiming = True
         order, order_lines, taken = _reserve(
-            buyer=buyer, quote=quote, key=idempotency_key, fingerprint=fingerprint, context=context, now=now
+            buyer=buyer,
+            quote=quote,
+            key=idempotency_key,
+            fingerprint=fingerprint,
+            context=context,
+            now=now,
+            pairs=pairs,
         )
     except CheckoutIncomplete as exc:
         # Not remembered: the buyer saves a card and an address and retries with the same
@@ -180,6 +194,8 @@ def order_place(
         replay = replay_now() if claiming else None
         if replay is not None:
             return replay
+        if claiming:
+            soldout.refused(exc, since=since)
         return _remember_failure(buyer=buyer, key=idempotency_key, fingerprint=fingerprint, error=exc)
     except IntegrityError:
         # The same key committed a moment ago by a parallel request (the unique index made
@@ -314,7 +330,7 @@ def _checkout_quote(
 
 
 def _reserve(
-    *, buyer, quote: Quote, key: str, fingerprint: str, context: dict, now
+    *, buyer, quote: Quote, key: str, fingerprint: str, context: dict, now, pairs=None
 ) -> tuple[Order, list[OrderLine], list[tuple[Claim, tuple]]]:
     """Take every claim of ``quote``'s lines (units, per-buyer allowances) and insert the
     order (in ``context``'s stream, with its default payment method and a copy of its
@@ -323,8 +339,9 @@ def _reserve(
     counter events of the confirm). Raises the first refused
     claim's answer (InsufficientStock or DealNotOpen naming the SKU, BuyerLimitExceeded)
     or IntegrityError (the key taken meanwhile), with nothing written. ``now``: the moment
-    the quote valued its offers at (a running-time coupon)."""
-    pairs = quote.line_claims(buyer_id=buyer.pk)
+    the quote valued its offers at (a running-time coupon); ``pairs``: ``quote.line_claims``
+    when the caller has them."""
+    pairs = pairs if pairs is not None else quote.line_claims(buyer_id=buyer.pk)
     claims = quote.claims(buyer_id=buyer.pk, pairs=pairs)
     first, address, venue = quote.skus[0], context["address"], context.get("venue")
     if venue is not None:  # a pickup: nothing is shipped, so no address is copied

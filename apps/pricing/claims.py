@@ -46,6 +46,7 @@ from apps.catalog.services import (
     stock_return,
     stock_take_statement,
 )
+from creatorcommerce.errors import DomainError
 from creatorcommerce.sql import after_gate, names
 
 from .offers import Offer, PricedLine
@@ -101,12 +102,17 @@ class Claim:
         )
 
     def refused(self, *, now) -> NoReturn:
-        """Raise why this claim took nothing (it was run and returned no row)."""
-        if self.kind == "counter":
-            counter_source_for(self.source).refused(id=self.target, now=now)
-        if self.kind == "units":
-            units_source_for(self.source).refused(id=self.target, now=now, sku=self.sku)
-        raise BuyerLimitExceeded(limit=self.limit, sku=self.sku)
+        """Raise why this claim took nothing (it was run and returned no row); the error
+        carries the claim as ``claim`` (the orders app remembers a counter found at zero)."""
+        try:
+            if self.kind == "counter":
+                counter_source_for(self.source).refused(id=self.target, now=now)
+            if self.kind == "units":
+                units_source_for(self.source).refused(id=self.target, now=now, sku=self.sku)
+            raise BuyerLimitExceeded(limit=self.limit, sku=self.sku)
+        except DomainError as error:
+            error.claim = self
+            raise
 
 
 _KIND_RANK = {"counter": 0, "units": 1, "allowance": 2}

@@ -81,6 +81,7 @@ class Offer:
     units_source: str = ""
     stock_row: int | None = None
     stock_left: int | None = None  # what ``stock_row`` holds (a quote's check)
+    ends_at: datetime | None = None  # when it stops applying (a flash deal's closing time)
 
 
 # The longest early access there may be (an ``early_access`` perk's minutes), in minutes.

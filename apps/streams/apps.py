@@ -7,4 +7,5 @@ class StreamsConfig(AppConfig):
     verbose_name = "Streams and drops"
 
     def ready(self):
-        from . import pricing, units  # noqa: F401  (register the flash-deal offer provider and units source)
+        # The flash-deal offer provider and units source; viewers per live stream for /metrics.
+        from . import metrics, pricing, units  # noqa: F401

@@ -36,10 +36,13 @@ import contextlib
 import functools
 import json
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 
 from channels.layers import get_channel_layer
+
+from creatorcommerce.metrics import FANOUT_LAG_SECONDS
 
 from .feed import StreamFeed
 from .services import stream_groups
@@ -259,6 +262,11 @@ class StreamBroadcaster:
                 except Exception:
                     self.sockets.pop(socket, None)
                     log.info("stream %s: dropped a viewer socket whose send failed", self.stream_id, exc_info=True)
+            # A stock frame's ts is the commit time of its newest change (apps/streams/feed.py):
+            # commit to the last local socket written, once per frame (cc_fanout_lag_seconds).
+            committed = message.get("ts")
+            if committed and self.sockets:
+                FANOUT_LAG_SECONDS.observe(max(0.0, time.time() - committed))
 
 
 # -- one per (event loop, stream) ---------------------------------------------------------------

@@ -1,11 +1,34 @@
 """Spine declarations of the streams app, and its handlers of lower apps' events."""
 
+from datetime import datetime
+
+from creatorcommerce.soldout import units_counter
 from creatorcommerce.spine.fanout import coalesce
 from creatorcommerce.spine.registry import handler
 
 from .services import pins_refresh
 
 coalesce("deal.changed", key=lambda payload: payload["deal_id"])
+
+
+def _deal_count(payload: dict) -> tuple[int, int | None, int, float | None]:
+    """A deal's units while it is open (``deal`` is null once closed: no source of units),
+    and its end: past ``ends_at`` a buy no longer takes the deal's units."""
+    deal = payload["deal"]
+    if deal is None:
+        return payload["deal_id"], None, payload["version"], None
+    return (
+        payload["deal_id"],
+        payload["remaining"],
+        payload["version"],
+        datetime.fromisoformat(deal["ends_at"]).timestamp(),
+    )
+
+
+# Every web process keeps each open deal's units left (creatorcommerce/soldout.py; "deal" is
+# the buy's claim source of a deal's units).
+for _type in ("deal.opened", "deal.changed", "deal.closed"):
+    units_counter(_type, source="deal", read=_deal_count)
 
 # What a pin shows of its SKU and product (stream_pins): a change there is a pin change.
 PINNED_PRODUCT_FIELDS = {"title", "image_url"}

@@ -48,6 +48,7 @@ def deal_offer(deal: FlashDeal) -> Offer:
         units_left=deal.remaining,
         per_buyer_limit=deal.per_buyer_limit,
         allowance_key=f"deal:{deal.pk}",
+        ends_at=deal.closes_at,
     )
 
 

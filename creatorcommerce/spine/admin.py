@@ -9,10 +9,11 @@ from .models import HandlerRun, OutboxEvent
 class OutboxEventAdmin(ReadOnlyStaffAdmin):
     """Read-only view of the durable event log, for staff."""
 
-    list_display = ("id", "type", "node", "created_at")
+    list_display = ("id", "type", "node", "created_at", "request_id")
     list_filter = ("type", "node")
-    search_fields = ("uuid", "type")
-    readonly_fields = ("uuid", "type", "payload", "groups", "node", "created_at")
+    # A request id finds every event one request (a buy) recorded (docs/operations.md, "Logs").
+    search_fields = ("uuid", "type", "=request_id")
+    readonly_fields = ("uuid", "type", "payload", "groups", "node", "created_at", "request_id")
     date_hierarchy = "created_at"
 
 

@@ -11,3 +11,4 @@ class SpineConfig(AppConfig):
         # Each app declares its events' payloads in `<app>/events.py` (event_schema.py) and
         # its event handlers in `<app>/handlers.py`.
         autodiscover_modules("events", "handlers")
+        from . import metrics  # noqa: F401  (the outbox backlog, read at scrape time)

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from creatorcommerce.logs import current_request_id
 from creatorcommerce.process import PerProcess
 from creatorcommerce.sql import insert, insert_select, set_keys
 
@@ -141,7 +142,9 @@ def _outbox_row(event_type: str, payload: dict, groups: Iterable[str]) -> Outbox
         raise EventError("an event payload is a JSON object")
     if settings.SPINE_CHECK_EVENTS:  # the declared shape (event_schema.py, docs/events.md)
         check_schema(event_type, plain)
-    return OutboxEvent(type=event_type, payload=plain, groups=groups, node=settings.NODE_ID)
+    return OutboxEvent(
+        type=event_type, payload=plain, groups=groups, node=settings.NODE_ID, request_id=current_request_id()
+    )
 
 
 _commit_listeners: list = []
@@ -167,7 +170,9 @@ def deliver(events: list[OutboxEvent]) -> None:
     thread, and on the buy path that cost more than the sends.
     """
     from .fanout import fan_out
+    from .processes import heard_here
 
+    heard_here(events)  # this process's memory first: the next request may ask it
     fan_out(events)
     for listener in _commit_listeners:
         try:

@@ -26,6 +26,8 @@ from django.conf import settings
 
 from creatorcommerce.process import PerProcess
 
+from .processes import PROCESS_GROUP, crosses_processes, heard
+
 log = logging.getLogger(__name__)
 
 _coalesced: dict[str, Callable[[dict], object]] = {}
@@ -40,20 +42,26 @@ def coalesce(event_type: str, *, key: Callable[[dict], object]) -> None:
 def fan_out(events) -> None:
     """Send committed events (one transaction's, in order) to their groups, from one task
     on the loop: one crossing from the committing thread, however many events."""
-    events = [event for event in events if event.groups]
-    if not events:
-        return
     layer = get_channel_layer()
     if layer is None:
         return
-    # When the commit happened (this runs on commit), for clients and benchmarks measuring
-    # commit-to-screen latency.
-    committed_at = time.time()
+    # Events every web process hears (spine/processes.py) go to their group too; over the
+    # in-memory layer there is no other process to tell.
+    everywhere = [PROCESS_GROUP] if crosses_processes(layer) else []
     sends = []
+    committed_at = None
     for event in events:
+        groups = event.groups + everywhere if everywhere and heard(event.type) else event.groups
+        if not groups:
+            continue
+        # When the commit happened (this runs on commit), for clients and benchmarks
+        # measuring commit-to-screen latency.
+        committed_at = committed_at or time.time()
         message = event.as_message()
         message["committed_at"] = committed_at
-        sends.append((event.type, event.groups, message))
+        sends.append((event.type, groups, message))
+    if not sends:
+        return
     loop = _server_loop() or _background_loop()
     future = asyncio.run_coroutine_threadsafe(_dispatch(layer, sends), loop)
     future.add_done_callback(_log_failure)

@@ -21,6 +21,10 @@ class OutboxEvent(models.Model):
     # events in id order (ids are not committed in id order on PostgreSQL), never on the buy
     # path; null until stamped, and forever on a cloud node (docs/edge.md, "Sequence").
     seq = models.BigIntegerField(null=True, blank=True, editable=False)
+    # The id of the request (or of the event whose handler) that recorded it, for logs that
+    # follow a buy through its events (creatorcommerce/logs.py); "" when none. Not part of
+    # the payload, the Channels message or a sync batch.
+    request_id = models.CharField(max_length=128, blank=True, default="", editable=False)
 
     class Meta:
         ordering = ("id",)

@@ -9,6 +9,8 @@ from celery import shared_task
 from django.db import IntegrityError, OperationalError, transaction
 from django.utils import timezone
 
+from creatorcommerce.logs import bound_request_id
+
 from .models import HandlerRun, OutboxEvent
 from .registry import get_handler, is_atomic, queue_for, redeliver_within, subscribed_types
 
@@ -29,6 +31,23 @@ def apply_handler(event_id: int, handler_name: str) -> str:
     event = OutboxEvent.objects.filter(pk=event_id).first()
     if event is None:
         return "missing-event"
+    # The request that recorded the event is named in what the handler logs and in the
+    # events it records in turn (creatorcommerce/logs.py).
+    with bound_request_id(event.request_id):
+        try:
+            outcome = _apply(fn, event, handler_name)
+        except Exception as exc:
+            log.warning("handler %s on %s %s raised %r", handler_name, event.type, event.pk, exc, extra=_fields(event))
+            raise
+        log.info("handler %s on %s %s: %s", handler_name, event.type, event.pk, outcome, extra=_fields(event))
+    return outcome
+
+
+def _fields(event: OutboxEvent) -> dict:
+    return {"event": str(event.uuid), "event_type": event.type}
+
+
+def _apply(fn, event: OutboxEvent, handler_name: str) -> str:
     if not is_atomic(handler_name):
         if HandlerRun.objects.filter(event=event, handler=handler_name).exists():
             return "duplicate"

@@ -60,6 +60,7 @@ state.pins = state.stream.pins;
 
 const nodes = new Map(); // sku -> {li, ...parts}
 const busy = new Set(); // skus with a buy in progress
+const retrying = new Set(); // skus whose tap the server was too busy for, waiting to be tried again
 const unsettledKeys = new Map(); // sku -> Idempotency-Key whose outcome we never learned
 const unsettledCoupons = new Map(); // sku -> the coupon that key's request carried (a retry sends the same body)
 
@@ -227,7 +228,7 @@ function updatePinNode(node, pin) {
     const button = node.action;
     if (button.classList.contains("bought")) return; // the confirmation finishes first
     button.disabled = left <= 0 || busy.has(pin.sku);
-    const label = busy.has(pin.sku) ? "Buying…" : left <= 0 ? "Sold out" : "Buy";
+    const label = retrying.has(pin.sku) ? "Retrying…" : busy.has(pin.sku) ? "Buying…" : left <= 0 ? "Sold out" : "Buy";
     setButtonLabel(node, label, pin);
   } else {
     setButtonLabel(node, "Log in to buy", pin);
@@ -574,7 +575,15 @@ async function buyBundle(id) {
   // venue, picked up there (from its own stock).
   const body = { bundle: id, stream: streamId };
   if (state.venue) Object.assign(body, { fulfilment: "pickup", venue: Number(state.venue.id) });
-  const result = await api("/api/v1/orders/", { method: "POST", body, headers: { "Idempotency-Key": idempotencyKey() } });
+  // Refused for being busy (nothing done under the key): again, same key and body, a few times.
+  const key = idempotencyKey();
+  let result = null;
+  for (let attempt = 0; ; attempt++) {
+    result = await api("/api/v1/orders/", { method: "POST", body, headers: { "Idempotency-Key": key } });
+    if (!busyAnswer(result) || attempt + 1 >= RETRY_TRIES) break;
+    announce("Busy — retrying…", "info", { sticky: true });
+    await sleep(retryDelay(result, attempt));
+  }
   bundleBusy.delete(id);
   node.button.disabled = false;
   node.button.textContent = "Buy bundle";
@@ -671,11 +680,37 @@ const BUY_ERRORS = {
   payment_gateway_unavailable: "Payments are unavailable right now. Nothing was charged; please try again.",
   reservation_expired: "That took too long and your reservation expired. Nothing was charged; please try again.",
   rate_limited: "Too many taps — wait a moment and try again.",
+  overloaded: "Still too busy — your order wasn't placed and nothing was charged. Tap Buy to try again.",
   coupon_used: "Your coupon was used already. Nothing was charged — tap Buy again for the price without it.",
   coupon_expired: "Your coupon has expired. Nothing was charged — tap Buy again for the price without it.",
   coupon_cap_reached: "This offer's coupons have all been redeemed. Nothing was charged — tap Buy again.",
   coupon_not_applicable: "Your coupon doesn't apply to this item. Nothing was charged — tap Buy again.",
 };
+
+// -- when the server is busy -----------------------------------------------------------------------
+//
+// In a stampede the server refuses at once what it cannot answer in time (503 overloaded),
+// and a buyer over their own limit gets 429 rate_limited: both say Retry-After, and nothing
+// was done under the Idempotency-Key. The tap is tried again with the SAME key, so no retry
+// can ever buy twice: after Retry-After plus a random wait that doubles each time, at most
+// RETRY_TRIES times in all, and for a deal only while it is still open (docs/overload.md).
+const RETRY_TRIES = 6;
+const RETRY_BASE_MS = 400;
+const RETRY_CAP_MS = 8_000;
+
+function busyAnswer(result) {
+  const code = result.data?.code;
+  return (result.status === 503 && code === "overloaded") || (result.status === 429 && code === "rate_limited");
+}
+
+/** How long to wait before try number ``attempt + 1`` (0: the first tap was refused). */
+function retryDelay(result, attempt) {
+  const seconds = Number(result.headers.get("Retry-After") ?? result.data?.retry_after);
+  const floor = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
+  return floor + Math.random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt);
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function nodeButton(sku) {
   const node = nodes.get(sku);
@@ -697,29 +732,65 @@ async function buy(sku) {
   }
   // A key whose outcome we never heard (the connection broke mid-request) is reused: a
   // retry then answers the first attempt's result instead of buying twice.
+  const unsettled = unsettledKeys.has(sku);
   const key = unsettledKeys.get(sku) || idempotencyKey();
-  if (!unsettledKeys.has(sku)) unsettledCoupons.set(sku, window.ccGeo?.couponFor?.(sku) ?? null);
+  if (!unsettled) unsettledCoupons.set(sku, window.ccGeo?.couponFor?.(sku) ?? null);
   unsettledKeys.set(sku, key);
   setBusy(sku, true);
-  await attemptBuy(pin, key);
+  await attemptBuy(pin, key, { unsettled });
 }
 
-async function attemptBuy(pin, key, { afterCheckout = false } = {}) {
+async function attemptBuy(pin, key, { afterCheckout = false, unsettled = false, attempt = 0, body = null, dealId } = {}) {
   const { sku } = pin;
-  // The stream names the shop (docs/buying.md, "Naming the shop"): another shop using the
-  // same SKU code can never make this buy ambiguous or buy from the wrong shop.
-  const body = { sku, quantity: 1, stream: streamId };
-  // A running-time coupon from a pop-up (static/js/geo.js; docs/geofences.md) that covers
-  // this SKU: the server values it at the moment of the buy.
-  const coupon = unsettledCoupons.get(sku);
-  if (coupon) body.coupon = coupon;
-  // Inside a venue that has the item on its shelf: picked up there, from its own stock
-  // (docs/geofences.md). Not a flash deal's units: they are set aside elsewhere and ship.
-  if (state.venue && !pin.deal && state.venueStock[state.venue.id]?.[sku] > 0) {
-    Object.assign(body, { fulfilment: "pickup", venue: Number(state.venue.id) });
+  if (!body) {
+    // The stream names the shop (docs/buying.md, "Naming the shop"): another shop using the
+    // same SKU code can never make this buy ambiguous or buy from the wrong shop.
+    body = { sku, quantity: 1, stream: streamId };
+    // A running-time coupon from a pop-up (static/js/geo.js; docs/geofences.md) that covers
+    // this SKU: the server values it at the moment of the buy.
+    const coupon = unsettledCoupons.get(sku);
+    if (coupon) body.coupon = coupon;
+    // Inside a venue that has the item on its shelf: picked up there, from its own stock
+    // (docs/geofences.md). Not a flash deal's units: they are set aside elsewhere and ship.
+    if (state.venue && !pin.deal && state.venueStock[state.venue.id]?.[sku] > 0) {
+      Object.assign(body, { fulfilment: "pickup", venue: Number(state.venue.id) });
+    }
+    dealId = pin.deal?.id ?? null;
   }
-  const result = await api("/api/v1/orders/", { method: "POST", body, headers: { "Idempotency-Key": key } });
+  const coupon = body.coupon;
+  const headers = { "Idempotency-Key": key };
+  // A key whose first answer never came may have bought the last unit: the server must look
+  // it up rather than answer "sold out" from memory (docs/buying.md, "Sold out from memory").
+  if (unsettled) headers["Cache-Control"] = "no-cache";
+  const result = await api("/api/v1/orders/", { method: "POST", body, headers });
   const code = result.data?.code;
+
+  if (busyAnswer(result)) {
+    // Refused before anything was done: try again with the same key and body.
+    const wait = retryDelay(result, attempt);
+    const now = pinBySku(sku);
+    const dealOpen = !dealId || (now?.deal?.id === dealId && Date.now() + wait < Date.parse(now.deal.ends_at));
+    if (now && dealOpen && attempt + 1 < RETRY_TRIES) {
+      retrying.add(sku);
+      renderPin(sku);
+      announce("Busy — retrying…", "info", { sticky: true });
+      await sleep(wait);
+      await attemptBuy(now, key, { afterCheckout, unsettled, attempt: attempt + 1, body, dealId });
+      return;
+    }
+    retrying.delete(sku);
+    unsettledKeys.delete(sku); // nothing was done under it: the next tap is a new purchase
+    unsettledCoupons.delete(sku);
+    setBusy(sku, false);
+    announce(
+      dealOpen
+        ? "Still too busy — your order wasn't placed and nothing was charged. Tap Buy to try again."
+        : "The deal ended before we got through. Nothing was charged.",
+      "error",
+    );
+    return;
+  }
+  if (retrying.delete(sku)) renderPin(sku);
 
   if (result.network) {
     setBusy(sku, false);

@@ -227,7 +227,7 @@ async def test_a_snapshot_newer_than_the_broadcaster_reaches_everyone_and_nothin
     first_seen += await stock_until(first, 48, seconds=WAIT)
     # The first viewer got 48 from the second's snapshot: its event has not left the source.
     source = fanout._coalescer(get_channel_layer())
-    held = [m["payload"]["available"] for pending in source.pending.values() for m in pending.values()]
+    held = [m["payload"]["available"] for m in source.pending[f"sku.{sku.pk}"].values()]
     assert held == [48]
     settings.SPINE_COALESCE_SECONDS = 0.1
     for group in list(source.timers):  # let it go now, as its timer would have
