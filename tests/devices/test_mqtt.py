@@ -309,6 +309,8 @@ def test_in_a_worker_the_handler_publishes_its_cues_itself_from_the_cues_queue(
     finally:
         task_prerun.disconnect(record)
         app.control.purge()
+        # ``queues=`` selected them on the app itself: later workers consume every queue again.
+        app.amqp.queues.select(list(app.amqp.queues))
     assert ("creatorcommerce.spine.tasks.run_handler", "cues") in ran
     assert not [name for name, _queue in ran if name == "apps.devices.tasks.send_cue"]
     assert cue.status == Cue.Status.SENT and cue.puback_at >= cue.sent_at
