@@ -147,6 +147,39 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def tree_pids(pid: int) -> list[int]:
+    """A process and its descendants (a prefork worker's pool)."""
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                stack.extend(int(child) for child in (task / "children").read_text().split())
+            except OSError:
+                continue
+    return found
+
+
+def profile(pipeline: dict, logs: Path, seconds: float) -> list[subprocess.Popen]:
+    """py-spy (next to the interpreter) on every process of the pipeline for the drive:
+    collapsed stacks, one file per process, in the run's log folder."""
+    spy = Path(sys.executable).with_name("py-spy")
+    spies = []
+    for name, proc in pipeline.items():
+        for pid in tree_pids(proc.pid):
+            out = logs / f"pyspy-{name}-{pid}.txt"
+            cmd = [str(spy), "record", "-p", str(pid), "-d", str(int(seconds) + 2), "-r", "200", "-f", "raw"]
+            spies.append(subprocess.Popen([*cmd, "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    time.sleep(1)  # attached before the first event
+    return spies
+
+
+def commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=BENCH, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
 def pct(values: list[float], q: float) -> float | None:
     if not values:
         return None
@@ -170,6 +203,11 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=20)
     parser.add_argument("--redis-db", type=int)
     parser.add_argument("--mqtt-url", default=os.environ.get("MQTT_URL") or "mqtt://127.0.0.1:1883")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy record each pipeline process during the drive (raw stacks in the run's log folder)",
+    )
     args = parser.parse_args()
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -223,11 +261,17 @@ def main() -> None:
             if any(proc.poll() is not None for proc in (worker, listener, simulator)):
                 raise RuntimeError(f"a process exited early; see {logs}")
             time.sleep(0.2)
-        pipeline = (worker, listener, simulator)
-        cpu_before = sum(tree_cpu_seconds(proc.pid) for proc in pipeline)
+        pipeline = {"worker": worker, "listener": listener, "simulator": simulator}
+        cpu_before = {name: tree_cpu_seconds(proc.pid) for name, proc in pipeline.items()}
+        consumer_before = runner.cpu_seconds(worker.pid)  # the worker's parent: it takes the messages
+        spies = profile(pipeline, logs, args.seconds) if args.profile else []
         drove = django_script(DRIVE, [json.dumps(seed), str(args.rate), str(args.seconds)], env, args.seconds + 120)
         got = django_script(COLLECT, [str(drove["events"]), "30", str(drove["started_at"])], env, 120)
-        cpu_used = sum(tree_cpu_seconds(proc.pid) for proc in pipeline) - cpu_before
+        cpu_by_process = {name: tree_cpu_seconds(proc.pid) - cpu_before[name] for name, proc in pipeline.items()}
+        cpu_used = sum(cpu_by_process.values())
+        cpu_by_process["worker (of which its parent)"] = runner.cpu_seconds(worker.pid) - consumer_before
+        for spy in spies:
+            spy.wait(timeout=60)
     finally:
         runner.STARTED.stop_all()
         runner.drop_database(database)
@@ -247,6 +291,12 @@ def main() -> None:
         # last cues; the driver and the collector are not counted.
         "pipeline_cpu_seconds": round(cpu_used, 2),
         "pipeline_cpu_ms_per_cue": round(cpu_used * 1000 / max(1, sum(got["statuses"].values())), 2),
+        "cpu_ms_per_cue_by_process": {
+            name: round(seconds * 1000 / max(1, sum(got["statuses"].values())), 2)
+            for name, seconds in cpu_by_process.items()
+        },
+        "load_average": os.getloadavg(),
+        "commit": commit(),
     }
     for key, label in (
         ("to_sent", "event commit → publish starts"),
@@ -262,6 +312,7 @@ def main() -> None:
     print(f"\n{drove['events']} events at {args.rate:g}/s over {args.devices} devices; cues: {got['statuses']}")
     print(runner.table(["interval", "n", "p50", "p95", "p99"], rows))
     print(f"pipeline CPU (worker + listener + simulator): {result['pipeline_cpu_ms_per_cue']} ms per cue")
+    print(f"  by process: {result['cpu_ms_per_cue_by_process']}; load average {result['load_average']}")
     (logs / "series.json").write_text(json.dumps(got["series"]))  # per cue: issued (ms), status, to sent
     out = BENCH / "results" / f"cues-{stamp}.json"
     out.write_text(json.dumps(result, indent=2))

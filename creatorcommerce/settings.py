@@ -280,6 +280,12 @@ CELERY_TIMEZONE = "UTC"
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 CELERY_TASK_QUEUES = (Queue("celery"), Queue("cues"))
 CELERY_TASK_ROUTES = {"apps.devices.tasks.send_cue": {"queue": "cues"}}
+# Celery's Django fixup closes the database connections around every task, and in a prefork
+# child with the connection pool (above) the whole pool: each task then made a new pool and a
+# new PostgreSQL connection (a third of a cue task's time, docs/performance.md). Its own
+# closing is off (it runs once per this many tasks); creatorcommerce/celery.py gives
+# connections back around each task as a request does (close_old_connections).
+CELERY_DB_REUSE_MAX = 2**31
 # --- Experiments (docs/experiments.md) -------------------------------------------------------
 # How often the guardrails look at every running experiment (beat).
 EXPERIMENT_GUARDRAIL_SECONDS = env.float("EXPERIMENT_GUARDRAIL_SECONDS", default=5.0)

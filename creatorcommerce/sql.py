@@ -59,6 +59,35 @@ def insert(objs: list[Model], *, using: str = "default") -> list[Model]:
     return set_keys(objs, keys, using=using)
 
 
+@lru_cache(maxsize=64)
+def _insert_new(model: type[Model], rows: int, key: str, using: str) -> str:
+    sql, _ = _statement(model, rows, connections[using].vendor, using)
+    quote = connections[using].ops.quote_name
+    column = quote(model._meta.get_field(key).column)
+    # ON CONFLICT without a target: any unique constraint, partial indexes included.
+    return sql.replace(" RETURNING ", " ON CONFLICT DO NOTHING RETURNING ", 1) + f", {column}"
+
+
+def insert_new(objs: list[Model], *, key: str, using: str = "default") -> list[Model]:
+    """``insert()`` that leaves out the rows a unique constraint already holds (``INSERT ...
+    ON CONFLICT DO NOTHING``, PostgreSQL and SQLite): returns the instances it inserted, in
+    their order, with their primary keys. ``key`` is an attname whose values tell ``objs``
+    apart (the returned rows are matched to the instances by it)."""
+    if not objs:
+        return objs
+    connection = connections[using]
+    sql = _insert_new(type(objs[0]), len(objs), key, using)
+    _, fields = _statement(type(objs[0]), len(objs), connection.vendor, using)
+    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for obj in objs for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        keys = {row[1]: row[0] for row in cursor.fetchall()}
+    inserted = [obj for obj in objs if getattr(obj, key) in keys]
+    if not inserted:
+        return []
+    return set_keys(inserted, [keys[getattr(obj, key)] for obj in inserted], using=using)
+
+
 def set_keys(objs: list[Model], keys: list, *, using: str = "default") -> list[Model]:
     """Mark instances as saved under the primary keys an INSERT ... RETURNING gave back."""
     pk = objs[0]._meta.pk.attname

@@ -7,26 +7,29 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.catalog.models import Location
+from apps.streams.extras import stream_variant
 from apps.streams.models import Stream
 from apps.streams.services import control_groups, shop_control_groups
 from creatorcommerce.fields import iso_utc
 from creatorcommerce.mqtt import parse_mqtt_url
-from creatorcommerce.spine.events import emit, emit_many_when
-from creatorcommerce.sql import names
+from creatorcommerce.spine.events import emit, emit_many, emit_many_when
+from creatorcommerce.sql import insert_new, names
 
 from . import mosquitto
 from .exceptions import InvalidCue, InvalidCueRule
-from .models import Cue, CueRule, Device, EventType, Room
+from .models import Cue, CueKind, CueRule, Device, EventType, Room
 from .params import check_params
-from .selectors import rule_types
+from .selectors import active_rules, rule_types
 
 log = logging.getLogger(__name__)
 
@@ -263,41 +266,85 @@ def _matches(rule: CueRule, stream: int | None, skus: set[int], payload: dict) -
     return not (rule.available_at_most is not None and payload.get("available", 0) > rule.available_at_most)
 
 
-def cues_for_event(*, event_id: int, event_type: str, payload: dict, now=None) -> list[int]:
+URGENCY_SLOT = "led_urgency_cue"  # docs/experiments.md, "Stream-level slots"
+
+
+def _live_stream(shop: int) -> int | None:
+    """The shop's live stream, if it has exactly one: where a cue of no stream is seen."""
+    live = list(Stream.objects.filter(shop_id=shop, status=Stream.Status.LIVE).values_list("pk", flat=True)[:2])
+    return live[0] if len(live) == 1 else None
+
+
+def _urgency_held_back(shop: int, stream: int | None, now) -> Callable[[CueRule], bool]:
+    """Whether an urgency rule's cue is held back: a running experiment on the
+    ``led_urgency_cue`` slot gives the cue's stream (the event's, else the rule's, else the
+    shop's one live stream) the variant ``off`` (docs/devices.md, "Experiments"). Asked once
+    per stream and event, only for urgency rules that matched (the stream's exposure); with
+    no such experiment, no query."""
+    variants: dict[int | None, str | None] = {}
+
+    def held_back(rule: CueRule) -> bool:
+        key = stream or rule.stream_id
+        if key not in variants:
+            variants[key] = stream_variant(
+                URGENCY_SLOT, shop_id=shop, stream_id=key if key is not None else lambda: _live_stream(shop), at=now
+            )
+        return variants[key] == "off"
+
+    return held_back
+
+
+def cues_for_event(
+    *, event_id: int, event_type: str, payload: dict, now=None, publish: Callable[[list[Cue]], None] | None = None
+) -> list[int]:
     """One cue per active rule of the event's shop that matches it, highest priority first;
-    a rule that already has its cue for this event (a second delivery) makes none. The new
-    cues are enqueued to ``send_cue`` when this transaction commits. Returns their ids."""
+    a rule that already has its cue for this event (a second delivery) makes none. Returns
+    their ids.
+
+    The new cues are enqueued to ``send_cue`` when this transaction commits; or, with
+    ``publish`` (the handler runs in a worker that is connected to the MQTT broker,
+    docs/devices.md, "Dispatch"), those not expired yet are made ``sent`` at once, with
+    their ``cue.sent``, in this transaction, and handed to ``publish`` after it commits."""
     now = now or timezone.now()
     shop, stream, skus = _event_scope(event_type, payload)
     if shop is None:
         return []
-    rules = CueRule.objects.filter(
-        shop_id=shop, event_type=event_type, is_active=True, device__is_active=True
-    ).order_by("-priority", "pk")
-    created = []
+    rules = [rule for rule in active_rules(shop, event_type) if _matches(rule, stream, skus, payload)]
+    held_back = _urgency_held_back(shop, stream, now)
+    rules = [rule for rule in rules if not (rule.kind == CueKind.URGENCY and held_back(rule))]
+    if not rules:
+        return []
+    sent_at = timezone.now()
+    cues = []
     for rule in rules:
-        if not _matches(rule, stream, skus, payload):
-            continue
-        try:
-            with transaction.atomic():
-                cue = Cue.objects.create(
-                    device_id=rule.device_id,
-                    rule=rule,
-                    stream_id=stream or rule.stream_id,
-                    kind=rule.kind,
-                    params=rule.params,
-                    event_type=event_type,
-                    event_id=event_id,
-                    priority=rule.priority,
-                    issued_at=now,
-                    expires_at=now + timedelta(seconds=rule.timeout_s),
-                )
-        except IntegrityError:
-            continue  # this rule's cue for this event exists: a duplicate delivery
-        created.append(cue.pk)
-    if created:
-        transaction.on_commit(lambda: enqueue(created))
-    return created
+        expires_at = now + timedelta(seconds=rule.timeout_s)
+        sending = publish is not None and expires_at > sent_at
+        cues.append(
+            Cue(
+                device=rule.device,
+                rule=rule,
+                stream_id=stream or rule.stream_id,
+                kind=rule.kind,
+                params=rule.params,
+                event_type=event_type,
+                event_id=event_id,
+                priority=rule.priority,
+                issued_at=now,
+                expires_at=expires_at,
+                status=Cue.Status.SENT if sending else Cue.Status.QUEUED,
+                sent_at=sent_at if sending else None,
+            )
+        )
+    # One INSERT; a rule whose cue for this event exists (a duplicate delivery) makes none.
+    created = insert_new(cues, key="rule_id")
+    sent = [cue for cue in created if cue.status == Cue.Status.SENT]
+    if sent:
+        emit_many([("cue.sent", _sent_payload(cue), _groups(cue)) for cue in sent])
+        transaction.on_commit(lambda: publish(sent))
+    queued = [cue.pk for cue in created if cue.status == Cue.Status.QUEUED]
+    if queued:
+        transaction.on_commit(lambda: enqueue(queued))
+    return [cue.pk for cue in created]
 
 
 def cue_fire(*, device: Device, kind: str, params: dict | None = None, stream: Stream | None = None, now=None) -> Cue:
@@ -367,8 +414,11 @@ def _groups(cue: Cue) -> list[str]:
     """The shop's tools, and the control room: the cue's stream's (``control.<stream>``), or,
     for a cue of no stream (a stock threshold's), every control room of the shop. Never a
     viewer's group (docs/devices.md, "Control room")."""
-    shop = cue.device.room.shop_id
-    return [f"shop.{shop}", *(control_groups(cue.stream_id) if cue.stream_id else shop_control_groups(shop))]
+    return _cue_groups(cue.device.room.shop_id, cue.stream_id)
+
+
+def _cue_groups(shop: int, stream: int | None) -> list[str]:
+    return [f"shop.{shop}", *(control_groups(stream) if stream else shop_control_groups(shop))]
 
 
 def _locked(cue_id: int) -> Cue | None:
@@ -388,16 +438,20 @@ def cue_mark_sent(*, cue: Cue, now=None) -> bool:
     )
     at = connection.ops.adapt_datetimefield_value(now)
     params = [Cue.Status.SENT, at, cue.pk, Cue.Status.QUEUED, at]
-    payload = {
-        **_cue_payload(cue),
-        "event": cue.event_type,
-        "sent_at": iso_utc(now),
-        "expires_at": iso_utc(cue.expires_at),
-    }
+    payload = _sent_payload(cue, sent_at=now)
     if emit_many_when(statement, params, [("cue.sent", payload, _groups(cue))]) is None:
         return False
     cue.status, cue.sent_at = Cue.Status.SENT, now
     return True
+
+
+def _sent_payload(cue: Cue, *, sent_at=None) -> dict:
+    return {
+        **_cue_payload(cue),
+        "event": cue.event_type,
+        "sent_at": iso_utc(sent_at or cue.sent_at),
+        "expires_at": iso_utc(cue.expires_at),
+    }
 
 
 def cue_claim_republish(*, cue_id: int, now=None) -> bool:
@@ -413,9 +467,19 @@ def cue_claim_republish(*, cue_id: int, now=None) -> bool:
     )
 
 
-def cue_mark_published(*, cue_id: int, now=None) -> None:
-    """The broker confirmed the publish (PUBACK)."""
-    Cue.objects.filter(pk=cue_id, puback_at__isnull=True).update(puback_at=now or timezone.now())
+def cue_mark_published(*, cue_id: int | None = None, cue_ids=(), now=None) -> None:
+    """The broker confirmed the publish (PUBACK) of ``cue_id`` (or each of ``cue_ids``): one
+    statement."""
+    ids = [cue_id] if cue_id is not None else list(cue_ids)
+    if not ids:
+        return
+    c = names(Cue)
+    marks = ", ".join(["%s"] * len(ids))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {c.table} SET {c.puback_at} = %s WHERE {c.id} IN ({marks}) AND {c.puback_at} IS NULL",  # noqa: S608 (identifiers from the model)
+            [connection.ops.adapt_datetimefield_value(now or timezone.now()), *ids],
+        )
 
 
 def cue_fail(*, cue_id: int, detail: str, statuses=(Cue.Status.SENT,), now=None) -> bool:
@@ -451,6 +515,8 @@ def cue_record_ack(*, mqtt_id: str, message, now=None) -> str:
     # A device's text, shown to creators: printable characters only (a NUL would not even
     # store), at most 500.
     detail = "".join(ch for ch in detail[:500] if ch.isprintable()) if isinstance(detail, str) else ""
+    if connection.vendor == "postgresql":
+        return _record_ack_in_one_statement(mqtt_id, cue_id, message["status"] == "done", detail, now)
     with transaction.atomic():
         Device.objects.filter(mqtt_id=mqtt_id).update(last_seen=now)
         cue = _locked(cue_id)
@@ -469,6 +535,48 @@ def cue_record_ack(*, mqtt_id: str, message, now=None) -> str:
         cue.status, cue.acked_at, cue.detail = Cue.Status.FAILED, now, detail or "the device reported a failure"
         cue.save(update_fields=["status", "acked_at", "detail"])
         emit("cue.failed", {**_cue_payload(cue), "detail": cue.detail}, groups=_groups(cue))
+        return "failed"
+
+
+@lru_cache(maxsize=2)
+def _ack_statement(done: bool) -> str:
+    """PostgreSQL: the device's ``last_seen`` and the ack of one of its ``sent`` cues not past
+    ``expires_at``, in one statement; returns what the event needs, or no row (``ignored``)."""
+    c, d, r = names(Cue), names(Device), names(Room)
+    since_sent = f"EXTRACT(EPOCH FROM (%s - cue.{c.sent_at}))"
+    latency = f", {c.latency_ms} = GREATEST(0, ROUND({since_sent} * 1000))" if done else ""
+    # Identifiers come from the models' meta; values are parameters.
+    return (
+        f"WITH seen AS (UPDATE {d.table} SET {d.last_seen} = %s WHERE {d.mqtt_id} = %s "  # noqa: S608
+        f"RETURNING {d.id} AS device, {d.room_id} AS room) "
+        f"UPDATE {c.table} AS cue SET {c.status} = %s, {c.acked_at} = %s, {c.detail} = %s{latency} FROM seen "
+        f"WHERE cue.{c.id} = %s AND cue.{c.device_id} = seen.device AND cue.{c.status} = %s "
+        f"AND cue.{c.expires_at} > %s "
+        f"RETURNING seen.room, (SELECT {r.shop_id} FROM {r.table} WHERE {r.id} = seen.room), cue.{c.device_id}, "
+        f"cue.{c.stream_id}, cue.{c.kind}, cue.{c.latency_ms}"
+    )
+
+
+def _record_ack_in_one_statement(mqtt_id: str, cue_id: int, done: bool, detail: str, now) -> str:
+    """``cue_record_ack`` on PostgreSQL: one statement and the event's INSERT, where the ORM
+    took five (the listener records every cue's ack: docs/devices.md, "Performance")."""
+    at = connection.ops.adapt_datetimefield_value(now)
+    if not done:
+        detail = detail or "the device reported a failure"
+    status = Cue.Status.ACKED if done else Cue.Status.FAILED
+    params = [at, mqtt_id, status, at, detail, *([at] if done else []), cue_id, Cue.Status.SENT, at]
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(_ack_statement(done), params)
+            row = cursor.fetchone()
+        if row is None:
+            return "ignored"
+        room, shop, device, stream, kind, latency_ms = row
+        payload = {"cue": cue_id, "shop": shop, "room": room, "device": device, "stream": stream, "kind": kind}
+        if done:
+            emit("cue.acked", {**payload, "latency_ms": latency_ms, "detail": detail}, groups=_cue_groups(shop, stream))
+            return "acked"
+        emit("cue.failed", {**payload, "detail": detail}, groups=_cue_groups(shop, stream))
         return "failed"
 
 

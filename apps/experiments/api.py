@@ -176,6 +176,9 @@ class ExperimentSerializer(serializers.Serializer):
     name = serializers.CharField()
     shop = serializers.CharField(allow_null=True, help_text="the shop's slug; null: platform-wide")
     slot = serializers.ChoiceField(choices=list(SLOTS))
+    unit = serializers.ChoiceField(
+        choices=["viewer", "stream"], help_text="who is assigned and counted: viewers, or whole streams"
+    )
     status = serializers.ChoiceField(choices=Experiment.Status.choices)
     variants = serializers.ListField(child=serializers.DictField(), help_text="[{key, weight}], control first")
     ramp = RampSerializer()
@@ -194,8 +197,8 @@ class IntervalSerializer(serializers.Serializer):
 class VariantResultSerializer(serializers.Serializer):
     variant = serializers.CharField()
     weight = serializers.FloatField()
-    exposures = serializers.IntegerField(help_text="exposed viewers")
-    conversions = serializers.IntegerField(help_text="converted viewers")
+    exposures = serializers.IntegerField(help_text="exposed viewers (streams, for a stream-level slot)")
+    conversions = serializers.IntegerField(help_text="converted viewers (streams)")
     errors = serializers.IntegerField(help_text="exposed viewers who reported a client error")
     rate = serializers.FloatField(allow_null=True)
     rate_low = serializers.FloatField(allow_null=True, help_text="95 % Wilson interval")

@@ -33,7 +33,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from growthbook.core import chooseVariation, gbhash, getBucketRanges
 
-from .slots import CONTROL
+from .slots import CONTROL, SLOTS, STREAM
 
 HASH_VERSION = 2
 
@@ -44,6 +44,12 @@ def viewer_key(*, user_id: int | None, session_key: str | None) -> str | None:
     if session_key:
         return "s:" + hashlib.sha256(session_key.encode()).hexdigest()[:40]
     return None
+
+
+def stream_key(stream_id: int) -> str:
+    """The assignment unit of a stream-level slot (docs/experiments.md, "Stream-level
+    slots"): hashed, recorded and converted as a viewer key is."""
+    return f"stream:{int(stream_id)}"
 
 
 def bucket(seed: str, viewer: str) -> float:
@@ -140,6 +146,12 @@ def running_specs(shop_id: int) -> list[Spec]:
     return by_shop.get(shop_id, []) + by_shop.get(None, [])
 
 
+def stream_spec(slot: str, shop_id: int) -> Spec | None:
+    """The running experiment on ``slot`` for ``shop_id``'s streams (the shop's own before a
+    platform-wide one), or None; from this process's copy, no query while it is fresh."""
+    return next((spec for spec in running_specs(shop_id) if spec.slot == slot), None)
+
+
 def may_be_running() -> bool:
     """False only when this process's copy is fresh and holds no running experiment: a
     check in memory, for the spine's ``wants`` on the buy's committing thread."""
@@ -154,7 +166,9 @@ def forget_running() -> None:
 def experience_for(*, shop_id: int, user_id: int | None, session_key: str | None, now: float | None = None):
     """``({slot: variant}, {slot: spec})`` for a viewer of a ``shop_id`` stream: every
     running slot, ``control`` outside the ramp. ({}, {}) without a running experiment."""
-    specs = running_specs(shop_id)
+    # A stream-level slot is no viewer's to render: the stream as a whole has its variant
+    # (docs/experiments.md, "Stream-level slots").
+    specs = [spec for spec in running_specs(shop_id) if SLOTS[spec.slot].unit != STREAM]
     if not specs:
         return {}, {}
     from .models import Assignment

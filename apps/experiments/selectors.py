@@ -12,6 +12,7 @@ from .assignment import ramp_steps
 from .exceptions import ExperimentNotFound
 from .models import Experiment
 from .services import arms_of
+from .slots import SLOTS
 
 
 def experiments_visible(*, user):
@@ -51,6 +52,7 @@ def experiment_body(experiment: Experiment) -> dict:
         "name": experiment.name,
         "shop": experiment.shop.slug if experiment.shop_id else None,
         "slot": experiment.slot,
+        "unit": SLOTS[experiment.slot].unit,
         "status": experiment.status,
         "variants": experiment.variants,
         "ramp": ramp_now(experiment),

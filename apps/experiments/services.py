@@ -24,7 +24,7 @@ from creatorcommerce.admin import is_staff
 from creatorcommerce.spine.events import emit
 
 from . import stats
-from .assignment import forget_running, spec_of, viewer_key
+from .assignment import Spec, forget_running, spec_of, stream_key, viewer_key
 from .exceptions import (
     InvalidExperiment,
     InvalidTransition,
@@ -32,7 +32,7 @@ from .exceptions import (
     SlotBusy,
 )
 from .models import Assignment, Experiment, Exposure, VariantStats
-from .slots import CONTROL, SLOTS
+from .slots import CONTROL, SLOTS, STREAM
 
 MAX_VARIANTS = 5
 MAX_RAMP_STEPS = 12
@@ -332,7 +332,10 @@ def client_events_record(*, user_id: int | None, session_key: str | None, events
                     experiments[(shop_id, slot)] = _running_for(shop_id, slot)
                 experiment = experiments[(shop_id, slot)]
             if event["kind"] == "exposure":
-                ok = experiment is not None and viewer is not None and _expose(experiment, viewer, event, now)
+                # A stream-level slot's exposure is the stream's (stream_exposure_record),
+                # never a client's to report.
+                viewer_slot = experiment is not None and SLOTS[experiment.slot].unit != STREAM
+                ok = viewer_slot and viewer is not None and _expose(experiment, viewer, event, now)
                 counted["exposures" if ok else "ignored"] += 1
             else:
                 _error(experiment, viewer, event, shop_id, now)
@@ -389,13 +392,53 @@ def _error(experiment: Experiment | None, viewer: str | None, event: dict, shop_
     )
 
 
+# -- stream-level slots -----------------------------------------------------------------------
+
+
+def stream_exposure_record(*, spec: Spec, stream_id: int, at: datetime) -> str | None:
+    """The variant ``spec``'s experiment gives stream ``stream_id`` as a whole (a
+    stream-level slot, docs/experiments.md, "Stream-level slots"), at the moment the slot's
+    micro-interaction is decided for it (the devices' urgency cue: fired or held back).
+    The stream's first decision records its assignment and exposure and counts one exposed
+    stream, as a viewer's first exposure does; later ones read the assignment. None when the
+    stream is outside the ramp or the experiment no longer runs (this process's copy of the
+    running experiments may be a second stale; the database is not): the standard. Runs
+    in the caller's transaction, in a savepoint of its own."""
+    key = stream_key(stream_id)
+    running = Experiment.Status.RUNNING
+    with transaction.atomic():
+        found = (
+            Assignment.objects.filter(experiment_id=spec.id, viewer=key)
+            .values_list("variant", "experiment__status")
+            .first()
+        )
+        if found is not None:
+            return found[0] if found[1] == running else None
+        experiment = Experiment.objects.filter(pk=spec.id, status=running).first()
+        variant = spec.hashed(key, at.timestamp()) if experiment is not None else None
+        if variant is None:
+            return None
+        try:
+            with transaction.atomic():
+                assignment = Assignment.objects.create(
+                    experiment=experiment, viewer=key, variant=variant, assigned_at=at
+                )
+        except IntegrityError:  # another worker decided this stream's first cue meanwhile
+            return Assignment.objects.get(experiment=experiment, viewer=key).variant
+        VariantStats.objects.filter(experiment=experiment, variant=variant).update(exposures=F("exposures") + 1)
+        Exposure.objects.create(assignment=assignment, stream_id=stream_id, at=at)
+        emit("experiment.exposed", {**_about(experiment), "variant": variant, "stream": stream_id})
+    return variant
+
+
 # -- conversions ------------------------------------------------------------------------------
 
 
 def conversion_record(*, payload: dict, at: datetime) -> list[int]:
     """``order.placed`` (apps/experiments/handlers.py): an order in a stream by a viewer
     exposed there to a running experiment converts them, once per experiment, for their
-    assigned variant. Returns the experiments counted."""
+    assigned variant; and, for a stream-level slot, the first order in an exposed stream
+    converts the stream. Returns the experiments counted."""
     stream = payload.get("stream")
     if stream is None:
         return []
@@ -403,7 +446,9 @@ def conversion_record(*, payload: dict, at: datetime) -> list[int]:
         Exposure.objects.filter(
             stream_id=stream,
             at__lte=at,
-            assignment__viewer=viewer_key(user_id=payload["buyer"], session_key=None),
+            # The buyer, and the stream itself as the unit of a stream-level slot: its first
+            # order after the exposure converts it (docs/experiments.md, "Stream-level slots").
+            assignment__viewer__in=[viewer_key(user_id=payload["buyer"], session_key=None), stream_key(stream)],
             assignment__converted_at__isnull=True,
             assignment__experiment__status=Experiment.Status.RUNNING,
         )

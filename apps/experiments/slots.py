@@ -2,7 +2,8 @@
 the variants it may try instead (docs/experiments.md, "Slots").
 
 ``control`` is every slot's standard experience: the storefront and the device cues render
-``"control"`` exactly as they do without any experiment. An experiment's variants are
+``"control"`` exactly as they do without any experiment. A slot's ``unit`` says who is
+assigned: a viewer, or (``led_urgency_cue``) a stream as a whole. An experiment's variants are
 ``control`` and one or more of the slot's ``variants``.
 
 Variant payloads: a variant rendered from data of another app has a provider registered
@@ -30,12 +31,19 @@ log = logging.getLogger(__name__)
 CONTROL = "control"
 
 
+VIEWER, STREAM = "viewer", "stream"
+
+
 @dataclass(frozen=True)
 class Slot:
     key: str
     label: str
     standard: str  # what "control" renders, in the slot's own terms
     variants: tuple[str, ...]  # what an experiment may try instead
+    # Who is assigned a variant: each viewer (the storefront renders it for them), or each
+    # stream as a whole (a micro-interaction of the stream's room that every viewer shares:
+    # docs/experiments.md, "Stream-level slots").
+    unit: str = VIEWER
 
 
 SLOTS: dict[str, Slot] = {
@@ -44,7 +52,7 @@ SLOTS: dict[str, Slot] = {
         Slot("purchase_confirmation", "Purchase confirmation", "toast", ("confetti", "toast", "none")),
         Slot("social_proof_ticker", "Social-proof ticker", "on", ("on", "off")),
         Slot("stock_urgency_badge", "Stock urgency badge", "on", ("on", "off")),
-        Slot("led_urgency_cue", "LED urgency cue", "on", ("on", "off")),
+        Slot("led_urgency_cue", "LED urgency cue", "on", ("on", "off"), unit=STREAM),
         Slot("badge_pops", "Badge pops", "on", ("on", "off")),
         Slot("pin_order", "Pin order", "creator", ("creator", "personal")),
     )

@@ -14,6 +14,13 @@ docs/architecture.md, "Layers").
   database. A relayed message ``{"type": k, k: {...}}`` that arrives between a new
   viewer's snapshot read and its welcome is merged into that viewer's snapshot field ``k``
   (a dict update), so a snapshot is never older than the messages that follow it.
+- ``stream_experience(varies=..., variant=...)``: experiences decided per stream rather than
+  per viewer, for micro-interactions a whole stream's room shares (the devices' urgency
+  light, docs/experiments.md, "Stream-level slots"). ``varies(slot, shop_id) -> bool`` is a
+  cheap check in memory (no query when it says no); ``variant(slot, *, shop_id, stream_id,
+  at) -> str | None`` is the stream's variant, recording its exposure in the caller's
+  transaction, or None (not in an experiment: the standard). An app above streams asks with
+  ``stream_variant``; a failing provider is logged and counts as the standard.
 """
 
 from __future__ import annotations
@@ -72,3 +79,37 @@ def viewer_relay(*event_types: str) -> Callable:
 
 def viewer_relay_for(event_type: str) -> Callable | None:
     return _relays.get(event_type)
+
+
+@dataclass(frozen=True)
+class StreamExperience:
+    varies: Callable[[str, int], bool]
+    variant: Callable[..., str | None]
+
+
+_stream_experiences: list[StreamExperience] = []
+
+
+def stream_experience(*, varies: Callable[[str, int], bool], variant: Callable[..., str | None]) -> None:
+    provider = StreamExperience(varies=varies, variant=variant)
+    if provider not in _stream_experiences:
+        _stream_experiences.append(provider)
+
+
+def stream_variant(slot: str, *, shop_id: int, stream_id: int | Callable[[], int | None] | None, at) -> str | None:
+    """The variant of ``slot`` a running experiment gives the stream as a whole, its exposure
+    recorded (in the caller's transaction); None when none varies it for the shop's streams,
+    or the stream is unknown: the standard experience. ``stream_id`` may be a function
+    that finds the stream (it may query), called only when an experiment varies the slot."""
+    for provider in _stream_experiences:
+        try:
+            if not provider.varies(slot, shop_id):
+                continue
+            stream = stream_id() if callable(stream_id) else stream_id
+            if stream is None:
+                return None
+            return provider.variant(slot, shop_id=shop_id, stream_id=stream, at=at)
+        except Exception:
+            log.exception("stream experience of %s failed for shop %s", slot, shop_id)
+            return None
+    return None

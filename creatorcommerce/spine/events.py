@@ -23,7 +23,7 @@ from creatorcommerce.sql import insert, insert_select, set_keys
 
 from .event_schema import check as check_schema
 from .models import OutboxEvent
-from .registry import handlers_for
+from .registry import handlers_for, queue_for
 
 log = logging.getLogger(__name__)
 
@@ -275,24 +275,31 @@ def _flush_at_exit() -> None:
 
 
 def enqueue_batch(pairs: list[tuple[int, str]]) -> None:
-    """One broker message for every (event id, handler) pair."""
+    """One broker message for every (event id, handler) pair, per queue (a handler that
+    names its own queue, ``registry.handler(queue=...)``, gets messages of its own)."""
     from .tasks import run_handler, run_handlers
 
-    try:
-        if len(pairs) == 1:
-            run_handler.delay(*pairs[0])
-        elif pairs:
-            run_handlers.delay(pairs)
-    except Exception:  # broker down: redeliver_pending picks them up from the outbox
-        log.exception("could not enqueue %d handler runs", len(pairs))
+    by_queue: dict[str | None, list[tuple[int, str]]] = {}
+    for pair in pairs:
+        by_queue.setdefault(queue_for(pair[1]), []).append(pair)
+    for queue_name, some in by_queue.items():
+        options = {"queue": queue_name} if queue_name else {}
+        try:
+            if len(some) == 1:
+                run_handler.apply_async(some[0], **options)
+            else:
+                run_handlers.apply_async((some,), **options)
+        except Exception:  # broker down: redeliver_pending picks them up from the outbox
+            log.exception("could not enqueue %d handler runs", len(some))
 
 
 def enqueue_handlers(event: OutboxEvent) -> None:
     from .tasks import run_handler
 
     for name in handlers_for(event.type):
+        queue_name = queue_for(name)
         try:
-            run_handler.delay(event.pk, name)
+            run_handler.apply_async((event.pk, name), **({"queue": queue_name} if queue_name else {}))
         except Exception:  # broker down: redeliver_pending picks it up from the outbox
             log.exception("could not enqueue %s for event %s", name, event.uuid)
 

@@ -17,6 +17,9 @@ rule for the type) may say so with ``wants(event_type) -> bool``, a cheap in-pro
 where it answers no, no task is enqueued at all (the buy path then hands its broker
 nothing), and ``redeliver_within`` bounds how old an event ``redeliver_pending`` still
 hands it (a cue for an event older than its timeout could only fail).
+
+A handler whose work must never wait behind other tasks (device cues) names its own Celery
+``queue``: its runs are enqueued there, in messages of their own.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ _by_name: dict[str, Callable] = {}
 _non_atomic: set[str] = set()
 _wants: dict[str, Callable[[str], bool]] = {}
 _redeliver_within: dict[str, timedelta] = {}
+_queues: dict[str, str] = {}
 
 
 def handler(
@@ -38,6 +42,7 @@ def handler(
     atomic: bool = True,
     wants: Callable[[str], bool] | None = None,
     redeliver_within: timedelta | None = None,
+    queue: str | None = None,
 ):
     if not event_types:
         raise ValueError("handler() needs at least one event type")
@@ -54,6 +59,8 @@ def handler(
             _wants[key] = wants
         if redeliver_within is not None:
             _redeliver_within[key] = redeliver_within
+        if queue is not None:
+            _queues[key] = queue
         for event_type in event_types:
             if key not in _by_type[event_type]:
                 _by_type[event_type].append(key)
@@ -89,12 +96,18 @@ def redeliver_within(name: str) -> timedelta | None:
     return _redeliver_within.get(name)
 
 
+def queue_for(name: str) -> str | None:
+    """The Celery queue a handler's runs go to; None: the task's own route (``celery``)."""
+    return _queues.get(name)
+
+
 def unregister(name: str) -> None:
     """Remove a handler (tests register throwaway handlers)."""
     _by_name.pop(name, None)
     _non_atomic.discard(name)
     _wants.pop(name, None)
     _redeliver_within.pop(name, None)
+    _queues.pop(name, None)
     for names in _by_type.values():
         if name in names:
             names.remove(name)

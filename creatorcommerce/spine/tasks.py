@@ -12,7 +12,7 @@ from django.utils import timezone
 from creatorcommerce.logs import bound_request_id
 
 from .models import HandlerRun, OutboxEvent
-from .registry import get_handler, is_atomic, redeliver_within, subscribed_types
+from .registry import get_handler, is_atomic, queue_for, redeliver_within, subscribed_types
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +68,12 @@ def _apply(fn, event: OutboxEvent, handler_name: str) -> str:
     return "applied"
 
 
+def _queue(handler_name: str) -> dict:
+    """The handler's own queue as ``apply_async`` options (``registry.handler(queue=...)``)."""
+    queue_name = queue_for(handler_name)
+    return {"queue": queue_name} if queue_name else {}
+
+
 @shared_task(
     name="creatorcommerce.spine.tasks.run_handler",
     autoretry_for=(OperationalError, ConnectionError),
@@ -93,7 +99,7 @@ def run_handlers(pairs: list) -> dict:
             outcome = apply_handler(event_id, handler_name)
         except (OperationalError, ConnectionError):
             log.warning("handler %s for event %s failed; retrying on its own", handler_name, event_id, exc_info=True)
-            run_handler.apply_async((event_id, handler_name), countdown=1)
+            run_handler.apply_async((event_id, handler_name), countdown=1, **_queue(handler_name))
             outcome = "retrying"
         except Exception:
             log.exception("handler %s failed for event %s", handler_name, event_id)
@@ -120,6 +126,6 @@ def redeliver_pending(min_age_seconds: int = 30, max_age_hours: int = 24, limit:
                 .values_list("pk", flat=True)[:limit]
             )
             for event_id in pending:
-                run_handler.delay(event_id, name)
+                run_handler.apply_async((event_id, name), **_queue(name))
                 sent += 1
     return sent

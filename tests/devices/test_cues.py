@@ -161,3 +161,25 @@ def test_device_passwords_are_stored_hashed(room):
     new = device_reset_password(device=device)
     device.refresh_from_db()
     assert device_check_password(device, new) and not device_check_password(device, password)
+
+
+def test_the_handlers_rules_come_with_their_device_and_room(shop, led, make_device, room, sku):
+    """``active_rules`` (one hand-written statement): the shop's active rules of the type, of
+    active devices, highest priority first, each with its device's MQTT id and room."""
+    from apps.devices.selectors import active_rules
+    from apps.devices.services import device_set_active
+
+    light = make_device(kind="light", name="Light")
+    low = cue_rule_create(shop=shop, event_type="stock.changed", device=led, kind="urgency", sku=sku, priority=2)
+    high = cue_rule_create(shop=shop, event_type="stock.changed", device=light, kind="flash", params={"count": 3})
+    cue_rule_create(shop=shop, event_type="deal.opened", device=led, kind="pulse")
+    off = make_device(kind="light", name="Off")
+    cue_rule_create(shop=shop, event_type="stock.changed", device=off, kind="flash")
+    device_set_active(device=off, active=False)
+    rules = active_rules(shop.pk, "stock.changed")
+    assert [r.pk for r in rules] == [high.pk, low.pk]
+    assert [(r.device.mqtt_id, r.device.room_id, r.device.room.shop_id) for r in rules] == [
+        (light.mqtt_id, room.pk, shop.pk),
+        (led.mqtt_id, room.pk, shop.pk),
+    ]
+    assert (rules[0].params, rules[0].kind, rules[1].sku_id, rules[1].priority) == ({"count": 3}, "flash", sku.pk, 2)

@@ -24,9 +24,11 @@ from apps.devices.simulator import SimulatedDevice
 from apps.devices.tasks import send_cue
 from apps.devices.transport import close_driver, topic
 from apps.streams.services import deal_open_now
+from creatorcommerce.fields import iso_utc
 from creatorcommerce.mqtt import new_client, parse_mqtt_url
 from creatorcommerce.spine.models import OutboxEvent
 from creatorcommerce.spine.tasks import apply_handler
+from tests.helpers import captured_events
 
 from .broker import Broker, need_mosquitto
 from .conftest import wait_for
@@ -273,3 +275,54 @@ def test_a_plain_worker_consumes_the_cues_queue(settings, node, observer, pulse_
         deal_open_now(deal=make_deal())
         cue = wait_for(lambda: Cue.objects.filter(device=led, status=Cue.Status.SENT, puback_at__isnull=False).first())
         wait_for(lambda: cue.pk in observer.ids())
+
+
+@pytest.mark.redis
+def test_in_a_worker_the_handler_publishes_its_cues_itself_from_the_cues_queue(
+    settings, node, observer, pulse_rule, make_deal, led
+):
+    """docs/devices.md, "Dispatch": the spine handler's runs go to the ``cues`` queue (a
+    worker consuming only ``cues`` gets them), and a worker connected to the MQTT broker
+    makes the cue ``sent`` in the handler's transaction and publishes it right after its
+    commit: no ``send_cue`` task, no second read of the cue."""
+    from celery.contrib.testing.worker import start_worker
+    from celery.signals import task_prerun
+
+    from apps.devices.transport import driver
+    from creatorcommerce.celery import app
+
+    driver().ready()  # this process's publisher, connected (the worker's thread shares it)
+    ran = []
+
+    def record(sender=None, task=None, **kwargs):
+        ran.append((task.name, task.request.delivery_info.get("routing_key")))
+
+    task_prerun.connect(record, weak=False)
+    app.conf.task_always_eager = False
+    app.control.purge()
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10, queues=["cues"]):
+            with captured_events() as events:
+                deal_open_now(deal=make_deal())
+                cue = wait_for(lambda: Cue.objects.filter(device=led, puback_at__isnull=False).first())
+            wait_for(lambda: cue.pk in observer.ids())
+    finally:
+        task_prerun.disconnect(record)
+        app.control.purge()
+        # ``queues=`` selected them on the app itself: later workers consume every queue again.
+        app.amqp.queues.select(list(app.amqp.queues))
+    assert ("creatorcommerce.spine.tasks.run_handler", "cues") in ran
+    assert not [name for name, _queue in ran if name == "apps.devices.tasks.send_cue"]
+    assert cue.status == Cue.Status.SENT and cue.puback_at >= cue.sent_at
+    [message] = [m for m in observer.messages if json.loads(m.payload)["id"] == cue.pk]
+    assert message.topic == f"cc/{node}/devices/{led.mqtt_id}/cue"
+    assert json.loads(message.payload) == {
+        "id": cue.pk,
+        "kind": "pulse",
+        "params": {"color": "#ff0000"},
+        "event": "deal.opened",
+        "issued_at": iso_utc(cue.issued_at),
+        "expires_at": iso_utc(cue.expires_at),
+    }
+    sent = [payload for event_type, payload, _groups in events if event_type == "cue.sent"]
+    assert [(p["cue"], p["sent_at"]) for p in sent] == [(cue.pk, iso_utc(cue.sent_at))]

@@ -17,7 +17,7 @@ from django.test import Client
 from apps.accounts.models import User
 from apps.orders.models import Order, OrderLine
 from creatorcommerce.spine.models import OutboxEvent
-from creatorcommerce.sql import insert, row_by_pk, rows_where
+from creatorcommerce.sql import insert, insert_new, row_by_pk, rows_where
 from tests.factories import PASSWORD, UserFactory, make_buyer, make_sku
 
 pytestmark = pytest.mark.django_db
@@ -72,6 +72,22 @@ def test_insert_of_several_rows_sets_each_key_in_order():
         assert stored.payload == {"n": n, "price": "1.50"}
         assert stored.groups == [f"g{n}"]
         assert isinstance(stored.uuid, uuid.UUID) and stored.uuid == row.uuid
+
+
+def test_insert_new_leaves_out_rows_a_unique_constraint_holds_and_keys_the_others():
+    """``insert_new`` (the device cues' one INSERT per event): ON CONFLICT DO NOTHING, also for
+    a partial unique index, and the returned instances matched to their rows by ``key``."""
+    buyer, sku = make_buyer(), make_sku()
+    [held] = insert([_order(buyer, sku, "held-key-1")])
+    rows = [_order(buyer, sku, key) for key in ("new-key-1", "held-key-1", "new-key-2")]
+    inserted = insert_new(rows, key="idempotency_key")
+    assert [o.idempotency_key for o in inserted] == ["new-key-1", "new-key-2"]
+    assert rows[1].pk is None and rows[1]._state.adding
+    for order in inserted:
+        assert Order.objects.get(pk=order.pk).idempotency_key == order.idempotency_key
+        assert order._state.adding is False
+    assert Order.objects.get(idempotency_key="held-key-1").pk == held.pk
+    assert insert_new([_order(buyer, sku, "held-key-1")], key="idempotency_key") == []
 
 
 def test_insert_violating_a_constraint_inserts_nothing():

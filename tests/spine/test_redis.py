@@ -318,3 +318,54 @@ def test_a_process_that_commits_and_exits_at_once_still_reaches_the_broker(setti
         ("creatorcommerce.spine.tasks.run_handler", f"({event_id}, 'tests.spine.exiting')")
     ]
     app.control.purge()
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_a_handler_with_its_own_queue_gets_its_runs_there(settings):
+    """``handler(queue=...)`` (the device cues' ``cues``): a commit's runs of that handler go
+    to that queue in a message of their own, the others' to the default queue; so does a
+    redelivery."""
+    import json
+    from datetime import timedelta
+
+    import redis
+    from django.utils import timezone
+
+    from creatorcommerce.celery import app
+    from creatorcommerce.spine import events
+    from creatorcommerce.spine.models import OutboxEvent
+    from creatorcommerce.spine.registry import handler, queue_for, unregister
+    from creatorcommerce.spine.tasks import redeliver_pending
+
+    handler("test.routed", name="tests.spine.routed_plain")(lambda event: None)
+    handler("test.routed", name="tests.spine.routed_own", queue="cues")(lambda event: None)
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+
+    def queued(queue):
+        return sorted(
+            (m["headers"]["task"], m["headers"]["argsrepr"]) for m in map(json.loads, broker.lrange(queue, 0, -1))
+        )
+
+    app.conf.task_always_eager = False
+    app.control.purge()
+    broker.delete("cues")
+    try:
+        assert queue_for("tests.spine.routed_own") == "cues" and queue_for("tests.spine.routed_plain") is None
+        with transaction.atomic():
+            event = emit("test.routed", {})
+        assert events._enqueuer().flush(timeout=WAIT)
+        run = "creatorcommerce.spine.tasks.run_handler"
+        assert queued("celery") == [(run, f"({event.pk}, 'tests.spine.routed_plain')")]
+        assert queued("cues") == [(run, f"({event.pk}, 'tests.spine.routed_own')")]
+        app.control.purge()
+        broker.delete("cues")
+        OutboxEvent.objects.filter(pk=event.pk).update(created_at=timezone.now() - timedelta(seconds=60))
+        assert redeliver_pending(min_age_seconds=30) == 2
+        assert queued("celery") == [(run, f"({event.pk}, 'tests.spine.routed_plain')")]
+        assert queued("cues") == [(run, f"({event.pk}, 'tests.spine.routed_own')")]
+    finally:
+        app.control.purge()
+        broker.delete("cues")
+        unregister("tests.spine.routed_plain")
+        unregister("tests.spine.routed_own")
