@@ -79,6 +79,8 @@ TOPOLOGIES = {
     "two": {"processes": 2, "proxy": True},
 }
 CLASSES = ("201", "409", "503", "429", "other", "error", "timeout")
+# daphne's options besides address and port, as the README's deployment runs it (--daphne-args).
+DAPHNE_ARGS: list[str] = []
 
 PROFILES = {
     "default": {
@@ -99,6 +101,11 @@ PROFILES = {
         "storm_first_ms": 1000,
         "storm_max_ms": 30000,
         "storm_poll_ms": 3000,
+        # The page's own behaviour (static/js/stream.js): first poll 5-10 s after the drop,
+        # the viewer token reused while valid. --storm-page 'reuse_token=0,poll_first_ms=0'
+        # plays the page before 2026-12-05 (a token per attempt, polling at once).
+        "storm_poll_first_ms": [5000, 10000],
+        "storm_reuse_token": True,
         "storm_limit": 90,
         "request_timeout": 15,
         "quiet": 1.0,
@@ -123,6 +130,11 @@ PROFILES = {
         "storm_first_ms": 1000,
         "storm_max_ms": 30000,
         "storm_poll_ms": 3000,
+        # The page's own behaviour (static/js/stream.js): first poll 5-10 s after the drop,
+        # the viewer token reused while valid. --storm-page 'reuse_token=0,poll_first_ms=0'
+        # plays the page before 2026-12-05 (a token per attempt, polling at once).
+        "storm_poll_first_ms": [5000, 10000],
+        "storm_reuse_token": True,
         "storm_limit": 60,
         "request_timeout": 10,
         "quiet": 1.0,
@@ -147,6 +159,11 @@ PROFILES = {
         "storm_first_ms": 200,
         "storm_max_ms": 2000,
         "storm_poll_ms": 1000,
+        # The page's own behaviour (static/js/stream.js): first poll 5-10 s after the drop,
+        # the viewer token reused while valid. --storm-page 'reuse_token=0,poll_first_ms=0'
+        # plays the page before 2026-12-05 (a token per attempt, polling at once).
+        "storm_poll_first_ms": [5000, 10000],
+        "storm_reuse_token": True,
         "storm_limit": 60,
         "request_timeout": 10,
         "quiet": 0.3,
@@ -194,9 +211,11 @@ class Web:
         self.log = logs / f"{label}.log"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self.extra_args: list[str] = []
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "daphne", "-v", "0", "-b", HOST, "-p", str(self.port)]
+        cmd += self.extra_args
         cmd.append("creatorcommerce.asgi:application")
         return R.on_core(self.core, cmd) if self.core is not None else cmd
 
@@ -301,6 +320,8 @@ class Topology:
         self.name, self.proxied = name, spec["proxy"]
         cores = [0, 1] if R.have_taskset() else [None, None]
         self.webs = [Web(f"{name}-web{i + 1}", cores[i], env, logs) for i in range(spec["processes"])]
+        for web in self.webs:
+            web.extra_args = list(DAPHNE_ARGS)
         self.proxy = Proxy(self.webs, logs) if self.proxied else None
 
     @property
@@ -827,10 +848,12 @@ class Run:
             fetched = await clients.each([{**tokens, "n": k} for k in shares], timeout=600)
             out["tokens"] = {"fetched": sum(f["tokens"] for f in fetched), "errors": [f["errors"] for f in fetched]}
             connect = {"cmd": "connect", "port": top.port, "path": path, "tokens": True, "sku": fan["code"]}
+            t0 = time.monotonic()
             answers = await clients.each([{**connect, "n": k, "hold": True, "concurrency": 16} for k in shares], 600)
+            out["connect_seconds"] = round(time.monotonic() - t0, 2)
             out["connected"] = sum(a["connected"] for a in answers)
             out["connect_failed"] = [a["failed"] for a in answers if a["failed"]]
-            print(f"  storm {top.name}: {out['connected']} viewers connected", flush=True)
+            print(f"  storm {top.name}: {out['connected']} viewers connected in {out['connect_seconds']}s", flush=True)
             storm = {
                 "cmd": "storm",
                 "port": top.port,
@@ -838,6 +861,8 @@ class Run:
                 "first_ms": p["storm_first_ms"],
                 "max_ms": p["storm_max_ms"],
                 "poll_ms": p["storm_poll_ms"],
+                "poll_first_ms": p["storm_poll_first_ms"],
+                "reuse_token": p["storm_reuse_token"],
                 "limit_s": p["storm_limit"],
             }
             await clients.all(storm)
@@ -849,6 +874,7 @@ class Run:
             before = cpu_snapshot(self.database, self.roles(top, clients))
             stopped_at, up_at = await top.restart()
             print(f"  storm {top.name}: restarted in {up_at - stopped_at:.1f}s; buys at {rate}/s meanwhile", flush=True)
+            profiles = self.start_profiles(top, "storm", min(20, p["storm_limit"]))
             buys = asyncio.ensure_future(
                 fire(
                     port=top.port,
@@ -883,6 +909,7 @@ class Run:
             after = cpu_snapshot(self.database, self.roles(top, clients))
             reports = await clients.all({"cmd": "storm_report"}, timeout=60)
             await clients.all({"cmd": "close_all"})
+            out["profiles"] = await self.finish_profiles(profiles)
         lost_at = [x for r in reports for x in r["lost_at"]]
         back = [x for r in reports for x in r["back_at"]]
         came_back = [b - stopped_at for b in back if b is not None]
@@ -924,6 +951,9 @@ class Run:
             path = self.logs / f"pyspy-{top.name}-{label}-{web.label}.txt"
             cmd = [spy, "record", "--pid", str(web.pid), "--duration", str(max(1, int(seconds))), "--rate", "100"]
             cmd += ["--format", "raw", "--output", str(path), "--nonblocking"]
+            # cpu: only the thread holding the GIL (where the process's Python CPU goes);
+            # wall: every thread not idle, named (where requests wait, e.g. on one thread).
+            cmd += ["--gil"] if self.args.profile == "cpu" else ["--threads"]
             proc = R.spawn("py-spy", cmd, os.environ.copy(), self.logs / "py-spy.log")
             started.append((proc, path, web.label))
         return started
@@ -1294,11 +1324,12 @@ def report(results: dict) -> str:
         targets_table = R.table(["target", "this run", ""], results["targets"])
         parts.append("Targets (issue 22; goals, not assertions)\n" + targets_table)
     for res in results["topologies"].values():
-        for scenario in ("capacity", "overload"):
+        for scenario in ("capacity", "overload", "storm"):
             for label, prof in (res.get(scenario, {}).get("profiles") or {}).items():
                 if prof.get("samples"):
                     lines = [f"py-spy {label} during {scenario} ({prof['samples']} samples; {prof['file']}); self %:"]
                     lines += [f"  {v:5.1f}  {k}" for k, v in list(prof["self_pct"].items())[:10]]
+                    lines += ["  total %:"] + [f"  {v:5.1f}  {k}" for k, v in list(prof["total_pct"].items())[:12]]
                     parts.append("\n".join(lines))
     problems = [f"{k} log: {v[:3]}" for k, v in results.get("server_log_problems", {}).items() if v]
     if problems:
@@ -1323,7 +1354,17 @@ def main() -> int:
     parser.add_argument("--overload-rate", type=float, help="overload: buys/s offered (default: 4x one's capacity)")
     parser.add_argument("--viewers", type=int, help="reconnect storm: viewers (overrides the profile)")
     parser.add_argument("--taps", type=int, help="stampede: buyers tapping (overrides the profile)")
-    parser.add_argument("--profile", action="store_true", help="py-spy each server during capacity and overload")
+    parser.add_argument("--daphne-args", help="more daphne options, space-separated (e.g. '--ping-interval 20')")
+    parser.add_argument(
+        "--storm-page",
+        help="storm: the page's reconnect behaviour as 'reuse_token=0|1,poll_first_ms=LO-HI' (default: the page's own)",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=("cpu", "wall"),
+        help="py-spy each server during capacity, overload and the storm: cpu (the GIL holder's stacks) or wall "
+        "(every busy thread's)",
+    )
     parser.add_argument(
         "--redis-db",
         type=int,
@@ -1351,6 +1392,21 @@ def main() -> int:
         profile["taps"] = args.taps
         profile["buyers"] = max(profile["buyers"], args.taps)
     profile["taps"] = min(profile["taps"], profile["buyers"])
+    if args.daphne_args is not None:
+        DAPHNE_ARGS[:] = args.daphne_args.split()
+    for item in filter(None, (args.storm_page or "").split(",")):
+        key, _, value = item.partition("=")
+        if key == "reuse_token":
+            profile["storm_reuse_token"] = value == "1"
+        elif key == "poll_ms":
+            profile["storm_poll_ms"] = float(value)
+        elif key == "buy_rate":
+            profile["storm_buy_rate"] = float(value)
+        elif key == "poll_first_ms":
+            lo, _, hi = value.partition("-")
+            profile["storm_poll_first_ms"] = [float(lo), float(hi or lo)]
+        else:
+            parser.error(f"--storm-page: unknown {key!r}")
 
     if R.have_taskset():
         os.sched_setaffinity(0, {1})

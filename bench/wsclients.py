@@ -56,9 +56,10 @@ def _frame(opcode: int, payload: bytes = b"") -> bytes:
 class Viewer(asyncio.Protocol):
     def __init__(self, hub: Hub, request: bytes, sku: str, *, session: str | None = None, slot: int | None = None):
         self.hub, self.request, self.sku = hub, request, sku
-        # The anonymous session it holds (its cookie) and its place in ``hub.viewers``: a
-        # storm's reconnect replaces the viewer there.
+        # The anonymous session it holds (its cookie), its viewer token, and its place in
+        # ``hub.viewers``: a storm's reconnect replaces the viewer there.
         self.session, self.slot = session, slot
+        self.token: str | None = None
         self.buf = bytearray()
         self.upgraded = False
         self.transport: asyncio.Transport | None = None
@@ -259,6 +260,7 @@ class Hub:
             request = build_request("GET", target, self.host, port, headers=headers)
             async with semaphore:
                 viewer = Viewer(self, request, sku, session=session)
+                viewer.token = token if tokens else None
                 try:
                     await asyncio.wait_for(loop.create_connection(lambda: viewer, self.host, port), 30)
                     await asyncio.wait_for(viewer.ready, 30)
@@ -286,13 +288,26 @@ class Hub:
 
     # -- the reconnect storm ------------------------------------------------------------------
 
-    def arm_storm(self, *, port: int, stream: int, first_ms: float, max_ms: float, poll_ms: float, limit_s: float):
+    def arm_storm(
+        self,
+        *,
+        port: int,
+        stream: int,
+        first_ms: float,
+        max_ms: float,
+        poll_ms: float,
+        limit_s: float,
+        poll_first_ms: tuple[float, float] = (0, 0),
+        reuse_token: bool = False,
+    ):
         self.storm = {
             "port": port,
             "stream": stream,
             "first": first_ms / 1000,
             "most": max_ms / 1000,
             "poll": poll_ms / 1000,
+            "poll_first": (poll_first_ms[0] / 1000, poll_first_ms[1] / 1000),
+            "reuse_token": reuse_token,
             "deadline": time.monotonic() + limit_s,
         }
         self.lost_at.clear()
@@ -323,25 +338,27 @@ class Hub:
             await asyncio.sleep(ceiling / 2 + random.random() * ceiling / 2)
             self.attempts[slot] = attempt
             cookie = {"Cookie": f"sessionid={old.session}"} if old.session else {}
-            request = build_request(
-                "POST",
-                f"/api/v1/streams/{storm['stream']}/viewer-token",
-                self.host,
-                storm["port"],
-                headers={"Accept": "application/json", "Connection": "close", **cookie},
-            )
-            conn = Connection(self.host, storm["port"])
-            try:
-                response = await asyncio.wait_for(conn.request(request), 30)
-            except (HttpError, OSError, TimeoutError) as exc:
-                self.storm_failures[f"token {type(exc).__name__}: {str(exc)[:60]}"] += 1
-                continue
-            finally:
-                conn.close()
-            if response.status != 200:
-                self.storm_failures[f"token {response.status}"] += 1
-                continue
-            token = json.loads(response.body)["token"]
+            token = old.token if storm["reuse_token"] else None
+            if token is None:
+                request = build_request(
+                    "POST",
+                    f"/api/v1/streams/{storm['stream']}/viewer-token",
+                    self.host,
+                    storm["port"],
+                    headers={"Accept": "application/json", "Connection": "close", **cookie},
+                )
+                conn = Connection(self.host, storm["port"])
+                try:
+                    response = await asyncio.wait_for(conn.request(request), 30)
+                except (HttpError, OSError, TimeoutError) as exc:
+                    self.storm_failures[f"token {type(exc).__name__}: {str(exc)[:60]}"] += 1
+                    continue
+                finally:
+                    conn.close()
+                if response.status != 200:
+                    self.storm_failures[f"token {response.status}"] += 1
+                    continue
+                token = json.loads(response.body)["token"]
             headers = {
                 "Upgrade": "websocket",
                 "Connection": "Upgrade",
@@ -351,12 +368,15 @@ class Hub:
             }
             ws_request = build_request("GET", f"{self.path}?token={token}", self.host, storm["port"], headers=headers)
             viewer = Viewer(self, ws_request, old.sku, session=old.session, slot=slot)
+            viewer.token = token
             try:
                 await asyncio.wait_for(loop.create_connection(lambda v=viewer: v, self.host, storm["port"]), 30)
                 await asyncio.wait_for(viewer.ready, 30)
             except (OSError, ConnectionError, TimeoutError) as exc:
                 self.storm_failures[f"socket {str(exc)[:60] or type(exc).__name__}"] += 1
                 viewer.close()
+                if viewer.close_code == 4401:
+                    old.token = None  # refused: the page asks for a new one
                 continue
             self.viewers[slot] = viewer
             self.back_at[slot] = time.time()
@@ -375,6 +395,8 @@ class Hub:
             storm["port"],
             headers={"Accept": "application/json", "Connection": "close"},
         )
+        first, last = storm["poll_first"]
+        await asyncio.sleep(first + random.random() * (last - first))
         while slot not in self.back_at and time.monotonic() < storm["deadline"] and self.storm is storm:
             conn = Connection(self.host, storm["port"])
             try:
