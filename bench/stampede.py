@@ -1374,6 +1374,11 @@ def main() -> int:
         help="the Redis database index to use and flush afterwards (default: BENCH_REDIS_DB, else the first "
         "empty one from 15 down)",
     )
+    parser.add_argument(
+        "--tree",
+        help="run the servers, migrations and seed from this checkout of the project (e.g. a worktree of an "
+        "older commit; default: this one)",
+    )
     parser.add_argument("--out", help="JSON path (default bench/results/stampede-<timestamp>.json)")
     args = parser.parse_args()
     args.only = [s.strip() for s in args.only.split(",") if s.strip()]
@@ -1392,6 +1397,10 @@ def main() -> int:
         profile["taps"] = args.taps
         profile["buyers"] = max(profile["buyers"], args.taps)
     profile["taps"] = min(profile["taps"], profile["buyers"])
+    if args.tree:
+        R.APP = Path(args.tree).resolve()
+        if not (R.APP / "manage.py").is_file():
+            parser.error(f"--tree: no manage.py in {R.APP}")
     if args.daphne_args is not None:
         DAPHNE_ARGS[:] = args.daphne_args.split()
     for item in filter(None, (args.storm_page or "").split(",")):
