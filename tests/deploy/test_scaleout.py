@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from urllib.parse import quote, urlparse, urlunparse
@@ -199,15 +200,19 @@ def test_a_buy_on_one_process_reaches_a_viewer_on_the_other_and_one_process_dyin
     servers, proxy = cluster
     buys = iter(range(1, 1000))
 
-    def buy() -> int:
-        status, _, body = _request(
+    def buy() -> str:
+        status, headers, body = _request(
             f"{proxy.base}/api/v1/orders/",
             method="POST",
-            headers={"X-Session-Token": session_token, "Idempotency-Key": f"scale-out-{next(buys)}"},
+            headers={
+                "X-Session-Token": session_token,
+                "Idempotency-Key": f"scale-out-{next(buys)}",
+                "X-Request-ID": "chosen-by-the-client",
+            },
             body={"sku": "TEE", "quantity": 1, "stream": stream_id},
         )
         assert status == 201, body
-        return status
+        return headers["X-Request-ID"]
 
     with Viewer(proxy, stream_id) as viewer:
         assert viewer.connect()["stock"]["TEE"] == STOCK
@@ -219,7 +224,8 @@ def test_a_buy_on_one_process_reaches_a_viewer_on_the_other_and_one_process_dyin
         sold = 0
         while True:
             before = _paid(proxy, other)
-            buy()
+            # The proxy names every request (its id, not the client's), and the app answers it.
+            assert re.fullmatch(r"[0-9A-F:_]+", buy())
             sold += 1
             if _paid(proxy, other) > before:
                 break
