@@ -79,7 +79,8 @@ TOPOLOGIES = {
     "two": {"processes": 2, "proxy": True},
 }
 CLASSES = ("201", "409", "503", "429", "other", "error", "timeout")
-# daphne's options besides address and port, as the README's deployment runs it (--daphne-args).
+# daphne's accept queue (the README's deployment), and more options (--daphne-args).
+BACKLOG = 1024
 DAPHNE_ARGS: list[str] = []
 
 PROFILES = {
@@ -214,7 +215,10 @@ class Web:
         self.extra_args: list[str] = []
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "daphne", "-v", "0", "-b", HOST, "-p", str(self.port)]
+        # As the README's deployment runs it: an accept queue of 1,024 (Twisted's default of
+        # 50 overflowed when a stampede's connections arrived: clients' SYNs were dropped).
+        endpoint = f"tcp:port={self.port}:interface={HOST}:backlog={BACKLOG}"
+        cmd = [sys.executable, "-m", "daphne", "-v", "0", "-e", endpoint]
         cmd += self.extra_args
         cmd.append("creatorcommerce.asgi:application")
         return R.on_core(self.core, cmd) if self.core is not None else cmd
