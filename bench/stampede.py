@@ -103,10 +103,13 @@ PROFILES = {
         "storm_max_ms": 30000,
         "storm_poll_ms": 3000,
         # The page's own behaviour (static/js/stream.js): first poll 5-10 s after the drop,
-        # the viewer token reused while valid. --storm-page 'reuse_token=0,poll_first_ms=0'
-        # plays the page before 2026-12-05 (a token per attempt, polling at once).
+        # polls backing off while they fail, an answered poll making the socket try at once,
+        # the viewer token reused while valid. --storm-page 'reuse_token=0,poll_first_ms=0,
+        # poll_backoff=0,poll_wakes_socket=0' plays the page before 2026-12-05.
         "storm_poll_first_ms": [5000, 10000],
         "storm_reuse_token": True,
+        "storm_poll_backoff": True,
+        "storm_poll_wakes_socket": True,
         "storm_limit": 90,
         "request_timeout": 15,
         "quiet": 1.0,
@@ -132,10 +135,13 @@ PROFILES = {
         "storm_max_ms": 30000,
         "storm_poll_ms": 3000,
         # The page's own behaviour (static/js/stream.js): first poll 5-10 s after the drop,
-        # the viewer token reused while valid. --storm-page 'reuse_token=0,poll_first_ms=0'
-        # plays the page before 2026-12-05 (a token per attempt, polling at once).
+        # polls backing off while they fail, an answered poll making the socket try at once,
+        # the viewer token reused while valid. --storm-page 'reuse_token=0,poll_first_ms=0,
+        # poll_backoff=0,poll_wakes_socket=0' plays the page before 2026-12-05.
         "storm_poll_first_ms": [5000, 10000],
         "storm_reuse_token": True,
+        "storm_poll_backoff": True,
+        "storm_poll_wakes_socket": True,
         "storm_limit": 60,
         "request_timeout": 10,
         "quiet": 1.0,
@@ -161,10 +167,13 @@ PROFILES = {
         "storm_max_ms": 2000,
         "storm_poll_ms": 1000,
         # The page's own behaviour (static/js/stream.js): first poll 5-10 s after the drop,
-        # the viewer token reused while valid. --storm-page 'reuse_token=0,poll_first_ms=0'
-        # plays the page before 2026-12-05 (a token per attempt, polling at once).
+        # polls backing off while they fail, an answered poll making the socket try at once,
+        # the viewer token reused while valid. --storm-page 'reuse_token=0,poll_first_ms=0,
+        # poll_backoff=0,poll_wakes_socket=0' plays the page before 2026-12-05.
         "storm_poll_first_ms": [5000, 10000],
         "storm_reuse_token": True,
+        "storm_poll_backoff": True,
+        "storm_poll_wakes_socket": True,
         "storm_limit": 60,
         "request_timeout": 10,
         "quiet": 0.3,
@@ -867,6 +876,8 @@ class Run:
                 "poll_ms": p["storm_poll_ms"],
                 "poll_first_ms": p["storm_poll_first_ms"],
                 "reuse_token": p["storm_reuse_token"],
+                "poll_backoff": p["storm_poll_backoff"],
+                "poll_wakes_socket": p["storm_poll_wakes_socket"],
                 "limit_s": p["storm_limit"],
             }
             await clients.all(storm)
@@ -1361,7 +1372,8 @@ def main() -> int:
     parser.add_argument("--daphne-args", help="more daphne options, space-separated (e.g. '--ping-interval 20')")
     parser.add_argument(
         "--storm-page",
-        help="storm: the page's reconnect behaviour as 'reuse_token=0|1,poll_first_ms=LO-HI' (default: the page's own)",
+        help="storm: the page's behaviour, e.g. 'reuse_token=0,poll_first_ms=0,poll_backoff=0,poll_wakes_socket=0' "
+        "(the page before 2026-12-05); also poll_ms=, buy_rate= (default: the page's own)",
     )
     parser.add_argument(
         "--profile",
@@ -1409,8 +1421,8 @@ def main() -> int:
         DAPHNE_ARGS[:] = args.daphne_args.split()
     for item in filter(None, (args.storm_page or "").split(",")):
         key, _, value = item.partition("=")
-        if key == "reuse_token":
-            profile["storm_reuse_token"] = value == "1"
+        if key in ("reuse_token", "poll_backoff", "poll_wakes_socket"):
+            profile[f"storm_{key}"] = value == "1"
         elif key == "poll_ms":
             profile["storm_poll_ms"] = float(value)
         elif key == "buy_rate":

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import random
@@ -38,6 +39,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import Connection, HttpError, build_request
+
+# The stream page's longest wait between polls while they fail (static/js/stream.js).
+POLL_MAX = 30.0
 
 
 def _frame(opcode: int, payload: bytes = b"") -> bytes:
@@ -202,6 +206,8 @@ class Hub:
         self.storm_failures: Counter[str] = Counter()
         self.polls: Counter[str] = Counter()
         self.tasks: set[asyncio.Task] = set()
+        # Per slot: set by a poll the server answered, to try the socket within a second.
+        self.wake: dict[int, asyncio.Event] = {}
 
     async def fetch_tokens(self, *, port: int, stream: int, n: int, concurrency: int) -> dict:
         """n viewer tokens, each for a new anonymous session (no cookie sent, no Origin)."""
@@ -299,6 +305,8 @@ class Hub:
         limit_s: float,
         poll_first_ms: tuple[float, float] = (0, 0),
         reuse_token: bool = False,
+        poll_backoff: bool = False,
+        poll_wakes_socket: bool = False,
     ):
         self.storm = {
             "port": port,
@@ -308,8 +316,11 @@ class Hub:
             "poll": poll_ms / 1000,
             "poll_first": (poll_first_ms[0] / 1000, poll_first_ms[1] / 1000),
             "reuse_token": reuse_token,
+            "poll_backoff": poll_backoff,
+            "poll_wakes_socket": poll_wakes_socket,
             "deadline": time.monotonic() + limit_s,
         }
+        self.wake.clear()
         self.lost_at.clear()
         self.back_at.clear()
         self.attempts.clear()
@@ -335,7 +346,12 @@ class Hub:
         while time.monotonic() < storm["deadline"] and self.storm is storm:
             ceiling = min(storm["most"], storm["first"] * 2**attempt)
             attempt += 1
-            await asyncio.sleep(ceiling / 2 + random.random() * ceiling / 2)
+            wait = ceiling / 2 + random.random() * ceiling / 2
+            woken = self.wake[slot] = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), wait)
+                # The page's LiveSocket.reconnectSoon: within a second, if sooner than planned.
+                await asyncio.sleep(random.random())
             self.attempts[slot] = attempt
             cookie = {"Cookie": f"sessionid={old.session}"} if old.session else {}
             token = old.token if storm["reuse_token"] else None
@@ -397,16 +413,23 @@ class Hub:
         )
         first, last = storm["poll_first"]
         await asyncio.sleep(first + random.random() * (last - first))
+        wait = storm["poll"]
         while slot not in self.back_at and time.monotonic() < storm["deadline"] and self.storm is storm:
             conn = Connection(self.host, storm["port"])
+            answered = False
             try:
                 response = await asyncio.wait_for(conn.request(request), 30)
                 self.polls[str(response.status)] += 1
+                answered = response.status == 200
             except (HttpError, OSError, TimeoutError) as exc:
                 self.polls[type(exc).__name__] += 1
             finally:
                 conn.close()
-            await asyncio.sleep(storm["poll"])
+            if answered and storm["poll_wakes_socket"] and slot in self.wake:
+                self.wake[slot].set()
+            if storm["poll_backoff"]:
+                wait = storm["poll"] if answered else min(POLL_MAX, wait * 2)
+            await asyncio.sleep(wait)
 
     def storm_report(self) -> dict:
         return {

@@ -205,7 +205,24 @@ export class LiveSocket {
 
   retry() {
     if (this.stopped || this.timer) return;
-    this.timer = setTimeout(() => this.connect(), this.delay());
+    const wait = this.delay();
+    this.retryAt = Date.now() + wait;
+    this.timer = setTimeout(() => this.connect(), wait);
+  }
+
+  /**
+   * The server just answered another request of the page's (its poll) while the socket is
+   * down: try the socket within a second rather than wait out a backoff that may have grown
+   * to 30 s while the server was restarting. The backoff is not reset: a socket refused
+   * again waits as long as before.
+   */
+  reconnectSoon() {
+    if (this.stopped || this.ws || this.connecting || !this.timer) return;
+    const wait = Math.random() * 1000;
+    if (this.retryAt <= Date.now() + wait) return;
+    clearTimeout(this.timer);
+    this.retryAt = Date.now() + wait;
+    this.timer = setTimeout(() => this.connect(), wait);
   }
 }
 

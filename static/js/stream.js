@@ -8,6 +8,9 @@ const POLL_EVERY_MS = 3_000;
 // back within its first retries, and a thousand pages cut at once by a server restart must
 // not all poll it at the same instant as it comes back (bench/stampede.py, reconnect storm).
 const POLL_FIRST_MS = [5_000, 10_000];
+// A poll that fails (no answer, or an error) doubles the wait before the next, up to this:
+// a server that is down or overloaded is not asked every 3 s by every page.
+const POLL_MAX_MS = 30_000;
 // A reconnect reuses the viewer token while it has this long left (tokens last minutes).
 const TOKEN_SPARE_MS = 60_000;
 // The socket closes with this code when the server refused the token: ask for a new one.
@@ -612,34 +615,40 @@ async function buyBundle(id) {
 // -- realtime, with polling while the socket is down -----------------------------------------------
 
 let pollTimer = null;
-let pollStart = null;
+let pollWait = POLL_EVERY_MS;
 
+/** Read the stream once; true when the server answered it. */
 async function poll() {
   const result = await api(`/api/v1/streams/${streamId}/`);
-  if (state.socketLive) return; // the socket came back meanwhile: its snapshot is newer
+  if (state.socketLive) return true; // the socket came back meanwhile: its snapshot is newer
   if (result.ok && result.data) {
     state.lastPoll = "ok";
     applyStream(result.data);
+    // The server answers: the socket may well too (after a restart, say).
+    socket.reconnectSoon();
   } else {
     state.lastPoll = result.network ? "network" : "error";
   }
   updateBanner();
+  return Boolean(result.ok);
+}
+
+async function pollAgain() {
+  const answered = await poll();
+  if (!pollTimer) return; // stopped meanwhile
+  pollWait = answered ? POLL_EVERY_MS : Math.min(POLL_MAX_MS, pollWait * 2);
+  pollTimer = setTimeout(pollAgain, pollWait);
 }
 
 function startPolling() {
-  if (pollTimer || pollStart) return;
+  if (pollTimer) return;
   const [low, high] = POLL_FIRST_MS;
-  pollStart = setTimeout(() => {
-    pollStart = null;
-    poll();
-    pollTimer = setInterval(poll, POLL_EVERY_MS);
-  }, low + Math.random() * (high - low));
+  pollWait = POLL_EVERY_MS;
+  pollTimer = setTimeout(pollAgain, low + Math.random() * (high - low));
 }
 
 function stopPolling() {
-  clearTimeout(pollStart);
-  clearInterval(pollTimer);
-  pollStart = null;
+  clearTimeout(pollTimer);
   pollTimer = null;
 }
 
