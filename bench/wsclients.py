@@ -417,6 +417,7 @@ class Hub:
         while slot not in self.back_at and time.monotonic() < storm["deadline"] and self.storm is storm:
             conn = Connection(self.host, storm["port"])
             answered = False
+            started = time.monotonic()
             try:
                 response = await asyncio.wait_for(conn.request(request), 30)
                 self.polls[str(response.status)] += 1
@@ -428,7 +429,8 @@ class Hub:
             if answered and storm["poll_wakes_socket"] and slot in self.wake:
                 self.wake[slot].set()
             if storm["poll_backoff"]:
-                wait = storm["poll"] if answered else min(POLL_MAX, wait * 2)
+                took = time.monotonic() - started
+                wait = min(POLL_MAX, max(storm["poll"], 10 * took) if answered else wait * 2)
             await asyncio.sleep(wait)
 
     def storm_report(self) -> dict:

@@ -8,8 +8,9 @@ const POLL_EVERY_MS = 3_000;
 // back within its first retries, and a thousand pages cut at once by a server restart must
 // not all poll it at the same instant as it comes back (bench/stampede.py, reconnect storm).
 const POLL_FIRST_MS = [5_000, 10_000];
-// A poll that fails (no answer, or an error) doubles the wait before the next, up to this:
-// a server that is down or overloaded is not asked every 3 s by every page.
+// A poll that fails (no answer, or an error) doubles the wait before the next, up to this,
+// and a slow answer stretches it to ten times the answer's time: a server that is down or
+// overloaded is not asked every 3 s by every page.
 const POLL_MAX_MS = 30_000;
 // A reconnect reuses the viewer token while it has this long left (tokens last minutes).
 const TOKEN_SPARE_MS = 60_000;
@@ -634,9 +635,12 @@ async function poll() {
 }
 
 async function pollAgain() {
+  const started = Date.now();
   const answered = await poll();
   if (!pollTimer) return; // stopped meanwhile
-  pollWait = answered ? POLL_EVERY_MS : Math.min(POLL_MAX_MS, pollWait * 2);
+  const took = Date.now() - started;
+  pollWait = answered ? Math.max(POLL_EVERY_MS, 10 * took) : pollWait * 2;
+  pollWait = Math.min(POLL_MAX_MS, pollWait);
   pollTimer = setTimeout(pollAgain, pollWait);
 }
 
