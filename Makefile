@@ -1,4 +1,4 @@
-.PHONY: demo demo-edge demo-edge-cut demo-edge-restore test ci lint bench bench-quick bench-tools
+.PHONY: demo demo-edge demo-edge-cut demo-edge-restore test ci lint bench bench-quick bench-stampede bench-tools
 PY := .venv/bin/python
 
 .venv/installed: requirements.txt requirements-dev.txt
@@ -35,6 +35,11 @@ bench: .venv/installed bench-tools
 
 bench-quick: .venv/installed bench-tools
 	$(PY) bench/run.py --quick $(BENCH_ARGS)
+
+# The drop stampede, overload, capacity and the reconnect storm on one process and on two
+# behind HAProxy (bench/stampede.py; docs/performance.md, "Drop stampede"). Needs haproxy.
+bench-stampede: .venv/installed
+	$(PY) bench/stampede.py $(BENCH_ARGS)
 
 # wrk for the framework ceiling (bench/run.py falls back to a Python load generator without it).
 bench-tools:

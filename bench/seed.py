@@ -3,8 +3,10 @@ subprocess, with the bench environment: DATABASE_URL of the fresh bench database
 
 Creates a creator and their shop, one SKU per buy run (each with its own stock, so that the
 checks after each rate are exact), three SKUs of one product per 3-line buy run
-(``--buy3-sku``), a SKU for the fan-out pinned on a live stream, and N buyers with a saved
-card (tok_ok) and an address. Every user gets an allauth headless
+(``--buy3-sku``), a SKU for the fan-out pinned on a live stream, a flash deal per stampede
+(``--deal name=quantity``: a SKU holding exactly that many units, pinned on the same stream,
+and an open deal on all of them at one per buyer), and N buyers with a saved card (tok_ok)
+and an address. Every user gets an allauth headless
 session (the ``X-Session-Token`` an app client sends); sessions are created here with
 Django's ``login()`` rather than through the login endpoint, because PBKDF2 makes each
 password check cost ~0.5 s on purpose. For the same reason the password is hashed once and
@@ -24,6 +26,7 @@ import json
 import os
 import sys
 import time
+from datetime import timedelta
 from importlib import import_module
 from pathlib import Path
 
@@ -40,6 +43,9 @@ def main() -> None:
     parser.add_argument("--buy-sku", action="append", default=[], help="name=stock, one per buy run")
     parser.add_argument(
         "--buy3-sku", action="append", default=[], help="name=stock: three SKUs (stock each) for a 3-line buy run"
+    )
+    parser.add_argument(
+        "--deal", action="append", default=[], help="name=quantity: a pinned SKU with an open flash deal on all of it"
     )
     parser.add_argument("--fan-stock", type=int, default=1_000_000)
     parser.add_argument("--out", required=True)
@@ -61,7 +67,7 @@ def main() -> None:
     from apps.catalog.services import product_create
     from apps.orders.services import address_set, payment_method_add
     from apps.streams.models import Stream
-    from apps.streams.services import pin_add, stream_start
+    from apps.streams.services import deal_open, deal_schedule, pin_add, stream_start
     from creatorcommerce.spine import fanout
 
     t0 = time.monotonic()
@@ -115,6 +121,37 @@ def main() -> None:
     stream_start(stream=stream)
     pin_add(stream=stream, sku=fan_level.sku)
 
+    deals = {}
+    for spec in args.deal:
+        name, _, quantity = spec.partition("=")
+        code = f"DEAL-{name.upper()}"
+        product = product_create(
+            shop=shop, title=f"Deal for {name}", skus=[{"code": code, "price": "40.00", "stock": int(quantity)}]
+        )
+        sku = product.skus.get()
+        pin_add(stream=stream, sku=sku)
+        now = timezone.now()
+        with transaction.atomic():
+            deal = deal_schedule(
+                stream=stream,
+                sku=sku,
+                price="10.00",
+                quantity=int(quantity),
+                opens_at=now,
+                closes_at=now + timedelta(hours=6),
+                per_buyer_limit=1,
+            )
+            deal = deal_open(deal=deal, now=now)
+        level = StockLevel.objects.get(sku=sku)
+        deals[name] = {
+            "code": code,
+            "deal_id": deal.pk,
+            "quantity": deal.remaining,
+            "level_id": level.pk,
+            "sku_id": sku.pk,
+            "shelf_after_open": level.available,
+        }
+
     buyers = []
     for i in range(args.buyers):
         with transaction.atomic():
@@ -132,6 +169,7 @@ def main() -> None:
         "buyer_tokens": buyers,
         "buy_skus": skus,
         "buy3_skus": skus3,
+        "deals": deals,
         "fan": {
             "code": "FAN-TEE",
             "level_id": fan_level.pk,

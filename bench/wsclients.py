@@ -11,6 +11,12 @@ Commands (one JSON object per line on stdin; one JSON answer per line on stdout)
   {"cmd": "record"}                                          reset samples, start recording
   {"cmd": "peek"}                                            last values of open viewers
   {"cmd": "report"}                                          samples (ms), last values, counts
+  {"cmd": "storm", "port", "stream", "first_ms", "max_ms", "poll_ms", "limit_s"}
+      from now on a held viewer whose socket is lost comes back as the storefront's page does
+      (static/js/live.js, stream.js): after a backoff with jitter (first_ms doubling up to
+      max_ms, each wait drawn from [d/2, d]) it asks for a fresh viewer token with its session
+      and reconnects; meanwhile it polls GET /api/v1/streams/{id}/ every poll_ms (0: never)
+  {"cmd": "storm_report"}                                    who was lost, who is back, when
   {"cmd": "close_all"} / {"cmd": "exit"}
 Latency of a message = receipt time (time.time()) - its "ts" (server commit or send time,
 epoch seconds, same host clock).
@@ -21,8 +27,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
+import random
 import sys
 import time
 from collections import Counter
@@ -31,6 +39,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from loadgen import Connection, HttpError, build_request
+
+# The stream page's longest wait between polls while they fail (static/js/stream.js).
+POLL_MAX = 30.0
 
 
 def _frame(opcode: int, payload: bytes = b"") -> bytes:
@@ -47,8 +58,12 @@ def _frame(opcode: int, payload: bytes = b"") -> bytes:
 
 
 class Viewer(asyncio.Protocol):
-    def __init__(self, hub: Hub, request: bytes, sku: str):
+    def __init__(self, hub: Hub, request: bytes, sku: str, *, session: str | None = None, slot: int | None = None):
         self.hub, self.request, self.sku = hub, request, sku
+        # The anonymous session it holds (its cookie), its viewer token, and its place in
+        # ``hub.viewers``: a storm's reconnect replaces the viewer there.
+        self.session, self.slot = session, slot
+        self.token: str | None = None
         self.buf = bytearray()
         self.upgraded = False
         self.transport: asyncio.Transport | None = None
@@ -59,6 +74,7 @@ class Viewer(asyncio.Protocol):
         self.messages = 0
         self.close_code: int | None = None
         self.open = False
+        self.closing = False  # closed by us, not lost
 
     # -- asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport):
@@ -70,6 +86,8 @@ class Viewer(asyncio.Protocol):
         if was_open:
             self.hub.closed[str(self.close_code or "lost")] += 1
             self.hub.closed_total[str(self.close_code or "lost")] += 1
+            if self.slot is not None and not self.closing:
+                self.hub.lost(self)
         if not self.ready.done():
             self.ready.set_exception(ConnectionError(f"closed before the first message ({self.close_code})"))
 
@@ -157,6 +175,7 @@ class Viewer(asyncio.Protocol):
             self.hub.other[str(kind)] += 1
 
     def close(self) -> None:
+        self.closing = True
         if self.transport is not None and not self.transport.is_closing():
             if self.open:
                 self.transport.write(_frame(8, (1000).to_bytes(2, "big")))
@@ -176,6 +195,19 @@ class Hub:
         self.closed_total: Counter[str] = Counter()  # since the first connect
         self.other: Counter[str] = Counter()
         self.bad_messages = 0
+        self.port: int | None = None
+        self.path: str | None = None
+        # The reconnect storm ("storm"): its settings, and per slot when it was lost, when it
+        # was back (its new snapshot), and its attempts.
+        self.storm: dict | None = None
+        self.lost_at: dict[int, float] = {}
+        self.back_at: dict[int, float] = {}
+        self.attempts: dict[int, int] = {}
+        self.storm_failures: Counter[str] = Counter()
+        self.polls: Counter[str] = Counter()
+        self.tasks: set[asyncio.Task] = set()
+        # Per slot: set by a poll the server answered, to try the socket within a second.
+        self.wake: dict[int, asyncio.Event] = {}
 
     async def fetch_tokens(self, *, port: int, stream: int, n: int, concurrency: int) -> dict:
         """n viewer tokens, each for a new anonymous session (no cookie sent, no Origin)."""
@@ -223,6 +255,7 @@ class Hub:
                 "Sec-WebSocket-Version": "13",
             }
             target = path
+            session = None
             if tokens:
                 if not self.tokens:
                     failed["no token"] += 1
@@ -232,7 +265,8 @@ class Hub:
                 headers["Cookie"] = f"sessionid={session}"
             request = build_request("GET", target, self.host, port, headers=headers)
             async with semaphore:
-                viewer = Viewer(self, request, sku)
+                viewer = Viewer(self, request, sku, session=session)
+                viewer.token = token if tokens else None
                 try:
                     await asyncio.wait_for(loop.create_connection(lambda: viewer, self.host, port), 30)
                     await asyncio.wait_for(viewer.ready, 30)
@@ -243,8 +277,11 @@ class Hub:
                 made.append(viewer)
 
         await asyncio.gather(*(one() for _ in range(n)))
+        self.port, self.path = port, path
         if hold:
-            self.viewers.extend(made)
+            for viewer in made:
+                viewer.slot = len(self.viewers)
+                self.viewers.append(viewer)
         else:
             for viewer in made:
                 viewer.close()
@@ -254,6 +291,166 @@ class Hub:
             "seconds": round(time.monotonic() - t0, 3),
             "open": self.open_count(),
         }
+
+    # -- the reconnect storm ------------------------------------------------------------------
+
+    def arm_storm(
+        self,
+        *,
+        port: int,
+        stream: int,
+        first_ms: float,
+        max_ms: float,
+        poll_ms: float,
+        limit_s: float,
+        poll_first_ms: tuple[float, float] = (0, 0),
+        reuse_token: bool = False,
+        poll_backoff: bool = False,
+        poll_wakes_socket: bool = False,
+    ):
+        self.storm = {
+            "port": port,
+            "stream": stream,
+            "first": first_ms / 1000,
+            "most": max_ms / 1000,
+            "poll": poll_ms / 1000,
+            "poll_first": (poll_first_ms[0] / 1000, poll_first_ms[1] / 1000),
+            "reuse_token": reuse_token,
+            "poll_backoff": poll_backoff,
+            "poll_wakes_socket": poll_wakes_socket,
+            "deadline": time.monotonic() + limit_s,
+        }
+        self.wake.clear()
+        self.lost_at.clear()
+        self.back_at.clear()
+        self.attempts.clear()
+        self.storm_failures.clear()
+        self.polls.clear()
+        return {"armed": self.open_count()}
+
+    def lost(self, viewer: Viewer) -> None:
+        """A held viewer's socket went: it comes back as the page does (if a storm is armed)."""
+        if self.storm is None or (viewer.slot in self.lost_at and viewer.slot not in self.back_at):
+            return
+        slot = viewer.slot
+        self.lost_at[slot] = time.time()
+        self.back_at.pop(slot, None)
+        for job in (self._come_back(viewer), self._poll(slot)):
+            task = asyncio.ensure_future(job)
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def _come_back(self, old: Viewer) -> None:
+        storm, slot, loop = self.storm, old.slot, asyncio.get_running_loop()
+        attempt = 0
+        while time.monotonic() < storm["deadline"] and self.storm is storm:
+            ceiling = min(storm["most"], storm["first"] * 2**attempt)
+            attempt += 1
+            wait = ceiling / 2 + random.random() * ceiling / 2
+            woken = self.wake[slot] = asyncio.Event()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), wait)
+                # The page's LiveSocket.reconnectSoon: within a second, if sooner than planned.
+                await asyncio.sleep(random.random())
+            self.attempts[slot] = attempt
+            cookie = {"Cookie": f"sessionid={old.session}"} if old.session else {}
+            token = old.token if storm["reuse_token"] else None
+            if token is None:
+                request = build_request(
+                    "POST",
+                    f"/api/v1/streams/{storm['stream']}/viewer-token",
+                    self.host,
+                    storm["port"],
+                    headers={"Accept": "application/json", "Connection": "close", **cookie},
+                )
+                conn = Connection(self.host, storm["port"])
+                try:
+                    response = await asyncio.wait_for(conn.request(request), 30)
+                except (HttpError, OSError, TimeoutError) as exc:
+                    self.storm_failures[f"token {type(exc).__name__}: {str(exc)[:60]}"] += 1
+                    continue
+                finally:
+                    conn.close()
+                if response.status != 200:
+                    self.storm_failures[f"token {response.status}"] += 1
+                    continue
+                token = json.loads(response.body)["token"]
+            headers = {
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": base64.b64encode(os.urandom(16)).decode(),
+                "Sec-WebSocket-Version": "13",
+                **cookie,
+            }
+            ws_request = build_request("GET", f"{self.path}?token={token}", self.host, storm["port"], headers=headers)
+            viewer = Viewer(self, ws_request, old.sku, session=old.session, slot=slot)
+            viewer.token = token
+            try:
+                await asyncio.wait_for(loop.create_connection(lambda v=viewer: v, self.host, storm["port"]), 30)
+                await asyncio.wait_for(viewer.ready, 30)
+            except (OSError, ConnectionError, TimeoutError) as exc:
+                self.storm_failures[f"socket {str(exc)[:60] or type(exc).__name__}"] += 1
+                viewer.close()
+                if viewer.close_code == 4401:
+                    old.token = None  # refused: the page asks for a new one
+                continue
+            self.viewers[slot] = viewer
+            self.back_at[slot] = time.time()
+            return
+
+    async def _poll(self, slot: int) -> None:
+        """What the page does while its socket is down: read the stream now, then every
+        ``poll`` seconds, until the socket is back."""
+        storm = self.storm
+        if not storm["poll"]:
+            return
+        request = build_request(
+            "GET",
+            f"/api/v1/streams/{storm['stream']}/",
+            self.host,
+            storm["port"],
+            headers={"Accept": "application/json", "Connection": "close"},
+        )
+        first, last = storm["poll_first"]
+        await asyncio.sleep(first + random.random() * (last - first))
+        wait = storm["poll"]
+        while slot not in self.back_at and time.monotonic() < storm["deadline"] and self.storm is storm:
+            conn = Connection(self.host, storm["port"])
+            answered = False
+            started = time.monotonic()
+            try:
+                response = await asyncio.wait_for(conn.request(request), 30)
+                self.polls[str(response.status)] += 1
+                answered = response.status == 200
+            except (HttpError, OSError, TimeoutError) as exc:
+                self.polls[type(exc).__name__] += 1
+            finally:
+                conn.close()
+            if answered and storm["poll_wakes_socket"] and slot in self.wake:
+                self.wake[slot].set()
+            if storm["poll_backoff"]:
+                took = time.monotonic() - started
+                wait = min(POLL_MAX, max(storm["poll"], 10 * took) if answered else wait * 2)
+            await asyncio.sleep(wait)
+
+    def storm_report(self) -> dict:
+        return {
+            "viewers": len(self.viewers),
+            "open": self.open_count(),
+            "lost": len(self.lost_at),
+            "back": len(self.back_at),
+            "lost_at": [self.lost_at[s] for s in sorted(self.lost_at)],
+            "back_at": [self.back_at.get(s) for s in sorted(self.lost_at)],
+            "attempts": dict(Counter(self.attempts.values())),
+            "failures": dict(self.storm_failures),
+            "polls": dict(self.polls),
+            "last": dict(Counter(str(v.last) for v in self.viewers if v.open)),
+        }
+
+    def disarm(self) -> None:
+        self.storm = None
+        for task in list(self.tasks):
+            task.cancel()
 
     def open_count(self) -> int:
         return sum(1 for v in self.viewers if v.open)
@@ -289,6 +486,7 @@ class Hub:
         return {"open": self.open_count(), "last": dict(Counter(str(v.last) for v in self.viewers if v.open))}
 
     def close_all(self) -> dict:
+        self.disarm()
         for viewer in self.viewers:
             viewer.close()
         count = len(self.viewers)
@@ -327,6 +525,10 @@ async def main() -> None:
                 answer(hub.report())
             elif cmd == "peek":
                 answer(hub.peek())
+            elif cmd == "storm":
+                answer(hub.arm_storm(**command))
+            elif cmd == "storm_report":
+                answer(hub.storm_report())
             elif cmd == "close_all":
                 answer(hub.close_all())
                 await asyncio.sleep(0.2)

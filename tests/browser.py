@@ -11,17 +11,14 @@ import contextlib
 import json
 import os
 import re
-import signal
-import socket
+import shutil
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.servers import ROOT, daphne, free_port, wait_for_http  # noqa: F401 (wait_for_http: re-exported)
+
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -136,33 +133,12 @@ print("SETUP=" + json.dumps({
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def manage(env: dict, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, f"manage.py {' '.join(args[:1])} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
-
-
-def wait_for_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=1)
-            return
-        except urllib.error.HTTPError:
-            return  # it answers (healthz may be 503 for a missing optional service)
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError(f"daphne did not answer on {url}")
 
 
 @contextlib.contextmanager
@@ -189,41 +165,18 @@ def demo_server(setup: str | None = None, extra_env: dict | None = None, seed: b
         PYTHONUNBUFFERED="1",
         **(extra_env or {}),
     )
-    manage(env, "migrate", "--noinput", "-v", "0")
-    if seed:
-        manage(env, "seed_demo")
-    data = {}
-    if setup:
-        out = manage(env, "shell", "-c", setup)
-        data = json.loads(next(line for line in out.splitlines() if line.startswith("SETUP="))[len("SETUP=") :])
-    log = open(Path(db_dir) / "daphne.log", "w+")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "creatorcommerce.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/healthz", proc)
-        yield {"base": f"http://127.0.0.1:{port}", "env": env, **data}
+        manage(env, "migrate", "--noinput", "-v", "0")
+        if seed:
+            manage(env, "seed_demo")
+        data = {}
+        if setup:
+            out = manage(env, "shell", "-c", setup)
+            data = json.loads(next(line for line in out.splitlines() if line.startswith("SETUP="))[len("SETUP=") :])
+        with daphne(env, Path(db_dir) / "daphne.log", port=port, ready_path="/healthz"):
+            yield {"base": f"http://127.0.0.1:{port}", "env": env, **data}
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        log.seek(0)
-        tail = log.read()[-4000:]
-        log.close()
-        for path in Path(db_dir).iterdir():
-            path.unlink()
-        os.rmdir(db_dir)
-        if proc.returncode not in (0, -signal.SIGTERM):
-            print("daphne log tail:\n" + tail)
+        shutil.rmtree(db_dir, ignore_errors=True)
 
 
 @contextlib.contextmanager

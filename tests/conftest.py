@@ -1,6 +1,7 @@
 """Test set-up shared by every test module.
 
-Tests that need a real service are marked ``postgres``, ``redis`` or ``mqtt``. Without the
+Tests that need a real service are marked ``postgres``, ``redis`` or ``mqtt`` (and
+``browser`` or ``haproxy`` for a Debian package they start). Without the
 service configured they skip with the reason; with ``REQUIRE_SERVICES=1`` (CI) a missing
 service fails the test instead, so CI cannot go green on skipped service tests.
 """
@@ -8,6 +9,7 @@ service fails the test instead, so CI cannot go green on skipped service tests.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from urllib.parse import urlparse
 
@@ -45,11 +47,17 @@ def _service_problem(name: str) -> str | None:
         if not os.path.exists("/usr/bin/chromium"):
             return "needs Debian's Chromium at /usr/bin/chromium (apt-get install -y chromium)"
         return None
+    if name == "haproxy":
+        if shutil.which("haproxy") is None:
+            return "needs Debian's HAProxy (apt-get install -y haproxy)"
+        if os.geteuid() != 0:
+            return "needs root: the shipped deploy/haproxy/haproxy.cfg drops to the user haproxy, as Debian's does"
+        return None
     return None
 
 
 def pytest_runtest_setup(item):
-    for marker in ("postgres", "redis", "mqtt", "browser"):
+    for marker in ("postgres", "redis", "mqtt", "browser", "haproxy"):
         if item.get_closest_marker(marker) is None:
             continue
         problem = _service_problem(marker)

@@ -21,12 +21,21 @@ The receive loop survives errors (logged, retried after 0.1 s doubling up to 1 s
 stay open): a viewer is therefore also immune to the core Redis layer's idle ``receive``
 raising ``TimeoutError``, which closed Channels consumers with 1011.
 
-A new socket: ``attach`` (the groups are joined before it returns), note ``mark()``, read the
-snapshot from the database, then ``welcome``: under the feed's lock, the snapshot is merged
-with anything newer that arrived meanwhile, sent with the current ``seq``, and the socket
-joins the set, all before another message can be published. So a socket never sees ``seq``
-go backwards nor a value older than its snapshot. Works the same on every channel layer
-(in-memory, channels-redis pub/sub and core), and each process has its own broadcasters.
+A new socket: ``attach`` (the groups are joined before it returns), ``snapshot()`` (the
+snapshot from the database, read after a ``mark()``), then ``welcome``: under the feed's
+lock, the snapshot is merged with anything newer that arrived since that mark, sent with the
+current ``seq``, and the socket joins the set, all before another message can be published.
+So a socket never sees ``seq`` go backwards nor a value older than its snapshot. Works the
+same on every channel layer (in-memory, channels-redis pub/sub and core), and each process
+has its own broadcasters.
+
+Sockets that connect while a snapshot read is under way share that read instead of each
+starting its own: after a restart, a thousand viewers reconnecting within a few seconds
+made a thousand identical reads (six statements each, on the one thread Channels gives
+database work), which queued past daphne's 5 s handshake timeout (bench/stampede.py's
+reconnect storm; docs/performance.md). Sharing changes nothing a socket sees: the read began
+after its mark, and ``welcome`` merges what arrived since, exactly as for a read of its own
+that started a moment earlier. A read is never reused once it has finished.
 """
 
 from __future__ import annotations
@@ -131,7 +140,10 @@ class StreamBroadcaster:
         self.closing = False
         self.started: asyncio.Future | None = None
         self.task: asyncio.Task | None = None
+        # The snapshot read under way, which sockets connecting meanwhile share.
+        self.reading: asyncio.Future | None = None
         # For tests and diagnostics.
+        self.reads = 0
         self.frames = 0
         self.receive_errors = 0
         self.handle_errors = 0
@@ -151,13 +163,31 @@ class StreamBroadcaster:
         """Note this before reading a snapshot; give it to ``welcome``."""
         return self.feed.changes
 
-    async def welcome(self, socket, snapshot: dict, *, since: int, **fields) -> None:
+    async def snapshot(self, read: Callable[[], Awaitable[dict]]) -> tuple[dict, int]:
+        """``(snapshot, since)`` for a new socket: ``read()`` (``stream_snapshot``) started
+        after ``since = mark()``, or the read already under way, shared. Give both to
+        ``welcome``; the snapshot is shared, so nobody may change it. What the read raises
+        (``StreamNotFound``) every socket waiting for it gets."""
+        if self.reading is None:
+            self.reading = asyncio.ensure_future(self._read(read, self.mark()))
+        # Shielded: one socket giving up (its client left) must not cancel the others' read.
+        return await asyncio.shield(self.reading)
+
+    async def _read(self, read: Callable[[], Awaitable[dict]], since: int) -> tuple[dict, int]:
+        try:
+            self.reads += 1
+            return await read(), since
+        finally:
+            self.reading = None
+
+    async def welcome(self, socket, snapshot: dict, *, since: int, fields_since: int | None = None, **fields) -> None:
         """Send ``socket`` its first message, the snapshot (``stream_snapshot``, read after
-        ``attach`` and ``mark``) merged with what arrived here since, with ``fields`` and the
-        current ``seq``; from then on it gets every message."""
+        ``attach`` and ``mark``: ``snapshot()``) merged with what arrived here since, with
+        ``fields`` (read after the mark ``fields_since``, default ``since``) and the current
+        ``seq``; from then on it gets every message."""
         async with self.feed.lock:
             merged = await self.feed.adopt(snapshot, since=since)
-            fields = self.feed.patched(fields, since=since)
+            fields = self.feed.patched(fields, since=since if fields_since is None else fields_since)
             frame = encode({"type": "snapshot", **merged, **fields, "seq": self.feed.seq})
             await socket.base_send({"type": "websocket.send", "text": frame})
             self.sockets[socket] = daphne_socket(socket.base_send)

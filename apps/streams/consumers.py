@@ -125,30 +125,37 @@ class ViewerConsumer(_StreamSocket):
         # Attach (the broadcaster's groups are joined; the first viewer of the stream in this
         # process starts it) first, then read the snapshot: an event that raced the read is
         # newer and reaches the broadcaster; ``welcome`` merges it, and an older one is
-        # dropped by its version.
+        # dropped by its version. Sockets connecting together share one read (a reconnect
+        # storm: apps/streams/broadcast.py).
         try:
             self.broadcaster = await broadcast.attach(self.stream_id, self._pinned)
-            since = self.broadcaster.mark()
-            snapshot, extras = await database_sync_to_async(self._read)(claims)
+            snapshot, since = await self.broadcaster.snapshot(self._snapshot)
         except StreamNotFound:
             return await self.refuse(CLOSE_NOT_FOUND)
-        await sync_to_async(presence_join)(stream_id=self.stream_id)
-        self.counted = True
-        viewers = await sync_to_async(presence_count)(stream_id=self.stream_id)
+        fields_since = self.broadcaster.mark()
+        extras, viewers = await database_sync_to_async(self._join)(claims, snapshot["shop_id"])
         await self.accept()
-        await self.broadcaster.welcome(self, snapshot, since=since, viewers=viewers, **extras)
+        await self.broadcaster.welcome(
+            self, snapshot, since=since, fields_since=fields_since, viewers=viewers, **extras
+        )
 
-    def _read(self, claims) -> tuple[dict, dict]:
-        """The snapshot, and what apps above streams add to it for this viewer (e.g. the
-        experiments' ``experience``; apps/streams/extras.py), in one trip to a thread."""
-        snapshot = stream_snapshot(stream_id=self.stream_id)
+    async def _snapshot(self) -> dict:
+        return await database_sync_to_async(stream_snapshot)(stream_id=self.stream_id)
+
+    def _join(self, claims, shop_id: int) -> tuple[dict, int]:
+        """What apps above streams add to the snapshot for this viewer (e.g. the experiments'
+        ``experience``; apps/streams/extras.py), then the viewer counted and the count read:
+        one trip to a thread."""
         viewer = Viewer(
             stream_id=self.stream_id,
-            shop_id=snapshot.pop("shop_id"),
+            shop_id=shop_id,
             user_id=claims.user_id,
             session_key=None if claims.user_id else claims.session_key,
         )
-        return snapshot, snapshot_extras(viewer)
+        extras = snapshot_extras(viewer)
+        presence_join(stream_id=self.stream_id)
+        self.counted = True
+        return extras, presence_count(stream_id=self.stream_id)
 
     async def _pinned(self) -> list[dict]:
         return await database_sync_to_async(stream_pinned_skus)(stream_id=self.stream_id)

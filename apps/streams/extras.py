@@ -3,8 +3,9 @@ streams importing them (docs/streams.md, "Snapshot extras and viewer relays";
 docs/architecture.md, "Layers").
 
 - ``snapshot_extra(fn)``: ``fn(viewer: Viewer) -> dict | None``, called once per viewer
-  socket, in the thread that reads the snapshot (it may read the database, and it is on the
-  hot path of every connect: keep it cheap when it has nothing to say). The keys it returns
+  socket, in a thread (it may read the database, and it is on the hot path of every
+  connect: keep it cheap when it has nothing to say), after the snapshot was read (a read
+  several sockets may share: the extras are this viewer's own). The keys it returns
   are added to that viewer's ``snapshot`` message (e.g. the experiments app's
   ``"experience"``, docs/experiments.md). A failing extra is logged and left out: it never
   costs a viewer the snapshot.

@@ -93,17 +93,20 @@ const BACKOFF_MAX_MS = 30_000;
 /**
  * A WebSocket that comes back: on close or failure it reconnects after an exponential
  * backoff with jitter (1 s doubling to 30 s, each delay drawn from [d/2, d]), asking
- * `connectUrl()` for a fresh URL (and so a fresh viewer token) every time. The backoff
- * resets only once the server has sent a first message (the snapshot), so a socket the
- * server accepts and closes at once (bad token, 4401) does not spin.
+ * `connectUrl()` for the URL every time (the stream page reuses its viewer token while it
+ * is valid). The backoff resets only once the server has sent a first message (the
+ * snapshot), so a socket the server accepts and closes at once (bad token, 4401) does not
+ * spin.
  *
- * onState("live" | "down", detail) tells the page when live updates start and stop.
+ * onState("live" | "down", detail) tells the page when live updates start and stop;
+ * onClose(code), if given, hears every close, failed reconnects included.
  */
 export class LiveSocket {
-  constructor({ connectUrl, onMessage, onState }) {
+  constructor({ connectUrl, onMessage, onState, onClose }) {
     this.connectUrl = connectUrl;
     this.onMessage = onMessage;
     this.onState = onState;
+    this.onClose = onClose || (() => {});
     this.attempt = 0;
     this.ws = null;
     this.live = false;
@@ -193,6 +196,7 @@ export class LiveSocket {
       if (this.ws !== ws) return;
       this.ws = null;
       clearInterval(this.pinger);
+      this.onClose(event.code);
       this.setLive(false, { code: event.code });
       this.retry();
     });
@@ -201,7 +205,24 @@ export class LiveSocket {
 
   retry() {
     if (this.stopped || this.timer) return;
-    this.timer = setTimeout(() => this.connect(), this.delay());
+    const wait = this.delay();
+    this.retryAt = Date.now() + wait;
+    this.timer = setTimeout(() => this.connect(), wait);
+  }
+
+  /**
+   * The server just answered another request of the page's (its poll) while the socket is
+   * down: try the socket within a second rather than wait out a backoff that may have grown
+   * to 30 s while the server was restarting. The backoff is not reset: a socket refused
+   * again waits as long as before.
+   */
+  reconnectSoon() {
+    if (this.stopped || this.ws || this.connecting || !this.timer) return;
+    const wait = Math.random() * 1000;
+    if (this.retryAt <= Date.now() + wait) return;
+    clearTimeout(this.timer);
+    this.retryAt = Date.now() + wait;
+    this.timer = setTimeout(() => this.connect(), wait);
   }
 }
 

@@ -4,6 +4,18 @@ import { LiveSocket, api, countdown, h, money, reducedMotion, wsUrl } from "./li
 
 const LOW_STOCK = 5;
 const POLL_EVERY_MS = 3_000;
+// Polling starts this long after the socket drops, at a random moment: a socket usually comes
+// back within its first retries, and a thousand pages cut at once by a server restart must
+// not all poll it at the same instant as it comes back (bench/stampede.py, reconnect storm).
+const POLL_FIRST_MS = [5_000, 10_000];
+// A poll that fails (no answer, or an error) doubles the wait before the next, up to this,
+// and a slow answer stretches it to ten times the answer's time: a server that is down or
+// overloaded is not asked every 3 s by every page.
+const POLL_MAX_MS = 30_000;
+// A reconnect reuses the viewer token while it has this long left (tokens last minutes).
+const TOKEN_SPARE_MS = 60_000;
+// The socket closes with this code when the server refused the token: ask for a new one.
+const CLOSE_TOKEN = 4401;
 const TICKER_MAX = 4;
 
 const root = document.getElementById("stream-page");
@@ -41,6 +53,7 @@ const state = {
   everLive: false,
   lastPoll: "ok", // "ok" | "network" | "error"
   viewerToken: null,
+  viewerTokenUntil: 0, // reused by reconnects until then (ms since the epoch)
   // On-site stock and smart bundles (docs/geofences.md): the venue the viewer is
   // inside (told by the geo panel's "cc:venue" event), each venue's stock of the pinned
   // SKUs ({venue id: {sku: n}}) and the bundles anchored on pinned SKUs.
@@ -612,43 +625,67 @@ async function buyBundle(id) {
 // -- realtime, with polling while the socket is down -----------------------------------------------
 
 let pollTimer = null;
+let pollWait = POLL_EVERY_MS;
 
+/** Read the stream once; true when the server answered it. */
 async function poll() {
   const result = await api(`/api/v1/streams/${streamId}/`);
-  if (state.socketLive) return; // the socket came back meanwhile: its snapshot is newer
+  if (state.socketLive) return true; // the socket came back meanwhile: its snapshot is newer
   if (result.ok && result.data) {
     state.lastPoll = "ok";
     applyStream(result.data);
+    // The server answers: the socket may well too (after a restart, say).
+    socket.reconnectSoon();
   } else {
     state.lastPoll = result.network ? "network" : "error";
   }
   updateBanner();
+  return Boolean(result.ok);
+}
+
+async function pollAgain() {
+  const started = Date.now();
+  const answered = await poll();
+  if (!pollTimer) return; // stopped meanwhile
+  const took = Date.now() - started;
+  pollWait = answered ? Math.max(POLL_EVERY_MS, 10 * took) : pollWait * 2;
+  pollWait = Math.min(POLL_MAX_MS, pollWait);
+  pollTimer = setTimeout(pollAgain, pollWait);
 }
 
 function startPolling() {
   if (pollTimer) return;
-  poll();
-  pollTimer = setInterval(poll, POLL_EVERY_MS);
+  const [low, high] = POLL_FIRST_MS;
+  pollWait = POLL_EVERY_MS;
+  pollTimer = setTimeout(pollAgain, low + Math.random() * (high - low));
 }
 
 function stopPolling() {
-  clearInterval(pollTimer);
+  clearTimeout(pollTimer);
   pollTimer = null;
 }
 
 const socket = new LiveSocket({
   async connectUrl() {
-    // A fresh viewer token for every (re)connect: they are short-lived.
-    const result = await api(`/api/v1/streams/${streamId}/viewer-token`, { method: "POST" });
-    if (!result.ok || !result.data?.token) {
-      if (result.network) state.lastPoll = "network";
-      return null;
+    // Viewer tokens are short-lived: a new one when there is none, or it is about to expire
+    // or was refused; otherwise a reconnect reuses it (after a restart every page reconnects
+    // at once, and each asking for a token first doubled the work).
+    if (!state.viewerToken || Date.now() > state.viewerTokenUntil) {
+      const result = await api(`/api/v1/streams/${streamId}/viewer-token`, { method: "POST" });
+      if (!result.ok || !result.data?.token) {
+        if (result.network) state.lastPoll = "network";
+        return null;
+      }
+      state.viewerToken = result.data.token;
+      state.viewerTokenUntil = Date.parse(result.data.expires_at) - TOKEN_SPARE_MS;
+      setupVideo();
     }
-    state.viewerToken = result.data.token;
-    setupVideo();
-    return wsUrl(`/ws/streams/${streamId}/?token=${encodeURIComponent(result.data.token)}`);
+    return wsUrl(`/ws/streams/${streamId}/?token=${encodeURIComponent(state.viewerToken)}`);
   },
   onMessage: handle,
+  onClose(code) {
+    if (code === CLOSE_TOKEN) state.viewerTokenUntil = 0;
+  },
   onState(live) {
     state.socketLive = live === "live";
     if (state.socketLive) {

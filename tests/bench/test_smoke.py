@@ -86,3 +86,44 @@ def test_bench_smoke_runs_every_scenario_and_writes_results(tmp_path):
         with psycopg.connect(admin_url, autocommit=True) as conn:
             left = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database]).fetchone()
         assert left is None
+
+
+@pytest.mark.haproxy
+def test_stampede_smoke_runs_every_scenario_on_one_process_and_on_two_behind_the_proxy(tmp_path):
+    """``bench/stampede.py --smoke``: capacity, stampede, overload and the reconnect storm on
+    one daphne and on two behind HAProxy (deploy/haproxy/haproxy.cfg), answers classed, the
+    database checked. Again no timing is asserted, only that every figure is there and that
+    nothing was oversold."""
+    out = tmp_path / "stampede.json"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "stampede.py"), "--smoke", "--out", str(out)],
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=15 * 60,
+    )
+    assert proc.returncode == 0, f"stdout:\n{proc.stdout[-4000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    data = json.loads(out.read_text())
+    assert data["profile"] == "smoke" and "error" not in data
+    assert set(data["topologies"]) == {"one", "two"}
+    assert data["topologies"]["two"]["processes"] == 2 and data["topologies"]["two"]["proxy"]
+    for name, top in data["topologies"].items():
+        for scenario in ("capacity", "stampede", "overload"):
+            run = top[scenario]
+            assert run["classes"]["201"]["count"] > 0, (name, scenario, run["codes"])
+            for figures in run["classes"].values():
+                assert {"count", "p50", "p95", "p99", "max"} <= figures.keys()
+            assert run["check"]["oversold"] == 0 and run["check"]["sold_equals_paid"], (name, scenario, run["check"])
+            assert _numbers(*(v for k, v in run["cpu_seconds"].items()))
+        stampede = top["stampede"]
+        deal_units = data["parameters"]["deal_units"]
+        # More taps than units: never more sold than the deal holds, each unit paid once.
+        assert 0 < stampede["check"]["units_sold"] == stampede["check"]["paid_units"] <= deal_units
+        assert stampede["sent"] == data["parameters"]["taps"]
+        storm = top["storm"]
+        assert storm["lost"] == storm["viewers"] == data["parameters"]["viewers"]
+        assert _numbers(storm["restart_s"], storm["final_value"])
+        assert set(storm["buys"]["classes"]) <= {"201", "409", "503", "429", "other", "error", "timeout"}
+    assert "most buys/s two / one" in data["ratios"]
+    assert all(len(row) == 3 for row in data["targets"])

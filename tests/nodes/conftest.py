@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -19,8 +16,9 @@ from urllib.parse import urlparse, urlunparse
 import pytest
 from joserfc.jwk import OKPKey
 
-from tests.browser import ROOT, free_port, manage, wait_for_http
+from tests.browser import manage
 from tests.helpers import wait_for
+from tests.servers import daphne, free_port
 
 EDGE = "edge-test"
 SHOP = "edge-shop"
@@ -152,30 +150,10 @@ def cloud(django_db_setup, django_db_blocker):
     manage(env, "shell", "-c", CLOUD_SEED)
     (tmp / "edge.jwk").write_text(json.dumps(EDGE_PUBLIC_JWK))
     manage(env, "node_add", EDGE, str(tmp / "edge.jwk"))
-    log = open(tmp / "daphne.log", "w+")  # noqa: SIM115 (closed below)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "creatorcommerce.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     try:
-        wait_for_http(f"http://127.0.0.1:{port}/livez", proc)
-        yield Cloud(f"http://127.0.0.1:{port}", dsn, env, proc.pid)
+        with daphne(env, tmp / "daphne.log", port=port) as server:
+            yield Cloud(server.base, dsn, env, server.pid)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.seek(0)
-        tail = log.read()[-3000:]
-        log.close()
-        if "Traceback" in tail:
-            print("cloud daphne log tail:\n" + tail)
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

@@ -6,21 +6,15 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.browser import free_port, wait_for_http
 from tests.helpers import WAIT
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.servers import daphne
 
 
 @pytest.fixture(scope="module")
 def daphne_port(tmp_path_factory):
-    port = free_port()
     env = {
         **os.environ,
         # No request here reaches the database; a file of its own keeps it away from others'.
@@ -32,22 +26,8 @@ def daphne_port(tmp_path_factory):
         "EMBEDDED_SCHEDULER": "0",
         "ALLOWED_HOSTS": "127.0.0.1",
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "creatorcommerce.asgi:application"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_for_http(f"http://127.0.0.1:{port}/livez", proc, timeout=WAIT)
-        yield port
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with daphne(env, tmp_path_factory.mktemp("daphne-log") / "daphne.log") as server:
+        yield server.port
 
 
 def _exchange(port: int, head: str, body: bytes = b"") -> tuple[int, dict, bytes]:

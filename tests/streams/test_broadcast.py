@@ -338,3 +338,44 @@ async def test_a_viewer_on_another_stream_gets_its_own_broadcaster(layer, stream
     assert stock_values(await stock_until(there, 49)) == [49]
     await here.disconnect()
     await there.disconnect()
+
+
+async def test_viewers_connecting_during_a_snapshot_read_share_it_and_miss_nothing(
+    layer, stream_setup, monkeypatch, close_db_after
+):
+    """A reconnect storm: sockets that connect while a snapshot read is under way wait for
+    that read instead of each making their own (one read for all of them), and a change
+    committed after the read is merged into every one of their snapshots. A socket that
+    connects after the read finished reads again."""
+    from apps.streams.consumers import ViewerConsumer
+
+    stream, sku = stream_setup["stream"], stream_setup["skus"][0]
+    real = ViewerConsumer._snapshot
+    read_done, release = asyncio.Event(), asyncio.Event()
+
+    async def held(self):
+        snapshot = await real(self)
+        read_done.set()
+        await release.wait()  # the read has its rows; the change below comes after it
+        return snapshot
+
+    monkeypatch.setattr(ViewerConsumer, "_snapshot", held)
+    opening = [asyncio.ensure_future(open_viewer(stream)) for _ in range(5)]
+    await until(lambda: (b := broadcaster_for(stream.pk)) is not None and b.members == 5, what="five viewers waiting")
+    await asyncio.wait_for(read_done.wait(), WAIT)
+    broadcaster = broadcaster_for(stream.pk)
+    await take(sku)  # 50 -> 49, after the shared read
+    await until(lambda: broadcaster.feed.stock_values.get("PIN-0") == 49, what="the change at the broadcaster")
+    release.set()
+    viewers = await asyncio.gather(*opening)
+    assert broadcaster.reads == 1
+    assert [snapshot["stock"]["PIN-0"] for _, snapshot in viewers] == [49] * 5
+    assert {snapshot["pins"][0]["available"] for _, snapshot in viewers} == {49}
+
+    monkeypatch.setattr(ViewerConsumer, "_snapshot", real)
+    late, snapshot = await open_viewer(stream)
+    assert broadcaster.reads == 2 and snapshot["stock"]["PIN-0"] == 49
+    await take(sku)
+    for comm, _ in [*viewers, (late, None)]:
+        assert stock_values(await stock_until(comm, 48)) == [48]
+        await comm.disconnect()
