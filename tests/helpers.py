@@ -241,3 +241,46 @@ def scrape(client, **extra) -> Scrape:
     assert response.status_code == 200, response.content
     assert response["Content-Type"].startswith("text/plain; version=0.0.4")
     return parse_scrape(response.content.decode())
+
+
+async def asgi_call(path: str, method: str = "GET", *, headers: dict | None = None, body: bytes = b"") -> tuple:
+    """One request through ``creatorcommerce.asgi.application`` in process, as an ASGI server
+    would send it: (status, headers with lower-case names, body)."""
+    import asyncio
+
+    from creatorcommerce.asgi import application
+
+    raw_headers = [(b"host", b"testserver")]
+    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    chunked = any(k.lower() == "transfer-encoding" for k in (headers or {}))
+    if body and not chunked:  # a chunked request has no Content-Length: the size shows once read
+        raw_headers.append((b"content-length", str(len(body)).encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": raw_headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("testserver", 80),
+    }
+    inbox = [{"type": "http.request", "body": body, "more_body": False}]
+    sent = []
+
+    async def receive():
+        if inbox:
+            return inbox.pop(0)
+        await asyncio.Event().wait()  # the client stays connected (Django listens for a disconnect)
+
+    async def send(message):
+        sent.append(message)
+
+    await application(scope, receive, send)
+    start = next(m for m in sent if m["type"] == "http.response.start")
+    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    return start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, payload

@@ -4,7 +4,6 @@ headers and JSON body."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from importlib import import_module
@@ -13,7 +12,7 @@ from django.conf import settings
 from django.contrib.auth import login
 from django.http import HttpRequest
 
-from creatorcommerce.asgi import application
+from tests.helpers import asgi_call
 
 
 class Answer:
@@ -30,39 +29,10 @@ class Answer:
 async def call(path: str, method: str = "GET", *, headers: dict | None = None, body=None) -> Answer:
     """One request through the whole ASGI app; ``body`` (a dict) is sent as JSON."""
     raw = json.dumps(body).encode() if body is not None and not isinstance(body, bytes) else body or b""
-    raw_headers = [(b"host", b"testserver")]
-    raw_headers += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    headers = dict(headers or {})
     if raw:
-        raw_headers += [(b"content-type", b"application/json"), (b"content-length", str(len(raw)).encode())]
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": raw_headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("testserver", 80),
-    }
-    inbox = [{"type": "http.request", "body": raw, "more_body": False}]
-    sent = []
-
-    async def receive():
-        if inbox:
-            return inbox.pop(0)
-        await asyncio.Event().wait()  # the client stays connected
-
-    async def send(message):
-        sent.append(message)
-
-    await application(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    payload = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    return Answer(start["status"], {k.decode().lower(): v.decode() for k, v in start["headers"]}, payload)
+        headers.setdefault("Content-Type", "application/json")
+    return Answer(*await asgi_call(path, method, headers=headers, body=raw))
 
 
 def session_token(user) -> str:
