@@ -473,11 +473,10 @@ class Tally:
         key = str(status)
         cls = key if key in CLASSES else "other"
         self.latency[cls].append(latency_ms)
-        code = None
-        if body[:1] == b"{":
-            with contextlib.suppress(ValueError, AttributeError):
-                code = json.loads(body).get("code")
-        self.codes[f"{status} {code}" if code else key] += 1
+        code = answer_code(body)
+        # HAProxy's own refusals say so in their message (deploy/haproxy/haproxy.cfg).
+        proxy = " (proxy)" if status in (502, 503, 504) and b"(proxy)" in body else ""
+        self.codes[f"{status} {code}{proxy}" if code else key] += 1
         if status in (429, 503):
             self.retry_after[f"{status} {'with' if 'retry-after' in headers else 'without'} Retry-After"] += 1
         self.finished.append(time.monotonic())
@@ -521,6 +520,94 @@ class Tally:
             "retry_after": dict(self.retry_after),
             "errors": dict(self.errors.most_common(10)),
         }
+
+
+def answer_code(body: bytes) -> str | None:
+    if body[:1] == b"{":
+        with contextlib.suppress(ValueError, AttributeError):
+            return json.loads(body).get("code")
+    return None
+
+
+# The stream page's retry of a refused tap (static/js/stream.js): 503 overloaded or 429
+# rate_limited are tried again under the same Idempotency-Key after Retry-After plus a random
+# wait that doubles each time (0.4 s, capped at 8 s), at most 6 tries in all.
+RETRY_TRIES = 6
+RETRY_BASE = 0.4
+RETRY_CAP = 8.0
+
+
+def busy_answer(status: int, body: bytes) -> bool:
+    return (status, answer_code(body)) in ((503, "overloaded"), (429, "rate_limited"))
+
+
+async def taps(*, port: int, moments: list[float], make, source, timeout: float, retries: bool) -> dict:
+    """Each tapper i taps once at ``moments[i]`` on a new connection and, with ``retries``,
+    tries again as the page does while the answer is "busy". Every answer is classed (its
+    latency from its own send); each tapper's outcome too, with the time from the tap to the
+    last answer."""
+    loop = asyncio.get_running_loop()
+    answers = Tally()
+    outcomes: dict[str, list[float]] = defaultdict(list)
+    tries: Counter[int] = Counter()
+    rng = random.Random(23)
+
+    async def tapper(i: int, at: float) -> None:
+        raw = make(i)
+        outcome, attempt = "timeout", 0
+        while True:
+            sent = loop.time()
+            conn = SourcedConnection(HOST, port, source(i))
+            try:
+                response = await asyncio.wait_for(conn.request(raw), timeout)
+            except TimeoutError:
+                answers.timeout()
+                outcome = "timeout"
+                break
+            except (HttpError, OSError) as exc:
+                answers.error((loop.time() - sent) * 1000, f"{type(exc).__name__}: {exc}")
+                outcome = "error"
+                break
+            finally:
+                conn.close()
+            answers.answer((loop.time() - sent) * 1000, response.status, response.headers, response.body)
+            attempt += 1
+            if retries and busy_answer(response.status, response.body) and attempt < RETRY_TRIES:
+                try:
+                    floor = float(response.headers.get("retry-after", "0") or 0)
+                except ValueError:
+                    floor = 0.0
+                await asyncio.sleep(floor + rng.random() * min(RETRY_CAP, RETRY_BASE * 2 ** (attempt - 1)))
+                continue
+            status = response.status
+            busy = busy_answer(status, response.body)
+            outcome = {201: "won", 409: "lost"}.get(status, "gave up" if busy else "other")
+            break
+        tries[attempt] += 1
+        outcomes[outcome].append((loop.time() - at) * 1000)
+
+    start = loop.time() + 0.05
+    tasks = []
+    for i, moment in enumerate(moments):
+        at = start + moment
+        delay = at - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(loop.create_task(tapper(i, at)))
+    await asyncio.wait(tasks)
+    elapsed = max(answers.finished) - start if answers.finished else moments[-1]
+    out = answers.summary(sent=sum(len(v) for v in answers.latency.values()), elapsed=max(elapsed, 0.001))
+    out["tappers"] = {
+        "count": len(moments),
+        "retries": retries,
+        "tries": {str(k): v for k, v in sorted(tries.items())},
+        "outcomes": {
+            k: {"count": len(v), **percentiles(v), "max": round(max(v), 3) if v and max(v) != math.inf else None}
+            for k, v in sorted(outcomes.items())
+        },
+    }
+    out["connections"] = out["sent"]
+    return out
 
 
 async def fire(
@@ -806,17 +893,17 @@ class Run:
         deal = self.seed["deals"][top.name]
         stream = self.seed["fan"]["stream_id"]
         body = json.dumps({"sku": deal["code"], "quantity": 1, "stream": stream}).encode()
-        taps, window = self.p["taps"], self.p["tap_window"]
-        # Each buyer taps once, at a random moment of the window (seeded: every run alike).
-        moments = sorted(random.Random(22).random() * window for _ in range(taps))
-        return await fire(
+        count, window = self.p["taps"], self.p["tap_window"]
+        # Each buyer taps once, at a random moment of the window (seeded: every run alike), and
+        # tries again as the page does when the answer is "busy" (--no-tap-retries: not).
+        moments = sorted(random.Random(22).random() * window for _ in range(count))
+        return await taps(
             port=top.port,
-            count=taps,
-            due=lambda i: moments[i],
+            moments=moments,
             make=lambda i: self.buy_request(top.port, i, tag=f"tap-{top.name}", body=body),
             source=client_address,
-            fresh=True,
             timeout=self.p["request_timeout"],
+            retries=not self.args.no_tap_retries,
         )
 
     def overload_rate(self, top: Topology) -> float:
@@ -1141,6 +1228,8 @@ def print_line(top: str, scenario: str, r: dict) -> None:
     for cls, s in r["classes"].items():
         parts.append(f"{cls}:{s['count']} p99 {R.fmt_ms(s['p99'])}")
     check = r.get("check", {})
+    if r.get("tappers"):
+        parts.append("tappers " + ", ".join(f"{k}:{v['count']}" for k, v in r["tappers"]["outcomes"].items()))
     print(
         f"  {top:<9} {scenario:<18} {r['ok_rps']}/s ok, {r['answered_rps']}/s answered  "
         + "  ".join(parts)
@@ -1279,6 +1368,20 @@ def report(results: dict) -> str:
                     codes.append(["", "", f"{r['retry_after'] or ''} {r['errors'] or ''}".strip()])
     if codes:
         parts.append("Answers by status and code\n" + R.table(["topology", "scenario", "codes"], codes))
+    outcome_rows = []
+    for top, res in results["topologies"].items():
+        tappers = (res.get("stampede") or {}).get("tappers")
+        if tappers:
+            for outcome, s in tappers["outcomes"].items():
+                lat = [R.fmt_ms(s[k]) for k in ("p50", "p95", "p99", "max")]
+                outcome_rows.append([top, outcome, s["count"], *lat])
+            tries = ", ".join(f"{k}: {v}" for k, v in tappers["tries"].items())
+            outcome_rows.append([top, "tries", tries, "", "", "", ""])
+    if outcome_rows:
+        parts.append(
+            "Stampede: each tapper's outcome (ms from the tap to the last answer; busy answers tried again as the "
+            "page does)\n" + R.table(["topology", "outcome", "tappers", "p50", "p95", "p99", "max"], outcome_rows)
+        )
     storms = []
     for top, res in results["topologies"].items():
         s = res.get("storm")
@@ -1374,6 +1477,11 @@ def main() -> int:
         "--storm-page",
         help="storm: the page's behaviour, e.g. 'reuse_token=0,poll_first_ms=0,poll_backoff=0,poll_wakes_socket=0' "
         "(the page before 2026-12-05); also poll_ms=, buy_rate= (default: the page's own)",
+    )
+    parser.add_argument(
+        "--no-tap-retries",
+        action="store_true",
+        help="stampede: a refused tap is not tried again (the page tries a 503 overloaded or 429 up to 6 times)",
     )
     parser.add_argument(
         "--profile",

@@ -214,7 +214,9 @@ class Hub:
         path = f"/api/v1/streams/{stream}/viewer-token"
         request = build_request("POST", path, self.host, port, headers={"Accept": "application/json"})
         errors: Counter[str] = Counter()
+        refused: Counter[str] = Counter()
         remaining = [n]
+        fetched = [0]
         t0 = time.monotonic()
         deadline = t0 + 120
 
@@ -229,14 +231,28 @@ class Hub:
                     conn.close()
                     conn = Connection(self.host, port)
                     continue
+                if response.status in (429, 503):
+                    # Refused for now (admission control): asked again after Retry-After, as
+                    # the page's socket would be (bounded by the deadline).
+                    refused[str(response.status)] += 1
+                    remaining[0] += 1
+                    retry_after = float(response.headers.get("retry-after", "1") or 1)
+                    await asyncio.sleep(min(retry_after, 2.0) * (0.5 + random.random()))
+                    continue
                 if response.status != 200 or "sessionid" not in response.cookies:
                     errors[f"status {response.status}"] += 1
                     continue
                 self.tokens.append((json.loads(response.body)["token"], response.cookies["sessionid"]))
+                fetched[0] += 1
             conn.close()
 
         await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, n)))))
-        return {"tokens": n - sum(errors.values()), "errors": dict(errors), "seconds": round(time.monotonic() - t0, 3)}
+        return {
+            "tokens": fetched[0],
+            "errors": dict(errors),
+            "refused_then_asked_again": dict(refused),
+            "seconds": round(time.monotonic() - t0, 3),
+        }
 
     async def connect(
         self, *, port: int, path: str, n: int, concurrency: int, tokens: bool, sku: str, hold: bool = True

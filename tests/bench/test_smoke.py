@@ -120,7 +120,8 @@ def test_stampede_smoke_runs_every_scenario_on_one_process_and_on_two_behind_the
         deal_units = data["parameters"]["deal_units"]
         # More taps than units: never more sold than the deal holds, each unit paid once.
         assert 0 < stampede["check"]["units_sold"] == stampede["check"]["paid_units"] <= deal_units
-        assert stampede["sent"] == data["parameters"]["taps"]
+        assert stampede["tappers"]["count"] == data["parameters"]["taps"]
+        assert sum(o["count"] for o in stampede["tappers"]["outcomes"].values()) == data["parameters"]["taps"]
         storm = top["storm"]
         assert storm["lost"] == storm["viewers"] == data["parameters"]["viewers"]
         assert _numbers(storm["restart_s"], storm["final_value"])
