@@ -176,3 +176,20 @@ def browser():
 
     with chromium() as chromium_browser:
         yield chromium_browser
+
+
+@pytest.fixture
+def hops(monkeypatch):
+    """Counts crossings from the event loop to a thread (``sync_to_async`` calls: a request
+    that reaches the pool is one)."""
+    from asgiref.sync import SyncToAsync
+
+    counter = {"n": 0}
+    original = SyncToAsync.__call__
+
+    async def counting(self, *args, **kwargs):
+        counter["n"] += 1
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SyncToAsync, "__call__", counting)
+    return counter

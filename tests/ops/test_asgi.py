@@ -8,26 +8,11 @@ import asyncio
 import json
 
 import pytest
-from asgiref.sync import SyncToAsync
 
 from tests.factories import make_buyer, make_sku
 from tests.helpers import asgi_call as call
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.anyio]
-
-
-@pytest.fixture
-def hops(monkeypatch):
-    """Counts sync_to_async calls (each is a hop from the event loop to a thread and back)."""
-    counter = {"n": 0}
-    original = SyncToAsync.__call__
-
-    async def counting(self, *args, **kwargs):
-        counter["n"] += 1
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counting)
-    return counter
 
 
 async def test_a_request_crosses_to_a_thread_once(hops):

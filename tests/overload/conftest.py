@@ -39,19 +39,3 @@ def all_queries(monkeypatch):
 
     monkeypatch.setattr(utils.CursorWrapper, "_execute_with_wrappers", counting)
     return counter
-
-
-@pytest.fixture
-def hops(monkeypatch):
-    """Counts crossings from the event loop to a thread (a request that reaches the pool)."""
-    from asgiref.sync import SyncToAsync
-
-    counter = {"n": 0}
-    original = SyncToAsync.__call__
-
-    async def counting(self, *args, **kwargs):
-        counter["n"] += 1
-        return await original(self, *args, **kwargs)
-
-    monkeypatch.setattr(SyncToAsync, "__call__", counting)
-    return counter
