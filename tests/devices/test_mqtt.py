@@ -326,3 +326,74 @@ def test_in_a_worker_the_handler_publishes_its_cues_itself_from_the_cues_queue(
     }
     sent = [payload for event_type, payload, _groups in events if event_type == "cue.sent"]
     assert [(p["cue"], p["sent_at"]) for p in sent] == [(cue.pk, iso_utc(cue.sent_at))]
+
+
+@pytest.mark.redis
+def test_a_cue_workers_processes_connect_to_the_broker_at_start(tmp_path, redis_url):
+    """docs/devices.md, "Dispatch": each process of a real prefork worker consuming ``cues``
+    opens its MQTT connection when it starts, not when its first cue comes (which then
+    waited 115-140 ms for it). The test's own broker's log shows who connected."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    need_mosquitto()
+    broker = Broker(tmp_path)
+    broker.start()
+    node_id = f"node-test-{secrets.token_hex(4)}"
+    env = {
+        **os.environ,
+        "MQTT_URL": broker.url,
+        "NODE_ID": node_id,
+        "CELERY_BROKER_URL": redis_url,
+        "DJANGO_SETTINGS_MODULE": "creatorcommerce.settings",
+    }
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "creatorcommerce",
+                "worker",
+                "-Q",
+                "cues",
+                "-c",
+                "2",
+                "-P",
+                "prefork",
+                "-n",
+                f"{node_id}@%h",
+                "-l",
+                "warning",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=Path(__file__).resolve().parents[2],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    pattern = re.compile(rf" as cc-{re.escape(node_id)}-cues-(\d+)-")
+    try:
+
+        def publishers() -> set[int]:
+            assert worker.poll() is None, f"the worker exited: {log.read_text()[-3000:]}"
+            return {int(pid) for pid in pattern.findall(broker.log.read_text())}
+
+        pids = wait_for(lambda: (found := publishers()) and len(found) == 2 and found, 60, message="two publishers")
+        assert worker.pid not in pids  # the pool's two children, not the worker's parent
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        broker.remove()
