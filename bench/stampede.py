@@ -19,8 +19,9 @@ Redis, no Celery worker, limits that the bench's few buyers cannot trigger) and
 TRUSTED_PROXIES=127.0.0.1.
 
 Scenarios (``--only``), in this order on each topology:
-  capacity  closed loop, 32 keep-alive connections per process, buys of a SKU that does not
-            run out: the most buys/s (201s) the topology answers
+  capacity  closed loop, as many keep-alive connections per process as it admits viewers'
+            buys at once (ADMISSION_MAX_IN_FLIGHT less the creators' reserve: 6), buys of a SKU
+            that does not run out: the most buys/s (201s) the topology answers
   stampede  2,000 buyers tap a 100-unit flash deal within 1 s, each from its own new
             connection and its own address (127.1.x.y: per-client limits see 2,000 clients)
   overload  4 x one process's capacity (measured on "one"; the same offered rate on every
@@ -28,7 +29,10 @@ Scenarios (``--only``), in this order on each topology:
   storm     2,000 viewers of the live stream; the server process(es) restart; every viewer
             comes back as the storefront's page does (backoff with jitter from 1 s, a fresh
             viewer token, polling the stream every 3 s meanwhile) while buys of a pinned
-            SKU go on at 50/s; how long until every viewer holds the final stock value
+            SKU go on at 50/s; how long until every viewer holds the final stock value.
+            One process: it stops and starts again (an outage). Two behind the proxy: a
+            rolling restart, one at a time, drained first (deploy/haproxy/README.md); the
+            figures count from the last process's stop, when every viewer is on it
 
 Answers are classed: 201 (winners), 409 (losers: sold out, over the per-buyer limit),
 503 and 429 (refused), other statuses, errors (connection refused, reset, closed) and
@@ -87,7 +91,7 @@ PROFILES = {
     "default": {
         "buyers": 2000,
         "capacity_seconds": 5,
-        "capacity_connections": 32,  # per process
+        "capacity_connections": None,  # per process; None: as many as it admits viewers' buys
         "taps": 2000,
         "tap_window": 1.0,
         "deal_units": 100,
@@ -119,7 +123,7 @@ PROFILES = {
     "quick": {
         "buyers": 600,
         "capacity_seconds": 3,
-        "capacity_connections": 32,
+        "capacity_connections": None,
         "taps": 600,
         "tap_window": 1.0,
         "deal_units": 30,
@@ -305,6 +309,33 @@ class Proxy:
                 out[(row["pxname"], row["svname"])] = row
         return out
 
+    def command(self, line: str) -> str:
+        """One command on the admin socket; HAProxy's answer (empty when all went well)."""
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.settimeout(5)
+            sock.connect(str(self.socket))
+            sock.sendall(line.encode() + b"\n")
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        answer = data.decode().strip()
+        if answer:
+            raise RuntimeError(f"haproxy refused {line!r}: {answer}")
+        return answer
+
+    async def wait_idle(self, server: str, limit: float) -> None:
+        """Until the process has no request in flight through the proxy (or ``limit`` s)."""
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and int(self.stats()[("web", server)].get("scur") or 0) > 0:
+            await asyncio.sleep(0.05)
+
+    async def wait_up(self, server: str, limit: float = 30) -> None:
+        deadline = time.monotonic() + limit
+        while not self.server_states().get(server, "").startswith("UP"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"haproxy did not take {server} back: {self.server_states()}")
+            await asyncio.sleep(0.1)
+
     def server_states(self) -> dict[str, str]:
         return {sv: row["status"] for (px, sv), row in self.stats().items() if px == "web" and sv.startswith("web")}
 
@@ -360,8 +391,12 @@ class Topology:
             await self.proxy.start()
 
     async def restart(self) -> tuple[float, float]:
-        """Stop every server process (SIGTERM) and start it again on its port; returns when
-        the stop began and when all answered again (epoch seconds)."""
+        """Restart the server processes; returns when the (last) stop began and when the
+        process(es) answered again (epoch seconds). One process: stop it (SIGTERM) and
+        start it again on its port, an outage. Behind the proxy with more than one: a
+        rolling restart (``rolling_restart``)."""
+        if self.proxy is not None and len(self.webs) > 1:
+            return await self.rolling_restart()
         stopped_at = time.time()
         for web in self.webs:
             web.stop()
@@ -370,6 +405,38 @@ class Topology:
         for web in self.webs:
             await web.ready()
         return stopped_at, time.time()
+
+    async def rolling_restart(self) -> tuple[float, float]:
+        """One process at a time, as deploy/haproxy/README.md ("Rolling restart") tells an
+        operator to restart a release: drain it in HAProxy (no new requests or sockets go
+        to it), wait for its requests in flight to finish (at most 5 s), stop it, start it,
+        put it back and wait until HAProxy has it UP; then the next. Its viewers' sockets
+        close with it and their pages reconnect to the other process, so the last step is
+        the storm: by then every viewer is on the last process. Returns when that last
+        stop began and when the last process answered again; ``restart_steps`` has them all."""
+        self.restart_steps = []
+        stopped_at = up_at = time.time()
+        for web in self.webs:
+            server = web.label.rsplit("-", 1)[1]  # "two-web1" -> HAProxy's "web1"
+            began = time.time()
+            self.proxy.command(f"set server web/{server} state drain")
+            await self.proxy.wait_idle(server, limit=5)
+            stopped_at = time.time()
+            web.stop()
+            web.launch()
+            await web.ready()
+            up_at = time.time()
+            self.proxy.command(f"set server web/{server} state ready")
+            await self.proxy.wait_up(server)
+            self.restart_steps.append(
+                {
+                    "server": server,
+                    "drained_s": round(stopped_at - began, 2),
+                    "restart_s": round(up_at - stopped_at, 2),
+                    "back_in_pool_s": round(time.time() - up_at, 2),
+                }
+            )
+        return stopped_at, up_at
 
     def stop(self) -> None:
         if self.proxy:
@@ -852,10 +919,20 @@ class Run:
                 max_connections=4,
             )
 
+    def admitted_buys(self) -> int:
+        """How many viewers' requests a server process admits at once (its in-flight bound
+        less the creators' reserve, as the servers are configured): the capacity run keeps
+        exactly that many buys in flight per process. More connections would measure the
+        refusals' cost too (each 503 takes CPU from the buys), not the most buys/s."""
+        env = self.env()
+        bound = int(env.get("ADMISSION_MAX_IN_FLIGHT") or 8)
+        reserve = int(env.get("ADMISSION_CREATOR_RESERVE") or 2)
+        return max(1, bound - reserve) if bound else 32
+
     async def capacity(self, top: Topology) -> dict:
         sku = self.seed["buy_skus"][f"cap-{top.name}"]
         body = json.dumps({"sku": sku["code"], "quantity": 1}).encode()
-        connections = self.p["capacity_connections"] * top.processes
+        connections = (self.p["capacity_connections"] or self.admitted_buys()) * top.processes
         seconds = self.p["capacity_seconds"]
         tally = Tally()
         counter = iter(range(10_000_000))
@@ -897,7 +974,8 @@ class Run:
         # Each buyer taps once, at a random moment of the window (seeded: every run alike), and
         # tries again as the page does when the answer is "busy" (--no-tap-retries: not).
         moments = sorted(random.Random(22).random() * window for _ in range(count))
-        return await taps(
+        profiles = self.start_profiles(top, "stampede", 8)
+        out = await taps(
             port=top.port,
             moments=moments,
             make=lambda i: self.buy_request(top.port, i, tag=f"tap-{top.name}", body=body),
@@ -905,6 +983,8 @@ class Run:
             timeout=self.p["request_timeout"],
             retries=not self.args.no_tap_retries,
         )
+        out["profiles"] = await self.finish_profiles(profiles)
+        return out
 
     def overload_rate(self, top: Topology) -> float:
         if self.args.overload_rate:
@@ -1018,6 +1098,8 @@ class Run:
         out.update(
             {
                 "restart_s": round(up_at - stopped_at, 2),
+                "restart": "rolling" if getattr(top, "restart_steps", None) else "outage",
+                "restart_steps": getattr(top, "restart_steps", None),
                 "lost": len(lost_at),
                 "back": len(came_back),
                 "open_at_end": sum(r["open"] for r in reports),
@@ -1486,7 +1568,7 @@ def main() -> int:
     parser.add_argument(
         "--profile",
         choices=("cpu", "wall"),
-        help="py-spy each server during capacity, overload and the storm: cpu (the GIL holder's stacks) or wall "
+        help="py-spy each server during capacity, the stampede, overload and the storm: cpu (the GIL holder's stacks) or wall "
         "(every busy thread's)",
     )
     parser.add_argument(

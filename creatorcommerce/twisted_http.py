@@ -9,6 +9,13 @@ requests Twisted cannot parse a JSON ``400 bad_request``; the connection is then
 before. The limits themselves are Twisted's (16 KB per line and in total), which are also what
 common proxies allow by default.
 
+Also: Twisted's ``Request`` parses the body of every form POST (``x-www-form-urlencoded`` and
+``multipart/form-data``, through the ``email`` package) into ``request.args``, and the
+Content-Type of every POST, for nothing: daphne hands the raw body to the application, which
+parses it itself. In a drop's stampede that Content-Type parse alone was 11 % of the
+event loop's CPU (py-spy, docs/performance.md), and a large multipart body was parsed twice.
+Twisted's own switch for it (``parsePOSTFormSubmission``) is turned off for daphne's requests.
+
 Installed by creatorcommerce/asgi.py when the process runs daphne; uvicorn answers such
 requests itself.
 """
@@ -31,9 +38,26 @@ def _headers_too_large(channel) -> None:
     _respond(channel, 431, "headers_too_large", "The request's headers are too large (16 KB at most).")
 
 
+def _no_form_parsing() -> None:
+    from daphne.http_protocol import WebRequest
+
+    if getattr(WebRequest, "_form_parsing_off", False):
+        return
+    original = WebRequest.__init__
+
+    def __init__(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        self._parsePOSTFormSubmission = False  # Twisted's attribute, set by its __init__
+
+    WebRequest.__init__ = __init__
+    WebRequest._form_parsing_off = True
+
+
 def install() -> None:
-    """Patch Twisted's HTTPChannel (once per process)."""
+    """Patch Twisted's HTTPChannel and daphne's requests (once per process)."""
     from twisted.web import http
+
+    _no_form_parsing()
 
     channel = http.HTTPChannel
     if getattr(channel, "_json_error_answers", False):
