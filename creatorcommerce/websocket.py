@@ -4,7 +4,7 @@ clients' session tokens."""
 
 from urllib.parse import urlparse
 
-from channels.auth import AuthMiddleware
+from channels.auth import AuthMiddleware, get_user
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import OriginValidator
@@ -86,6 +86,22 @@ class WebSocketSessionMiddleware(SessionMiddleware):
         return await self.inner(wrapper.scope, receive, send)
 
 
+class WebSocketAuthMiddleware(AuthMiddleware):
+    """Channels' ``AuthMiddleware``, but without a session cookie the user is anonymous at
+    once: no trip to the process's one sync thread for it. Every thread-sensitive call of
+    the process queues on that thread; in a reconnect storm each handshake made three trips
+    there (docs/performance.md, "Reconnect storm")."""
+
+    async def resolve_scope(self, scope):
+        if scope["session"].session_key is None:
+            from django.contrib.auth.models import AnonymousUser
+
+            scope["user"]._wrapped = AnonymousUser()
+        else:
+            scope["user"]._wrapped = await get_user(scope)
+
+
 def WebSocketAuthStack(inner):
-    """Channels' ``AuthMiddlewareStack`` with ``WebSocketSessionMiddleware``."""
-    return CookieMiddleware(WebSocketSessionMiddleware(AuthMiddleware(inner)))
+    """Channels' ``AuthMiddlewareStack`` with ``WebSocketSessionMiddleware`` and
+    ``WebSocketAuthMiddleware``."""
+    return CookieMiddleware(WebSocketSessionMiddleware(WebSocketAuthMiddleware(inner)))

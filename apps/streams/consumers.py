@@ -23,6 +23,7 @@ from collections import deque
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
@@ -104,6 +105,16 @@ class ViewerConsumer(_StreamSocket):
             if self.counted:
                 self.counted = False
                 await asyncio.shield(sync_to_async(presence_leave)(stream_id=self.stream_id))
+
+    async def dispatch(self, message):
+        """Channels' ``dispatch`` without its trip to the process's one sync thread before
+        every message (``aclose_old_connections``; a handshake, a close, every ping): this
+        socket's database work runs in ``database_sync_to_async`` calls, which close old
+        connections themselves, around each call."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self):
         self.stream_id = int(self.scope["url_route"]["kwargs"]["stream_id"])

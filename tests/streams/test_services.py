@@ -430,3 +430,43 @@ def test_viewers_of_a_killed_process_stop_counting(live_stream, redis_url, setti
             proc.wait()
         presence_leave(stream_id=sid)
     assert presence_count(stream_id=sid) == 0
+
+
+@pytest.mark.redis
+def test_viewers_joining_at_once_share_their_redis_writes(live_stream, monkeypatch):
+    """A reconnect storm's joins used to write Redis one after another under the lock, one
+    write each; now a write carries every change made before it began and the joins wait for
+    that write (apps/streams/services.py, ``_presence_sync``). The first write here waits
+    until all 50 joins have counted themselves in the process, so the rest share one write."""
+    import threading
+
+    from apps.streams import services
+    from tests.helpers import wait_for
+
+    sid, n = live_stream.pk, 50
+    local = services._local_presence.get()
+    start = local.changes
+    write = services._presence_write
+    writes: list[set] = []
+
+    def shared(local_, stream_ids):
+        if not writes:
+            wait_for(lambda: local.changes >= start + n, message="every join counted locally")
+        writes.append(set(stream_ids))
+        write(local_, stream_ids)
+
+    monkeypatch.setattr(services, "_presence_write", shared)
+    joins = [threading.Thread(target=presence_join, kwargs={"stream_id": sid}) for _ in range(n)]
+    for join in joins:
+        join.start()
+    for join in joins:
+        join.join()
+    try:
+        assert 2 <= len(writes) <= 3  # the first join's, then the other 49's (a heartbeat's at most)
+        assert presence_count(stream_id=sid) == n
+        raw = services._presence_redis().hget(services._presence_hash_key(sid), local.id)
+        assert int(raw) == n  # in Redis, for the other processes, when the joins returned
+    finally:
+        for _ in range(n):
+            presence_leave(stream_id=sid)
+    assert presence_count(stream_id=sid) == 0
