@@ -61,7 +61,6 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -72,10 +71,13 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 
 import run as R  # noqa: E402  (bench/run.py: processes, database, machine, helpers)
+
+sys.path.insert(0, str(R.ROOT))
 from loadgen import Connection, HttpError, build_request, percentiles  # noqa: E402
 
+from creatorcommerce.haproxy import SHIPPED_CONFIG, AdminSocket, shipped_env  # noqa: E402
+
 HOST = R.HOST
-HAPROXY_CONFIG = R.ROOT / "deploy" / "haproxy" / "haproxy.cfg"
 SCENARIOS = ("capacity", "stampede", "overload", "storm")
 TOPOLOGIES = {
     "one": {"processes": 1, "proxy": False},
@@ -261,26 +263,21 @@ class Web:
 
 
 class Proxy:
-    """Debian's HAProxy with the shipped config; only the environment it names differs."""
+    """Debian's HAProxy with the shipped config; only the environment it names differs
+    (creatorcommerce/haproxy.py, as the scale-out test runs it)."""
 
     def __init__(self, servers: list[Web], logs: Path):
         self.port = R.free_port()
         self.socket = Path(f"/tmp/cc-bench-haproxy-{os.getpid()}-{self.port}.sock")
         self.log = logs / "haproxy.log"
-        web1 = servers[0].port
-        web2 = servers[1].port if len(servers) > 1 else web1
-        self.env = {
-            **os.environ,
-            "CC_HTTP_BIND": f"{HOST}:{self.port}",
-            "CC_WEB1": f"{HOST}:{web1}",
-            "CC_WEB2": f"{HOST}:{web2}",
-            "CC_HAPROXY_SOCKET": str(self.socket),
-            "CC_HAPROXY_LOG": "stdout",
-        }
+        self.env = shipped_env(
+            bind=f"{HOST}:{self.port}", servers=[f"{HOST}:{web.port}" for web in servers], socket_path=self.socket
+        )
+        self.admin = AdminSocket(self.socket)
         self.proc: subprocess.Popen | None = None
 
     async def start(self) -> None:
-        self.proc = R.spawn("haproxy", ["haproxy", "-db", "-f", str(HAPROXY_CONFIG)], self.env, self.log)
+        self.proc = R.spawn("haproxy", ["haproxy", "-db", "-f", str(SHIPPED_CONFIG)], self.env, self.log)
         deadline = time.monotonic() + 30
         while True:
             if self.proc.poll() is not None:
@@ -293,51 +290,18 @@ class Proxy:
             await asyncio.sleep(0.1)
 
     def stats(self) -> dict[tuple[str, str], dict[str, str]]:
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(5)
-            sock.connect(str(self.socket))
-            sock.sendall(b"show stat\n")
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
-        lines = data.decode().splitlines()
-        names = lines[0].lstrip("# ").split(",")
-        out = {}
-        for line in lines[1:]:
-            if line:
-                row = dict(zip(names, line.split(","), strict=False))
-                out[(row["pxname"], row["svname"])] = row
-        return out
+        return self.admin.stats()
 
-    def command(self, line: str) -> str:
-        """One command on the admin socket; HAProxy's answer (empty when all went well)."""
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(5)
-            sock.connect(str(self.socket))
-            sock.sendall(line.encode() + b"\n")
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
-        answer = data.decode().strip()
-        if answer:
-            raise RuntimeError(f"haproxy refused {line!r}: {answer}")
-        return answer
+    async def drain(self, server: str, limit: float) -> None:
+        """Out of the pool; until its requests in flight are done (at most ``limit`` s)."""
+        await asyncio.to_thread(self.admin.drain, server, wait=limit)
 
-    async def wait_idle(self, server: str, limit: float) -> None:
-        """Until the process has no request in flight through the proxy (or ``limit`` s)."""
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline and int(self.stats()[("web", server)].get("scur") or 0) > 0:
-            await asyncio.sleep(0.05)
-
-    async def wait_up(self, server: str, limit: float = 30) -> None:
-        deadline = time.monotonic() + limit
-        while not self.server_states().get(server, "").startswith("UP"):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"haproxy did not take {server} back: {self.server_states()}")
-            await asyncio.sleep(0.1)
+    async def ready(self, server: str, limit: float = 30) -> None:
+        """Back in the pool, once HAProxy has it UP."""
+        await asyncio.to_thread(self.admin.ready, server, wait=limit)
 
     def server_states(self) -> dict[str, str]:
-        return {sv: row["status"] for (px, sv), row in self.stats().items() if px == "web" and sv.startswith("web")}
+        return {name: row["status"] for name, row in self.admin.servers().items() if name.startswith("web")}
 
     def counters(self) -> dict:
         """Per server: requests answered by status class, and the retries and redispatches."""
@@ -419,15 +383,13 @@ class Topology:
         for web in self.webs:
             server = web.label.rsplit("-", 1)[1]  # "two-web1" -> HAProxy's "web1"
             began = time.time()
-            self.proxy.command(f"set server web/{server} state drain")
-            await self.proxy.wait_idle(server, limit=5)
+            await self.proxy.drain(server, limit=5)
             stopped_at = time.time()
             web.stop()
             web.launch()
             await web.ready()
             up_at = time.time()
-            self.proxy.command(f"set server web/{server} state ready")
-            await self.proxy.wait_up(server)
+            await self.proxy.ready(server)
             self.restart_steps.append(
                 {
                     "server": server,
@@ -1568,8 +1530,8 @@ def main() -> int:
     parser.add_argument(
         "--profile",
         choices=("cpu", "wall"),
-        help="py-spy each server during capacity, the stampede, overload and the storm: cpu (the GIL holder's stacks) or wall "
-        "(every busy thread's)",
+        help="py-spy each server during capacity, the stampede, overload and the storm: cpu (the GIL holder's "
+        "stacks) or wall (every busy thread's)",
     )
     parser.add_argument(
         "--redis-db",
@@ -1658,7 +1620,7 @@ def main() -> int:
             results["machine"]["haproxy"] = version.splitlines()[0] if version else "?"
         results["settings"] = R.public_settings(results["_base_env"], database, R.STARTED.redis_url)
         results["settings"]["TRUSTED_PROXIES"] = "127.0.0.1"
-        results["haproxy_config"] = R.shown(HAPROXY_CONFIG)
+        results["haproxy_config"] = R.shown(SHIPPED_CONFIG)
         run = Run(args, profile, stamp, results, logs)
         asyncio.run(asyncio.wait_for(run.all(), profile["max_minutes"] * 60))
     except KeyboardInterrupt:

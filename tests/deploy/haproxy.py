@@ -5,15 +5,13 @@ daphne processes, an admin socket and a log in the test's directory)."""
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import subprocess
 from pathlib import Path
 
+from creatorcommerce.haproxy import SHIPPED_CONFIG, AdminSocket, shipped_env
 from tests.helpers import wait_for
-from tests.servers import ROOT, free_port
-
-SHIPPED_CONFIG = ROOT / "deploy" / "haproxy" / "haproxy.cfg"
+from tests.servers import free_port
 
 
 class HAProxy:
@@ -22,6 +20,7 @@ class HAProxy:
         self.socket_path = directory / "haproxy.sock"
         self.log = directory / "haproxy.log"
         self.servers = servers
+        self.admin = AdminSocket(self.socket_path)
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -29,15 +28,11 @@ class HAProxy:
         return f"http://127.0.0.1:{self.port}"
 
     def env(self) -> dict:
-        web1, web2 = self.servers
-        return {
-            **os.environ,
-            "CC_HTTP_BIND": f"127.0.0.1:{self.port}",
-            "CC_WEB1": f"127.0.0.1:{web1}",
-            "CC_WEB2": f"127.0.0.1:{web2}",
-            "CC_HAPROXY_SOCKET": str(self.socket_path),
-            "CC_HAPROXY_LOG": "stdout",
-        }
+        return shipped_env(
+            bind=f"127.0.0.1:{self.port}",
+            servers=[f"127.0.0.1:{port}" for port in self.servers],
+            socket_path=self.socket_path,
+        )
 
     def start(self) -> HAProxy:
         with open(self.log, "ab") as log:
@@ -68,24 +63,10 @@ class HAProxy:
 
     def stats(self) -> dict[tuple[str, str], dict[str, str]]:
         """``show stat`` on the admin socket: (proxy, server) -> the CSV's fields."""
-        with socket.socket(socket.AF_UNIX) as sock:
-            sock.settimeout(5)
-            sock.connect(str(self.socket_path))
-            sock.sendall(b"show stat\n")
-            data = b""
-            while chunk := sock.recv(65536):
-                data += chunk
-        lines = data.decode().splitlines()
-        names = lines[0].lstrip("# ").split(",")
-        rows = {}
-        for line in lines[1:]:
-            if line:
-                row = dict(zip(names, line.split(","), strict=False))
-                rows[(row["pxname"], row["svname"])] = row
-        return rows
+        return self.admin.stats()
 
     def status(self, server: str) -> str:
-        return self.stats()[("web", server)]["status"]
+        return self.admin.status(server)
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -193,12 +193,11 @@ def _paid(proxy: HAProxy, name: str) -> int:
     return int(proxy.stats()[("web", name)]["hrsp_2xx"])
 
 
-def test_a_buy_on_one_process_reaches_a_viewer_on_the_other_and_one_process_dying_leaves_the_other_serving(
-    cluster,
-):
-    stream_id, session_token = _seed()
-    servers, proxy = cluster
+def _buyer(proxy: HAProxy, session_token: str, stream_id: int):
+    """A function that buys one TEE through the proxy (a new Idempotency-Key each time),
+    asserts the 201 and returns the request id the app answered with."""
     buys = iter(range(1, 1000))
+    prefix = f"scale-out-{stream_id}"
 
     def buy() -> str:
         status, headers, body = _request(
@@ -206,13 +205,23 @@ def test_a_buy_on_one_process_reaches_a_viewer_on_the_other_and_one_process_dyin
             method="POST",
             headers={
                 "X-Session-Token": session_token,
-                "Idempotency-Key": f"scale-out-{next(buys)}",
+                "Idempotency-Key": f"{prefix}-{next(buys)}",
                 "X-Request-ID": "chosen-by-the-client",
             },
             body={"sku": "TEE", "quantity": 1, "stream": stream_id},
         )
         assert status == 201, body
         return headers["X-Request-ID"]
+
+    return buy
+
+
+def test_a_buy_on_one_process_reaches_a_viewer_on_the_other_and_one_process_dying_leaves_the_other_serving(
+    cluster,
+):
+    stream_id, session_token = _seed()
+    servers, proxy = cluster
+    buy = _buyer(proxy, session_token, stream_id)
 
     with Viewer(proxy, stream_id) as viewer:
         assert viewer.connect()["stock"]["TEE"] == STOCK
@@ -249,3 +258,65 @@ def test_a_buy_on_one_process_reaches_a_viewer_on_the_other_and_one_process_dyin
         buy()
         sold += 1
         viewer.follow_until(STOCK - sold)
+
+
+def test_a_rolling_restart_with_proxy_server_drain_and_ready(cluster):
+    """deploy/haproxy/README.md, "Rolling restart": ``manage.py proxy_server drain`` takes a
+    process out of the pool (new buys go to the other), it restarts, its viewer comes back
+    on the other process, and ``ready`` puts it back once HAProxy sees it UP."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    stream_id, session_token = _seed()
+    servers, proxy = cluster
+    buy = _buyer(proxy, session_token, stream_id)
+    admin = {"socket": str(proxy.socket_path), "stdout": StringIO()}
+    sold = 0
+    with Viewer(proxy, stream_id) as viewer:
+        viewer.connect()
+        restarting = _server_of_viewer(proxy)
+        other = "web2" if restarting == "web1" else "web1"
+
+        call_command("proxy_server", "drain", restarting, wait=5, **admin)
+        assert proxy.status(restarting) == "DRAIN"
+        paid_before = _paid(proxy, restarting)
+        for _ in range(4):
+            buy()
+            sold += 1
+        assert _paid(proxy, restarting) == paid_before  # every buy went to the other process
+
+        servers[restarting].stop()
+        wait_for(viewer.closed, WAIT, 0, message="the restarting process's viewer socket to close")
+        servers[restarting].launch()
+        servers[restarting].wait_ready(WAIT * 3)
+        assert viewer.connect()["stock"]["TEE"] == STOCK - sold
+        assert _server_of_viewer(proxy) == other  # drained: sockets do not go there either
+
+        call_command("proxy_server", "ready", restarting, wait=WAIT * 2, **admin)
+        assert proxy.status(restarting).startswith("UP")
+
+        def reached_again() -> bool:
+            nonlocal sold
+            buy()
+            sold += 1
+            return _paid(proxy, restarting) > paid_before
+
+        wait_for(reached_again, WAIT, 0, message=f"a buy to reach {restarting} again")
+        viewer.follow_until(STOCK - sold)
+
+    out = StringIO()
+    call_command("proxy_server", "status", socket=str(proxy.socket_path), stdout=out)
+    assert [line.split("\t")[0] for line in out.getvalue().splitlines()] == ["web1", "web2"]
+
+
+def test_proxy_server_refuses_what_it_cannot_do(cluster, tmp_path):
+    from django.core.management import CommandError, call_command
+
+    _servers, proxy = cluster
+    with pytest.raises(CommandError, match="has no server 'web9'"):
+        call_command("proxy_server", "drain", "web9", socket=str(proxy.socket_path))
+    with pytest.raises(CommandError, match="needs a server name"):
+        call_command("proxy_server", "ready", socket=str(proxy.socket_path))
+    with pytest.raises(CommandError, match="cannot reach HAProxy's admin socket"):
+        call_command("proxy_server", "status", socket=str(tmp_path / "nothing.sock"))
