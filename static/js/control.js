@@ -1,6 +1,7 @@
 // The creator's control room: viewers, live sales, totals, a sales chart, stock per pin,
 // and the stream's controls (go live, end, pin, unpin, open and close flash deals).
-import { LiveSocket, api, countdown, h, money, wsUrl } from "./live.js";
+import { LiveSocket, countdown, h, money, wsUrl } from "./live.js";
+import { apiRetrying, busyAnswer } from "./retry.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const FEED_MAX = 30;
@@ -49,8 +50,21 @@ const state = {
   seq: 0,
   socketLive: false,
   everLive: false,
+  // Controls whose request is out, by API path ("start", "pins/", "deals/7/open", ...): false
+  // while it is sent, true while the server was too busy for it and it waits to try again.
+  pending: new Map(),
 };
 state.pins = state.stream.pins;
+
+// The controls' API paths, under /api/v1/streams/<id>/ (docs/streams.md).
+const PIN_PATH = "pins/";
+const unpinPath = (sku) => `pins/${encodeURIComponent(sku)}/`;
+const dealPath = (deal, action) => `deals/${deal.id}/${action}`;
+
+/** A control's label: "Retrying…" while the server is too busy for it (see control()). */
+function pendingLabel(path, label) {
+  return state.pending.get(path) ? "Retrying…" : label;
+}
 
 function setSales(sales) {
   const perMinute = new Map();
@@ -65,14 +79,14 @@ setSales(read("control-sales"));
 // -- messages -----------------------------------------------------------------------------------
 
 let statusTimer = null;
-function announce(text, tone = "info") {
+function announce(text, tone = "info", { sticky = false } = {}) {
   clearTimeout(statusTimer);
   els.status.className = `buy-status toast ${tone}`;
   els.status.replaceChildren(
     h("span", {}, text),
     h("button", { type: "button", class: "icon-button", "aria-label": "Dismiss", onclick: clear }, "×"),
   );
-  statusTimer = setTimeout(clear, tone === "error" ? 12_000 : 5_000);
+  if (!sticky) statusTimer = setTimeout(clear, tone === "error" ? 12_000 : 5_000);
   function clear() {
     els.status.replaceChildren();
     els.status.className = "buy-status";
@@ -96,8 +110,10 @@ function renderStatus() {
   els.statusPill.dataset.status = status;
   els.statusPill.textContent =
     { live: "Live", scheduled: "Scheduled", ended: "Ended", deleted: "Deleted", cancelled: "Cancelled" }[status] || status;
-  els.start.disabled = status !== "scheduled";
-  els.end.disabled = status === "ended" || status === "deleted" || status === "cancelled";
+  els.start.disabled = status !== "scheduled" || state.pending.has("start");
+  els.end.disabled = status === "ended" || status === "deleted" || status === "cancelled" || state.pending.has("end");
+  els.start.textContent = pendingLabel("start", "Go live");
+  els.end.textContent = pendingLabel("end", "End stream");
   lockIfClosed();
 }
 
@@ -140,8 +156,9 @@ function renderPins() {
       h(
         "td",
         { class: "actions" },
-        h("button", { type: "button", class: "secondary small", onclick: () => unpin(pin.sku) }, "Unpin",
-          h("span", { class: "visually-hidden" }, ` ${pin.title}`)),
+        h("button", { type: "button", class: "secondary small", disabled: state.pending.has(unpinPath(pin.sku)),
+          onclick: () => unpin(pin.sku) },
+          pendingLabel(unpinPath(pin.sku), "Unpin"), h("span", { class: "visually-hidden" }, ` ${pin.title}`)),
       ),
     );
   });
@@ -153,8 +170,12 @@ function renderPins() {
     .filter((item) => !pinned.has(item.sku))
     .map((item) => h("option", { value: item.sku }, `${item.title} (${item.sku}) · ${money(item.price, item.currency)}`));
   if (!options.length) options.push(h("option", { value: "" }, "Everything is pinned"));
+  const chosen = els.pinSelect.value; // kept across a re-render (a live update, a control's state)
   els.pinSelect.replaceChildren(...options);
-  els.pinForm.querySelector("button").disabled = !state.catalog.some((item) => !pinned.has(item.sku));
+  if (options.some((option) => option.value === chosen)) els.pinSelect.value = chosen;
+  const pinButton = els.pinForm.querySelector("button");
+  pinButton.disabled = !state.catalog.some((item) => !pinned.has(item.sku)) || state.pending.has(PIN_PATH);
+  pinButton.textContent = pendingLabel(PIN_PATH, "Pin");
   lockIfClosed();
 }
 
@@ -164,13 +185,16 @@ function renderDeals() {
     const live = dealFor(deal.sku);
     const remaining = live && live.id === deal.id ? live.remaining : null;
     const actions = [];
+    const open = dealPath(deal, "open"), close = dealPath(deal, "close");
     if (deal.status === "scheduled") {
-      actions.push(h("button", { type: "button", class: "small", onclick: () => dealAction(deal, "open") }, "Open now",
-        h("span", { class: "visually-hidden" }, `: ${title}`)));
+      actions.push(h("button", { type: "button", class: "small", disabled: state.pending.has(open),
+        onclick: () => dealAction(deal, "open") },
+        pendingLabel(open, "Open now"), h("span", { class: "visually-hidden" }, `: ${title}`)));
     }
     if (deal.status !== "closed") {
-      actions.push(h("button", { type: "button", class: "secondary small", onclick: () => dealAction(deal, "close") },
-        deal.status === "open" ? "Close" : "Cancel", h("span", { class: "visually-hidden" }, `: ${title}`)));
+      actions.push(h("button", { type: "button", class: "secondary small", disabled: state.pending.has(close),
+        onclick: () => dealAction(deal, "close") },
+        pendingLabel(close, deal.status === "open" ? "Close" : "Cancel"), h("span", { class: "visually-hidden" }, `: ${title}`)));
     }
     return h(
       "li",
@@ -459,42 +483,68 @@ window.addEventListener("offline", updateBanner);
 
 // -- controls -------------------------------------------------------------------------------------
 
-async function control(path, { method = "POST", body, done, button } = {}) {
-  if (button) button.disabled = true;
-  const result = await api(`/api/v1/streams/${streamId}/${path}`, { method, body });
-  if (button) button.disabled = false;
+// Every control is one request to the stream's API (docs/streams.md). When the server is too
+// busy for it (503 overloaded, 429 rate_limited: nothing was done), it is sent again after
+// Retry-After plus a growing random wait, six tries at most (static/js/retry.js), its button
+// saying "Retrying…" and the room "Busy — retrying…"; then done, or a clear error
+// (docs/overload.md, "The control room retries"). These endpoints take no Idempotency-Key
+// (only buys do, docs/buying.md), and need none: each sets a state, so sending one twice
+// changes nothing more than once. Going live when live, ending an ended stream, pinning a
+// pinned product, unpinning one not pinned, opening a deal no longer scheduled and closing a
+// closed one are all no-ops (apps/streams/services.py). A retry is only ever sent after a
+// refusal anyway, never after an answer that was lost.
+
+function renderControls() {
+  renderStatus();
+  renderPins();
+  renderDeals();
+}
+
+async function control(path, { method = "POST", body, done } = {}) {
+  if (state.pending.has(path)) return { ok: false, pending: true }; // already on its way
+  state.pending.set(path, false);
+  renderControls();
+  const result = await apiRetrying(`/api/v1/streams/${streamId}/${path}`, { method, body }, {
+    onBusy() {
+      state.pending.set(path, true);
+      renderControls();
+      announce("Busy — retrying…", "info", { sticky: true });
+    },
+  });
+  state.pending.delete(path);
   if (result.ok) {
     applyStream(result.data);
     if (done) announce(done, "success");
     return result;
   }
-  announce(
-    result.network ? "You're offline — nothing was changed." : result.data?.message || `That didn't work (HTTP ${result.status}).`,
-    "error",
-  );
-  renderStatus();
+  let message;
+  if (result.network) message = "You're offline — nothing was changed.";
+  else if (busyAnswer(result)) message = "Still too busy — nothing was changed. Try again in a moment.";
+  else message = result.data?.message || `That didn't work (HTTP ${result.status}).`;
+  announce(message, "error");
+  renderControls();
   return result;
 }
 
-els.start.addEventListener("click", () => control("start", { done: "You're live.", button: els.start }));
+els.start.addEventListener("click", () => control("start", { done: "You're live." }));
 els.end.addEventListener("click", () => {
   if (!window.confirm("End the stream for everyone? Open deals close and their stock goes back.")) return;
-  control("end", { done: "Stream ended.", button: els.end });
+  control("end", { done: "Stream ended." });
 });
 
 els.pinForm.addEventListener("submit", (event) => {
   event.preventDefault();
   const sku = els.pinSelect.value;
   if (!sku) return;
-  control("pins/", { body: { sku }, done: `Pinned ${sku}.`, button: els.pinForm.querySelector("button") });
+  control(PIN_PATH, { body: { sku }, done: `Pinned ${sku}.` });
 });
 
 function unpin(sku) {
-  control(`pins/${encodeURIComponent(sku)}/`, { method: "DELETE", done: `Unpinned ${sku}.` });
+  control(unpinPath(sku), { method: "DELETE", done: `Unpinned ${sku}.` });
 }
 
 async function dealAction(deal, action) {
-  const result = await control(`deals/${deal.id}/${action}`, {});
+  const result = await control(dealPath(deal, action), {});
   if (!result.ok) return;
   const pinned = state.pins.some((p) => p.sku === deal.sku);
   const openNow = pinned ? state.pins.some((p) => p.deal && p.deal.id === deal.id) : action === "open";

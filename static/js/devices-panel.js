@@ -5,6 +5,7 @@
 // snapshot makes this panel read its state again over the API, so nothing missed while the
 // socket was away stays missing.
 import { api, h } from "./live.js";
+import { apiRetrying, busyAnswer } from "./retry.js";
 
 const root = document.getElementById("control");
 const initial = JSON.parse(document.getElementById("devices-initial").textContent);
@@ -30,6 +31,7 @@ const state = {
   cues: new Map(),
   errors: new Map(), // device id -> message shown under its buttons
   busy: new Set(), // device ids with a cue being fired
+  retrying: new Set(), // of those, the ones the server was too busy for, waiting to try again
   fresh: new Set(), // cue ids just added (animated once)
 };
 for (const cue of initial.cues) state.cues.set(cue.id, cue);
@@ -103,6 +105,8 @@ function renderDevices() {
                 "aria-label": `Fire ${kind} on ${device.name}`,
                 onclick: () => fire(device, kind),
               }, kind))),
+          state.retrying.has(device.id)
+            ? h("p", { class: "device__busy", role: "status" }, "Busy — retrying…") : "",
           error ? h("p", { class: "device__error", role: "alert" }, error) : ""),
       ),
     );
@@ -202,21 +206,33 @@ root?.addEventListener("control:message", (event) => {
 
 // -- firing by hand ---------------------------------------------------------------------------------
 
+// Firing is not idempotent: every POST that reaches the view is a new cue, and the endpoint
+// takes no Idempotency-Key (only buys do, docs/buying.md). So only a refusal is sent again:
+// 503 overloaded or 429 rate_limited, refused before any cue was made (docs/overload.md,
+// "The control room retries"). A request whose answer was lost is never repeated: it may
+// have fired, and the cue log shows whether it did.
 async function fire(device, kind) {
   state.busy.add(device.id);
   state.errors.delete(device.id);
   renderDevices();
-  const result = await api(`/api/v1/devices/${device.id}/cues/`, { method: "POST", body: { kind, stream: streamId } });
+  const request = { method: "POST", body: { kind, stream: streamId } };
+  const result = await apiRetrying(`/api/v1/devices/${device.id}/cues/`, request, {
+    onBusy() {
+      state.retrying.add(device.id);
+      renderDevices();
+    },
+  });
   state.busy.delete(device.id);
+  state.retrying.delete(device.id);
   if (result.ok) {
     mergeCue(result.data);
   } else {
     const data = result.data || {};
+    let message = data.message || `That didn't work (HTTP ${result.status}).`;
+    if (busyAnswer(result)) message = "Still too busy — no cue was sent. Try again in a moment.";
     state.errors.set(
       device.id,
-      result.network
-        ? "You're offline: no cue was sent."
-        : `${data.message || `That didn't work (HTTP ${result.status}).`}${data.code ? ` (${data.code})` : ""}`,
+      result.network ? "You're offline: no cue was sent." : `${message}${data.code ? ` (${data.code})` : ""}`,
     );
   }
   render();

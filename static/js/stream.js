@@ -1,6 +1,7 @@
 // The stream page: pinned products with live stock, flash deals, one-tap buy, the
 // purchase ticker; realtime over the viewer WebSocket, polling while it is down.
 import { LiveSocket, api, countdown, h, money, reducedMotion, wsUrl } from "./live.js";
+import { apiRetrying, busyAnswer } from "./retry.js";
 
 const LOW_STOCK = 5;
 const POLL_EVERY_MS = 3_000;
@@ -590,13 +591,11 @@ async function buyBundle(id) {
   if (state.venue) Object.assign(body, { fulfilment: "pickup", venue: Number(state.venue.id) });
   // Refused for being busy (nothing done under the key): again, same key and body, a few times.
   const key = idempotencyKey();
-  let result = null;
-  for (let attempt = 0; ; attempt++) {
-    result = await api("/api/v1/orders/", { method: "POST", body, headers: { "Idempotency-Key": key } });
-    if (!busyAnswer(result) || attempt + 1 >= RETRY_TRIES) break;
-    announce("Busy — retrying…", "info", { sticky: true });
-    await sleep(retryDelay(result, attempt));
-  }
+  const result = await apiRetrying(
+    "/api/v1/orders/",
+    { method: "POST", body, headers: { "Idempotency-Key": key } },
+    { onBusy: () => announce("Busy — retrying…", "info", { sticky: true }) },
+  );
   bundleBusy.delete(id);
   node.button.disabled = false;
   node.button.textContent = "Buy bundle";
@@ -730,24 +729,8 @@ const BUY_ERRORS = {
 // and a buyer over their own limit gets 429 rate_limited: both say Retry-After, and nothing
 // was done under the Idempotency-Key. The tap is tried again with the SAME key, so no retry
 // can ever buy twice: after Retry-After plus a random wait that doubles each time, at most
-// RETRY_TRIES times in all, and for a deal only while it is still open (docs/overload.md).
-const RETRY_TRIES = 6;
-const RETRY_BASE_MS = 400;
-const RETRY_CAP_MS = 8_000;
-
-function busyAnswer(result) {
-  const code = result.data?.code;
-  return (result.status === 503 && code === "overloaded") || (result.status === 429 && code === "rate_limited");
-}
-
-/** How long to wait before try number ``attempt + 1`` (0: the first tap was refused). */
-function retryDelay(result, attempt) {
-  const seconds = Number(result.headers.get("Retry-After") ?? result.data?.retry_after);
-  const floor = Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : 0;
-  return floor + Math.random() * Math.min(RETRY_CAP_MS, RETRY_BASE_MS * 2 ** attempt);
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+// six times in all (static/js/retry.js), and for a deal only while it is still open
+// (docs/overload.md, "The storefront retries").
 
 function nodeButton(sku) {
   const node = nodes.get(sku);
@@ -777,50 +760,50 @@ async function buy(sku) {
   await attemptBuy(pin, key, { unsettled });
 }
 
-async function attemptBuy(pin, key, { afterCheckout = false, unsettled = false, attempt = 0, body = null, dealId } = {}) {
+async function attemptBuy(pin, key, { afterCheckout = false, unsettled = false } = {}) {
   const { sku } = pin;
-  if (!body) {
-    // The stream names the shop (docs/buying.md, "Naming the shop"): another shop using the
-    // same SKU code can never make this buy ambiguous or buy from the wrong shop.
-    body = { sku, quantity: 1, stream: streamId };
-    // A running-time coupon from a pop-up (static/js/geo.js; docs/geofences.md) that covers
-    // this SKU: the server values it at the moment of the buy.
-    const coupon = unsettledCoupons.get(sku);
-    if (coupon) body.coupon = coupon;
-    // Inside a venue that has the item on its shelf: picked up there, from its own stock
-    // (docs/geofences.md). Not a flash deal's units: they are set aside elsewhere and ship.
-    if (state.venue && !pin.deal && state.venueStock[state.venue.id]?.[sku] > 0) {
-      Object.assign(body, { fulfilment: "pickup", venue: Number(state.venue.id) });
-    }
-    dealId = pin.deal?.id ?? null;
+  // The stream names the shop (docs/buying.md, "Naming the shop"): another shop using the
+  // same SKU code can never make this buy ambiguous or buy from the wrong shop.
+  const body = { sku, quantity: 1, stream: streamId };
+  // A running-time coupon from a pop-up (static/js/geo.js; docs/geofences.md) that covers
+  // this SKU: the server values it at the moment of the buy.
+  const coupon = unsettledCoupons.get(sku);
+  if (coupon) body.coupon = coupon;
+  // Inside a venue that has the item on its shelf: picked up there, from its own stock
+  // (docs/geofences.md). Not a flash deal's units: they are set aside elsewhere and ship.
+  if (state.venue && !pin.deal && state.venueStock[state.venue.id]?.[sku] > 0) {
+    Object.assign(body, { fulfilment: "pickup", venue: Number(state.venue.id) });
   }
-  const coupon = body.coupon;
+  const dealId = pin.deal?.id ?? null;
+  // A deal's buy is retried only while that deal is still open when the wait is over.
+  const dealOpen = (wait) => {
+    const now = pinBySku(sku);
+    return !dealId || (now?.deal?.id === dealId && Date.now() + wait < Date.parse(now.deal.ends_at));
+  };
   const headers = { "Idempotency-Key": key };
   // A key whose first answer never came may have bought the last unit: the server must look
   // it up rather than answer "sold out" from memory (docs/buying.md, "Sold out from memory").
   if (unsettled) headers["Cache-Control"] = "no-cache";
-  const result = await api("/api/v1/orders/", { method: "POST", body, headers });
-  const code = result.data?.code;
-
-  if (busyAnswer(result)) {
-    // Refused before anything was done: try again with the same key and body.
-    const wait = retryDelay(result, attempt);
-    const now = pinBySku(sku);
-    const dealOpen = !dealId || (now?.deal?.id === dealId && Date.now() + wait < Date.parse(now.deal.ends_at));
-    if (now && dealOpen && attempt + 1 < RETRY_TRIES) {
+  // Refused before anything was done: tried again with the same key and body.
+  const result = await apiRetrying("/api/v1/orders/", { method: "POST", body, headers }, {
+    onBusy({ wait }) {
+      if (!pinBySku(sku) || !dealOpen(wait)) return false;
       retrying.add(sku);
       renderPin(sku);
       announce("Busy — retrying…", "info", { sticky: true });
-      await sleep(wait);
-      await attemptBuy(now, key, { afterCheckout, unsettled, attempt: attempt + 1, body, dealId });
-      return;
-    }
+      return true;
+    },
+  });
+  pin = pinBySku(sku) || pin; // as it is now (a deal may have opened or closed meanwhile)
+  const code = result.data?.code;
+
+  if (busyAnswer(result)) {
     retrying.delete(sku);
     unsettledKeys.delete(sku); // nothing was done under it: the next tap is a new purchase
     unsettledCoupons.delete(sku);
     setBusy(sku, false);
     announce(
-      dealOpen
+      dealOpen(0)
         ? "Still too busy — your order wasn't placed and nothing was charged. Tap Buy to try again."
         : "The deal ended before we got through. Nothing was charged.",
       "error",
