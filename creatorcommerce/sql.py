@@ -14,7 +14,11 @@ ORM's ``create()`` does not either).
 
 ``row_by_pk()`` loads one instance by primary key with a statement built once per model
 and the same converters the ORM applies: authentication loads the user on every request,
-and ``User.objects.get(pk=...)`` cost about 900 calls of it.
+and ``User.objects.get(pk=...)`` cost about 900 calls of it. With ``related`` it joins
+foreign keys as ``select_related`` does (a stream and its shop, read by every poll of
+``GET /api/v1/streams/<id>/``). ``rows_matching()`` loads the instances a hand-written
+WHERE selects, and ``select_values()`` runs a hand-written SELECT of some models' columns
+and converts each value as the ORM would (a stream's pins: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -166,29 +170,149 @@ def _select(model: type[Model], using: str) -> tuple[str, tuple[str, ...], tuple
     # Identifiers come from the model's own meta, quoted by the backend; the key is a parameter.
     columns = ", ".join(quote(f.column) for f in fields)
     sql = f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
-    converters = tuple(
-        tuple(connection.ops.get_db_converters(f.get_col(meta.db_table)) + f.get_db_converters(connection))
-        for f in fields
-    )
+    converters = tuple(field_converters(f, using) for f in fields)
     return sql, tuple(f.attname for f in fields), converters
 
 
-def row_by_pk(model: type[Model], pk, *, using: str = "default") -> Model | None:
-    """``model.objects.get(pk=pk)``, or None. Bypasses custom managers: use it only where
-    the default manager adds no filter."""
-    sql, names, converters = _select(model, using)
+def outside_range(field, value, connection) -> bool:
+    """Whether an integer is outside what ``field``'s column can hold: the ORM answers such a
+    lookup with no rows, without asking the database (SQLite would raise OverflowError;
+    e.g. ``GET /api/v1/streams/99999999999999999999/`` must stay a 404)."""
+    if not isinstance(value, int):
+        return False
+    try:
+        low, high = connection.ops.integer_field_range(field.get_internal_type())
+    except KeyError:  # not an integer column
+        return False
+    return (low is not None and value < low) or (high is not None and value > high)
+
+
+def field_converters(field, using: str = "default") -> tuple:
+    """What the ORM applies to a value of ``field`` read from the database (the backend's
+    converters, then the field's own), each with the column expression it is given: none
+    for most fields on PostgreSQL; on SQLite, e.g. the quantizing of a decimal (to the
+    expression's field's places) and the parsing of a datetime."""
     connection = connections[using]
+    column = field.get_col(field.model._meta.db_table)
+    return tuple((c, column) for c in connection.ops.get_db_converters(column) + field.get_db_converters(connection))
+
+
+def _converted(row, converters, connection) -> list:
+    values = []
+    for value, converters_ in zip(row, converters, strict=True):
+        for converter, expression in converters_:
+            value = converter(value, expression, connection)
+        values.append(value)
+    return values
+
+
+@lru_cache(maxsize=64)
+def _select_related(model: type[Model], related: tuple[str, ...], using: str) -> tuple[str, tuple]:
+    connection = connections[using]
+    quote = connection.ops.quote_name
+    meta = model._meta
+    _, attnames, converters = _select(model, using)
+    columns = [f"t0.{quote(f.column)}" for f in meta.concrete_fields]
+    joins = []
+    parts = [(model, attnames, converters, None)]
+    for i, name in enumerate(related, 1):
+        field = meta.get_field(name)
+        if not (field.many_to_one or field.one_to_one) or field.auto_created:
+            raise ValueError(f"{meta.label}.{name} is not a foreign key of its own")
+        target = field.related_model
+        _, target_attnames, target_converters = _select(target, using)
+        columns += [f"t{i}.{quote(f.column)}" for f in target._meta.concrete_fields]
+        # As select_related joins: an outer join where the key may be empty.
+        join = "LEFT OUTER JOIN" if field.null else "INNER JOIN"
+        target_column = quote(field.target_field.column)
+        joins.append(f"{join} {quote(target._meta.db_table)} t{i} ON t{i}.{target_column} = t0.{quote(field.column)}")
+        parts.append((target, target_attnames, target_converters, field))
+    # Identifiers come from the models' meta, quoted by the backend; the key is a parameter.
+    sql = (
+        f"SELECT {', '.join(columns)} FROM {quote(meta.db_table)} t0 {' '.join(joins)} "  # noqa: S608
+        f"WHERE t0.{quote(meta.pk.column)} = %s"
+    )
+    return sql, tuple(parts)
+
+
+def row_by_pk(model: type[Model], pk, *, related: tuple[str, ...] = (), using: str = "default") -> Model | None:
+    """``model.objects.get(pk=pk)``, or None; with ``related`` (names of foreign keys of
+    ``model``), ``model.objects.select_related(*related).get(pk=pk)``: one statement, the
+    related instances cached on the instance as select_related caches them. Bypasses
+    custom managers: use it only where the default manager adds no filter."""
+    connection = connections[using]
+    pk_field = model._meta.pk
+    value = pk_field.to_python(pk)
+    if outside_range(pk_field, value, connection):
+        return None
+    key = [pk_field.get_db_prep_value(value, connection)]
+    if not related:
+        sql, names, converters = _select(model, using)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, key)
+            row = cursor.fetchone()
+        return None if row is None else model.from_db(using, names, _converted(row, converters, connection))
+    sql, parts = _select_related(model, tuple(related), using)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [model._meta.pk.get_db_prep_value(model._meta.pk.to_python(pk), connection)])
+        cursor.execute(sql, key)
         row = cursor.fetchone()
     if row is None:
         return None
-    values = []
-    for value, field_converters in zip(row, converters, strict=True):
-        for converter in field_converters:
-            value = converter(value, None, connection)
-        values.append(value)
-    return model.from_db(using, names, values)
+    instance, start = None, 0
+    for part_model, attnames, converters, field in parts:
+        values = _converted(row[start : start + len(attnames)], converters, connection)
+        start += len(attnames)
+        if field is None:
+            instance = part_model.from_db(using, attnames, values)
+            continue
+        pk_name = part_model._meta.pk.attname
+        target = None if values[attnames.index(pk_name)] is None else part_model.from_db(using, attnames, values)
+        field.set_cached_value(instance, target)
+        if target is not None and field.one_to_one:  # select_related caches the reverse side of a one-to-one
+            field.remote_field.set_cached_value(target, instance)
+    return instance
+
+
+@lru_cache(maxsize=64)
+def _select_all(model: type[Model], using: str) -> str:
+    sql, _, _ = _select(model, using)
+    return sql.rsplit(" WHERE ", 1)[0]
+
+
+def rows_matching(model: type[Model], where: str, params, *, using: str = "default") -> list[Model]:
+    """``SELECT <model's columns> FROM <model's table> WHERE <where>``: the instances, with
+    the ORM's converters, as a QuerySet would load them. ``where`` is the caller's, built
+    from ``names(model)`` (it may end with ORDER BY); every value in it a parameter, in
+    ``params``, prepared by its field (``prep_value``) where the database needs it."""
+    _, attnames, converters = _select(model, using)
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(f"{_select_all(model, using)} WHERE {where}", params)
+        rows = cursor.fetchall()
+    return [model.from_db(using, attnames, _converted(row, converters, connection)) for row in rows]
+
+
+def prep_value(model: type[Model], field: str, value, *, using: str = "default"):
+    """``value`` as the ORM passes it to the database in a lookup on ``model.field`` (a
+    datetime on SQLite: UTC text)."""
+    return model._meta.get_field(field).get_db_prep_value(value, connections[using])
+
+
+@lru_cache(maxsize=64)
+def _columns_converters(fields: tuple, using: str) -> tuple:
+    return tuple(field_converters(field, using) for field in fields)
+
+
+def select_values(sql: str, params, fields: tuple, *, using: str = "default") -> list[list]:
+    """Run a hand-written SELECT whose columns are, in order, those of ``fields`` (model
+    fields, of any models: ``SKU._meta.get_field("price")``): its rows, each value converted
+    as the ORM converts a value of that field (a decimal, a datetime on SQLite)."""
+    converters = _columns_converters(fields, using)
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    return [_converted(row, converters, connection) for row in rows]
 
 
 def after_gate(after: str | None) -> str:
@@ -223,15 +347,7 @@ def rows_where(model: type[Model], field: str, value, *, lock: bool = False, usi
     with connection.cursor() as cursor:
         cursor.execute(sql, [db_field.get_db_prep_value(value, connection)])
         rows = cursor.fetchall()
-    out = []
-    for row in rows:
-        values = []
-        for value_, field_converters in zip(row, converters, strict=True):
-            for converter in field_converters:
-                value_ = converter(value_, None, connection)
-            values.append(value_)
-        out.append(model.from_db(using, attnames, values))
-    return out
+    return [model.from_db(using, attnames, _converted(row, converters, connection)) for row in rows]
 
 
 class Names:

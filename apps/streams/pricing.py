@@ -10,6 +10,7 @@ perk) is also offered the deals that open within it (``early_offers``).
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import lru_cache
 
 from django.db.models import Q
 from django.utils import timezone
@@ -17,7 +18,7 @@ from django.utils import timezone
 from apps.catalog.models import StockLevel
 from apps.pricing.offers import Context, Kind, Offer
 from apps.pricing.registry import context_shop, early_access_for, offer_provider
-from creatorcommerce.sql import names
+from creatorcommerce.sql import names, prep_value, rows_matching
 
 from .exceptions import StreamNotFound
 from .models import FlashDeal, Stream
@@ -26,15 +27,30 @@ from .models import FlashDeal, Stream
 DEAL_EARLY = "deal_early"
 
 
+@lru_cache(maxsize=64)
+def _open_deals_where(streams: int, skus: int | None) -> str:
+    n = names(FlashDeal)
+    in_streams = ", ".join(["%s"] * streams)
+    where = f"{n.stream_id} IN ({in_streams}) AND {n.status} = %s AND {n.closes_at} > %s"
+    if skus is not None:
+        where += f" AND {n.sku_id} IN ({', '.join(['%s'] * skus)})"
+    # The model's ordering (then the key, for ties); names from meta, values parameters.
+    return where + f" ORDER BY {n.opens_at}, {n.id}"
+
+
 def open_deals(*, stream_ids, sku_ids=None, now=None) -> list[FlashDeal]:
     """The deals in effect now in these streams (on these SKUs): open, and not past their
-    closing time even if the tick has not closed them yet."""
-    qs = FlashDeal.objects.filter(
-        stream_id__in=stream_ids, status=FlashDeal.Status.OPEN, closes_at__gt=now or timezone.now()
-    )
-    if sku_ids is not None:
-        qs = qs.filter(sku_id__in=sku_ids)
-    return list(qs)
+    closing time even if the tick has not closed them yet. A hand-written statement, built
+    once per number of streams and SKUs (``creatorcommerce.sql.rows_matching``): every poll
+    of a stream and every snapshot reads them (docs/performance.md)."""
+    stream_ids = [int(pk) for pk in stream_ids]
+    sku_ids = None if sku_ids is None else [int(pk) for pk in sku_ids]
+    if not stream_ids or sku_ids == []:
+        return []
+    closes_at = prep_value(FlashDeal, "closes_at", now or timezone.now())
+    params = [*stream_ids, FlashDeal.Status.OPEN.value, closes_at, *(sku_ids or ())]
+    where = _open_deals_where(len(stream_ids), None if sku_ids is None else len(sku_ids))
+    return rows_matching(FlashDeal, where, params)
 
 
 def deal_offer(deal: FlashDeal) -> Offer:

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from django.db.models import Prefetch
+from functools import lru_cache
+
 from django.utils import timezone
 
-from apps.catalog.models import SKU, StockLevel
+from apps.catalog.models import SKU, Location, Product, StockLevel
 from apps.catalog.selectors import bundle_card, bundles_of_anchors, venue_levels
 from apps.pricing.offers import Context, Line
 from apps.pricing.policy import unit_price_now
 from creatorcommerce.fields import iso_utc
+from creatorcommerce.sql import names, row_by_pk, select_values
 
 from .exceptions import StreamNotFound
 from .models import FlashDeal, Pin, Stream
@@ -17,7 +19,9 @@ from .pricing import deal_offer, early_offers, open_deals
 
 
 def stream_get(*, stream_id: int) -> Stream:
-    stream = Stream.objects.select_related("shop").filter(pk=stream_id).first()
+    """The stream with its shop: ``select_related("shop")`` in one prepared statement
+    (``creatorcommerce.sql.row_by_pk``), as every poll and snapshot reads it."""
+    stream = row_by_pk(Stream, stream_id, related=("shop",))
     if stream is None:
         raise StreamNotFound()
     return stream
@@ -57,20 +61,57 @@ def stream_pins(*, stream: Stream) -> list[dict]:
     return streams_pins(streams=[stream])[stream.pk]
 
 
-def streams_pins(*, streams) -> dict[int, list[dict]]:
-    """``stream_pins`` for several streams in three queries (the public list shows many)."""
-    ids = [s.pk for s in streams]
-    pins = list(
-        Pin.objects.filter(stream_id__in=ids)
-        .select_related("sku__product")
-        .prefetch_related(
-            Prefetch(
-                "sku__stock_levels",
-                queryset=StockLevel.objects.filter(location__is_default=True),
-                to_attr="default_levels",
-            )
-        )
+# What ``streams_pins`` reads of a pin, its SKU and product, and the SKU's stock row at a
+# default location, in the statement's column order (for the ORM's converters).
+_PIN_FIELDS = (
+    (Pin, "stream_id"),
+    (SKU, "id"),
+    (SKU, "code"),
+    (SKU, "title"),
+    (SKU, "price"),
+    (SKU, "currency"),
+    (SKU, "per_buyer_limit"),
+    (Product, "title"),
+    (Product, "image_url"),
+    (StockLevel, "id"),
+    (StockLevel, "available"),
+    (StockLevel, "version"),
+)
+
+
+@lru_cache(maxsize=64)
+def _pins_sql(streams: int, using: str = "default") -> tuple[str, tuple]:
+    p, s, pr = names(Pin, using), names(SKU, using), names(Product, using)
+    lv, loc = names(StockLevel, using), names(Location, using)
+    in_streams = ", ".join(["%s"] * streams)
+    # The pins in the model's order (position, id); a pin's stock row is its SKU's at a
+    # default location (the lowest id if there were several, which the catalog never makes).
+    # Identifiers from the models' meta; values (the streams, is_default) are parameters.
+    sql = (
+        f"SELECT p.{p.stream_id}, s.{s.id}, s.{s.code}, s.{s.title}, s.{s.price}, s.{s.currency}, "  # noqa: S608
+        f"s.{s.per_buyer_limit}, pr.{pr.title}, pr.{pr.image_url}, l.{lv.id}, l.{lv.available}, l.{lv.version} "
+        f"FROM {p.table} p JOIN {s.table} s ON s.{s.id} = p.{p.sku_id} "
+        f"JOIN {pr.table} pr ON pr.{pr.id} = s.{s.product_id} "
+        f"LEFT JOIN {lv.table} l ON l.{lv.sku_id} = s.{s.id} AND l.{lv.location_id} IN "
+        f"(SELECT d.{loc.id} FROM {loc.table} d WHERE d.{loc.is_default} = %s) "
+        f"WHERE p.{p.stream_id} IN ({in_streams}) ORDER BY p.{p.position}, p.{p.id}, l.{lv.id}"
     )
+    return sql, tuple(model._meta.get_field(name) for model, name in _PIN_FIELDS)
+
+
+def streams_pins(*, streams) -> dict[int, list[dict]]:
+    """``stream_pins`` for several streams in two statements (the public list shows many).
+
+    Hand-written (``_pins_sql``, ``open_deals``), not QuerySets: every poll of
+    ``GET /api/v1/streams/<id>/`` and every socket's snapshot reads a stream's pins, and the
+    ORM's query compiler was two thirds of a poll's CPU (docs/performance.md). What it
+    answers is what the ORM's reads answered (tests/streams/test_detail_read.py)."""
+    ids = [s.pk for s in streams]
+    out: dict[int, list[dict]] = {pk: [] for pk in ids}
+    if not ids:
+        return out
+    sql, fields = _pins_sql(len(ids))
+    rows = select_values(sql, [True, *ids], fields)
     # The deal a pin shows is the one the pricing policy applies to one unit in that stream:
     # the same provider and policy a quote and the buy price with (docs/pricing.md).
     offers: dict[tuple[int, int], list] = {}
@@ -78,23 +119,25 @@ def streams_pins(*, streams) -> dict[int, list[dict]]:
     for deal in open_deals(stream_ids=ids):
         offers.setdefault((deal.stream_id, deal.sku_id), []).append(deal_offer(deal))
         deals[deal.pk] = deal
-    out: dict[int, list[dict]] = {pk: [] for pk in ids}
-    for pin in pins:
-        sku = pin.sku
-        level = sku.default_levels[0] if sku.default_levels else None
-        _, applied = unit_price_now(unit_price=sku.price, sku_id=sku.pk, offers=offers.get((pin.stream_id, sku.pk), []))
-        out[pin.stream_id].append(
+    seen = set()
+    for row in rows:
+        stream_id, sku_id, code, title, price, currency, limit, product_title, image_url, level, available, ver = row
+        if (stream_id, sku_id) in seen:  # a second stock row at a default location: the first one counts
+            continue
+        seen.add((stream_id, sku_id))
+        _, applied = unit_price_now(unit_price=price, sku_id=sku_id, offers=offers.get((stream_id, sku_id), []))
+        out[stream_id].append(
             {
-                "sku": sku.code,
-                "sku_id": sku.pk,
-                "title": sku.display_title,
-                "image_url": sku.product.image_url,
-                "price": str(sku.price),
-                "currency": sku.currency,
-                "per_buyer_limit": sku.per_buyer_limit,
-                "available": level.available if level else 0,
-                "level": level.pk if level else None,
-                "version": level.version if level else 0,
+                "sku": code,
+                "sku_id": sku_id,
+                "title": title or product_title,  # SKU.display_title
+                "image_url": image_url,
+                "price": str(price),
+                "currency": currency,
+                "per_buyer_limit": limit,
+                "available": available if level is not None else 0,
+                "level": level,
+                "version": ver if level is not None else 0,
                 "deal": deal_body(deals[applied.id] if applied is not None and applied.source == "deal" else None),
             }
         )

@@ -29,12 +29,13 @@ from apps.orders.selectors import _buy_context_sql
 from apps.orders.services import confirm_statement, order_reserve, reserve_statement
 from apps.pricing.claims import Claim, claims_chain, claims_results
 from apps.pricing.registry import buyer_flags
-from apps.streams.models import FlashDeal, Stream
-from apps.streams.pricing import _stream_shop_sql
-from apps.streams.services import deal_open, deal_take_statement, stream_start
+from apps.streams.models import FlashDeal, Pin, Stream
+from apps.streams.pricing import _open_deals_where, _stream_shop_sql, open_deals
+from apps.streams.selectors import _pins_sql
+from apps.streams.services import deal_open, deal_take_statement, pin_add, stream_start
 from creatorcommerce.spine.events import _outbox_row, when_statement
 from creatorcommerce.spine.models import OutboxEvent
-from creatorcommerce.sql import _select, _statement, insert_select, names
+from creatorcommerce.sql import _select, _select_all, _select_related, _statement, insert_select, names
 from tests.factories import make_buyer, make_sku
 
 pytestmark = pytest.mark.django_db
@@ -206,6 +207,43 @@ def test_stream_shop_sql():
     assert_from_models(sql, Stream)
     assert run(f"SELECT ({sql})", [stream.pk]) == [(sku.shop_id,)]
     assert run(f"SELECT ({sql})", [stream.pk + 1000]) == [(None,)]
+
+
+# -- a stream's reads (every poll of GET /api/v1/streams/<id>/ and every snapshot) -------------
+
+
+def test_stream_and_shop_statement():
+    sku = make_sku()
+    stream = Stream.objects.create(shop=sku.shop, title="Later", starts_at=timezone.now())
+    sql, _ = _select_related(Stream, ("shop",), "default")
+    assert_from_models(sql, Stream, Shop)
+    explain(sql, [stream.pk])
+    assert [row[0] for row in run(sql, [stream.pk])] == [stream.pk]
+
+
+@pytest.mark.parametrize("streams", [1, 2])
+def test_stream_pins_statement(deal, streams):
+    pin_add(stream=deal.stream, sku=deal.sku)
+    sql, fields = _pins_sql(streams)
+    assert_from_models(sql, Pin, SKU, Product, StockLevel, Location)
+    params = [True, deal.stream_id, *[deal.stream_id + 1000] * (streams - 1)]
+    explain(sql, params)
+    rows = run(sql, params)
+    level = StockLevel.objects.get(sku=deal.sku, location__is_default=True)
+    assert len(fields) == len(rows[0])
+    assert [(r[0], r[1], r[2], r[9], r[10]) for r in rows] == [
+        (deal.stream_id, deal.sku_id, deal.sku.code, level.pk, level.available)
+    ]
+
+
+def test_open_deals_statement(deal):
+    sql = f"{_select_all(FlashDeal, 'default')} WHERE {_open_deals_where(2, 1)}"
+    assert_from_models(sql, FlashDeal)
+    params = [deal.stream_id, 0, FlashDeal.Status.OPEN, connection.ops.adapt_datetimefield_value(timezone.now()), 0]
+    explain(sql, params)
+    assert run(sql, params) == []  # SKU 0
+    assert [d.pk for d in open_deals(stream_ids=[deal.stream_id, 0], sku_ids=[deal.sku_id])] == [deal.pk]
+    assert open_deals(stream_ids=[deal.stream_id], now=deal.closes_at) == []
 
 
 # Perk: the loyalty provider's flag about the buyer (apps.pricing.registry.buyer_flag).

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -13,11 +14,23 @@ from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models.signals import post_save, pre_save
 from django.test import Client
+from django.utils import timezone
 
-from apps.accounts.models import User
+from apps.accounts.models import Shop, User
+from apps.catalog.models import SKU
 from apps.orders.models import Order, OrderLine
+from apps.streams.models import FlashDeal, Stream
 from creatorcommerce.spine.models import OutboxEvent
-from creatorcommerce.sql import insert, insert_new, row_by_pk, rows_where
+from creatorcommerce.sql import (
+    insert,
+    insert_new,
+    names,
+    prep_value,
+    row_by_pk,
+    rows_matching,
+    rows_where,
+    select_values,
+)
 from tests.factories import PASSWORD, UserFactory, make_buyer, make_sku
 
 pytestmark = pytest.mark.django_db
@@ -147,6 +160,52 @@ def test_row_by_pk_loads_what_the_orm_loads():
     assert loaded._state.adding is False and loaded._state.db == "default"
     assert row_by_pk(User, str(user.pk)).pk == user.pk  # session values are strings
     assert row_by_pk(User, user.pk + 10_000) is None
+
+
+def test_row_by_pk_with_related_loads_what_select_related_loads(django_assert_num_queries):
+    """A stream and its shop as every poll of the stream reads them (apps/streams/selectors.py
+    ``stream_get``): one statement, the related instances cached as select_related caches
+    them, decimals converted as the ORM converts them (SQLite)."""
+    sku = make_sku(price="12.50")
+    Shop.objects.filter(pk=sku.shop_id).update(shipping_fee=Decimal("4.9"))
+    stream = Stream.objects.create(shop=sku.shop, title="S", starts_at=timezone.now())
+    expected = Stream.objects.select_related("shop").get(pk=stream.pk)
+    with django_assert_num_queries(1):
+        loaded = row_by_pk(Stream, stream.pk, related=("shop",))
+        assert _fields(loaded) == _fields(expected) and _fields(loaded.shop) == _fields(expected.shop)
+    assert str(loaded.shop.shipping_fee) == str(expected.shop.shipping_fee) == "4.90"
+    assert loaded._state.adding is False and loaded.shop._state.db == "default"
+
+    with django_assert_num_queries(1):  # a one-to-one: its reverse side is cached too
+        shop = row_by_pk(Shop, sku.shop_id, related=("owner",))
+        assert shop.owner.shop is shop and shop.owner.pk == sku.shop.owner_id
+
+    now = timezone.now()
+    deal = FlashDeal.objects.create(
+        stream=stream, sku=sku, price="1.00", quantity=1, opens_at=now, closes_at=now + timedelta(hours=1)
+    )
+    with django_assert_num_queries(1):  # a key that may be empty: an outer join, None cached
+        loaded = row_by_pk(FlashDeal, deal.pk, related=("location", "sku"))
+        assert loaded.location is None and loaded.sku.code == sku.code and loaded.sku.price == Decimal("12.50")
+    assert row_by_pk(Stream, stream.pk + 1000, related=("shop",)) is None
+    for key in (2**63, -(2**63) - 1):  # beyond the column: no row, as the ORM answers (SQLite would raise)
+        assert row_by_pk(Stream, key, related=("shop",)) is None and row_by_pk(User, key) is None
+    with pytest.raises(ValueError, match="not a foreign key"):
+        row_by_pk(Stream, stream.pk, related=("pins",))
+
+
+def test_rows_matching_and_select_values_convert_what_they_read_as_the_orm_does():
+    sku = make_sku(price="12.50")
+    other = make_sku(sku.shop, price="3")
+    n = names(SKU)
+    loaded = rows_matching(SKU, f"{n.shop_id} = %s ORDER BY {n.id}", [sku.shop_id])
+    assert [_fields(s) for s in loaded] == [_fields(s) for s in SKU.objects.filter(shop=sku.shop).order_by("pk")]
+    assert [s.pk for s in loaded] == [sku.pk, other.pk] and loaded[0]._state.adding is False
+    fields = (SKU._meta.get_field("price"), SKU._meta.get_field("updated_at"))
+    rows = select_values(f"SELECT {n.price}, {n.updated_at} FROM {n.table} WHERE {n.id} = %s", [other.pk], fields)
+    assert rows == [[Decimal("3.00"), other.updated_at]] and str(rows[0][0]) == "3.00"
+    since = prep_value(SKU, "updated_at", other.updated_at - timedelta(microseconds=1))
+    assert [s.pk for s in rows_matching(SKU, f"{n.updated_at} > %s AND {n.id} = %s", [since, other.pk])] == [other.pk]
 
 
 def test_session_auth_uses_the_backend_and_still_refuses_what_it_should():
