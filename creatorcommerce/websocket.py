@@ -2,14 +2,52 @@
 are refused with 4403), sessions and users without a per-message ``send`` wrapper, and app
 clients' session tokens."""
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
+from asgiref.sync import SyncToAsync
 from channels.auth import AuthMiddleware, get_user
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from channels.sessions import CookieMiddleware, InstanceSessionWrapper, SessionMiddleware
 from django.conf import settings
+from django.db import close_old_connections, connections
+
+# Threads of the process's own for sockets' database work (``db_in_pool``), kept for the
+# process's life (not the event loop's: a test's loops come and go).
+SOCKET_DB_THREADS = 4
+_socket_pool: ThreadPoolExecutor | None = None
+_socket_pool_lock = threading.Lock()
+
+
+def _socket_executor() -> ThreadPoolExecutor:
+    global _socket_pool
+    with _socket_pool_lock:
+        if _socket_pool is None:
+            _socket_pool = ThreadPoolExecutor(max_workers=SOCKET_DB_THREADS, thread_name_prefix="socket-db")
+        return _socket_pool
+
+
+def db_in_pool(func):
+    """``database_sync_to_async`` on a few threads of the process's own
+    (``SOCKET_DB_THREADS``), not on the one thread that every thread-sensitive call of the
+    process shares. A viewer socket's handshake made three trips to that thread (the
+    session's user, Channels' connection clean-up, the viewer's join), each waiting on Redis
+    or PostgreSQL: in a reconnect storm 2,000 handshakes queued there past daphne's 5 s
+    handshake timeout (docs/performance.md, "Reconnect storm"). For work that needs no
+    particular thread: no transaction spans two calls, and each call hands its thread's
+    database connections back (to the pool) when it ends."""
+
+    def run(*args, **kwargs):
+        close_old_connections()
+        try:
+            return func(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return SyncToAsync(run, thread_sensitive=False, executor=_socket_executor())
 
 
 class _Refuse4403(AsyncWebsocketConsumer):
@@ -88,9 +126,8 @@ class WebSocketSessionMiddleware(SessionMiddleware):
 
 class WebSocketAuthMiddleware(AuthMiddleware):
     """Channels' ``AuthMiddleware``, but without a session cookie the user is anonymous at
-    once: no trip to the process's one sync thread for it. Every thread-sensitive call of
-    the process queues on that thread; in a reconnect storm each handshake made three trips
-    there (docs/performance.md, "Reconnect storm")."""
+    once, and with one the user is read on the sockets' threads (``db_in_pool``), not on
+    the process's one sync thread."""
 
     async def resolve_scope(self, scope):
         if scope["session"].session_key is None:
@@ -98,7 +135,7 @@ class WebSocketAuthMiddleware(AuthMiddleware):
 
             scope["user"]._wrapped = AnonymousUser()
         else:
-            scope["user"]._wrapped = await get_user(scope)
+            scope["user"]._wrapped = await db_in_pool(get_user.func)(scope)
 
 
 def WebSocketAuthStack(inner):

@@ -31,6 +31,7 @@ from channels.utils import await_many_dispatch
 from django.conf import settings
 
 from creatorcommerce.admin import is_staff
+from creatorcommerce.websocket import db_in_pool
 
 from . import broadcast
 from .exceptions import InvalidViewerToken, StreamNotFound
@@ -109,8 +110,8 @@ class ViewerConsumer(_StreamSocket):
     async def dispatch(self, message):
         """Channels' ``dispatch`` without its trip to the process's one sync thread before
         every message (``aclose_old_connections``; a handshake, a close, every ping): this
-        socket's database work runs in ``database_sync_to_async`` calls, which close old
-        connections themselves, around each call."""
+        socket's database work runs in ``db_in_pool`` calls, which hand their connections
+        back themselves."""
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
@@ -144,14 +145,14 @@ class ViewerConsumer(_StreamSocket):
         except StreamNotFound:
             return await self.refuse(CLOSE_NOT_FOUND)
         fields_since = self.broadcaster.mark()
-        extras, viewers = await database_sync_to_async(self._join)(claims, snapshot["shop_id"])
+        extras, viewers = await db_in_pool(self._join)(claims, snapshot["shop_id"])
         await self.accept()
         await self.broadcaster.welcome(
             self, snapshot, since=since, fields_since=fields_since, viewers=viewers, **extras
         )
 
     async def _snapshot(self) -> dict:
-        return await database_sync_to_async(stream_snapshot)(stream_id=self.stream_id)
+        return await db_in_pool(stream_snapshot)(stream_id=self.stream_id)
 
     def _join(self, claims, shop_id: int) -> tuple[dict, int]:
         """What apps above streams add to the snapshot for this viewer (e.g. the experiments'
@@ -169,7 +170,7 @@ class ViewerConsumer(_StreamSocket):
         return extras, presence_count(stream_id=self.stream_id)
 
     async def _pinned(self) -> list[dict]:
-        return await database_sync_to_async(stream_pinned_skus)(stream_id=self.stream_id)
+        return await db_in_pool(stream_pinned_skus)(stream_id=self.stream_id)
 
     async def disconnect(self, code):
         if self.broadcaster is not None:
