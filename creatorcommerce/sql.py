@@ -284,10 +284,15 @@ def rows_matching(model: type[Model], where: str, params, *, using: str = "defau
     the ORM's converters, as a QuerySet would load them. ``where`` is the caller's, built
     from ``names(model)`` (it may end with ORDER BY); every value in it a parameter, in
     ``params``, prepared by its field (``prep_value``) where the database needs it."""
+    return _instances(model, f"{_select_all(model, using)} WHERE {where}", params, using)
+
+
+def _instances(model: type[Model], sql: str, params, using: str) -> list[Model]:
+    """The rows of a SELECT of ``model``'s columns (``_select``'s order) as instances."""
     _, attnames, converters = _select(model, using)
     connection = connections[using]
     with connection.cursor() as cursor:
-        cursor.execute(f"{_select_all(model, using)} WHERE {where}", params)
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [model.from_db(using, attnames, _converted(row, converters, connection)) for row in rows]
 
@@ -341,13 +346,7 @@ def rows_where(model: type[Model], field: str, value, *, lock: bool = False, usi
     hot paths (a ping reads its viewer's presences). Bypasses custom managers, as
     ``row_by_pk`` does; ``value`` is passed to the database as the field prepares it."""
     sql = _select_where(model, field, lock, using)
-    _, attnames, converters = _select(model, using)
-    connection = connections[using]
-    db_field = model._meta.get_field(field)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [db_field.get_db_prep_value(value, connection)])
-        rows = cursor.fetchall()
-    return [model.from_db(using, attnames, _converted(row, converters, connection)) for row in rows]
+    return _instances(model, sql, [prep_value(model, field, value, using=using)], using)
 
 
 class Names:

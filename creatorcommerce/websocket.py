@@ -2,7 +2,6 @@
 are refused with 4403), sessions and users without a per-message ``send`` wrapper, and app
 clients' session tokens."""
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlparse
 
@@ -13,21 +12,16 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.security.websocket import OriginValidator
 from channels.sessions import CookieMiddleware, InstanceSessionWrapper, SessionMiddleware
 from django.conf import settings
-from django.db import close_old_connections, connections
+from django.db import connections
+
+from creatorcommerce.process import PerProcess
 
 # Threads of the process's own for sockets' database work (``db_in_pool``), kept for the
-# process's life (not the event loop's: a test's loops come and go).
+# process's life (not an event loop's: a test's loops come and go).
 SOCKET_DB_THREADS = 4
-_socket_pool: ThreadPoolExecutor | None = None
-_socket_pool_lock = threading.Lock()
-
-
-def _socket_executor() -> ThreadPoolExecutor:
-    global _socket_pool
-    with _socket_pool_lock:
-        if _socket_pool is None:
-            _socket_pool = ThreadPoolExecutor(max_workers=SOCKET_DB_THREADS, thread_name_prefix="socket-db")
-        return _socket_pool
+_socket_threads: PerProcess[ThreadPoolExecutor] = PerProcess(
+    lambda: ThreadPoolExecutor(max_workers=SOCKET_DB_THREADS, thread_name_prefix="socket-db")
+)
 
 
 def db_in_pool(func):
@@ -41,13 +35,12 @@ def db_in_pool(func):
     database connections back (to the pool) when it ends."""
 
     def run(*args, **kwargs):
-        close_old_connections()
         try:
             return func(*args, **kwargs)
         finally:
-            connections.close_all()
+            connections.close_all()  # so a call never starts with an old one
 
-    return SyncToAsync(run, thread_sensitive=False, executor=_socket_executor())
+    return SyncToAsync(run, thread_sensitive=False, executor=_socket_threads.get())
 
 
 class _Refuse4403(AsyncWebsocketConsumer):

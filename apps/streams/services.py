@@ -876,16 +876,15 @@ def _presence_write(local: _LocalPresence, stream_ids) -> None:
         pipe.execute()
 
 
-def _presence_sync(local: _LocalPresence, stream_ids=()) -> bool:
+def _presence_sync(local: _LocalPresence, stream_ids=()) -> None:
     """Returns once a write that began after this call has finished: every change made
     before it (and ``stream_ids``, the heartbeat's) is in Redis, or, if Redis failed it, left
-    to the heartbeat (``unwritten``). False if that write failed. The counts a write sends
-    are read as it goes, so they are never older than the changes it carries."""
+    to the heartbeat (``unwritten``). The counts a write sends are read as it goes, so they
+    are never older than the changes it carries."""
     with local.lock:
         local.dirty.update(stream_ids)
         local.changes += 1
         mine = local.changes
-        ok = True
         while local.written < mine:
             if local.writing:
                 local.done.wait()
@@ -906,9 +905,7 @@ def _presence_sync(local: _LocalPresence, stream_ids=()) -> bool:
                 local.done.notify_all()
             if failed is not None:
                 local.unwritten |= ids
-                ok = False
                 log.warning("presence write failed for streams %s; the heartbeat retries", sorted(ids), exc_info=failed)
-        return ok
 
 
 def _presence_beat(local: _LocalPresence) -> None:
